@@ -1,0 +1,256 @@
+//! Arrow span rows → OTLP messages: the exact inverse of `otlp_to_arrow`.
+//!
+//! Used to answer trace lookups (as Skein JSON or as re-exportable OTLP/JSON)
+//! and to prove the schema lossless in tests.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{
+    Array, AsArray, ListArray, MapArray, RecordBatch, StringArray, StructArray, TimestampNanosecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+
+use crate::ModelError;
+use crate::attributes::{code, decode_value};
+use crate::schema::{self, col};
+
+/// One stored span with its resource and scope, as OTLP messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanRecord {
+    pub resource: Resource,
+    pub resource_schema_url: String,
+    pub scope: InstrumentationScope,
+    pub scope_schema_url: String,
+    pub span: Span,
+    pub service_name: String,
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a dyn Array, ModelError> {
+    batch.column_by_name(name).map(|c| c.as_ref()).ok_or(ModelError::Column(name))
+}
+
+fn strings(batch: &RecordBatch, name: &'static str) -> Result<StringArray, ModelError> {
+    let c = column(batch, name)?;
+    match c.data_type() {
+        DataType::Utf8 => Ok(c.as_string::<i32>().clone()),
+        DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _) => {
+            Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+        }
+        _ => Err(ModelError::Column(name)),
+    }
+}
+
+fn u32s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
+    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
+}
+
+fn times<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a TimestampNanosecondArray, ModelError> {
+    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
+}
+
+fn maps<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a MapArray, ModelError> {
+    column(batch, name)?.as_map_opt().ok_or(ModelError::Column(name))
+}
+
+fn lists<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ListArray, ModelError> {
+    column(batch, name)?.as_list_opt::<i32>().ok_or(ModelError::Column(name))
+}
+
+fn hex_bytes(text: &str) -> Result<Vec<u8>, ModelError> {
+    const_hex::decode(text).map_err(|_| ModelError::Corrupt(format!("{text:?} is not hex")))
+}
+
+/// Decodes row `row` of an attribute map plus its type string.
+fn key_values(map: &MapArray, types: &StringArray, row: usize) -> Result<Vec<KeyValue>, ModelError> {
+    let entries = map.value(row);
+    let keys = entries.column(0).as_string::<i32>();
+    let values = entries.column(1).as_string::<i32>();
+    let codes: Vec<char> = if types.is_null(row) { Vec::new() } else { types.value(row).chars().collect() };
+    (0..entries.len())
+        .map(|i| {
+            let ty = codes.get(i).copied().unwrap_or(code::STRING);
+            let text = if values.is_null(i) { "" } else { values.value(i) };
+            // `key_strindex` is profiles-only and never stored for spans.
+            Ok(KeyValue { key: keys.value(i).to_owned(), value: Some(decode_value(text, ty)?), key_strindex: 0 })
+        })
+        .collect()
+}
+
+fn struct_strings(s: &StructArray, name: &'static str) -> Result<StringArray, ModelError> {
+    let c = s.column_by_name(name).ok_or(ModelError::Column(name))?;
+    Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+fn struct_u32<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
+    s.column_by_name(name).and_then(|c| c.as_primitive_opt()).ok_or(ModelError::Column(name))
+}
+
+fn struct_map<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a MapArray, ModelError> {
+    s.column_by_name(name).and_then(|c| c.as_map_opt()).ok_or(ModelError::Column(name))
+}
+
+fn events_of(list: &ListArray, row: usize) -> Result<Vec<Event>, ModelError> {
+    use col::nested::*;
+    let items = list.value(row);
+    let s = items.as_struct_opt().ok_or(ModelError::Column(col::EVENTS))?;
+    let time: &TimestampNanosecondArray =
+        s.column_by_name(TIME).and_then(|c| c.as_primitive_opt()).ok_or(ModelError::Column(TIME))?;
+    let name = struct_strings(s, NAME)?;
+    let attrs = struct_map(s, ATTRIBUTES)?;
+    let types = struct_strings(s, ATTRIBUTE_TYPES)?;
+    let dropped = struct_u32(s, DROPPED_ATTRIBUTES_COUNT)?;
+    (0..s.len())
+        .map(|i| {
+            Ok(Event {
+                time_unix_nano: time.value(i) as u64,
+                name: name.value(i).to_owned(),
+                attributes: key_values(attrs, &types, i)?,
+                dropped_attributes_count: dropped.value(i),
+            })
+        })
+        .collect()
+}
+
+fn links_of(list: &ListArray, row: usize) -> Result<Vec<Link>, ModelError> {
+    use col::nested::*;
+    let items = list.value(row);
+    let s = items.as_struct_opt().ok_or(ModelError::Column(col::LINKS))?;
+    let trace_id = struct_strings(s, TRACE_ID)?;
+    let span_id = struct_strings(s, SPAN_ID)?;
+    let trace_state = struct_strings(s, TRACE_STATE)?;
+    let flags = struct_u32(s, FLAGS)?;
+    let attrs = struct_map(s, ATTRIBUTES)?;
+    let types = struct_strings(s, ATTRIBUTE_TYPES)?;
+    let dropped = struct_u32(s, DROPPED_ATTRIBUTES_COUNT)?;
+    (0..s.len())
+        .map(|i| {
+            Ok(Link {
+                trace_id: hex_bytes(trace_id.value(i))?,
+                span_id: hex_bytes(span_id.value(i))?,
+                trace_state: trace_state.value(i).to_owned(),
+                flags: flags.value(i),
+                attributes: key_values(attrs, &types, i)?,
+                dropped_attributes_count: dropped.value(i),
+            })
+        })
+        .collect()
+}
+
+/// Decodes every row of a span batch (all columns of the span schema).
+pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ModelError> {
+    let trace_id = strings(batch, col::TRACE_ID)?;
+    let span_id = strings(batch, col::SPAN_ID)?;
+    let parent = strings(batch, col::PARENT_SPAN_ID)?;
+    let trace_state = strings(batch, col::TRACE_STATE)?;
+    let flags = u32s(batch, col::FLAGS)?;
+    let name = strings(batch, col::NAME)?;
+    let kind = strings(batch, col::KIND)?;
+    let start = times(batch, col::START_TIME)?;
+    let end = times(batch, col::END_TIME)?;
+    let status_code = strings(batch, col::STATUS_CODE)?;
+    let status_message = strings(batch, col::STATUS_MESSAGE)?;
+    let service = strings(batch, col::SERVICE_NAME)?;
+    let attrs = maps(batch, col::SPAN_ATTRIBUTES)?;
+    let attr_types = strings(batch, col::SPAN_ATTRIBUTE_TYPES)?;
+    let dropped_attrs = u32s(batch, col::DROPPED_ATTRIBUTES_COUNT)?;
+    let events = lists(batch, col::EVENTS)?;
+    let dropped_events = u32s(batch, col::DROPPED_EVENTS_COUNT)?;
+    let links = lists(batch, col::LINKS)?;
+    let dropped_links = u32s(batch, col::DROPPED_LINKS_COUNT)?;
+    let res_attrs = maps(batch, col::RESOURCE_ATTRIBUTES)?;
+    let res_types = strings(batch, col::RESOURCE_ATTRIBUTE_TYPES)?;
+    let res_dropped = u32s(batch, col::RESOURCE_DROPPED_ATTRIBUTES_COUNT)?;
+    let res_url = strings(batch, col::RESOURCE_SCHEMA_URL)?;
+    let scope_name = strings(batch, col::SCOPE_NAME)?;
+    let scope_version = strings(batch, col::SCOPE_VERSION)?;
+    let scope_attrs = maps(batch, col::SCOPE_ATTRIBUTES)?;
+    let scope_types = strings(batch, col::SCOPE_ATTRIBUTE_TYPES)?;
+    let scope_dropped = u32s(batch, col::SCOPE_DROPPED_ATTRIBUTES_COUNT)?;
+    let scope_url = strings(batch, col::SCOPE_SCHEMA_URL)?;
+
+    (0..batch.num_rows())
+        .map(|row| {
+            let code = schema::status_from_name(status_code.value(row)).unwrap_or_default();
+            let message = status_message.value(row);
+            let status = (code != 0 || !message.is_empty()).then(|| Status { code, message: message.to_owned() });
+            let span = Span {
+                trace_id: hex_bytes(trace_id.value(row))?,
+                span_id: hex_bytes(span_id.value(row))?,
+                trace_state: trace_state.value(row).to_owned(),
+                parent_span_id: if parent.is_null(row) { Vec::new() } else { hex_bytes(parent.value(row))? },
+                flags: flags.value(row),
+                name: name.value(row).to_owned(),
+                kind: schema::kind_from_name(kind.value(row)).unwrap_or_default(),
+                start_time_unix_nano: start.value(row) as u64,
+                end_time_unix_nano: end.value(row) as u64,
+                attributes: key_values(attrs, &attr_types, row)?,
+                dropped_attributes_count: dropped_attrs.value(row),
+                events: events_of(events, row)?,
+                dropped_events_count: dropped_events.value(row),
+                links: links_of(links, row)?,
+                dropped_links_count: dropped_links.value(row),
+                status,
+            };
+            Ok(SpanRecord {
+                resource: Resource {
+                    attributes: key_values(res_attrs, &res_types, row)?,
+                    dropped_attributes_count: res_dropped.value(row),
+                    entity_refs: Vec::new(),
+                },
+                resource_schema_url: res_url.value(row).to_owned(),
+                scope: InstrumentationScope {
+                    name: scope_name.value(row).to_owned(),
+                    version: scope_version.value(row).to_owned(),
+                    attributes: key_values(scope_attrs, &scope_types, row)?,
+                    dropped_attributes_count: scope_dropped.value(row),
+                },
+                scope_schema_url: scope_url.value(row).to_owned(),
+                span,
+                service_name: service.value(row).to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Regroups span records into an OTLP export request: one `ResourceSpans`
+/// per distinct resource, one `ScopeSpans` per distinct scope within it,
+/// in order of first appearance.
+pub fn records_to_request(records: Vec<SpanRecord>) -> ExportTraceServiceRequest {
+    let mut resource_spans: Vec<ResourceSpans> = Vec::new();
+    let mut resource_index: HashMap<(Vec<u8>, String), usize> = HashMap::new();
+    let mut scope_index: HashMap<(usize, Vec<u8>, String), usize> = HashMap::new();
+    for record in records {
+        let res_key = (prost_key(&record.resource), record.resource_schema_url.clone());
+        let ri = *resource_index.entry(res_key).or_insert_with(|| {
+            resource_spans.push(ResourceSpans {
+                resource: Some(record.resource.clone()),
+                scope_spans: Vec::new(),
+                schema_url: record.resource_schema_url.clone(),
+            });
+            resource_spans.len() - 1
+        });
+        let scope_key = (ri, prost_key(&record.scope), record.scope_schema_url.clone());
+        let scopes = &mut resource_spans[ri].scope_spans;
+        let si = *scope_index.entry(scope_key).or_insert_with(|| {
+            scopes.push(ScopeSpans {
+                scope: Some(record.scope.clone()),
+                spans: Vec::new(),
+                schema_url: record.scope_schema_url.clone(),
+            });
+            scopes.len() - 1
+        });
+        scopes[si].spans.push(record.span);
+    }
+    ExportTraceServiceRequest { resource_spans }
+}
+
+/// A resource or scope's identity for grouping: its protobuf encoding.
+fn prost_key<M: prost::Message>(message: &M) -> Vec<u8> {
+    message.encode_to_vec()
+}

@@ -1,0 +1,194 @@
+//! Lossless encoding of OTLP attributes into two Arrow columns.
+//!
+//! An attribute set is stored as a `Map<Utf8, Utf8>` (so SQL can say
+//! `span_attributes['http.route']`) plus a parallel type-code string with one
+//! character per entry, in entry order (so the exact OTLP type comes back).
+//! The type string is NULL when every value is a string, which is the common
+//! case and costs nothing in Parquet.
+//!
+//! Value text by type: strings as-is; bools `true`/`false`; ints in decimal;
+//! doubles in Rust's shortest round-trip form (`0.1`, `1e300`, `NaN`, `inf`);
+//! bytes in standard base64; arrays and key-value lists as OTLP/JSON `AnyValue`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use serde_json::json;
+
+use crate::ModelError;
+
+/// One-character type codes stored in the `*_attribute_types` columns.
+pub mod code {
+    pub const STRING: char = 's';
+    pub const BOOL: char = 'b';
+    pub const INT: char = 'i';
+    pub const DOUBLE: char = 'd';
+    pub const BYTES: char = 'y';
+    pub const ARRAY: char = 'a';
+    pub const KVLIST: char = 'k';
+    /// An `AnyValue` with no value set.
+    pub const EMPTY: char = 'e';
+}
+
+/// Renders one attribute value as its stored text and type code.
+pub fn encode_value(value: Option<&AnyValue>) -> (std::borrow::Cow<'_, str>, char) {
+    use std::borrow::Cow;
+    match value.and_then(|v| v.value.as_ref()) {
+        // A profiles-only string-table reference means nothing outside the
+        // profiling signal; OTLP says to treat it as absent.
+        None | Some(Value::StringValueStrindex(_)) => (Cow::Borrowed(""), code::EMPTY),
+        Some(Value::StringValue(s)) => (Cow::Borrowed(s.as_str()), code::STRING),
+        Some(Value::BoolValue(b)) => (Cow::Borrowed(if *b { "true" } else { "false" }), code::BOOL),
+        Some(Value::IntValue(i)) => (Cow::Owned(i.to_string()), code::INT),
+        Some(Value::DoubleValue(d)) => (Cow::Owned(format!("{d:?}")), code::DOUBLE),
+        Some(Value::BytesValue(b)) => (Cow::Owned(BASE64.encode(b)), code::BYTES),
+        Some(v @ Value::ArrayValue(_)) => (Cow::Owned(any_value_json(v)), code::ARRAY),
+        Some(v @ Value::KvlistValue(_)) => (Cow::Owned(any_value_json(v)), code::KVLIST),
+    }
+}
+
+fn any_value_json(v: &Value) -> String {
+    let any = AnyValue { value: Some(v.clone()) };
+    // Serializing a generated message to a String cannot fail.
+    serde_json::to_string(&any).unwrap_or_default()
+}
+
+/// Rebuilds an OTLP value from its stored text and type code.
+pub fn decode_value(text: &str, type_code: char) -> Result<AnyValue, ModelError> {
+    let bad = |what: &str| ModelError::Corrupt(format!("attribute value {text:?} is not a valid {what}"));
+    let value = match type_code {
+        code::STRING => Some(Value::StringValue(text.to_owned())),
+        code::BOOL => Some(Value::BoolValue(text == "true")),
+        code::INT => Some(Value::IntValue(text.parse().map_err(|_| bad("int"))?)),
+        code::DOUBLE => Some(Value::DoubleValue(text.parse().map_err(|_| bad("double"))?)),
+        code::BYTES => Some(Value::BytesValue(BASE64.decode(text).map_err(|_| bad("base64"))?)),
+        code::ARRAY | code::KVLIST => {
+            let any: AnyValue = serde_json::from_str(text).map_err(|_| bad("OTLP/JSON value"))?;
+            return Ok(any);
+        }
+        code::EMPTY => None,
+        other => return Err(ModelError::Corrupt(format!("unknown attribute type code {other:?}"))),
+    };
+    Ok(AnyValue { value })
+}
+
+/// Name of a type code as shown in Skein's JSON (`"int"`, `"kvlist"` ...).
+pub fn type_name(type_code: char) -> &'static str {
+    match type_code {
+        code::STRING => "string",
+        code::BOOL => "bool",
+        code::INT => "int",
+        code::DOUBLE => "double",
+        code::BYTES => "bytes",
+        code::ARRAY => "array",
+        code::KVLIST => "kvlist",
+        _ => "empty",
+    }
+}
+
+/// Skein's typed JSON form of an attribute list: `[{"key", "type", "value"}]`.
+/// Ints are exact JSON integers, non-finite doubles are strings, bytes base64.
+pub fn key_values_to_typed_json(attrs: &[KeyValue]) -> serde_json::Value {
+    serde_json::Value::Array(
+        attrs
+            .iter()
+            .map(|kv| {
+                let (ty, value) = typed_json(kv.value.as_ref());
+                json!({"key": kv.key, "type": ty, "value": value})
+            })
+            .collect(),
+    )
+}
+
+fn typed_json(value: Option<&AnyValue>) -> (&'static str, serde_json::Value) {
+    match value.and_then(|v| v.value.as_ref()) {
+        None | Some(Value::StringValueStrindex(_)) => ("empty", serde_json::Value::Null),
+        Some(Value::StringValue(s)) => ("string", json!(s)),
+        Some(Value::BoolValue(b)) => ("bool", json!(b)),
+        Some(Value::IntValue(i)) => ("int", json!(i)),
+        Some(Value::DoubleValue(d)) => match serde_json::Number::from_f64(*d) {
+            Some(n) => ("double", serde_json::Value::Number(n)),
+            None => ("double", json!(format!("{d:?}"))),
+        },
+        Some(Value::BytesValue(b)) => ("bytes", json!(BASE64.encode(b))),
+        Some(Value::ArrayValue(a)) => (
+            "array",
+            serde_json::Value::Array(
+                a.values
+                    .iter()
+                    .map(|v| {
+                        let (ty, value) = typed_json(Some(v));
+                        json!({"type": ty, "value": value})
+                    })
+                    .collect(),
+            ),
+        ),
+        Some(Value::KvlistValue(kv)) => ("kvlist", key_values_to_typed_json(&kv.values)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    fn roundtrip(v: Option<Value>) {
+        let any = AnyValue { value: v };
+        let (text, ty) = encode_value(Some(&any));
+        let back = decode_value(&text, ty).expect("decodes");
+        assert_eq!(back, any, "text {text:?} type {ty}");
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        roundtrip(Some(Value::StringValue("héllo 🌍".into())));
+        roundtrip(Some(Value::BoolValue(true)));
+        roundtrip(Some(Value::BoolValue(false)));
+        roundtrip(Some(Value::IntValue(i64::MIN)));
+        roundtrip(Some(Value::IntValue(i64::MAX)));
+        roundtrip(Some(Value::DoubleValue(0.1)));
+        roundtrip(Some(Value::DoubleValue(1e300)));
+        roundtrip(Some(Value::DoubleValue(-0.0)));
+        roundtrip(Some(Value::DoubleValue(f64::INFINITY)));
+        roundtrip(Some(Value::BytesValue(vec![0, 1, 254, 255])));
+        roundtrip(None);
+        let nested = Value::KvlistValue(KeyValueList {
+            values: vec![KeyValue {
+                key_strindex: 0,
+                key: "inner".into(),
+                value: Some(AnyValue {
+                    value: Some(Value::ArrayValue(ArrayValue {
+                        values: vec![
+                            AnyValue { value: Some(Value::IntValue(7)) },
+                            AnyValue { value: Some(Value::BytesValue(vec![9])) },
+                            AnyValue { value: Some(Value::DoubleValue(2.5)) },
+                        ],
+                    })),
+                }),
+            }],
+        });
+        roundtrip(Some(nested));
+    }
+
+    #[test]
+    fn nan_round_trips_as_nan() {
+        let any = AnyValue { value: Some(Value::DoubleValue(f64::NAN)) };
+        let (text, ty) = encode_value(Some(&any));
+        match decode_value(&text, ty).expect("decodes").value {
+            Some(Value::DoubleValue(d)) => assert!(d.is_nan()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn typed_json_is_exact() {
+        let attrs = vec![KeyValue {
+            key_strindex: 0,
+            key: "big".into(),
+            value: Some(AnyValue { value: Some(Value::IntValue(9_007_199_254_740_993)) }),
+        }];
+        let json = key_values_to_typed_json(&attrs).to_string();
+        assert_eq!(json, r#"[{"key":"big","type":"int","value":9007199254740993}]"#);
+    }
+}

@@ -1,0 +1,75 @@
+//! Skein's shared data model, used by every role.
+//!
+//! Data flows through it twice. On ingest, the collector decodes an OTLP
+//! request and calls [`spans_to_arrow`], which validates each span and builds
+//! one Arrow [`RecordBatch`] in the [`span_schema`]; the batch is split by
+//! [`shard_for_trace`] and handed to a [`ShardWriter`] (local storage in
+//! all-in-one, a network client in a cluster). On read, the query service
+//! turns stored rows back into OTLP with [`records_from_batch`] and renders
+//! them as Skein JSON ([`trace_json`]) or OTLP/JSON. The schema is lossless:
+//! a span read back equals the span that was sent. [`ErrorClass`] is the
+//! single mapping of failures to HTTP statuses and gRPC codes.
+
+pub mod arrow_to_otlp;
+pub mod attributes;
+mod error;
+pub mod ids;
+pub mod otlp_to_arrow;
+pub mod schema;
+pub mod trace_json;
+
+use std::time::Duration;
+
+pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
+pub use datafusion::arrow::array::RecordBatch;
+pub use error::{ErrorClass, ModelError};
+pub use otlp_to_arrow::{ConvertLimits, SpanBatch, spans_to_arrow};
+pub use schema::span_schema;
+
+/// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a
+/// zero high half (64-bit tracers) still spread evenly.
+pub fn shard_for_trace(trace_id: &[u8], shard_count: usize) -> usize {
+    if shard_count <= 1 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(trace_id) % shard_count as u64) as usize
+}
+
+/// Why a shard refused a write. `class()` tells the client whether to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("storage is overloaded, retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
+    #[error("storage is unavailable: {reason}")]
+    Unavailable { reason: String, retry_after: Duration },
+    #[error("no such shard {0}")]
+    NoSuchShard(usize),
+    #[error("storage failed: {0}")]
+    Internal(String),
+}
+
+impl WriteError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::Overloaded { retry_after } => ErrorClass::Overloaded { retry_after: *retry_after },
+            WriteError::Unavailable { retry_after, .. } => ErrorClass::Unavailable { retry_after: *retry_after },
+            WriteError::NoSuchShard(_) | WriteError::Internal(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+/// The contract between the collector and storage: make a batch of spans
+/// durable on the shard that owns them. `write_spans` returns only once the
+/// batch survives a crash (it is in the shard's write-ahead log), so the
+/// collector can acknowledge the client.
+#[async_trait::async_trait]
+pub trait ShardWriter: Send + Sync + 'static {
+    /// How many shards the trace-ID space is split into.
+    fn shard_count(&self) -> usize;
+
+    /// Durably writes `batch` (rows in [`span_schema`]) to `shard`.
+    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+}
+
+#[cfg(test)]
+mod roundtrip_tests;
