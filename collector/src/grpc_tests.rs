@@ -1,0 +1,188 @@
+//! OTLP/gRPC end to end with tonic's generated client, plus hand-built
+//! requests for what that client cannot send (malformed messages, bad gzip).
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::codegen::Service;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use crate::test_support::{
+    Failure, Running, TEST_MAX_REQUEST_BYTES, TestWriter, bomb_request, gzip, request, span, spans_request,
+};
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+async fn client(server: &Running) -> TraceServiceClient<Channel> {
+    TraceServiceClient::connect(server.grpc_url()).await.expect("grpc client connects")
+}
+
+async fn export(
+    client: &mut TraceServiceClient<Channel>,
+    request: ExportTraceServiceRequest,
+) -> Result<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse, Status> {
+    client.export(request).await.map(tonic::Response::into_inner)
+}
+
+/// A valid export that must succeed, proving the server is healthy.
+async fn assert_accepts(client: &mut TraceServiceClient<Channel>, writer: &TestWriter) {
+    let before = writer.span_count();
+    let response = export(client, spans_request(3)).await.expect("export succeeds");
+    assert_eq!(response.partial_success, None);
+    assert_eq!(writer.span_count(), before + 3);
+}
+
+/// Sends one gRPC frame built by hand. Returns the status of a call that
+/// failed before the handler ran ("trailers-only": the status is in the
+/// headers), or `None` when the handler answered.
+async fn raw_export(server: &Running, compressed: bool, payload: &[u8]) -> Option<Status> {
+    let mut frame = vec![u8::from(compressed)];
+    frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    frame.extend_from_slice(payload);
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri(EXPORT_PATH)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if compressed {
+        builder = builder.header("grpc-encoding", "gzip");
+    }
+    let request = builder.body(tonic::body::Body::new(axum::body::Body::from(frame))).expect("grpc request");
+    let mut channel = Channel::from_shared(server.grpc_url()).expect("url").connect().await.expect("connect");
+    std::future::poll_fn(|cx| channel.poll_ready(cx)).await.expect("channel ready");
+    let response = channel.call(request).await.expect("http/2 response");
+    Status::from_header_map(response.headers())
+}
+
+#[tokio::test]
+async fn export_round_trip() {
+    let writer = TestWriter::new(4);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await;
+    let sent = spans_request(30);
+    let response = export(&mut client, sent.clone()).await.expect("export succeeds");
+    assert_eq!(response.partial_success, None);
+    let mut stored: Vec<_> = writer.records().into_iter().map(|r| r.span).collect();
+    stored.sort_by_key(|s| s.span_id.clone());
+    assert_eq!(stored, sent.resource_spans[0].scope_spans[0].spans);
+    assert!(writer.batches().len() > 1, "30 traces spread over several shards");
+    let text = server.metrics_text();
+    assert!(text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="ok"} 1"#), "{text}");
+    assert!(text.contains("skein_collector_spans_accepted_total 30"), "{text}");
+    let body_sum = format!("skein_collector_request_body_bytes_sum{{transport=\"grpc\"}} {}.0", sent.encoded_len());
+    assert!(text.lines().any(|l| l == body_sum), "missing {body_sum} in\n{text}");
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_requests_are_accepted() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await.send_compressed(CompressionEncoding::Gzip);
+    export(&mut client, spans_request(5)).await.expect("gzip export succeeds");
+    // Larger than a gzip block and well compressible, still under the limit.
+    export(&mut client, bomb_request(TEST_MAX_REQUEST_BYTES / 2)).await.expect("compressible export succeeds");
+    assert_eq!(writer.span_count(), 6);
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn partial_success_counts_rejected_spans() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await;
+    let mut short_trace = span(5, 5);
+    short_trace.trace_id = vec![1; 8];
+    let mut zero_span = span(6, 6);
+    zero_span.span_id = vec![0; 8];
+    let response = export(&mut client, request(vec![span(1, 1), short_trace, zero_span])).await.expect("export");
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 2);
+    assert!(partial.error_message.starts_with("2 span(s) rejected"), "{}", partial.error_message);
+    assert_eq!(writer.span_count(), 1);
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_invalid_argument() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await;
+
+    let status = raw_export(&server, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("invalid export request"), "{status:?}");
+    assert_accepts(&mut client, &writer).await;
+
+    let status = raw_export(&server, true, b"definitely not gzip").await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_accepts(&mut client, &writer).await;
+
+    // The same hand-built frames, when valid, are decoded and stored.
+    let before = writer.span_count();
+    assert!(raw_export(&server, false, &spans_request(2).encode_to_vec()).await.is_none());
+    assert!(raw_export(&server, true, &gzip(&spans_request(2).encode_to_vec())).await.is_none());
+    assert_eq!(writer.span_count(), before + 4);
+
+    let text = server.metrics_text();
+    assert!(
+        text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="invalid_argument"} 2"#),
+        "{text}"
+    );
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_messages_are_invalid_argument() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let mut plain = client(&server).await;
+    let err = export(&mut plain, bomb_request(TEST_MAX_REQUEST_BYTES)).await.expect_err("over the limit");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("limit"), "{err:?}");
+    assert_accepts(&mut plain, &writer).await;
+
+    // A gzip bomb: tiny on the wire, over the limit once decompressed.
+    let mut gzipped = client(&server).await.send_compressed(CompressionEncoding::Gzip);
+    let err = export(&mut gzipped, bomb_request(TEST_MAX_REQUEST_BYTES * 16)).await.expect_err("bomb");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_accepts(&mut gzipped, &writer).await;
+
+    let text = server.metrics_text();
+    assert!(
+        text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="payload_too_large"} 2"#),
+        "{text}"
+    );
+    drop((plain, gzipped));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn storage_failures_carry_codes_and_retry_info() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await;
+    for (failure, code, delay) in [
+        (Failure::Overloaded, Code::ResourceExhausted, Some(Duration::from_secs(2))),
+        (Failure::Unavailable, Code::Unavailable, Some(Duration::from_secs(3))),
+        (Failure::Internal, Code::Internal, None),
+    ] {
+        writer.fail_with(Some(failure));
+        let status = export(&mut client, spans_request(4)).await.expect_err("write fails");
+        assert_eq!(status.code(), code, "{failure:?}: {status:?}");
+        assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), delay, "{failure:?}");
+        writer.fail_with(None);
+        assert_accepts(&mut client, &writer).await;
+    }
+    drop(client);
+    server.stop().await;
+}

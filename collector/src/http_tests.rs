@@ -1,0 +1,292 @@
+//! OTLP/HTTP end to end: a real server on port 0, a raw HTTP/1.1 client,
+//! and a recording writer. Every error case is followed by a successful
+//! request to show the server keeps serving.
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+
+use crate::json_tests::{RICH_EXAMPLE, SPEC_EXAMPLE};
+use crate::test_support::{
+    Failure, Running, TEST_MAX_REQUEST_BYTES, TestWriter, bomb_request, gzip, http_get, http_post, http_raw, request,
+    span, spans_request,
+};
+
+const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
+
+/// A valid protobuf export that must succeed, proving the server is healthy.
+async fn assert_accepts(server: &Running, writer: &TestWriter) {
+    let before = writer.span_count();
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &spans_request(3).encode_to_vec()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(writer.span_count(), before + 3);
+}
+
+fn protobuf_status(body: &[u8]) -> tonic_types::Status {
+    tonic_types::Status::decode(body).expect("protobuf google.rpc.Status body")
+}
+
+#[tokio::test]
+async fn protobuf_export_round_trip() {
+    let writer = TestWriter::new(4);
+    let server = Running::start(writer.clone()).await;
+    let sent = spans_request(25);
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &sent.encode_to_vec()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/x-protobuf"));
+    let decoded = ExportTraceServiceResponse::decode(&response.body[..]).expect("protobuf response");
+    assert_eq!(decoded.partial_success, None);
+    let mut stored: Vec<_> = writer.records().into_iter().map(|r| r.span).collect();
+    stored.sort_by_key(|s| s.span_id.clone());
+    assert_eq!(stored, sent.resource_spans[0].scope_spans[0].spans, "stored spans equal the sent spans");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn json_spec_example_is_stored_and_answered_in_json() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let response = http_post(
+        server.http,
+        "/v1/traces",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        SPEC_EXAMPLE.as_bytes(),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.text(), "{}");
+    let records = writer.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].service_name, "my.service");
+    assert_eq!(records[0].span.name, "I'm a server span");
+    assert_eq!(records[0].span.start_time_unix_nano, 1_544_712_660_000_000_000);
+
+    let response = http_post(server.http, "/v1/traces", &[JSON], RICH_EXAMPLE.as_bytes()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(writer.span_count(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_bodies_in_both_encodings() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let proto = gzip(&spans_request(4).encode_to_vec());
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &proto).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/x-protobuf"));
+    let json = gzip(SPEC_EXAMPLE.as_bytes());
+    let response = http_post(server.http, "/v1/traces", &[JSON, GZIP], &json).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(writer.span_count(), 5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn partial_success_reports_rejected_spans_in_the_request_encoding() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let mut bad = span(9, 9);
+    bad.span_id = vec![0; 8];
+    let body = request(vec![span(1, 1), bad.clone(), span(2, 2)]).encode_to_vec();
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let partial = ExportTraceServiceResponse::decode(&response.body[..])
+        .expect("protobuf response")
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("span_id"), "{}", partial.error_message);
+    assert_eq!(writer.span_count(), 2);
+
+    // Every span rejected: still 200 (the data is not retryable), in JSON.
+    let json =
+        r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"","spanId":"0102030405060708","name":"x"}]}]}]}"#;
+    let response = http_post(server.http, "/v1/traces", &[JSON], json.as_bytes()).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let value: serde_json::Value = serde_json::from_slice(&response.body).expect("json response");
+    assert_eq!(value["partialSuccess"]["rejectedSpans"], 1);
+    assert!(value["partialSuccess"]["errorMessage"].as_str().is_some_and(|m| m.contains("trace_id")), "{value}");
+    assert_eq!(writer.span_count(), 2);
+
+    let text = server.metrics_text();
+    assert!(text.contains("skein_collector_spans_rejected_total 2"), "{text}");
+    assert!(text.contains("skein_collector_spans_accepted_total 2"), "{text}");
+    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="partial"} 2"#), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_with_a_status_body() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("content-type"), Some("application/x-protobuf"));
+    let status = protobuf_status(&response.body);
+    assert_eq!(status.code, 3);
+    assert!(status.message.contains("invalid protobuf body"), "{}", status.message);
+    assert_accepts(&server, &writer).await;
+
+    let response = http_post(server.http, "/v1/traces", &[JSON], b"{\"resourceSpans\": [").await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let (code, message) = response.json_status();
+    assert_eq!(code, 3);
+    assert!(message.contains("invalid OTLP/JSON body"), "{message}");
+    assert_accepts(&server, &writer).await;
+
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], b"this is not gzip").await;
+    assert_eq!(response.status, 400);
+    assert!(protobuf_status(&response.body).message.contains("invalid gzip body"), "{}", response.text());
+    assert_accepts(&server, &writer).await;
+
+    let text = server.metrics_text();
+    assert!(
+        text.contains(r#"skein_collector_requests_total{transport="http",outcome="invalid_argument"} 3"#),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_however_they_arrive() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+
+    // Declared too large: refused from the headers alone, body never sent.
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        TEST_MAX_REQUEST_BYTES + 1
+    );
+    let response = http_raw(server.http, head.as_bytes()).await;
+    assert_eq!(response.status, 413);
+    let (code, message) = response.json_status();
+    assert_eq!(code, 3);
+    assert!(message.contains(&format!("limit of {TEST_MAX_REQUEST_BYTES} bytes")), "{message}");
+    assert_accepts(&server, &writer).await;
+
+    // Chunked, so no declared length: refused while reading. The client
+    // sends exactly the limit, then one byte more as the last thing it
+    // sends (no chunk terminator), so the server has read everything sent
+    // when it answers and closes.
+    let mut raw = b"POST /v1/traces HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![0u8; 16 * 1024];
+    for _ in 0..TEST_MAX_REQUEST_BYTES / chunk.len() {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(&chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"1\r\nX");
+    let response = http_raw(server.http, &raw).await;
+    assert_eq!(response.status, 413);
+    assert_eq!(protobuf_status(&response.body).code, 3);
+    assert_accepts(&server, &writer).await;
+
+    // A gzip bomb: small on the wire, over the limit once decompressed.
+    let bomb = gzip(&bomb_request(TEST_MAX_REQUEST_BYTES * 16).encode_to_vec());
+    assert!(bomb.len() < TEST_MAX_REQUEST_BYTES / 8, "bomb should be small compressed");
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &bomb).await;
+    assert_eq!(response.status, 413);
+    assert_accepts(&server, &writer).await;
+
+    // Just under the limit after decompression is fine.
+    let fits = bomb_request(TEST_MAX_REQUEST_BYTES / 2);
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &gzip(&fits.encode_to_vec())).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_media_is_415() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let body = spans_request(1).encode_to_vec();
+    for headers in [
+        vec![("Content-Type", "text/plain")],
+        vec![],
+        vec![("Content-Type", "application/protobuf")],
+        vec![PROTOBUF, ("Content-Encoding", "br")],
+    ] {
+        let response = http_post(server.http, "/v1/traces", &headers, &body).await;
+        assert_eq!(response.status, 415, "{headers:?}: {}", response.text());
+        assert_accepts(&server, &writer).await;
+    }
+    let response = http_post(server.http, "/v1/traces", &[("Content-Type", "text/plain")], &body).await;
+    let (code, message) = response.json_status();
+    assert_eq!(code, 3);
+    assert!(message.contains("application/x-protobuf") && message.contains("text/plain"), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn storage_failures_map_to_retryable_statuses() {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let body = spans_request(6).encode_to_vec();
+    for (failure, status, retry_after, code) in [
+        (Failure::Overloaded, 429, Some("2"), 8),
+        (Failure::Unavailable, 503, Some("3"), 14),
+        (Failure::Internal, 500, None, 13),
+    ] {
+        writer.fail_with(Some(failure));
+        let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &body).await;
+        assert_eq!(response.status, status, "{failure:?}");
+        assert_eq!(response.header("retry-after"), retry_after, "{failure:?}");
+        assert_eq!(protobuf_status(&response.body).code, code, "{failure:?}");
+        writer.fail_with(None);
+        assert_accepts(&server, &writer).await;
+    }
+    writer.fail_with(Some(Failure::Unavailable));
+    let response = http_post(server.http, "/v1/traces", &[JSON], SPEC_EXAMPLE.as_bytes()).await;
+    assert_eq!(response.status, 503);
+    let (code, message) = response.json_status();
+    assert_eq!(code, 14);
+    assert!(message.contains("shard is recovering"), "{message}");
+    writer.fail_with(None);
+
+    let text = server.metrics_text();
+    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="unavailable"} 2"#), "{text}");
+    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="overloaded"} 1"#), "{text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_paths_health_and_unsupported_signals() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    for path in ["/", "/healthz"] {
+        let response = http_get(server.http, path).await;
+        assert_eq!(response.status, 200, "{path}");
+    }
+    let response = http_post(server.http, "/v1/metrics", &[PROTOBUF], b"").await;
+    assert_eq!(response.status, 404);
+    assert!(protobuf_status(&response.body).message.contains("not supported yet"), "{}", response.text());
+    let response = http_post(server.http, "/v1/logs", &[JSON], b"{}").await;
+    assert_eq!(response.status, 404);
+    assert!(response.json_status().1.contains("/v1/logs is not supported yet"), "{}", response.text());
+    let response = http_get(server.http, "/nope").await;
+    assert_eq!(response.status, 404);
+    assert!(response.json_status().1.contains("POST /v1/traces"), "{}", response.text());
+    let response = http_get(server.http, "/v1/traces").await;
+    assert_eq!(response.status, 405);
+    assert_accepts(&server, &writer).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn body_size_metric_counts_decompressed_bytes() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let body = bomb_request(10_000).encode_to_vec();
+    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &gzip(&body)).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let text = server.metrics_text();
+    let expected = format!("skein_collector_request_body_bytes_sum{{transport=\"http\"}} {}.0", body.len());
+    assert!(text.lines().any(|l| l == expected), "missing {expected} in\n{text}");
+    server.stop().await;
+}

@@ -1,0 +1,316 @@
+//! The path every export request takes once decoded, whatever its
+//! transport: admission (the shared concurrency limit), conversion to Arrow,
+//! the split by shard, concurrent durable writes, and the OTLP response.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use skein_model::{ConvertLimits, ErrorClass, RecordBatch, ShardWriter, spans_to_arrow};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, warn};
+
+use crate::CollectorError;
+use crate::metrics::{CollectorMetrics, Transport};
+
+/// A converted request, ready to write.
+struct Prepared {
+    parts: Vec<(usize, RecordBatch)>,
+    accepted: u64,
+    rejected: u64,
+    truncated: u64,
+    message: Option<String>,
+}
+
+pub(crate) struct Ingest {
+    writer: Arc<dyn ShardWriter>,
+    limits: ConvertLimits,
+    permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    metrics: CollectorMetrics,
+    failure_log: LogThrottle,
+}
+
+impl Ingest {
+    pub(crate) fn new(
+        writer: Arc<dyn ShardWriter>,
+        limits: ConvertLimits,
+        max_concurrent: usize,
+        metrics: CollectorMetrics,
+    ) -> Self {
+        Self {
+            writer,
+            limits,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            max_concurrent,
+            metrics,
+            failure_log: LogThrottle::new(Duration::from_secs(10)),
+        }
+    }
+
+    pub(crate) fn metrics(&self) -> &CollectorMetrics {
+        &self.metrics
+    }
+
+    /// Admits one request or refuses at once; nothing ever queues here.
+    pub(crate) fn try_acquire(&self) -> Result<OwnedSemaphorePermit, CollectorError> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .map_err(|_| CollectorError::Overloaded { limit: self.max_concurrent })
+    }
+
+    /// Converts, writes every shard's part and answers once all are durable.
+    pub(crate) async fn export(
+        &self,
+        transport: Transport,
+        request: ExportTraceServiceRequest,
+    ) -> Result<ExportTraceServiceResponse, CollectorError> {
+        let limits = self.limits;
+        let shard_count = self.writer.shard_count();
+        // Conversion is CPU-bound (and proportional to the request size), so
+        // it runs off the async workers.
+        let prepared = tokio::task::spawn_blocking(move || prepare(&request, &limits, shard_count))
+            .await
+            .map_err(|e| CollectorError::Internal(format!("span conversion task failed: {e}")))??;
+
+        // All parts are written to completion, even when one fails early, so
+        // no write is cancelled halfway; the first failure is reported.
+        let writes = prepared.parts.into_iter().map(|(shard, batch)| self.writer.write_spans(shard, batch));
+        for result in futures::future::join_all(writes).await {
+            result?;
+        }
+
+        self.metrics.record_success(transport, prepared.accepted, prepared.rejected, prepared.truncated);
+        if prepared.rejected > 0 {
+            debug!(
+                transport = transport.as_str(),
+                accepted = prepared.accepted,
+                rejected = prepared.rejected,
+                "rejected invalid spans"
+            );
+        }
+        let partial_success = prepared
+            .message
+            .map(|error_message| ExportTracePartialSuccess { rejected_spans: prepared.rejected as i64, error_message });
+        Ok(ExportTraceServiceResponse { partial_success })
+    }
+
+    /// Counts and logs a failed request. Bad requests are the client's
+    /// problem and logged at debug; storage and internal failures are logged
+    /// at warn, at most once per interval so an outage cannot flood the log.
+    pub(crate) fn failed(&self, transport: Transport, error: &CollectorError) {
+        self.metrics.record_failure(transport, error);
+        let class = error.class();
+        let server_side = matches!(class, ErrorClass::Internal | ErrorClass::Unavailable { .. })
+            || matches!(error, CollectorError::Write(_));
+        if !server_side {
+            debug!(transport = transport.as_str(), class = class.name(), error = %error, "refused export request");
+        } else if let Some(suppressed) = self.failure_log.allow() {
+            warn!(
+                transport = transport.as_str(),
+                class = class.name(),
+                error = %error,
+                suppressed,
+                "export request failed"
+            );
+        }
+    }
+}
+
+fn prepare(
+    request: &ExportTraceServiceRequest,
+    limits: &ConvertLimits,
+    shard_count: usize,
+) -> Result<Prepared, CollectorError> {
+    let converted = spans_to_arrow(request, limits, shard_count)?;
+    let parts = converted.split_by_shard(shard_count)?;
+    let message = partial_success_message(
+        converted.rejected,
+        converted.truncated_values,
+        converted.first_error,
+        limits.max_attribute_value_bytes,
+    );
+    Ok(Prepared {
+        parts,
+        accepted: converted.batch.num_rows() as u64,
+        rejected: converted.rejected,
+        truncated: converted.truncated_values,
+        message,
+    })
+}
+
+/// The `partial_success.error_message`: why spans were rejected and/or a
+/// warning that values were truncated; `None` for a clean request.
+fn partial_success_message(
+    rejected: u64,
+    truncated: u64,
+    first_error: Option<String>,
+    max_value_bytes: usize,
+) -> Option<String> {
+    let truncation = (truncated > 0)
+        .then(|| format!("{truncated} attribute value(s) longer than {max_value_bytes} bytes were truncated"));
+    if rejected == 0 {
+        return truncation.or(first_error);
+    }
+    let reason = first_error.unwrap_or_else(|| "invalid span".into());
+    let mut message = format!("{rejected} span(s) rejected; first: {reason}");
+    if let Some(truncation) = truncation {
+        message.push_str("; ");
+        message.push_str(&truncation);
+    }
+    Some(message)
+}
+
+/// Lets one log line through per interval and counts the rest.
+struct LogThrottle {
+    origin: Instant,
+    interval_ms: u64,
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogThrottle {
+    fn new(interval: Duration) -> Self {
+        Self {
+            origin: Instant::now(),
+            interval_ms: interval.as_millis() as u64,
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last one)` when a line may be logged now.
+    fn allow(&self) -> Option<u64> {
+        let now = self.origin.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self.next_ms.compare_exchange(next, now + self.interval_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::registry::Registry;
+    use skein_model::{records_from_batch, shard_for_trace};
+
+    use super::*;
+    use crate::test_support::{Failure, TestWriter, request, span, spans_request};
+
+    fn ingest(writer: Arc<TestWriter>, max_concurrent: usize) -> Ingest {
+        let metrics = CollectorMetrics::register(&mut Registry::default());
+        Ingest::new(writer, ConvertLimits { max_attribute_value_bytes: 16 }, max_concurrent, metrics)
+    }
+
+    #[tokio::test]
+    async fn writes_each_shard_part_and_acknowledges() {
+        let writer = TestWriter::new(4);
+        let ingest = ingest(writer.clone(), 8);
+        let request = spans_request(40);
+        let response = ingest.export(Transport::Http, request).await.expect("export succeeds");
+        assert_eq!(response.partial_success, None);
+        let written = writer.batches();
+        assert!(written.len() > 1, "40 traces should land on several of 4 shards");
+        let mut total = 0;
+        for (shard, batch) in &written {
+            let records = records_from_batch(batch).expect("readable batch");
+            for record in &records {
+                assert_eq!(shard_for_trace(&record.span.trace_id, 4), *shard, "span routed to its trace's shard");
+            }
+            total += records.len();
+        }
+        assert_eq!(total, 40);
+    }
+
+    #[tokio::test]
+    async fn reports_rejected_and_truncated_spans() {
+        let writer = TestWriter::new(2);
+        let ingest = ingest(writer.clone(), 8);
+        let mut bad = span(1, 1);
+        bad.trace_id = vec![0; 16];
+        let mut long = span(2, 2);
+        long.attributes.push(crate::test_support::string_attr("big", &"x".repeat(100)));
+        let response = ingest.export(Transport::Grpc, request(vec![bad, long, span(3, 3)])).await.expect("export");
+        let partial = response.partial_success.expect("partial success is set");
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(partial.error_message.contains("1 span(s) rejected"), "{}", partial.error_message);
+        assert!(partial.error_message.contains("trace_id"), "{}", partial.error_message);
+        assert!(
+            partial.error_message.contains("1 attribute value(s) longer than 16 bytes"),
+            "{}",
+            partial.error_message
+        );
+        assert_eq!(writer.span_count(), 2);
+    }
+
+    #[tokio::test]
+    async fn all_rejected_is_still_an_answer_without_writes() {
+        let writer = TestWriter::new(2);
+        let ingest = ingest(writer.clone(), 8);
+        let mut bad = span(1, 1);
+        bad.span_id = vec![];
+        let partial = ingest
+            .export(Transport::Http, request(vec![bad]))
+            .await
+            .expect("export")
+            .partial_success
+            .expect("partial success");
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(partial.error_message.contains("span_id"), "{}", partial.error_message);
+        assert_eq!(writer.write_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn any_failed_part_fails_the_request() {
+        let writer = TestWriter::new(4);
+        let ingest = ingest(writer.clone(), 8);
+        writer.fail_with(Some(Failure::Unavailable));
+        let err = ingest.export(Transport::Http, spans_request(20)).await.expect_err("write fails");
+        assert!(matches!(err.class(), ErrorClass::Unavailable { .. }), "{err}");
+        writer.fail_with(None);
+        ingest.export(Transport::Http, spans_request(20)).await.expect("export after recovery");
+    }
+
+    #[test]
+    fn concurrency_limit_refuses_at_once() {
+        let ingest = ingest(TestWriter::new(1), 2);
+        let first = ingest.try_acquire().expect("first permit");
+        let _second = ingest.try_acquire().expect("second permit");
+        let err = ingest.try_acquire().expect_err("third is over the limit");
+        assert!(matches!(err, CollectorError::Overloaded { limit: 2 }), "{err}");
+        drop(first);
+        let _third = ingest.try_acquire().expect("a permit frees up");
+    }
+
+    #[test]
+    fn throttle_lets_the_first_line_through_then_counts() {
+        let throttle = LogThrottle::new(Duration::from_secs(3600));
+        assert_eq!(throttle.allow(), Some(0));
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.allow(), None);
+        assert_eq!(throttle.suppressed.load(Ordering::Relaxed), 2);
+        let always = LogThrottle::new(Duration::ZERO);
+        assert_eq!(always.allow(), Some(0));
+        assert_eq!(always.allow(), Some(0));
+    }
+
+    #[test]
+    fn partial_success_messages() {
+        assert_eq!(partial_success_message(0, 0, None, 10), None);
+        assert_eq!(
+            partial_success_message(0, 2, Some("model text".into()), 10).as_deref(),
+            Some("2 attribute value(s) longer than 10 bytes were truncated")
+        );
+        assert_eq!(
+            partial_success_message(3, 0, Some("bad id".into()), 10).as_deref(),
+            Some("3 span(s) rejected; first: bad id")
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Configuration of the query service: where it listens and the limits that
+//! keep one query from taking the whole process down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The smallest memory pool a query may be given; below this even simple
+/// aggregates fail.
+const MIN_MEMORY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// `[query]` section of the Skein configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Address of the HTTP API (SQL, traces, search, services, health, metrics).
+    pub listen: SocketAddr,
+    /// Time limit of one request's queries, planning included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Memory one query may use for sorts, aggregates and joins. Queries do
+    /// not spill to disk: past this they fail.
+    pub memory_limit_bytes: usize,
+    /// Most rows `/api/v1/sql` returns (and most spans one trace lookup
+    /// reads); larger results are refused with an error, not truncated.
+    pub max_result_rows: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Traces returned by `/api/v1/search` when no `limit` is given.
+    pub search_default_limit: usize,
+    /// Largest `limit` accepted by `/api/v1/search`.
+    pub search_max_limit: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7300)),
+            timeout: Duration::from_secs(30),
+            memory_limit_bytes: 1024 * 1024 * 1024,
+            max_result_rows: 100_000,
+            max_body_bytes: 1024 * 1024,
+            search_default_limit: 20,
+            search_max_limit: 1000,
+        }
+    }
+}
+
+impl QueryConfig {
+    /// Checks the limits; the message names the offending key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.timeout.is_zero() {
+            return Err("timeout must be greater than zero (e.g. \"30s\")".into());
+        }
+        if self.memory_limit_bytes < MIN_MEMORY_LIMIT_BYTES {
+            return Err(format!(
+                "memory_limit_bytes must be at least {MIN_MEMORY_LIMIT_BYTES} (1 MiB), got {}",
+                self.memory_limit_bytes
+            ));
+        }
+        if self.max_result_rows == 0 {
+            return Err("max_result_rows must be at least 1".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(format!("max_body_bytes must be at least 1024, got {}", self.max_body_bytes));
+        }
+        if self.search_max_limit == 0 {
+            return Err("search_max_limit must be at least 1".into());
+        }
+        if self.search_default_limit == 0 || self.search_default_limit > self.search_max_limit {
+            return Err(format!(
+                "search_default_limit must be between 1 and search_max_limit ({}), got {}",
+                self.search_max_limit, self.search_default_limit
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = QueryConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.listen.port(), 7300);
+        assert_eq!(config.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn parses_humantime_and_rejects_unknown_keys() {
+        let config: QueryConfig =
+            serde_json::from_str(r#"{"timeout": "5s", "max_result_rows": 10}"#).expect("valid config");
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.max_result_rows, 10);
+        assert_eq!(config.search_max_limit, 1000, "unset keys keep their defaults");
+        let err = serde_json::from_str::<QueryConfig>(r#"{"timeot": "5s"}"#).expect_err("typo is refused");
+        assert!(err.to_string().contains("timeot"), "{err}");
+    }
+
+    #[test]
+    fn validate_names_the_bad_key() {
+        let cases: Vec<(QueryConfig, &str)> = vec![
+            (QueryConfig { timeout: Duration::ZERO, ..Default::default() }, "timeout"),
+            (QueryConfig { memory_limit_bytes: 10, ..Default::default() }, "memory_limit_bytes"),
+            (QueryConfig { max_result_rows: 0, ..Default::default() }, "max_result_rows"),
+            (QueryConfig { max_body_bytes: 1, ..Default::default() }, "max_body_bytes"),
+            (QueryConfig { search_max_limit: 0, ..Default::default() }, "search_max_limit"),
+            (QueryConfig { search_default_limit: 5000, ..Default::default() }, "search_default_limit"),
+        ];
+        for (config, key) in cases {
+            let err = config.validate().expect_err(key);
+            assert!(err.contains(key), "{err} should mention {key}");
+        }
+    }
+}

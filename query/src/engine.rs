@@ -1,0 +1,234 @@
+//! The query engine: a fresh, limited DataFusion session per request over
+//! the federated `spans` table, and the collection of results under the
+//! time, memory and row limits. The HTTP handlers and tests go through it.
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::federation::FederatedSpans;
+use crate::{QueryConfig, QueryError, safety};
+
+/// Name of the federated table in every session.
+pub const SPANS_TABLE: &str = "spans";
+
+/// How many memory consumers a memory error names.
+const REPORTED_CONSUMERS: usize = 5;
+
+/// The rows of a finished query.
+#[derive(Debug, Clone)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub row_count: usize,
+}
+
+/// Runs read-only queries over all shards with per-query limits.
+#[derive(Debug)]
+pub struct QueryEngine {
+    spans: Arc<FederatedSpans>,
+    /// Shared object stores and file caches; spilling to disk is disabled so
+    /// that the memory limit ends a runaway query instead of filling a disk.
+    runtime: Arc<RuntimeEnv>,
+    timeout: Duration,
+    memory_limit: usize,
+    max_result_rows: usize,
+    stop: CancellationToken,
+}
+
+impl QueryEngine {
+    /// An engine over `shards` (one span table per shard) with the limits of `config`.
+    pub fn new(config: &QueryConfig, shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .map_err(|e| QueryError::Config(format!("cannot create the query runtime: {e}")))?;
+        Ok(Self {
+            spans: Arc::new(FederatedSpans::new(shards)?),
+            runtime,
+            timeout: config.timeout,
+            memory_limit: config.memory_limit_bytes,
+            max_result_rows: config.max_result_rows,
+            stop: CancellationToken::new(),
+        })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.spans.shard_count()
+    }
+
+    pub fn max_result_rows(&self) -> usize {
+        self.max_result_rows
+    }
+
+    /// A new session with its own memory pool and `spans` registered.
+    /// Creating one is cheap (no data is touched).
+    pub fn session(&self) -> Result<SessionContext, QueryError> {
+        let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(self.memory_limit),
+            NonZeroUsize::new(REPORTED_CONSUMERS).unwrap_or(NonZeroUsize::MIN),
+        ));
+        let runtime = RuntimeEnvBuilder::from_runtime_env(&self.runtime)
+            .with_memory_pool(pool)
+            .build_arc()
+            .map_err(|e| self.datafusion_error(e))?;
+        let mut config = SessionConfig::new().with_information_schema(true);
+        // Storage serves plain Utf8 columns; view types would not match the span schema.
+        config.options_mut().execution.parquet.schema_force_view_types = false;
+        let state =
+            SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table(SPANS_TABLE, Arc::clone(&self.spans) as Arc<dyn TableProvider>)
+            .map_err(|e| self.datafusion_error(e))?;
+        Ok(ctx)
+    }
+
+    /// Runs one read-only SQL statement and collects its rows (at most
+    /// `max_result_rows`).
+    pub async fn sql(&self, sql: &str) -> Result<QueryResult, QueryError> {
+        self.limited(async {
+            let ctx = self.session()?;
+            let frame = safety::plan_read_only(&ctx, sql, self.memory_limit).await?;
+            self.collect(frame, self.max_result_rows).await
+        })
+        .await
+    }
+
+    /// Runs `work` under the query time limit; stops it when the engine shuts down.
+    pub async fn limited<T>(&self, work: impl Future<Output = Result<T, QueryError>>) -> Result<T, QueryError> {
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => Err(QueryError::ShuttingDown),
+            outcome = tokio::time::timeout(self.timeout, work) => {
+                outcome.unwrap_or(Err(QueryError::Timeout { limit: self.timeout }))
+            }
+        }
+    }
+
+    /// Executes `frame`, failing once it produces more than `max_rows` rows
+    /// (the stream is dropped then, which stops the query).
+    pub async fn collect(&self, frame: DataFrame, max_rows: usize) -> Result<QueryResult, QueryError> {
+        let mut stream = frame.execute_stream().await.map_err(|e| self.datafusion_error(e))?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        let mut row_count = 0usize;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| self.datafusion_error(e))?;
+            row_count += batch.num_rows();
+            if row_count > max_rows {
+                return Err(QueryError::TooManyRows { limit: max_rows });
+            }
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
+        }
+        Ok(QueryResult { schema, batches, row_count })
+    }
+
+    /// Fails queries in progress and refuses new ones; used at shutdown.
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    pub(crate) fn datafusion_error(&self, err: DataFusionError) -> QueryError {
+        QueryError::from_datafusion(err, self.memory_limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{mem_shards, test_config};
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use skein_model::ErrorClass;
+
+    fn engine(config: &QueryConfig) -> QueryEngine {
+        QueryEngine::new(config, mem_shards()).expect("engine")
+    }
+
+    #[tokio::test]
+    async fn runs_sql_over_all_shards() {
+        let result = engine(&test_config()).sql("SELECT count(*) AS n FROM spans").await.expect("runs");
+        assert_eq!(result.row_count, 1);
+        assert_eq!(result.batches[0].column(0).as_primitive::<Int64Type>().value(0), 5);
+    }
+
+    #[tokio::test]
+    async fn map_access_and_trace_id_filters_work() {
+        let engine = engine(&test_config());
+        let result =
+            engine.sql("SELECT name FROM spans WHERE span_attributes['http.route'] = '/checkout'").await.expect("runs");
+        assert_eq!(result.row_count, 1);
+        assert_eq!(result.batches[0].column(0).as_string::<i32>().value(0), "POST /checkout");
+        let result = engine
+            .sql(&format!("SELECT count(*) FROM spans WHERE trace_id = '{}'", crate::test_support::T1))
+            .await
+            .expect("runs");
+        assert_eq!(result.batches[0].column(0).as_primitive::<Int64Type>().value(0), 2);
+    }
+
+    #[tokio::test]
+    async fn heavy_query_times_out() {
+        let config = QueryConfig { timeout: Duration::from_millis(1), ..test_config() };
+        let err = engine(&config)
+            .sql(
+                "SELECT count(*) FROM generate_series(1, 100000000) a(x) \
+                 CROSS JOIN generate_series(1, 100000000) b(y) WHERE x + y = 7",
+            )
+            .await
+            .expect_err("times out");
+        assert_eq!(err.class(), ErrorClass::Timeout, "{err}");
+    }
+
+    #[tokio::test]
+    async fn memory_limit_stops_big_sorts() {
+        let config = QueryConfig { memory_limit_bytes: 1024 * 1024, ..test_config() };
+        let err = engine(&config)
+            .sql("SELECT x FROM generate_series(1, 5000000) t(x) ORDER BY x DESC")
+            .await
+            .expect_err("runs out of memory");
+        assert_eq!(err.class(), ErrorClass::QueryTooExpensive, "{err}");
+        assert!(err.to_string().contains("memory_limit_bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn too_many_rows_is_an_error_not_a_truncation() {
+        let config = QueryConfig { max_result_rows: 3, ..test_config() };
+        let err = engine(&config).sql("SELECT name FROM spans").await.expect_err("too many rows");
+        assert!(matches!(err, QueryError::TooManyRows { limit: 3 }), "{err}");
+        assert_eq!(err.class(), ErrorClass::QueryTooExpensive);
+        let ok = engine(&config).sql("SELECT name FROM spans LIMIT 3").await.expect("fits");
+        assert_eq!(ok.row_count, 3);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_queries() {
+        let engine = engine(&test_config());
+        engine.shutdown();
+        let err = engine.sql("SELECT 1").await.expect_err("stopped");
+        assert!(matches!(err, QueryError::ShuttingDown));
+    }
+
+    #[tokio::test]
+    async fn sessions_see_spans_with_the_span_schema() {
+        let ctx = engine(&test_config()).session().expect("session");
+        let frame = ctx.table(SPANS_TABLE).await.expect("spans is registered");
+        assert_eq!(frame.schema().fields().len(), skein_model::span_schema().fields().len());
+        let setting = ctx.state().config().options().execution.parquet.schema_force_view_types;
+        assert!(!setting);
+    }
+}

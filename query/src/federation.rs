@@ -1,0 +1,275 @@
+//! The `spans` table as one DataFusion table over every shard.
+//!
+//! Each shard is its own `TableProvider` (local storage in all-in-one, a
+//! remote client in a cluster). A scan of the federated table scans every
+//! shard with the same projection, filters and limit, concurrently, and
+//! unions the plans, so filtering and pruning happen where the data is.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use futures::future::try_join_all;
+use skein_model::span_schema;
+
+use crate::QueryError;
+
+/// The union of all shards' span tables.
+#[derive(Debug)]
+pub struct FederatedSpans {
+    schema: SchemaRef,
+    shards: Vec<Arc<dyn TableProvider>>,
+}
+
+impl FederatedSpans {
+    /// Federates `shards`; each must serve the span schema (same column
+    /// names and types), or the union could not be planned.
+    pub fn new(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        let schema = span_schema();
+        for (index, shard) in shards.iter().enumerate() {
+            let shard_schema = shard.schema();
+            let same = shard_schema.fields().len() == schema.fields().len()
+                && shard_schema
+                    .fields()
+                    .iter()
+                    .zip(schema.fields())
+                    .all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
+            if !same {
+                return Err(QueryError::Config(format!(
+                    "shard {index} does not serve the span schema; its columns are {:?}",
+                    shard_schema
+                        .fields()
+                        .iter()
+                        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                        .collect::<Vec<_>>()
+                )));
+            }
+        }
+        Ok(Self { schema, shards })
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The pushdown each shard offers for each filter (`[shard][filter]`).
+    fn shard_pushdowns(&self, filters: &[&Expr]) -> Result<Vec<Vec<TableProviderFilterPushDown>>> {
+        self.shards.iter().map(|shard| shard.supports_filters_pushdown(filters)).collect()
+    }
+}
+
+/// What the union offers for one filter, given what every shard offers:
+/// exact only if every shard is exact, unsupported only if no shard can use it.
+fn combine(per_shard: impl Iterator<Item = TableProviderFilterPushDown>) -> TableProviderFilterPushDown {
+    use TableProviderFilterPushDown::*;
+    let (mut all_exact, mut any_used, mut any) = (true, false, false);
+    for pushdown in per_shard {
+        any = true;
+        all_exact &= pushdown == Exact;
+        any_used |= pushdown != Unsupported;
+    }
+    match (any, all_exact, any_used) {
+        (false, _, _) => Unsupported,
+        (true, true, _) => Exact,
+        (true, false, true) => Inexact,
+        (true, false, false) => Unsupported,
+    }
+}
+
+#[async_trait]
+impl TableProvider for FederatedSpans {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        let per_shard = self.shard_pushdowns(filters)?;
+        Ok((0..filters.len()).map(|f| combine(per_shard.iter().map(|shard| shard[f].clone()))).collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let args = ScanArgs::default()
+            .with_projection(projection.map(|p| p.as_slice()))
+            .with_filters(Some(filters))
+            .with_limit(limit);
+        Ok(self.scan_with_args(state, args).await?.into_inner())
+    }
+
+    async fn scan_with_args<'a>(&self, state: &dyn Session, args: ScanArgs<'a>) -> Result<ScanResult> {
+        if self.shards.is_empty() {
+            let schema = match args.projection() {
+                Some(indices) => Arc::new(self.schema.project(indices)?),
+                None => self.schema(),
+            };
+            return Ok(ScanResult::new(Arc::new(EmptyExec::new(schema))));
+        }
+        let filters = args.filters().unwrap_or(&[]);
+        let refs: Vec<&Expr> = filters.iter().collect();
+        let per_shard = self.shard_pushdowns(&refs)?;
+        // A shard only gets the filters it said it can use.
+        let shard_filters: Vec<Vec<Expr>> = per_shard
+            .iter()
+            .map(|pushdowns| {
+                filters
+                    .iter()
+                    .zip(pushdowns)
+                    .filter(|(_, p)| **p != TableProviderFilterPushDown::Unsupported)
+                    .map(|(f, _)| f.clone())
+                    .collect()
+            })
+            .collect();
+        let scans = self.shards.iter().zip(&shard_filters).map(|(shard, filters)| {
+            let shard_args = ScanArgs::default()
+                .with_projection(args.projection())
+                .with_filters(Some(filters.as_slice()))
+                .with_limit(args.limit())
+                .with_statistics_requests(args.statistics_requests());
+            async move { shard.scan_with_args(state, shard_args).await.map(ScanResult::into_inner) }
+        });
+        let plans = try_join_all(scans).await?;
+        Ok(ScanResult::new(UnionExec::try_new(plans)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{mem_shards, sample_spans};
+    use datafusion::catalog::MemTable;
+    use datafusion::logical_expr::{col, lit};
+    use datafusion::prelude::SessionContext;
+    use std::sync::Mutex;
+
+    /// What one scan asked for: projection, filters, limit.
+    type SeenScan = (Option<Vec<usize>>, Vec<Expr>, Option<usize>);
+
+    /// A shard that records what the federation asked of it, around a real
+    /// in-memory table that does the actual scanning.
+    #[derive(Debug)]
+    struct RecordingShard {
+        inner: MemTable,
+        pushdown: TableProviderFilterPushDown,
+        seen: Mutex<Vec<SeenScan>>,
+    }
+
+    #[async_trait]
+    impl TableProvider for RecordingShard {
+        fn schema(&self) -> SchemaRef {
+            self.inner.schema()
+        }
+        fn table_type(&self) -> TableType {
+            TableType::Base
+        }
+        fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+            Ok(vec![self.pushdown.clone(); filters.len()])
+        }
+        async fn scan(
+            &self,
+            state: &dyn Session,
+            projection: Option<&Vec<usize>>,
+            filters: &[Expr],
+            limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            self.seen.lock().expect("lock").push((projection.cloned(), filters.to_vec(), limit));
+            self.inner.scan(state, projection, &[], limit).await
+        }
+    }
+
+    fn recording(
+        pushdown: TableProviderFilterPushDown,
+        batch: datafusion::arrow::array::RecordBatch,
+    ) -> Arc<RecordingShard> {
+        let inner = MemTable::try_new(span_schema(), vec![vec![batch]]).expect("mem table");
+        Arc::new(RecordingShard { inner, pushdown, seen: Mutex::new(Vec::new()) })
+    }
+
+    #[test]
+    fn pushdown_is_exact_only_when_every_shard_is_exact() {
+        use TableProviderFilterPushDown::*;
+        assert_eq!(combine([Exact, Exact].into_iter()), Exact);
+        assert_eq!(combine([Exact, Inexact].into_iter()), Inexact);
+        assert_eq!(combine([Exact, Unsupported].into_iter()), Inexact);
+        assert_eq!(combine([Unsupported, Unsupported].into_iter()), Unsupported);
+        assert_eq!(combine(std::iter::empty()), Unsupported);
+    }
+
+    #[tokio::test]
+    async fn scans_every_shard_with_projection_filters_and_limit() {
+        let (a, b) = sample_spans();
+        let shard_a = recording(TableProviderFilterPushDown::Inexact, a);
+        let shard_b = recording(TableProviderFilterPushDown::Unsupported, b);
+        let shards: Vec<Arc<dyn TableProvider>> = vec![shard_a.clone(), shard_b.clone()];
+        let ctx = SessionContext::new();
+        ctx.register_table("spans", Arc::new(FederatedSpans::new(shards).expect("federates"))).expect("registers");
+        let rows = ctx
+            .table("spans")
+            .await
+            .expect("table")
+            .filter(col("service_name").eq(lit("checkout")))
+            .expect("filter")
+            .select(vec![col("name")])
+            .expect("select")
+            .collect()
+            .await
+            .expect("runs");
+        let names: usize = rows.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(names, 3, "the filter is still applied above inexact shards");
+
+        let (projection, filters, _) = shard_a.seen.lock().expect("lock")[0].clone();
+        let projection = projection.expect("projected");
+        assert!(projection.len() < span_schema().fields().len());
+        assert_eq!(filters.len(), 1);
+        let filter = filters[0].to_string();
+        assert!(filter.contains("service_name") && filter.contains("checkout"), "{filter}");
+        let (projection_b, filters_b, _) = shard_b.seen.lock().expect("lock")[0].clone();
+        assert_eq!(projection_b.expect("projected"), projection);
+        assert!(filters_b.is_empty(), "a shard only gets filters it supports");
+
+        // Without filters, a limit reaches every shard.
+        ctx.sql("SELECT name FROM spans LIMIT 1").await.expect("plans").collect().await.expect("runs");
+        assert_eq!(shard_a.seen.lock().expect("lock").last().expect("scanned").2, Some(1));
+        assert_eq!(shard_b.seen.lock().expect("lock").last().expect("scanned").2, Some(1));
+    }
+
+    #[tokio::test]
+    async fn unions_all_shards_and_handles_none() {
+        let ctx = SessionContext::new();
+        ctx.register_table("spans", Arc::new(FederatedSpans::new(mem_shards()).expect("federates")))
+            .expect("registers");
+        let batches = ctx.sql("SELECT count(*) FROM spans").await.expect("plans").collect().await.expect("runs");
+        let (a, b) = sample_spans();
+        let expected = (a.num_rows() + b.num_rows()) as i64;
+        let count = batches[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().expect("i64");
+        assert_eq!(count.value(0), expected);
+
+        let empty = SessionContext::new();
+        empty.register_table("spans", Arc::new(FederatedSpans::new(vec![]).expect("federates"))).expect("registers");
+        let batches = empty.sql("SELECT name FROM spans").await.expect("plans").collect().await.expect("runs");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    }
+
+    #[test]
+    fn refuses_a_shard_with_another_schema() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let other: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![vec![]]).expect("mem table"));
+        let err = FederatedSpans::new(vec![other]).expect_err("refused");
+        assert!(err.to_string().contains("shard 0"), "{err}");
+    }
+}

@@ -1,0 +1,262 @@
+//! The HTTP side of the query service: the router, health and readiness,
+//! Prometheus metrics, and the listener's lifecycle.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use datafusion::catalog::TableProvider;
+use prometheus_client::registry::Registry;
+use skein_model::ErrorClass;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::QueryMetrics;
+use crate::{QueryConfig, QueryEngine, QueryError, search, services, sql_api, traces};
+
+const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) engine: QueryEngine,
+    pub(crate) config: QueryConfig,
+    metrics: QueryMetrics,
+    registry: Registry,
+    serving: AtomicBool,
+}
+
+impl AppState {
+    fn new(
+        config: QueryConfig,
+        shards: Vec<Arc<dyn TableProvider>>,
+        mut registry: Registry,
+    ) -> Result<Self, QueryError> {
+        let engine = QueryEngine::new(&config, shards)?;
+        let metrics = QueryMetrics::register(&mut registry);
+        Ok(Self { engine, config, metrics, registry, serving: AtomicBool::new(false) })
+    }
+
+    /// Runs one request's work, records its duration and outcome, and turns
+    /// an error into its JSON response.
+    pub(crate) async fn observe(
+        &self,
+        endpoint: &'static str,
+        work: impl Future<Output = Result<Response, QueryError>>,
+    ) -> Response {
+        let started = Instant::now();
+        let outcome = work.await;
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(response) => {
+                self.metrics.observe(endpoint, elapsed, None);
+                debug!(endpoint, elapsed_ms = elapsed.as_millis() as u64, "query answered");
+                response
+            }
+            Err(err) => {
+                let class = err.class();
+                self.metrics.observe(endpoint, elapsed, Some(&class));
+                if class == ErrorClass::Internal {
+                    warn!(endpoint, error = %err, "query failed");
+                } else {
+                    debug!(endpoint, code = class.name(), error = %err, "query refused");
+                }
+                err.into_response()
+            }
+        }
+    }
+}
+
+/// The query role's HTTP API, bound and ready to serve.
+pub struct QueryServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+}
+
+impl QueryServer {
+    /// Binds the listener (port 0 allowed); `registry` is the process's
+    /// metrics registry: the query metrics are registered in it and it is
+    /// served, whole, at `/metrics`.
+    pub async fn bind(
+        config: QueryConfig,
+        shards: Vec<Arc<dyn TableProvider>>,
+        registry: Registry,
+    ) -> Result<Self, QueryError> {
+        config.validate().map_err(QueryError::Config)?;
+        let addr = config.listen;
+        let shard_count = shards.len();
+        let state = Arc::new(AppState::new(config, shards, registry)?);
+        let listener = TcpListener::bind(addr).await.map_err(|source| QueryError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| QueryError::Bind { addr, source })?;
+        info!(addr = %local_addr, shards = shard_count, "query service listening");
+        Ok(Self { listener, local_addr, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled; then stops running queries,
+    /// lets in-flight responses finish and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), QueryError> {
+        let state = Arc::clone(&self.state);
+        state.serving.store(true, Ordering::SeqCst);
+        let stopping = {
+            let state = Arc::clone(&state);
+            async move {
+                shutdown.cancelled().await;
+                info!("query service stopping");
+                state.serving.store(false, Ordering::SeqCst);
+                state.engine.shutdown();
+            }
+        };
+        axum::serve(self.listener, router(state)).with_graceful_shutdown(stopping).await.map_err(QueryError::Serve)?;
+        info!("query service stopped");
+        Ok(())
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/api/v1/sql", post(sql_api::post_sql))
+        .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route("/api/v1/search", get(search::search))
+        .route("/api/v1/services", get(services::list_services))
+        .route("/api/v1/services/{service}/operations", get(services::list_operations))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.serving.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        QueryError::ShuttingDown.into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut text = String::new();
+    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+        Err(e) => QueryError::Encode(format!("metrics: {e}")).into_response(),
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    QueryError::NotFound(format!("no such endpoint: {}", uri.path())).into_response()
+}
+
+/// The router over the test shards, without a listener.
+#[cfg(test)]
+pub(crate) fn test_router(config: QueryConfig) -> Router {
+    test_router_with_state(config).0
+}
+
+#[cfg(test)]
+pub(crate) fn test_router_with_state(config: QueryConfig) -> (Router, Arc<AppState>) {
+    let state =
+        Arc::new(AppState::new(config, crate::test_support::mem_shards(), Registry::default()).expect("test state"));
+    (router(Arc::clone(&state)), state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{mem_shards, request, test_config};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn health_and_unknown_routes() {
+        let (status, _, body) = request(test_router(test_config()), "GET", "/healthz", String::new()).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+        let (status, _, body) = request(test_router(test_config()), "GET", "/api/v1/nope", String::new()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["error"]["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn ready_only_while_serving() {
+        let (router, state) = test_router_with_state(test_config());
+        let (status, _, _) = request(router.clone(), "GET", "/readyz", String::new()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        state.serving.store(true, Ordering::SeqCst);
+        let (status, _, _) = request(router, "GET", "/readyz", String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn metrics_count_durations_and_errors() {
+        let (router, _) = test_router_with_state(test_config());
+        request(router.clone(), "GET", "/api/v1/services", String::new()).await;
+        request(router.clone(), "POST", "/api/v1/sql", r#"{"sql": "DROP TABLE spans"}"#.into()).await;
+        let (status, headers, body) = request(router, "GET", "/metrics", String::new()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], OPENMETRICS_CONTENT_TYPE);
+        let text = String::from_utf8(body.to_vec()).expect("utf8");
+        assert!(text.contains("skein_query_duration_seconds_count{endpoint=\"services\"} 1"), "{text}");
+        assert!(text.contains("skein_query_duration_seconds_count{endpoint=\"sql\"} 1"), "{text}");
+        assert!(text.contains("skein_query_errors_total{endpoint=\"sql\",code=\"invalid_argument\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    /// Sends one HTTP/1.1 request over a fresh connection and returns the raw response.
+    async fn http(addr: SocketAddr, request_line: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+        let request = format!("{request_line} HTTP/1.1\r\nhost: skein\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sends");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("reads");
+        response
+    }
+
+    #[tokio::test]
+    async fn serves_on_a_real_port_until_shutdown() {
+        let config = QueryConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), ..test_config() };
+        let mut registry = Registry::default();
+        let other = prometheus_client::metrics::counter::Counter::<u64>::default();
+        registry.register("other_role_things", "a metric of another role", other.clone());
+        other.inc();
+        let server = QueryServer::bind(config, mem_shards(), registry).await.expect("binds");
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+
+        let ready = http(addr, "GET /readyz").await;
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let services = http(addr, "GET /api/v1/services").await;
+        assert!(services.ends_with(r#"{"services":["cart","checkout","payments"]}"#), "{services}");
+        let metrics = http(addr, "GET /metrics").await;
+        assert!(metrics.contains("other_role_things_total 1"), "the whole process registry is served: {metrics}");
+
+        shutdown.cancel();
+        running.await.expect("joins").expect("stops cleanly");
+    }
+
+    #[tokio::test]
+    async fn bind_refuses_invalid_config() {
+        let config = QueryConfig { max_result_rows: 0, ..test_config() };
+        let err = QueryServer::bind(config, mem_shards(), Registry::default()).await.err().expect("refused");
+        assert!(matches!(err, QueryError::Config(_)), "{err}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Skein's configuration: one typed struct per role, layered from
+//! defaults < TOML file < `SKEIN_*` environment < command-line flags.
+//!
+//! Environment variables name a section and a key separated by a double
+//! underscore, e.g. `SKEIN_STORAGE__DATA_DIR=/var/lib/skein` or
+//! `SKEIN_QUERY__TIMEOUT=10s`. Unknown keys are errors, wherever they come from.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use skein_collector::CollectorConfig;
+use skein_query::QueryConfig;
+use skein_storage::StorageConfig;
+
+/// Log output settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `skein_storage=debug,info`.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// The whole configuration of a Skein process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SkeinConfig {
+    pub collector: CollectorConfig,
+    pub storage: StorageConfig,
+    pub query: QueryConfig,
+    pub log: LogConfig,
+}
+
+/// Settings given as flags; each one, when present, overrides every other source.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ConfigFlags {
+    /// TOML configuration file (also `SKEIN_CONFIG`).
+    #[arg(long, short = 'c', env = "SKEIN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where WAL and Parquet files live.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address.
+    #[arg(long, global = true)]
+    pub otlp_grpc_listen: Option<String>,
+    /// OTLP/HTTP listen address.
+    #[arg(long, global = true)]
+    pub otlp_http_listen: Option<String>,
+    /// Query API listen address.
+    #[arg(long, global = true)]
+    pub query_listen: Option<String>,
+    /// Number of storage shards in this process.
+    #[arg(long, global = true)]
+    pub shards: Option<usize>,
+    /// Log filter, e.g. `debug` or `skein_storage=debug,info`.
+    #[arg(long, global = true)]
+    pub log_filter: Option<String>,
+    /// Log format.
+    #[arg(long, global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl ConfigFlags {
+    /// The flags as a partial config tree, only the keys that were given.
+    fn overrides(&self) -> serde_json::Value {
+        let mut root = serde_json::Map::new();
+        let mut set = |section: &str, key: &str, value: serde_json::Value| {
+            let entry = root.entry(section.to_owned()).or_insert_with(|| serde_json::json!({}));
+            if let Some(obj) = entry.as_object_mut() {
+                obj.insert(key.to_owned(), value);
+            }
+        };
+        if let Some(v) = &self.data_dir {
+            set("storage", "data_dir", serde_json::json!(v));
+        }
+        if let Some(v) = self.shards {
+            set("storage", "shards", serde_json::json!(v));
+        }
+        if let Some(v) = &self.otlp_grpc_listen {
+            set("collector", "grpc_listen", serde_json::json!(v));
+        }
+        if let Some(v) = &self.otlp_http_listen {
+            set("collector", "http_listen", serde_json::json!(v));
+        }
+        if let Some(v) = &self.query_listen {
+            set("query", "listen", serde_json::json!(v));
+        }
+        if let Some(v) = &self.log_filter {
+            set("log", "filter", serde_json::json!(v));
+        }
+        if let Some(v) = self.log_format {
+            set("log", "format", serde_json::json!(v));
+        }
+        serde_json::Value::Object(root)
+    }
+}
+
+impl SkeinConfig {
+    /// Loads the configuration with the documented precedence and validates it.
+    pub fn load(flags: &ConfigFlags) -> anyhow::Result<Self> {
+        Self::load_from(flags, Env::prefixed("SKEIN_"))
+    }
+
+    fn load_from(flags: &ConfigFlags, env: Env) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(SkeinConfig::default()));
+        if let Some(path) = &flags.config {
+            if !Path::new(path).is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // Only SECTION__KEY variables are config; others (SKEIN_CONFIG, test
+        // settings) are not, so they cannot trip deny_unknown_fields.
+        let env = env.filter(|key| key.as_str().contains("__")).split("__");
+        figment = figment.merge(env).merge(Serialized::defaults(flags.overrides()));
+        let config: SkeinConfig = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.collector.validate().map_err(|e| anyhow::anyhow!("collector: {e}"))?;
+        self.storage.validate().map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+        self.query.validate().map_err(|e| anyhow::anyhow!("query: {e}"))?;
+        if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            bail!("log: filter {:?} is not a valid tracing filter", self.log.filter);
+        }
+        Ok(())
+    }
+}
+
+// figment::Jail fixes the closure's error type (figment::Error, which is large).
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    /// An environment source no variable matches, for tests that must not
+    /// see the developer's own SKEIN_* settings.
+    fn no_env() -> Env {
+        Env::prefixed("SKEIN_UNIT_TEST_UNSET_")
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_ports() {
+        let config = SkeinConfig::load_from(&ConfigFlags::default(), no_env()).expect("defaults load");
+        assert_eq!(config.collector.grpc_listen.port(), 4317);
+        assert_eq!(config.collector.http_listen.port(), 4318);
+        assert_eq!(config.query.listen.port(), 7300);
+        assert_eq!(config.storage.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn precedence_is_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "skein.toml",
+                "[storage]\ndata_dir = \"/from/file\"\nshards = 3\n[query]\ntimeout = \"5s\"\n",
+            )?;
+            jail.set_env("SKEIN_STORAGE__SHARDS", "4");
+            jail.set_env("SKEIN_QUERY__TIMEOUT", "7s");
+            let flags = ConfigFlags { config: Some("skein.toml".into()), shards: Some(5), ..ConfigFlags::default() };
+            let config = SkeinConfig::load_from(&flags, Env::prefixed("SKEIN_")).expect("loads");
+            assert_eq!(config.storage.data_dir, PathBuf::from("/from/file"));
+            assert_eq!(config.storage.shards, 5);
+            assert_eq!(config.query.timeout, std::time::Duration::from_secs(7));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("skein.toml", "[storage]\ndata_dri = \"/typo\"\n")?;
+            let flags = ConfigFlags { config: Some("skein.toml".into()), ..ConfigFlags::default() };
+            let err = SkeinConfig::load_from(&flags, Env::prefixed("SKEIN_")).expect_err("typo refused");
+            assert!(format!("{err:#}").contains("data_dri"), "{err:#}");
+            jail.set_env("SKEIN_QUERY__NOPE", "1");
+            let err = SkeinConfig::load_from(&ConfigFlags::default(), Env::prefixed("SKEIN_")).expect_err("refused");
+            assert!(format!("{err:#}").contains("nope"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn example_config_in_deploy_is_valid_and_matches_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/skein.toml");
+        let flags = ConfigFlags { config: Some(path), ..ConfigFlags::default() };
+        let config = SkeinConfig::load_from(&flags, no_env()).expect("deploy/skein.toml loads");
+        let defaults = SkeinConfig::default();
+        assert_eq!(serde_json::to_value(&config).ok(), serde_json::to_value(&defaults).ok());
+    }
+
+    #[test]
+    fn missing_config_file_is_a_clear_error() {
+        let flags = ConfigFlags { config: Some("/nonexistent/skein.toml".into()), ..ConfigFlags::default() };
+        let err = SkeinConfig::load_from(&flags, no_env()).expect_err("missing file");
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

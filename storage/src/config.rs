@@ -1,0 +1,131 @@
+//! Storage configuration: where data lives, how many shards, and the limits
+//! that bound memory and flush latency.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Most shards one process may host (each has a WAL writer thread).
+pub const MAX_SHARDS: usize = 1024;
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Root directory; each shard lives in `shard-NNNN/` below it.
+    pub data_dir: PathBuf,
+    /// Number of local shards (1..=1024). It may grow between runs, never shrink.
+    pub shards: usize,
+    /// Buffered Arrow bytes in a shard that trigger a flush to Parquet.
+    pub flush_max_bytes: u64,
+    /// Maximum age of buffered data before it is flushed.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Buffered bytes per shard (unflushed, including data being flushed)
+    /// above which writes are refused as unavailable: flushing is behind.
+    pub max_buffer_bytes: u64,
+    /// Pending write requests per shard; when full, writes are refused as overloaded.
+    pub wal_queue_depth: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// Drop hour partitions whose whole hour is older than this; `None` keeps data forever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            shards: 1,
+            flush_max_bytes: 64 * MIB,
+            flush_interval: Duration::from_secs(30),
+            max_buffer_bytes: 512 * MIB,
+            wal_queue_depth: 1024,
+            row_group_rows: 65_536,
+            retention: None,
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("storage.data_dir must not be empty".into());
+        }
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            return Err(format!("storage.shards must be between 1 and {MAX_SHARDS} (got {})", self.shards));
+        }
+        if self.flush_max_bytes == 0 {
+            return Err("storage.flush_max_bytes must be greater than 0".into());
+        }
+        if self.max_buffer_bytes < self.flush_max_bytes {
+            return Err(format!(
+                "storage.max_buffer_bytes ({}) must be at least storage.flush_max_bytes ({}), \
+                 or writes would be refused before a flush starts",
+                self.max_buffer_bytes, self.flush_max_bytes
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return Err("storage.flush_interval must be greater than 0 (e.g. \"30s\")".into());
+        }
+        if !(1..=1_000_000).contains(&self.wal_queue_depth) {
+            return Err(format!(
+                "storage.wal_queue_depth must be between 1 and 1000000 (got {})",
+                self.wal_queue_depth
+            ));
+        }
+        if !(1..=16 * 1024 * 1024).contains(&self.row_group_rows) {
+            return Err(format!("storage.row_group_rows must be between 1 and 16777216 (got {})", self.row_group_rows));
+        }
+        if let Some(retention) = self.retention
+            && retention < Duration::from_secs(3600)
+        {
+            return Err(format!(
+                "storage.retention must be at least 1h, as data is dropped in whole hour partitions (got {})",
+                humantime_serde::re::humantime::format_duration(retention)
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        StorageConfig::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn parses_humantime_and_rejects_unknown_fields() {
+        let config: StorageConfig =
+            serde_json::from_str(r#"{"shards": 4, "flush_interval": "5s", "retention": "7days"}"#).expect("parses");
+        assert_eq!(config.shards, 4);
+        assert_eq!(config.flush_interval, Duration::from_secs(5));
+        assert_eq!(config.retention, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(config.row_group_rows, 65_536);
+        let unknown = serde_json::from_str::<StorageConfig>(r#"{"shard": 4}"#).expect_err("unknown field");
+        assert!(unknown.to_string().contains("unknown field"), "{unknown}");
+    }
+
+    #[test]
+    fn rejects_bad_values_with_clear_messages() {
+        let bad = |f: fn(&mut StorageConfig)| {
+            let mut config = StorageConfig::default();
+            f(&mut config);
+            config.validate().expect_err("invalid")
+        };
+        assert!(bad(|c| c.shards = 0).contains("storage.shards"));
+        assert!(bad(|c| c.shards = 1025).contains("storage.shards"));
+        assert!(bad(|c| c.max_buffer_bytes = 1).contains("max_buffer_bytes"));
+        assert!(bad(|c| c.flush_interval = Duration::ZERO).contains("flush_interval"));
+        assert!(bad(|c| c.wal_queue_depth = 0).contains("wal_queue_depth"));
+        assert!(bad(|c| c.row_group_rows = 0).contains("row_group_rows"));
+        assert!(bad(|c| c.retention = Some(Duration::from_secs(60))).contains("at least 1h"));
+    }
+}

@@ -1,0 +1,116 @@
+//! A shard's `manifest.json`: the Parquet files that hold its data, and the
+//! WAL checkpoint (the highest segment whose data is in those files).
+//!
+//! The manifest is the commit point of a flush and of retention: it is
+//! replaced atomically, and files it does not list are orphans to delete.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{IoContext, StorageError};
+use crate::fsutil::{tmp_path, write_atomically};
+
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub version: u32,
+    /// Every WAL segment with a sequence number up to this is in Parquet.
+    pub wal_checkpoint: u64,
+    pub files: Vec<FileMeta>,
+}
+
+/// One Parquet file, with what pruning needs without opening it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FileMeta {
+    /// Path relative to the shard directory, `/`-separated.
+    pub path: String,
+    pub size_bytes: u64,
+    pub rows: u64,
+    /// Hour partition: start_time hours since the Unix epoch.
+    pub hour: i64,
+    pub min_start_ns: i64,
+    pub max_start_ns: i64,
+    pub min_end_ns: i64,
+    pub max_end_ns: i64,
+}
+
+impl Default for Manifest {
+    fn default() -> Self {
+        Self { version: VERSION, wal_checkpoint: 0, files: Vec::new() }
+    }
+}
+
+impl Manifest {
+    /// Loads the manifest of `shard_dir`; a shard without one is empty. A
+    /// leftover temporary manifest (crash before the rename) is removed.
+    pub fn load(shard_dir: &Path) -> Result<Self, StorageError> {
+        let path = shard_dir.join(MANIFEST_FILE);
+        let tmp = tmp_path(&path);
+        if tmp.exists() {
+            std::fs::remove_file(&tmp).ctx(|| format!("removing {}", tmp.display()))?;
+        }
+        Self::read(shard_dir)
+    }
+
+    /// Reads the manifest of `shard_dir` as it is on disk.
+    pub fn read(shard_dir: &Path) -> Result<Self, StorageError> {
+        let path = shard_dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| StorageError::corrupt(&path, e.to_string()))?;
+        if manifest.version != VERSION {
+            return Err(StorageError::corrupt(
+                &path,
+                format!("unsupported manifest version {} (expected {VERSION})", manifest.version),
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Atomically replaces the manifest of `shard_dir` (durable on return).
+    pub fn store(&self, shard_dir: &Path) -> Result<(), StorageError> {
+        let path = shard_dir.join(MANIFEST_FILE);
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StorageError::Task(e.to_string()))?;
+        write_atomically(&path, &bytes).ctx(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_and_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(Manifest::load(dir.path()).expect("loads"), Manifest::default());
+        let manifest = Manifest {
+            version: VERSION,
+            wal_checkpoint: 9,
+            files: vec![FileMeta {
+                path: "spans/date=2023-11-14/hour=22/a.parquet".into(),
+                size_bytes: 10,
+                rows: 2,
+                hour: 472_222,
+                min_start_ns: 1,
+                max_start_ns: 2,
+                min_end_ns: 3,
+                max_end_ns: 4,
+            }],
+        };
+        manifest.store(dir.path()).expect("stores");
+        std::fs::write(tmp_path(&dir.path().join(MANIFEST_FILE)), b"{half").expect("writes");
+        assert_eq!(Manifest::load(dir.path()).expect("loads"), manifest);
+        assert!(!tmp_path(&dir.path().join(MANIFEST_FILE)).exists(), "leftover tmp removed");
+
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{not json").expect("writes");
+        let err = Manifest::load(dir.path()).expect_err("corrupt");
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    }
+}

@@ -1,0 +1,253 @@
+//! Writing frozen buffers as time-partitioned Parquet files (blocking code,
+//! run on the blocking pool).
+//!
+//! Rows are split by the hour of their `start_time` into
+//! `spans/date=YYYY-MM-DD/hour=HH/<name>.parquet` and sorted by
+//! `(trace_id, start_time)` within a file, so a trace's spans are adjacent
+//! and row-group statistics on `trace_id` are tight. Each file is written
+//! under a temporary name, synced and renamed, with its `.tidx` sidecar.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, max, min, take, take_record_batch};
+use datafusion::arrow::datatypes::TimestampNanosecondType;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
+use skein_model::schema::col;
+use skein_model::span_schema;
+use tracing::debug;
+
+use crate::error::{IoContext, StorageError};
+use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
+use crate::manifest::FileMeta;
+use crate::tidx::{TraceIndex, sidecar_path};
+
+pub(crate) const SPANS_DIR: &str = "spans";
+pub(crate) const NS_PER_HOUR: i64 = 3_600_000_000_000;
+const ZSTD_LEVEL: i32 = 3;
+const BLOOM_FILTER_FPP: f64 = 0.01;
+
+/// A file a flush wrote, with its sidecar index.
+pub(crate) struct WrittenFile {
+    pub meta: FileMeta,
+    pub index: TraceIndex,
+}
+
+/// The `date=YYYY-MM-DD/hour=HH` directory of an hour partition.
+pub(crate) fn partition_dir(hour: i64) -> String {
+    let (year, month, day) = civil_from_days(hour.div_euclid(24));
+    format!("date={year:04}-{month:02}-{day:02}/hour={:02}", hour.rem_euclid(24))
+}
+
+/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn start_times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
+    batch
+        .column_by_name(col::START_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .ok_or_else(|| StorageError::Task("batch has no nanosecond start_time column".into()))
+}
+
+fn end_times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
+    batch
+        .column_by_name(col::END_TIME)
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+        .ok_or_else(|| StorageError::Task("batch has no nanosecond end_time column".into()))
+}
+
+fn trace_ids(batch: &RecordBatch) -> Result<&StringArray, StorageError> {
+    batch
+        .column_by_name(col::TRACE_ID)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| StorageError::Task("batch has no utf8 trace_id column".into()))
+}
+
+fn writer_properties(row_group_rows: usize, rows: usize) -> Result<WriterProperties, StorageError> {
+    // Bloom filters are sized per row group and folded down once written.
+    let ndv = rows.clamp(1, row_group_rows) as u64;
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+        .set_max_row_group_row_count(Some(row_group_rows))
+        // Page-level statistics also write the column and offset indexes.
+        .set_statistics_enabled(EnabledStatistics::Page);
+    for column in [col::TRACE_ID, col::SERVICE_NAME, col::NAME] {
+        let path = ColumnPath::from(column);
+        builder = builder
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_fpp(path.clone(), BLOOM_FILTER_FPP)
+            .set_column_bloom_filter_max_ndv(path, ndv);
+    }
+    Ok(builder.build())
+}
+
+/// Writes `batches` as one Parquet file per hour partition under
+/// `shard_dir/spans/`, each named `<name_prefix>-<n>.parquet`. Files are
+/// durable (synced, renamed, directories synced) on return. On error, files
+/// written so far are removed: no manifest references them yet.
+pub(crate) fn write_partitions(
+    shard_dir: &Path,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+    name_prefix: &str,
+) -> Result<Vec<WrittenFile>, StorageError> {
+    let mut created: Vec<PathBuf> = Vec::new();
+    let result = write_partitions_inner(shard_dir, batches, row_group_rows, name_prefix, &mut created);
+    if result.is_err() {
+        for path in &created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+fn write_partitions_inner(
+    shard_dir: &Path,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+    name_prefix: &str,
+    created: &mut Vec<PathBuf>,
+) -> Result<Vec<WrittenFile>, StorageError> {
+    let schema = span_schema();
+    let all = concat_batches(&schema, batches)?;
+    if all.num_rows() == 0 {
+        return Ok(Vec::new());
+    }
+    let hours: Int64Array = start_times(&all)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
+    let sort_columns = [
+        SortColumn { values: Arc::new(hours.clone()), options: None },
+        SortColumn { values: Arc::clone(all.column(schema.index_of(col::TRACE_ID)?)), options: None },
+        SortColumn { values: Arc::clone(all.column(schema.index_of(col::START_TIME)?)), options: None },
+    ];
+    let order = lexsort_to_indices(&sort_columns, None)?;
+    let sorted = take_record_batch(&all, &order)?;
+    let sorted_hours = take(&hours, &order, None)?;
+    let sorted_hours: &Int64Array = sorted_hours.as_primitive();
+    drop(all);
+
+    let mut written = Vec::new();
+    let mut start = 0;
+    while start < sorted.num_rows() {
+        let hour = sorted_hours.value(start);
+        let mut end = start + 1;
+        while end < sorted.num_rows() && sorted_hours.value(end) == hour {
+            end += 1;
+        }
+        let part = sorted.slice(start, end - start);
+        let relative = format!("{SPANS_DIR}/{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
+        written.push(write_file(shard_dir, &relative, &part, hour, row_group_rows, created)?);
+        start = end;
+    }
+    Ok(written)
+}
+
+fn write_file(
+    shard_dir: &Path,
+    relative: &str,
+    batch: &RecordBatch,
+    hour: i64,
+    row_group_rows: usize,
+    created: &mut Vec<PathBuf>,
+) -> Result<WrittenFile, StorageError> {
+    let path = shard_dir.join(relative);
+    let dir = path.parent().ok_or_else(|| StorageError::Task(format!("{relative} has no parent directory")))?;
+    create_dir_durable(dir).ctx(|| format!("creating {}", dir.display()))?;
+
+    let tmp = tmp_path(&path);
+    created.push(tmp.clone());
+    let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    let mut writer =
+        ArrowWriter::try_new(&file, batch.schema(), Some(writer_properties(row_group_rows, batch.num_rows())?))?;
+    writer.write(batch)?;
+    writer.close()?;
+    file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
+    let size_bytes = file.metadata().ctx(|| format!("reading {}", tmp.display()))?.len();
+    drop(file);
+
+    let index = TraceIndex::build([trace_ids(batch)?]);
+    let sidecar = sidecar_path(&path);
+    created.push(sidecar.clone());
+    index.write(&sidecar)?;
+    created.push(path.clone());
+    std::fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
+    fsync_dir(dir).ctx(|| format!("syncing {}", dir.display()))?;
+    debug!(file = relative, rows = batch.num_rows(), traces = index.len(), bytes = size_bytes, "wrote parquet file");
+
+    let starts = start_times(batch)?;
+    let ends = end_times(batch)?;
+    let meta = FileMeta {
+        path: relative.to_owned(),
+        size_bytes,
+        rows: batch.num_rows() as u64,
+        hour,
+        min_start_ns: min(starts).unwrap_or(i64::MIN),
+        max_start_ns: max(starts).unwrap_or(i64::MAX),
+        min_end_ns: min(ends).unwrap_or(i64::MIN),
+        max_end_ns: max(ends).unwrap_or(i64::MAX),
+    };
+    Ok(WrittenFile { meta, index })
+}
+
+/// Rebuilds the trace index of a Parquet file from its `trace_id` column
+/// (when the sidecar is missing or damaged).
+pub(crate) fn rebuild_index(path: &Path) -> Result<TraceIndex, StorageError> {
+    let file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let column =
+        builder.schema().index_of(col::TRACE_ID).map_err(|_| StorageError::corrupt(path, "no trace_id column"))?;
+    let mask = datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [column]);
+    let reader = builder.with_projection(mask).build()?;
+    let mut arrays = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let ids = trace_ids(&batch).map_err(|_| StorageError::corrupt(path, "trace_id is not utf8"))?;
+        arrays.push(ids.clone());
+    }
+    Ok(TraceIndex::build(arrays.iter()))
+}
+
+/// Reads a whole Parquet file back (tests).
+#[cfg(test)]
+pub(crate) fn read_file(path: &Path) -> Vec<RecordBatch> {
+    let file = File::open(path).expect("opens parquet file");
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("reads footer")
+        .build()
+        .expect("builds reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("reads batches")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_of_hours() {
+        assert_eq!(partition_dir(0), "date=1970-01-01/hour=00");
+        // 1_700_000_000 s = 2023-11-14T22:13:20Z
+        assert_eq!(partition_dir(1_700_000_000 / 3600), "date=2023-11-14/hour=22");
+        assert_eq!(partition_dir(-1), "date=1969-12-31/hour=23");
+        // 2024-02-29T05:00:00Z = 1709182800 s
+        assert_eq!(partition_dir(1_709_182_800 / 3600), "date=2024-02-29/hour=05");
+        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
+        assert_eq!(civil_from_days(-719_468), (0, 3, 1));
+    }
+}

@@ -1,0 +1,189 @@
+//! The DataFusion table of one shard: its Parquet files plus its buffers.
+//!
+//! `scan` takes an atomic snapshot (files, frozen and active buffers), drops
+//! files the manifest ranges or the trace-ID index rule out, and plans a
+//! Parquet scan of the rest (filters pushed down for row-group statistics,
+//! bloom filter and page index pruning) unioned with an in-memory scan of
+//! the buffered batches. Filters are `Inexact`: DataFusion re-applies them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::DFSchema;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::Result;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::{PhysicalExpr, conjunction};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+use skein_model::span_schema;
+use tracing::debug;
+
+use crate::buffer::{DataFile, ShardBuffer};
+use crate::pruning::Pruning;
+use crate::tidx::trace_key;
+
+/// One shard's spans as a DataFusion table (schema: [`span_schema`]).
+pub struct ShardTable {
+    buffer: Arc<ShardBuffer>,
+}
+
+impl std::fmt::Debug for ShardTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardTable").field("shard", &self.buffer.shard).finish()
+    }
+}
+
+impl ShardTable {
+    pub(crate) fn new(buffer: Arc<ShardBuffer>) -> Self {
+        Self { buffer }
+    }
+
+    pub fn shard(&self) -> usize {
+        self.buffer.shard
+    }
+
+    /// Parquet files currently in the shard's manifest.
+    pub fn file_count(&self) -> usize {
+        self.buffer.files().len()
+    }
+
+    /// How many Parquet files a lookup of `trace_id` would open: the ones
+    /// whose trace-ID index may hold it.
+    pub fn files_for_trace(&self, trace_id: &str) -> usize {
+        let keys: Vec<u64> = trace_key(trace_id).into_iter().collect();
+        self.buffer.files().iter().filter(|f| f.index.may_contain_any(&keys)).count()
+    }
+
+    fn parquet_scan(
+        &self,
+        state: &dyn Session,
+        files: &[&Arc<DataFile>],
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema = span_schema();
+        let mut options = state.table_options().parquet.clone();
+        // The buffers yield Utf8 columns; so must the files, for the union.
+        options.global.schema_force_view_types = false;
+        options.global.pruning = true;
+        options.global.enable_page_index = true;
+        options.global.bloom_filter_on_read = true;
+        // Most scans are selective (a trace, a service, a time range): decode
+        // the filter columns first and only the matching rows of the rest.
+        options.global.pushdown_filters = true;
+        options.global.reorder_filters = true;
+
+        let store_url = ObjectStoreUrl::local_filesystem();
+        let runtime = state.runtime_env();
+        let reader_factory = CachedParquetFileReaderFactory::new(
+            runtime.object_store(&store_url)?,
+            runtime.cache_manager.get_file_metadata_cache(),
+        );
+        let mut source = ParquetSource::new(Arc::clone(&schema))
+            .with_table_parquet_options(options)
+            .with_parquet_file_reader_factory(Arc::new(reader_factory));
+        if let Some(predicate) = physical_predicate(state, filters, &schema)? {
+            source = source.with_predicate(predicate);
+        }
+
+        let group_count = state.config().target_partitions().clamp(1, files.len());
+        let mut groups = vec![Vec::new(); group_count];
+        for (i, file) in files.iter().enumerate() {
+            let mut partitioned = PartitionedFile::new(String::new(), file.meta.size_bytes);
+            partitioned.object_meta.location = file.location.clone();
+            groups[i % group_count].push(partitioned);
+        }
+        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        Ok(DataSourceExec::from_data_source(config))
+    }
+}
+
+/// The filters as one physical predicate over the table schema; filters
+/// that cannot be converted are left to DataFusion's own filter.
+fn physical_predicate(
+    state: &dyn Session,
+    filters: &[Expr],
+    schema: &SchemaRef,
+) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    let df_schema = DFSchema::try_from(Arc::clone(schema))?;
+    let mut predicates = Vec::with_capacity(filters.len());
+    for filter in filters {
+        match state.create_physical_expr(filter.clone(), &df_schema) {
+            Ok(predicate) => predicates.push(predicate),
+            Err(e) => debug!(filter = %filter, error = %e, "filter not pushed into the parquet scan"),
+        }
+    }
+    Ok((!predicates.is_empty()).then(|| conjunction(predicates)))
+}
+
+#[async_trait]
+impl TableProvider for ShardTable {
+    fn schema(&self) -> SchemaRef {
+        span_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.buffer.snapshot();
+        let pruning = Pruning::from_filters(filters);
+        let files: Vec<&Arc<DataFile>> = snapshot.files.iter().filter(|f| pruning.may_match(f)).collect();
+        debug!(
+            shard = self.buffer.shard,
+            files = files.len(),
+            pruned = snapshot.files.len() - files.len(),
+            buffered_batches = snapshot.batches.len(),
+            "planned shard scan"
+        );
+
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
+        if !files.is_empty() {
+            inputs.push(self.parquet_scan(state, &files, projection, filters, limit)?);
+        }
+        if !snapshot.batches.is_empty() {
+            let partition_count = state.config().target_partitions().clamp(1, snapshot.batches.len());
+            let mut partitions = vec![Vec::new(); partition_count];
+            for (i, batch) in snapshot.batches.into_iter().enumerate() {
+                partitions[i % partition_count].push(batch);
+            }
+            let memory =
+                MemorySourceConfig::try_new(&partitions, span_schema(), projection.cloned())?.with_limit(limit);
+            inputs.push(DataSourceExec::from_data_source(memory));
+        }
+        if inputs.is_empty() {
+            let schema = datafusion::common::project_schema(&span_schema(), projection)?;
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        UnionExec::try_new(inputs)
+    }
+}

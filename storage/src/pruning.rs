@@ -1,0 +1,265 @@
+//! File pruning from a scan's filters: which Parquet files cannot hold a
+//! matching row, judged from the manifest (time ranges) and the trace-ID
+//! index, without opening them. Conservative: a filter it does not
+//! understand prunes nothing.
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
+use skein_model::schema::col;
+
+use crate::buffer::DataFile;
+use crate::tidx::trace_key;
+
+/// Inclusive bounds on a timestamp column, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Bounds {
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self { min: i64::MIN, max: i64::MAX }
+    }
+}
+
+impl Bounds {
+    fn apply(&mut self, op: Operator, value: i64) {
+        match op {
+            Operator::Eq => {
+                self.min = self.min.max(value);
+                self.max = self.max.min(value);
+            }
+            Operator::Gt => self.min = self.min.max(value.saturating_add(1)),
+            Operator::GtEq => self.min = self.min.max(value),
+            Operator::Lt => self.max = self.max.min(value.saturating_sub(1)),
+            Operator::LtEq => self.max = self.max.min(value),
+            _ => {}
+        }
+    }
+
+    /// Whether any value in `[lo, hi]` lies within the bounds.
+    fn overlaps(&self, lo: i64, hi: i64) -> bool {
+        lo <= self.max && hi >= self.min
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Pruning {
+    /// Keys of the trace IDs a row must have one of; `None` = any trace.
+    /// IDs that are not 32 hex digits have no key (no stored row has them).
+    pub trace_keys: Option<Vec<u64>>,
+    pub start: Bounds,
+    pub end: Bounds,
+}
+
+impl Pruning {
+    pub fn from_filters(filters: &[Expr]) -> Self {
+        let mut pruning = Self::default();
+        for filter in filters {
+            for conjunct in split_conjunction(filter) {
+                pruning.add(conjunct);
+            }
+        }
+        pruning
+    }
+
+    fn add(&mut self, expr: &Expr) {
+        if let Some(ids) = trace_ids(expr) {
+            let keys: Vec<u64> = ids.iter().filter_map(|id| trace_key(id)).collect();
+            self.trace_keys = Some(match self.trace_keys.take() {
+                // Several trace conjuncts: a row must satisfy all of them.
+                Some(previous) => previous.into_iter().filter(|k| keys.contains(k)).collect(),
+                None => keys,
+            });
+            return;
+        }
+        match expr {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if let Some((column, value)) = column_name(left).zip(timestamp_ns(right)) {
+                    self.bound(column, *op, value);
+                } else if let (Some(value), Some(column), Some(op)) =
+                    (timestamp_ns(left), column_name(right), op.swap())
+                {
+                    self.bound(column, op, value);
+                }
+            }
+            Expr::Between(Between { expr, negated: false, low, high }) => {
+                if let (Some(column), Some(low), Some(high)) =
+                    (column_name(expr), timestamp_ns(low), timestamp_ns(high))
+                {
+                    self.bound(column, Operator::GtEq, low);
+                    self.bound(column, Operator::LtEq, high);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn bound(&mut self, column: &str, op: Operator, value: i64) {
+        match column {
+            col::START_TIME => self.start.apply(op, value),
+            col::END_TIME => self.end.apply(op, value),
+            _ => {}
+        }
+    }
+
+    /// Whether `file` may hold rows matching the filters.
+    pub fn may_match(&self, file: &DataFile) -> bool {
+        let meta = &file.meta;
+        self.start.overlaps(meta.min_start_ns, meta.max_start_ns)
+            && self.end.overlaps(meta.min_end_ns, meta.max_end_ns)
+            && self.trace_keys.as_ref().is_none_or(|keys| file.index.may_contain_any(keys))
+    }
+}
+
+fn column_name(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Column(column) => Some(column.name.as_str()),
+        _ => None,
+    }
+}
+
+/// `trace_id` (possibly cast to another string type, which keeps equality).
+fn is_trace_id(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(column) => column.name == col::TRACE_ID,
+        Expr::Cast(cast) => cast.field.data_type().is_string() && is_trace_id(&cast.expr),
+        Expr::TryCast(cast) => cast.field.data_type().is_string() && is_trace_id(&cast.expr),
+        _ => false,
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)),
+            _,
+        ) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// The trace IDs `expr` restricts `trace_id` to: `trace_id = 'x'`,
+/// `trace_id IN ('x', 'y')`, and ORs of those.
+fn trace_ids(expr: &Expr) -> Option<Vec<&str>> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            if is_trace_id(left) {
+                string_literal(right).map(|s| vec![s])
+            } else if is_trace_id(right) {
+                string_literal(left).map(|s| vec![s])
+            } else {
+                None
+            }
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Or, right }) => {
+            let mut ids = trace_ids(left)?;
+            ids.extend(trace_ids(right)?);
+            Some(ids)
+        }
+        Expr::InList(list) if !list.negated && is_trace_id(&list.expr) => {
+            list.list.iter().map(string_literal).collect()
+        }
+        _ => None,
+    }
+}
+
+/// A timestamp literal in nanoseconds.
+fn timestamp_ns(expr: &Expr) -> Option<i64> {
+    let Expr::Literal(value, _) = expr else {
+        return None;
+    };
+    match value {
+        ScalarValue::TimestampNanosecond(Some(v), _) => Some(*v),
+        ScalarValue::TimestampMicrosecond(Some(v), _) => v.checked_mul(1_000),
+        ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1_000_000),
+        ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000_000),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{col as column, lit};
+
+    use super::*;
+    use crate::manifest::FileMeta;
+    use crate::tidx::TraceIndex;
+
+    const T1: &str = "000000000000000000000000000000a1";
+    const T2: &str = "000000000000000000000000000000b2";
+
+    fn ts(ns: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(Some(ns), Some("UTC".into())))
+    }
+
+    fn file(ids: &[&str], start: (i64, i64), end: (i64, i64)) -> DataFile {
+        let ids = datafusion::arrow::array::StringArray::from(ids.to_vec());
+        DataFile {
+            meta: FileMeta {
+                path: "spans/x.parquet".into(),
+                size_bytes: 1,
+                rows: 1,
+                hour: 0,
+                min_start_ns: start.0,
+                max_start_ns: start.1,
+                min_end_ns: end.0,
+                max_end_ns: end.1,
+            },
+            location: "x.parquet".into(),
+            index: TraceIndex::build([&ids]),
+        }
+    }
+
+    #[test]
+    fn trace_id_filters_select_files_by_index() {
+        let f1 = file(&[T1], (0, 10), (0, 10));
+        let f2 = file(&[T2], (0, 10), (0, 10));
+        let eq = Pruning::from_filters(&[column(col::TRACE_ID).eq(lit(T1))]);
+        assert!(eq.may_match(&f1));
+        assert!(!eq.may_match(&f2));
+        // Literal on the left, upper case.
+        let flipped = Pruning::from_filters(&[lit(T2.to_uppercase()).eq(column(col::TRACE_ID))]);
+        assert!(!flipped.may_match(&f1));
+        assert!(flipped.may_match(&f2));
+        let in_list = Pruning::from_filters(&[column(col::TRACE_ID).in_list(vec![lit(T1), lit(T2)], false)]);
+        assert!(in_list.may_match(&f1) && in_list.may_match(&f2));
+        let or = Pruning::from_filters(&[column(col::TRACE_ID).eq(lit(T2)).or(column(col::TRACE_ID).eq(lit("zz")))]);
+        assert!(!or.may_match(&f1) && or.may_match(&f2));
+        // Not a valid ID: no stored span can match.
+        let bogus = Pruning::from_filters(&[column(col::TRACE_ID).eq(lit("nope"))]);
+        assert!(!bogus.may_match(&f1));
+        // Contradictory conjuncts.
+        let both = Pruning::from_filters(&[column(col::TRACE_ID).eq(lit(T1)).and(column(col::TRACE_ID).eq(lit(T2)))]);
+        assert!(!both.may_match(&f1) && !both.may_match(&f2));
+        // Not understood: prunes nothing.
+        let negated = Pruning::from_filters(&[column(col::TRACE_ID).in_list(vec![lit(T1)], true)]);
+        assert_eq!(negated, Pruning::default());
+        let other = Pruning::from_filters(&[column(col::NAME).eq(lit(T1))]);
+        assert!(other.may_match(&f2));
+    }
+
+    #[test]
+    fn time_filters_use_file_ranges() {
+        let f = file(&[T1], (100, 200), (150, 300));
+        let keep = |filters: Vec<Expr>| Pruning::from_filters(&filters).may_match(&f);
+        assert!(keep(vec![column(col::START_TIME).gt_eq(ts(200))]));
+        assert!(!keep(vec![column(col::START_TIME).gt(ts(200))]));
+        assert!(!keep(vec![column(col::START_TIME).lt(ts(100))]));
+        assert!(keep(vec![column(col::START_TIME).lt_eq(ts(100))]));
+        assert!(!keep(vec![ts(99).gt_eq(column(col::START_TIME))]));
+        assert!(keep(vec![ts(100).gt_eq(column(col::START_TIME))]));
+        assert!(!keep(vec![column(col::END_TIME).gt(ts(300))]));
+        assert!(keep(vec![column(col::START_TIME).between(ts(0), ts(100))]));
+        assert!(!keep(vec![column(col::START_TIME).between(ts(201), ts(900))]));
+        assert!(!keep(vec![column(col::START_TIME).gt(ts(150)).and(column(col::END_TIME).lt(ts(150)))]));
+        let micros = lit(ScalarValue::TimestampMicrosecond(Some(1), None));
+        assert!(!keep(vec![column(col::START_TIME).gt_eq(micros)]), "1µs = 1000ns > 200");
+        // Casts of the time columns are not understood.
+        let cast = Expr::Cast(datafusion::logical_expr::Cast::new(Box::new(column(col::START_TIME)), DataType::Int64));
+        assert!(keep(vec![cast.gt(lit(1_000_i64))]));
+    }
+}

@@ -1,0 +1,568 @@
+//! One shard: recovery on open, the write path, flushes and retention.
+//!
+//! Flush protocol (each step durable before the next, so a crash anywhere
+//! leaves every row exactly once after reopening):
+//! 1. freeze the active buffer through the WAL writer (the WAL rotates);
+//! 2. write the frozen rows as Parquet files (temp name, fsync, rename) with
+//!    their `.tidx` sidecars;
+//! 3. replace `manifest.json` with the file list plus the new files and the
+//!    WAL checkpoint (the highest segment whose data is now in Parquet);
+//! 4. swap the frozen buffer for the files in what queries see;
+//! 5. delete the WAL segments up to the checkpoint.
+//!
+//! On open, files the manifest does not list (a flush that crashed before
+//! step 3) are deleted, and only segments after the checkpoint are replayed
+//! (a crash between 3 and 5 leaves segments whose rows are in Parquet).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::RecordBatch;
+use skein_model::{WriteError, span_schema};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::buffer::{DataFile, FlushDue, ShardBuffer};
+use crate::config::StorageConfig;
+use crate::error::{IoContext, OVERLOADED_RETRY_AFTER, StorageError, UNAVAILABLE_RETRY_AFTER, closed_write_error};
+use crate::fsutil::{create_dir_durable, fsync_dir, remove_empty_dirs};
+use crate::manifest::{FileMeta, Manifest};
+use crate::metrics::{Metrics, gauge_value};
+use crate::parquet_files::{NS_PER_HOUR, SPANS_DIR, rebuild_index, write_partitions};
+use crate::tidx::{TraceIndex, sidecar_path};
+use crate::wal::{MAX_RECORD_BYTES, decode_batches, encode_batch, list_segments, replay_segment};
+use crate::writer::{AppendRequest, Command, WalWriter};
+
+pub(crate) const WAL_DIR: &str = "wal";
+/// Wait before retrying a failed flush.
+const FLUSH_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+pub(crate) fn shard_dir_name(shard: usize) -> String {
+    format!("shard-{shard:04}")
+}
+
+/// The shard number of a shard directory name.
+pub(crate) fn parse_shard_dir_name(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix("shard-")?;
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Where a test makes a flush stop as if the process died there.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailPoint {
+    /// Parquet files renamed into place, manifest not yet replaced.
+    AfterParquet,
+    /// Manifest replaced, WAL segments not yet deleted.
+    AfterManifest,
+}
+
+pub(crate) struct Shard {
+    pub id: usize,
+    pub dir: PathBuf,
+    pub buffer: Arc<ShardBuffer>,
+    tx: mpsc::Sender<Command>,
+    writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The manifest as on disk; its lock serializes flushes and retention.
+    manifest: tokio::sync::Mutex<Manifest>,
+    row_group_rows: usize,
+    max_buffer_bytes: u64,
+    metrics: Metrics,
+    #[cfg(test)]
+    pub fail_point: parking_lot::Mutex<Option<FailPoint>>,
+}
+
+/// What recovery found on disk.
+struct Recovered {
+    manifest: Manifest,
+    files: Vec<Arc<DataFile>>,
+    batches: Vec<(RecordBatch, u64)>,
+    next_seq: u64,
+    wal_bytes: u64,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Task(e.to_string()))?
+}
+
+impl Shard {
+    /// Recovers the shard in `data_dir` and starts its WAL writer thread.
+    pub async fn open(id: usize, config: &StorageConfig, metrics: &Metrics) -> Result<Arc<Self>, StorageError> {
+        let dir = config.data_dir.join(shard_dir_name(id));
+        let recovered = {
+            let dir = dir.clone();
+            blocking(move || recover(id, &dir)).await?
+        };
+        metrics.wal_bytes.inc_by(gauge_value(recovered.wal_bytes));
+        let buffer = Arc::new(ShardBuffer::new(
+            id,
+            config.flush_max_bytes,
+            config.flush_interval,
+            recovered.files,
+            metrics.clone(),
+        ));
+        buffer.append(recovered.batches);
+        let (tx, rx) = mpsc::channel(config.wal_queue_depth);
+        let writer = WalWriter::new(id, dir.join(WAL_DIR), recovered.next_seq, Arc::clone(&buffer), metrics.clone())
+            .spawn(rx)
+            .ctx(|| format!("starting the wal writer thread of shard {id}"))?;
+        Ok(Arc::new(Self {
+            id,
+            dir,
+            buffer,
+            tx,
+            writer: parking_lot::Mutex::new(Some(writer)),
+            manifest: tokio::sync::Mutex::new(recovered.manifest),
+            row_group_rows: config.row_group_rows,
+            max_buffer_bytes: config.max_buffer_bytes,
+            metrics: metrics.clone(),
+            #[cfg(test)]
+            fail_point: parking_lot::Mutex::new(None),
+        }))
+    }
+
+    /// Makes `batch` durable in the WAL, then visible in the buffer.
+    pub async fn write(&self, batch: RecordBatch) -> Result<(), WriteError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if batch.schema().fields() != span_schema().fields() {
+            return Err(WriteError::Internal("batch does not have the span schema".into()));
+        }
+        let buffered = self.buffer.buffered_bytes();
+        if buffered > self.max_buffer_bytes {
+            self.metrics.rejected("flush_behind");
+            return Err(WriteError::Unavailable {
+                reason: format!(
+                    "shard {} is flushing too slowly: {buffered} bytes buffered, limit {}",
+                    self.id, self.max_buffer_bytes
+                ),
+                retry_after: UNAVAILABLE_RETRY_AFTER,
+            });
+        }
+        let payload = encode_batch(&batch).map_err(|e| WriteError::Internal(format!("encoding batch: {e}")))?;
+        if payload.len() > MAX_RECORD_BYTES {
+            return Err(WriteError::Internal(format!(
+                "batch of {} bytes is over the {MAX_RECORD_BYTES}-byte write-ahead log record limit",
+                payload.len()
+            )));
+        }
+        let (ack, acked) = oneshot::channel();
+        match self.tx.try_send(Command::Append(AppendRequest { payload, batch, ack })) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.rejected("queue_full");
+                return Err(WriteError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(closed_write_error()),
+        }
+        match acked.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => {
+                self.metrics.rejected("wal_error");
+                Err(WriteError::Unavailable { reason, retry_after: UNAVAILABLE_RETRY_AFTER })
+            }
+            // The writer stopped (storage closing) before taking the batch.
+            Err(_) => Err(closed_write_error()),
+        }
+    }
+
+    /// Freezes the active buffer through the writer. Once the writer has
+    /// stopped, `Close` already froze everything.
+    async fn freeze(&self) {
+        let (ack, frozen) = oneshot::channel();
+        // `send` waits for queue space: a freeze must not be refused.
+        if self.tx.send(Command::Freeze(ack)).await.is_ok() {
+            let _ = frozen.await;
+        }
+    }
+
+    /// Flushes everything buffered so far to Parquet (see the module doc).
+    pub async fn flush(&self) -> Result<(), StorageError> {
+        let mut manifest = self.manifest.lock().await;
+        self.freeze().await;
+        let frozen = self.buffer.frozen();
+        if frozen.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let checkpoint = frozen.iter().map(|f| f.wal_seq).fold(manifest.wal_checkpoint, u64::max);
+        let batches: Vec<RecordBatch> = frozen.iter().flat_map(|f| f.batches.iter().cloned()).collect();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let written = {
+            let (dir, row_group_rows) = (self.dir.clone(), self.row_group_rows);
+            let prefix = format!("{checkpoint:020}-{:x}", unix_nanos(SystemTime::now()));
+            blocking(move || write_partitions(&dir, &batches, row_group_rows, &prefix)).await?
+        };
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::AfterParquet)?;
+
+        let mut files = Vec::with_capacity(written.len());
+        let mut next = manifest.clone();
+        next.wal_checkpoint = checkpoint;
+        for file in written {
+            next.files.push(file.meta.clone());
+            files.push(Arc::new(DataFile::new(&self.dir, file.meta, file.index)?));
+        }
+        let next = {
+            let dir = self.dir.clone();
+            let new_files: Vec<FileMeta> = next.files[manifest.files.len()..].to_vec();
+            blocking(move || match next.store(&dir) {
+                Ok(()) => Ok(next),
+                Err(e) => {
+                    discard_unlisted(&dir, &new_files);
+                    Err(e)
+                }
+            })
+            .await?
+        };
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::AfterManifest)?;
+
+        let file_count = files.len();
+        self.buffer.commit_flush(&frozen, files);
+        *manifest = next;
+        let wal_dir = self.dir.join(WAL_DIR);
+        match blocking(move || delete_segments_up_to(&wal_dir, checkpoint)).await {
+            Ok(bytes) => {
+                self.metrics.wal_bytes.dec_by(gauge_value(bytes));
+            }
+            // Harmless: segments up to the checkpoint are deleted on the next flush or open.
+            Err(e) => warn!(shard = self.id, error = %e, "could not delete flushed wal segments"),
+        }
+        drop(manifest);
+
+        let elapsed = started.elapsed();
+        self.metrics.files_written.inc_by(file_count as u64);
+        self.metrics.rows_flushed.inc_by(rows as u64);
+        self.metrics.flush_duration.observe(elapsed.as_secs_f64());
+        info!(
+            shard = self.id,
+            files = file_count,
+            rows,
+            wal_checkpoint = checkpoint,
+            millis = elapsed.as_millis() as u64,
+            "flushed buffer"
+        );
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn check_fail_point(&self, at: FailPoint) -> Result<(), StorageError> {
+        if *self.fail_point.lock() == Some(at) {
+            return Err(StorageError::Task(format!("simulated crash at {at:?}")));
+        }
+        Ok(())
+    }
+
+    /// Drops the hour partitions that ended at or before `cutoff_ns`:
+    /// manifest first, then the files. Returns how many files were dropped.
+    pub async fn enforce_retention(&self, cutoff_ns: i64) -> Result<usize, StorageError> {
+        let mut manifest = self.manifest.lock().await;
+        let expired: Vec<FileMeta> = manifest
+            .files
+            .iter()
+            .filter(|f| f.hour.saturating_add(1).saturating_mul(NS_PER_HOUR) <= cutoff_ns)
+            .cloned()
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let mut next = manifest.clone();
+        next.files.retain(|f| !expired.contains(f));
+        let next = {
+            let dir = self.dir.clone();
+            blocking(move || next.store(&dir).map(|()| next)).await?
+        };
+        self.buffer.remove_files(&expired.iter().map(|f| f.path.as_str()).collect());
+        *manifest = next;
+        drop(manifest);
+
+        let count = expired.len();
+        let dir = self.dir.clone();
+        blocking(move || {
+            remove_data_files(&dir, &expired);
+            Ok(())
+        })
+        .await?;
+        info!(shard = self.id, files = count, "dropped expired hour partitions");
+        Ok(count)
+    }
+
+    /// Flushes when the buffer is big or old enough, until `stop` fires.
+    pub async fn run_flush_loop(self: Arc<Self>, stop: CancellationToken, idle_wait: Duration) {
+        loop {
+            let wait = match self.buffer.flush_due(Instant::now()) {
+                FlushDue::Now => None,
+                FlushDue::After(wait) => Some(wait),
+                FlushDue::Idle => Some(idle_wait),
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    _ = self.buffer.wakeup.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            if stop.is_cancelled() {
+                return;
+            }
+            // Not raced against `stop`: an interrupted flush would leave its
+            // files unpublished until the next open.
+            if let Err(e) = self.flush().await {
+                error!(shard = self.id, error = %e, "flush failed, will retry");
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(FLUSH_RETRY_DELAY) => {}
+                }
+            }
+        }
+    }
+
+    /// Stops the WAL writer after it drained its queue and froze the
+    /// buffer; later writes are refused. Idempotent.
+    pub async fn stop_writer(&self) -> Result<(), StorageError> {
+        let (ack, stopped) = oneshot::channel();
+        if self.tx.send(Command::Close(ack)).await.is_ok() {
+            let _ = stopped.await;
+        }
+        let handle = self.writer.lock().take();
+        if let Some(handle) = handle {
+            blocking(move || handle.join().map_err(|_| StorageError::Task("wal writer thread panicked".into())))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Test hook: blocks the WAL writer until the returned sender fires (or drops).
+    #[cfg(test)]
+    pub async fn pause_writer(&self) -> oneshot::Sender<()> {
+        let (paused_tx, paused) = oneshot::channel();
+        let (resume, resume_rx) = oneshot::channel();
+        self.tx.send(Command::Pause { paused: paused_tx, resume: resume_rx }).await.expect("writer running");
+        paused.await.expect("writer paused");
+        resume
+    }
+}
+
+pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Deletes Parquet files and their sidecars, and partition directories they leave empty.
+fn remove_data_files(shard_dir: &Path, files: &[FileMeta]) {
+    let spans = shard_dir.join(SPANS_DIR);
+    for file in files {
+        let path = shard_dir.join(&file.path);
+        for victim in [sidecar_path(&path), path.clone()] {
+            if let Err(e) = std::fs::remove_file(&victim)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                warn!(file = %victim.display(), error = %e, "could not delete file");
+            }
+        }
+        if let Some(parent) = path.parent() {
+            remove_empty_dirs(parent, &spans);
+        }
+    }
+}
+
+/// After a failed manifest update: when the manifest on disk is still the
+/// old one, the flush's files are orphans and are deleted now (a retry
+/// writes new ones; under a full disk they would pile up). When the new
+/// manifest did land (only its directory sync failed) they stay.
+fn discard_unlisted(shard_dir: &Path, new_files: &[FileMeta]) {
+    match Manifest::read(shard_dir) {
+        Ok(on_disk) if !on_disk.files.iter().any(|f| new_files.contains(f)) => remove_data_files(shard_dir, new_files),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not read back the manifest after a failed update"),
+    }
+}
+
+/// Deletes WAL segments up to `checkpoint`; returns the bytes freed.
+fn delete_segments_up_to(wal_dir: &Path, checkpoint: u64) -> Result<u64, StorageError> {
+    let mut freed = 0;
+    let mut deleted = false;
+    for (seq, path) in list_segments(wal_dir)? {
+        if seq > checkpoint {
+            break;
+        }
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
+        freed += len;
+        deleted = true;
+    }
+    if deleted {
+        fsync_dir(wal_dir).ctx(|| format!("syncing {}", wal_dir.display()))?;
+    }
+    Ok(freed)
+}
+
+/// Brings a shard directory to a consistent state and reads it back.
+fn recover(shard: usize, dir: &Path) -> Result<Recovered, StorageError> {
+    let wal_dir = dir.join(WAL_DIR);
+    let spans_dir = dir.join(SPANS_DIR);
+    for d in [&wal_dir, &spans_dir] {
+        create_dir_durable(d).ctx(|| format!("creating {}", d.display()))?;
+    }
+    let mut manifest = Manifest::load(dir)?;
+    let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    let orphans = remove_orphans(shard, dir, &spans_dir, &listed)?;
+
+    let mut files = Vec::with_capacity(manifest.files.len());
+    let mut missing = Vec::new();
+    for meta in &manifest.files {
+        let path = dir.join(&meta.path);
+        if !path.is_file() {
+            error!(shard, file = %meta.path, "a file listed in the manifest is missing; its rows are lost");
+            missing.push(meta.path.clone());
+            continue;
+        }
+        let index = load_or_rebuild_index(shard, &path)?;
+        files.push(Arc::new(DataFile::new(dir, meta.clone(), index)?));
+    }
+    if !missing.is_empty() {
+        manifest.files.retain(|f| !missing.contains(&f.path));
+        manifest.store(dir)?;
+    }
+
+    let mut batches = Vec::new();
+    let mut wal_bytes = 0;
+    let mut records = 0;
+    let mut last_seq = manifest.wal_checkpoint;
+    let mut obsolete = false;
+    for (seq, path) in list_segments(&wal_dir)? {
+        last_seq = last_seq.max(seq);
+        if seq <= manifest.wal_checkpoint {
+            // Its rows are in Parquet: the crash came between manifest and deletion.
+            std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
+            obsolete = true;
+            continue;
+        }
+        let replay = replay_segment(&path, |payload| {
+            let decoded = decode_batches(payload).map_err(|reason| StorageError::corrupt(&path, reason))?;
+            // The record's size is accounted to its first batch.
+            let mut bytes = payload.len() as u64;
+            for batch in decoded {
+                batches.push((batch, std::mem::take(&mut bytes)));
+            }
+            Ok(())
+        })?;
+        wal_bytes += replay.valid_bytes;
+        records += replay.records;
+    }
+    if obsolete {
+        fsync_dir(&wal_dir).ctx(|| format!("syncing {}", wal_dir.display()))?;
+    }
+    if files.is_empty() && records == 0 && orphans == 0 {
+        debug!(shard, "opened empty shard");
+    } else {
+        info!(
+            shard,
+            files = files.len(),
+            orphans,
+            wal_records = records,
+            wal_checkpoint = manifest.wal_checkpoint,
+            "opened shard"
+        );
+    }
+    Ok(Recovered { manifest, files, batches, next_seq: last_seq + 1, wal_bytes })
+}
+
+fn load_or_rebuild_index(shard: usize, parquet: &Path) -> Result<TraceIndex, StorageError> {
+    let sidecar = sidecar_path(parquet);
+    match TraceIndex::read(&sidecar) {
+        Ok(index) => Ok(index),
+        Err(e) => {
+            warn!(shard, file = %parquet.display(), error = %e, "trace index unreadable; rebuilding it");
+            let index = rebuild_index(parquet)?;
+            index.write(&sidecar)?;
+            if let Some(parent) = sidecar.parent() {
+                fsync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;
+            }
+            Ok(index)
+        }
+    }
+}
+
+/// Deletes files under `spans/` that the manifest does not reference
+/// (leftovers of a flush that crashed before its manifest update) and
+/// empty partition directories. Returns how many files were deleted.
+fn remove_orphans(
+    shard: usize,
+    shard_dir: &Path,
+    spans_dir: &Path,
+    listed: &HashSet<&str>,
+) -> Result<usize, StorageError> {
+    let mut removed = 0;
+    let mut dirs = Vec::new();
+    let mut pending = vec![spans_dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+            let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            if entry.file_type().ctx(|| format!("reading {}", path.display()))?.is_dir() {
+                pending.push(path.clone());
+                dirs.push(path);
+                continue;
+            }
+            let Some(relative) = path.strip_prefix(shard_dir).ok().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            let orphan = if relative.ends_with(".tmp") {
+                true
+            } else if relative.ends_with(".parquet") {
+                !listed.contains(relative)
+            } else if let Some(stem) = relative.strip_suffix(".tidx") {
+                !listed.contains(format!("{stem}.parquet").as_str())
+            } else {
+                false
+            };
+            if orphan {
+                info!(shard, file = relative, "deleting a file of an unfinished flush");
+                std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
+                removed += 1;
+            }
+        }
+    }
+    // Deepest first, so emptied hour directories let their date directory go too.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for dir in dirs {
+        // Fails, harmlessly, for directories that still hold files.
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_dir_names() {
+        assert_eq!(shard_dir_name(7), "shard-0007");
+        assert_eq!(parse_shard_dir_name("shard-0007"), Some(7));
+        assert_eq!(parse_shard_dir_name("shard-7"), None);
+        assert_eq!(parse_shard_dir_name("other"), None);
+    }
+
+    #[test]
+    fn unix_nanos_handles_both_sides_of_the_epoch() {
+        assert_eq!(unix_nanos(UNIX_EPOCH + Duration::from_secs(2)), 2_000_000_000);
+        assert_eq!(unix_nanos(UNIX_EPOCH - Duration::from_nanos(5)), -5);
+    }
+}

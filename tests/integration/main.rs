@@ -1,0 +1,11 @@
+//! Skein's integration tests: real roles on port 0, real OpenTelemetry SDKs
+//! (Python and Rust) and raw OTLP/JSON as clients, and the real binary for
+//! crash tests. One test binary; `support` holds the harness.
+
+mod bad_input;
+mod crash;
+mod otlp_json;
+mod python_sdk;
+mod query_api;
+mod rust_sdk;
+mod support;

@@ -1,0 +1,60 @@
+//! The Python OpenTelemetry SDK, used as a real client.
+//!
+//! `SKEIN_TEST_PYTHON` names a Python with the packages of
+//! tests/python/requirements.txt (CI sets it). Without it, the harness makes
+//! `.venv` at the workspace root once and installs them there, so a plain
+//! `cargo test` works on a fresh machine with Python 3 and network access
+//! to PyPI.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::workspace_root;
+
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("SKEIN_TEST_PYTHON") {
+                return PathBuf::from(path);
+            }
+            let root = workspace_root();
+            let venv = root.join(".venv");
+            let python = venv.join("bin/python");
+            let requirements = root.join("tests/python/requirements.txt");
+            let wanted = std::fs::read_to_string(&requirements).expect("requirements.txt");
+            let stamp = venv.join(".skein-requirements");
+            if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
+                return python;
+            }
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv));
+            run(Command::new(&python).args(["-m", "pip", "install", "-q", "-r"]).arg(&requirements));
+            std::fs::write(&stamp, wanted).expect("write venv stamp");
+            python
+        })
+        .clone()
+}
+
+fn run(command: &mut Command) {
+    let status = command.status().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(status.success(), "{command:?} failed with {status}");
+}
+
+/// Runs tests/python/send_traces.py and returns the spans the SDK recorded.
+pub fn send_traces(endpoint: &str, protocol: &str, service: &str, traces: usize) -> Vec<serde_json::Value> {
+    let script = workspace_root().join("tests/python/send_traces.py");
+    let output = Command::new(python())
+        .arg(script)
+        .args(["--endpoint", endpoint, "--protocol", protocol, "--service", service])
+        .args(["--traces", &traces.to_string()])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "send_traces.py failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("script prints JSON spans")
+}
