@@ -27,11 +27,6 @@ enum Command {
     },
     /// Print the effective configuration (all sources merged) as JSON and exit.
     Config,
-    /// Load generator (any OTLP backend) and query benchmark (Skein).
-    Bench {
-        #[command(subcommand)]
-        command: skein::bench::BenchCommand,
-    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,14 +45,6 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the tokio runtime")?;
             runtime.block_on(run_all_in_one(config, ready_file))
-        }
-        Command::Bench { command } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("skein-bench")
-                .build()
-                .context("starting the tokio runtime")?;
-            runtime.block_on(skein::bench::run(command))
         }
     }
 }
