@@ -7,6 +7,7 @@
 //! the collector stops accepting first, then storage flushes its buffers to
 //! Parquet and closes its WALs, so nothing acknowledged is lost.
 
+pub mod bench;
 pub mod config;
 mod logging;
 mod node;

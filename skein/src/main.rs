@@ -27,26 +27,37 @@ enum Command {
     },
     /// Print the effective configuration (all sources merged) as JSON and exit.
     Config,
+    /// Load generator (any OTLP backend) and query benchmark (Skein).
+    Bench {
+        #[command(subcommand)]
+        command: skein::bench::BenchCommand,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = SkeinConfig::load(&cli.config)?;
     match cli.command.unwrap_or(Command::AllInOne { ready_file: None }) {
+        // The load generator is a client: it neither reads nor depends on the server's configuration.
+        Command::Bench { command } => runtime("skein-bench")?.block_on(skein::bench::run(command)),
         Command::Config => {
+            let config = SkeinConfig::load(&cli.config)?;
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }
         Command::AllInOne { ready_file } => {
+            let config = SkeinConfig::load(&cli.config)?;
             init_logging(&config.log);
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("skein")
-                .build()
-                .context("starting the tokio runtime")?;
-            runtime.block_on(run_all_in_one(config, ready_file))
+            runtime("skein")?.block_on(run_all_in_one(config, ready_file))
         }
     }
+}
+
+fn runtime(thread_name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(thread_name)
+        .build()
+        .context("starting the tokio runtime")
 }
 
 async fn run_all_in_one(config: SkeinConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {

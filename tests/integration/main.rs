@@ -3,6 +3,7 @@
 //! crash tests. One test binary; `support` holds the harness.
 
 mod bad_input;
+mod bench;
 mod crash;
 mod otlp_json;
 mod python_sdk;

@@ -1,0 +1,72 @@
+//! `skein bench`: a load generator and a query benchmark.
+//!
+//! `ingest` speaks plain OTLP (gRPC or HTTP), so it can load any OTLP
+//! backend: it pre-encodes a pool of realistic shop traces ([`workload`]),
+//! then connection workers send copies whose trace and span IDs are
+//! patched to be unique ([`pool`]) at a paced or maximal rate, and report
+//! acknowledged spans per second, errors by kind and export latency, plus
+//! the server's CPU, memory ([`procfs`]) and Parquet bytes per span when it
+//! runs on the same machine. `query` then times Skein's trace lookup,
+//! search and SQL API. Both are library calls returning report structs, so
+//! tests drive them in-process.
+
+mod ids;
+mod ingest;
+mod pool;
+mod procfs;
+mod progress;
+mod query;
+mod report;
+mod semconv;
+mod stats;
+mod transport;
+mod workload;
+
+use anyhow::bail;
+
+pub use ingest::{IngestArgs, Rate, ingest, parquet_bytes};
+pub use query::{QueryArgs, query};
+pub use report::{IngestReport, QueryReport};
+pub use transport::Protocol;
+
+/// The `skein bench` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Send generated traces over plain OTLP and report throughput, errors and latency.
+    Ingest(IngestArgs),
+    /// Time trace lookups, searches and SQL aggregates against the Skein query API.
+    Query(QueryArgs),
+}
+
+/// Runs a bench command and prints its report: text on stdout, or one JSON
+/// object with `--json`. Fails when nothing was acknowledged or a query failed.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Ingest(args) => {
+            let json = args.json;
+            let report = ingest(args).await?;
+            print(json, &report, IngestReport::render)?;
+            if report.spans_acknowledged == 0 {
+                bail!("no span was acknowledged ({} errors)", report.errors);
+            }
+        }
+        BenchCommand::Query(args) => {
+            let json = args.json;
+            let report = query(args).await?;
+            print(json, &report, QueryReport::render)?;
+            if report.errors > 0 {
+                bail!("{} query API requests failed", report.errors);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print<R: serde::Serialize>(json: bool, report: &R, render: impl Fn(&R) -> String) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", render(report));
+    }
+    Ok(())
+}

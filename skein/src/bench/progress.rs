@@ -1,0 +1,64 @@
+//! The progress bar of `skein bench ingest`: elapsed time against
+//! `--duration`, acknowledged spans per second and errors, on stderr. It
+//! is drawn only when stderr is a terminal and JSON output is off.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::ingest::Counters;
+
+const REFRESH: Duration = Duration::from_millis(250);
+
+/// A running progress bar (or nothing, when not shown).
+pub struct Progress(Option<(CancellationToken, JoinHandle<()>)>);
+
+impl Progress {
+    pub(crate) fn start(wanted: bool, duration: Duration, counters: Arc<Counters>) -> Self {
+        if !wanted || !std::io::stderr().is_terminal() {
+            return Self(None);
+        }
+        let length = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let bar = ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(refresh(bar, counters, stop.clone()));
+        Self(Some((stop, task)))
+    }
+
+    /// Removes the bar before the report is printed.
+    pub async fn finish(self) {
+        if let Some((stop, task)) = self.0 {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
+}
+
+async fn refresh(bar: ProgressBar, counters: Arc<Counters>, stop: CancellationToken) {
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval(REFRESH);
+    let (mut last_spans, mut last_at) = (0u64, start);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let now = Instant::now();
+        let spans = counters.acknowledged_spans.load(Ordering::Relaxed);
+        let rate = spans.saturating_sub(last_spans) as f64 / (now - last_at).as_secs_f64().max(f64::EPSILON);
+        (last_spans, last_at) = (spans, now);
+        bar.set_position(u64::try_from((now - start).as_millis()).unwrap_or(u64::MAX));
+        let errors = counters.errors.load(Ordering::Relaxed);
+        bar.set_message(format!("{rate:>10.0} spans/s  {spans} acknowledged  {errors} errors"));
+    }
+    bar.finish_and_clear();
+}

@@ -1,0 +1,284 @@
+//! `skein bench query`: latency of the Skein query API after a load.
+//!
+//! It learns trace IDs with SQL (`SELECT DISTINCT trace_id FROM spans LIMIT
+//! 1000`, no time range), then times, one request at a time: trace lookups
+//! by random known ID, a typical search (service + attribute + minimum
+//! duration over a recent window), the same search for a service that does
+//! not exist, and two SQL aggregates (p99 duration per operation, error
+//! rate per service). Each time covers the whole response body.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Url;
+use serde_json::Value;
+
+use super::ingest::{parse_duration, unix_now_ns};
+use super::procfs;
+use super::report::QueryReport;
+use super::stats::{Failures, Latencies};
+
+/// Most trace IDs learned for lookups.
+const KNOWN_IDS: usize = 1000;
+/// A service no workload uses, for the search that matches nothing.
+const NO_SUCH_SERVICE: &str = "skein-bench-no-such-service";
+
+/// Arguments of `skein bench query`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(about = "Time trace lookups, searches and SQL aggregates against the Skein query API")]
+pub struct QueryArgs {
+    /// The Skein query API.
+    #[arg(long, default_value = "http://127.0.0.1:7300")]
+    pub endpoint: String,
+    /// Trace-by-ID lookups to time, over random known trace IDs.
+    #[arg(long, default_value_t = 200)]
+    pub lookups: usize,
+    /// Runs of each search and of each SQL aggregate.
+    #[arg(long, default_value_t = 10)]
+    pub repeat: usize,
+    /// Service of the typical search.
+    #[arg(long, default_value = "frontend")]
+    pub search_service: String,
+    /// Attribute (span or resource) of the typical search, as key=value.
+    #[arg(long, default_value = "http.route=/api/checkout")]
+    pub search_attr: String,
+    /// Minimum span duration of the typical search.
+    #[arg(long, default_value = "50ms")]
+    pub search_min_duration: String,
+    /// How far back searches and SQL aggregates look.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub window: Duration,
+    /// Seed for picking trace IDs to look up.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Time limit of one request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// PID of the server when it runs on this machine: report its CPU and peak RSS.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Print one JSON object on stdout instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl QueryArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lookups == 0 || self.repeat == 0 {
+            return Err("--lookups and --repeat must be at least 1".into());
+        }
+        if !self.search_attr.contains('=') {
+            return Err(format!("--search-attr must be key=value, got {:?}", self.search_attr));
+        }
+        if self.window.is_zero() || self.timeout.is_zero() {
+            return Err("--window and --timeout must be more than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The SQL aggregates timed, by name.
+fn aggregates(window: Duration) -> [(&'static str, String); 2] {
+    let since = format!("start_time >= now() - INTERVAL '{} seconds'", window.as_secs().max(1));
+    [
+        (
+            "p99_by_operation",
+            format!(
+                "SELECT service_name, name, count(*) AS spans, \
+                 approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) AS p99_ns \
+                 FROM spans WHERE {since} GROUP BY service_name, name ORDER BY p99_ns DESC LIMIT 50"
+            ),
+        ),
+        (
+            "error_rate_by_service",
+            format!(
+                "SELECT service_name, count(*) AS spans, \
+                 avg(CASE WHEN status_code = 'error' THEN 1.0 ELSE 0.0 END) AS error_rate \
+                 FROM spans WHERE {since} GROUP BY service_name ORDER BY error_rate DESC"
+            ),
+        ),
+    ]
+}
+
+/// The query API, with failures counted by request name.
+struct Api {
+    client: reqwest::Client,
+    base: Url,
+    failures: Failures,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> anyhow::Result<Url> {
+        self.base.join(path).with_context(|| format!("building a URL for {path}"))
+    }
+
+    /// Sends `request`; returns the time to the end of the body and the
+    /// JSON body, or counts a failure under `name` and returns None.
+    async fn timed(&mut self, name: &str, request: reqwest::RequestBuilder) -> Option<(Duration, Value)> {
+        let started = Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                self.failures.add(&format!("{name}_{}", if err.is_timeout() { "timeout" } else { "transport" }), 1);
+                return None;
+            }
+        };
+        let status = response.status();
+        let body = response.bytes().await;
+        let took = started.elapsed();
+        match body {
+            Ok(body) if status.is_success() => match serde_json::from_slice(&body) {
+                Ok(json) => Some((took, json)),
+                Err(_) => {
+                    self.failures.add(&format!("{name}_bad_body"), 1);
+                    None
+                }
+            },
+            Ok(_) => {
+                self.failures.add(&format!("{name}_http_{}", status.as_u16()), 1);
+                None
+            }
+            Err(_) => {
+                self.failures.add(&format!("{name}_transport"), 1);
+                None
+            }
+        }
+    }
+
+    fn sql(&self, sql: &str) -> anyhow::Result<reqwest::RequestBuilder> {
+        Ok(self.client.post(self.url("/api/v1/sql")?).json(&serde_json::json!({ "sql": sql })))
+    }
+
+    /// Known trace IDs; any failure here ends the bench with its reason.
+    async fn trace_ids(&self) -> anyhow::Result<Vec<String>> {
+        let sql = format!("SELECT DISTINCT trace_id FROM spans LIMIT {KNOWN_IDS}");
+        let response =
+            self.sql(&sql)?.send().await.with_context(|| format!("cannot reach the query API at {}", self.base))?;
+        let status = response.status();
+        let body = response.text().await.context("reading the trace ID list")?;
+        if !status.is_success() {
+            bail!("listing trace IDs failed with HTTP {status}: {body}");
+        }
+        let json: Value = serde_json::from_str(&body).context("the SQL answer is not JSON")?;
+        let rows = json["rows"].as_array().context("the SQL answer has no rows")?;
+        let ids: Vec<String> = rows.iter().filter_map(|row| row[0].as_str().map(str::to_owned)).collect();
+        if ids.is_empty() {
+            bail!("no traces are stored at {}; run `skein bench ingest` first", self.base);
+        }
+        Ok(ids)
+    }
+}
+
+/// Runs the query bench and returns its report. Fails if the API cannot be
+/// reached or holds no traces; later failures are counted in the report.
+pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
+    args.validate().map_err(anyhow::Error::msg)?;
+    let base = Url::parse(&args.endpoint).with_context(|| format!("--endpoint {:?} is not a URL", args.endpoint))?;
+    if base.scheme() != "http" {
+        bail!("--endpoint must be an http:// URL, got {:?}", args.endpoint);
+    }
+    let client =
+        reqwest::Client::builder().no_proxy().timeout(args.timeout).build().context("building the HTTP client")?;
+    let mut api = Api { client, base, failures: Failures::default() };
+    let ids = api.trace_ids().await?;
+    let server_before = args.server_pid.map(procfs::sample).transpose()?;
+
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut lookups = Latencies::new();
+    for _ in 0..args.lookups {
+        let id = &ids[rng.random_range(0..ids.len())];
+        let request = api.client.get(api.url(&format!("/api/v1/traces/{id}"))?);
+        if let Some((took, _)) = api.timed("trace_by_id", request).await {
+            lookups.record(took);
+        }
+    }
+
+    let window_start = unix_now_ns().saturating_sub(u64::try_from(args.window.as_nanos()).unwrap_or(u64::MAX));
+    let search_url = |service: &str| -> anyhow::Result<Url> {
+        let mut url = api.url("/api/v1/search")?;
+        url.query_pairs_mut()
+            .append_pair("service", service)
+            .append_pair("attr", &args.search_attr)
+            .append_pair("min_duration", &args.search_min_duration)
+            .append_pair("start", &(window_start / 1_000_000_000).to_string());
+        Ok(url)
+    };
+    let (typical, empty) = (search_url(&args.search_service)?, search_url(NO_SUCH_SERVICE)?);
+    let (mut searches, mut empty_searches, mut matches) = (Latencies::new(), Latencies::new(), 0);
+    for _ in 0..args.repeat {
+        if let Some((took, body)) = api.timed("search", api.client.get(typical.clone())).await {
+            searches.record(took);
+            matches = body["traces"].as_array().map_or(0, Vec::len);
+        }
+        if let Some((took, _)) = api.timed("search_empty", api.client.get(empty.clone())).await {
+            empty_searches.record(took);
+        }
+    }
+
+    let mut sql_ms = BTreeMap::new();
+    for (name, sql) in aggregates(args.window) {
+        let mut times = Latencies::new();
+        for _ in 0..args.repeat {
+            if let Some((took, _)) = api.timed(name, api.sql(&sql)?).await {
+                times.record(took);
+            }
+        }
+        sql_ms.insert(name.to_owned(), times.quantile_ms(0.5));
+    }
+    let server_after = args.server_pid.map(procfs::sample).transpose()?;
+
+    Ok(QueryReport {
+        endpoint: args.endpoint.clone(),
+        known_trace_ids: ids.len(),
+        trace_by_id_lookups: args.lookups,
+        trace_by_id_p50_ms: lookups.quantile_ms(0.5),
+        trace_by_id_p99_ms: lookups.quantile_ms(0.99),
+        search: typical.query_pairs().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"),
+        search_p50_ms: searches.quantile_ms(0.5),
+        search_p99_ms: searches.quantile_ms(0.99),
+        search_matches: matches,
+        search_empty_ms: empty_searches.quantile_ms(0.5),
+        sql_ms,
+        errors: api.failures.total(),
+        errors_by_kind: api.failures.into_map(),
+        server_cpu_seconds: server_before.zip(server_after).map(|(b, a)| (a.cpu_seconds - b.cpu_seconds).max(0.0)),
+        server_peak_rss_bytes: server_after.map(|s| s.peak_rss_bytes),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_flags_are_named() {
+        let args = QueryArgs::try_parse_from(["query"]).expect("parses");
+        assert!(args.validate().is_ok());
+        assert_eq!(args.window, Duration::from_secs(3600));
+        let args = QueryArgs::try_parse_from(["query", "--search-attr", "nokey"]).expect("parses");
+        assert!(args.validate().expect_err("invalid").contains("--search-attr"));
+        let args = QueryArgs::try_parse_from(["query", "--repeat", "0"]).expect("parses");
+        assert!(args.validate().expect_err("invalid").contains("--repeat"));
+    }
+
+    #[test]
+    fn aggregates_cover_the_window() {
+        let [(p99, p99_sql), (errors, errors_sql)] = aggregates(Duration::from_secs(600));
+        assert_eq!((p99, errors), ("p99_by_operation", "error_rate_by_service"));
+        assert!(p99_sql.contains("INTERVAL '600 seconds'") && errors_sql.contains("INTERVAL '600 seconds'"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_api_is_a_clear_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let args =
+            QueryArgs::try_parse_from(["query", "--endpoint", &format!("http://127.0.0.1:{port}")]).expect("parses");
+        let err = query(args).await.expect_err("unreachable");
+        assert!(format!("{err:#}").contains("cannot reach the query API"), "{err:#}");
+    }
+}
