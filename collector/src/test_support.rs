@@ -106,6 +106,16 @@ impl ShardWriter for TestWriter {
     }
 
     async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(shard, batch).await
+    }
+
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(shard, batch).await
+    }
+}
+
+impl TestWriter {
+    async fn write(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.entered.add_permits(1);

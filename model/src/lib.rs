@@ -59,7 +59,7 @@ impl WriteError {
 }
 
 /// The contract between the collector and storage: make a batch of spans
-/// durable on the shard that owns them. `write_spans` returns only once the
+/// (or metric points) durable on the shard that owns them. `write_spans` returns only once the
 /// batch survives a crash (it is in the shard's write-ahead log), so the
 /// collector can acknowledge the client.
 #[async_trait::async_trait]
@@ -69,6 +69,10 @@ pub trait ShardWriter: Send + Sync + 'static {
 
     /// Durably writes `batch` (rows in [`span_schema`]) to `shard`.
     async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+
+    /// Durably writes `batch` (metric data points, one row per point) to
+    /// `shard`. Points are sharded by series, so a series lives on one shard.
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
 }
 
 #[cfg(test)]

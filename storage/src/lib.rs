@@ -251,6 +251,11 @@ impl ShardWriter for Storage {
         let shard = self.shards.get(shard).ok_or(WriteError::NoSuchShard(shard))?;
         shard.write(batch).await
     }
+
+    async fn write_metrics(&self, _shard: usize, _batch: RecordBatch) -> Result<(), WriteError> {
+        // Replaced by the metric tables (issue 4, in progress).
+        Err(WriteError::Internal("metric storage is not built yet".into()))
+    }
 }
 
 /// Refuses to open with fewer shards than the data directory holds: the
