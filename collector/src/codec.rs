@@ -9,10 +9,10 @@ use std::io::Read;
 use flate2::read::MultiGzDecoder;
 use http::HeaderMap;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
 
 use crate::CollectorError;
+use crate::signal::Signal;
 
 pub(crate) const PROTOBUF: &str = "application/x-protobuf";
 pub(crate) const JSON: &str = "application/json";
@@ -108,23 +108,27 @@ pub(crate) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, CollectorErro
     Ok(out)
 }
 
-pub(crate) fn decode_request(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, CollectorError> {
+/// Decodes an export request of signal `S`.
+pub(crate) fn decode_request<S: Signal>(body: &[u8], encoding: Encoding) -> Result<S::Request, CollectorError> {
     match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)
-            .map_err(|e| CollectorError::InvalidRequest(format!("invalid protobuf body: {e}"))),
-        Encoding::Json => serde_json::from_slice(body)
-            .map_err(|e| CollectorError::InvalidRequest(format!("invalid OTLP/JSON body: {e}"))),
+        Encoding::Protobuf => {
+            S::Request::decode(body).map_err(|e| CollectorError::InvalidRequest(format!("invalid protobuf body: {e}")))
+        }
+        Encoding::Json => {
+            let request = serde_json::from_slice(body)
+                .map_err(|e| CollectorError::InvalidRequest(format!("invalid OTLP/JSON body: {e}")))?;
+            S::check_json(body, &request)?;
+            Ok(request)
+        }
     }
 }
 
-pub(crate) fn encode_response(response: &ExportTraceServiceResponse, encoding: Encoding) -> Vec<u8> {
+pub(crate) fn encode_response<S: Signal>(response: &S::Response, encoding: Encoding) -> Vec<u8> {
     match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
         // A full success is `{}` rather than `{"partialSuccess":null}`.
-        Encoding::Json => match &response.partial_success {
-            None => b"{}".to_vec(),
-            Some(_) => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
-        },
+        Encoding::Json if S::is_full_success(response) => b"{}".to_vec(),
+        Encoding::Json => serde_json::to_vec(response).unwrap_or_else(|_| b"{}".to_vec()),
     }
 }
 
@@ -219,15 +223,30 @@ mod tests {
 
     #[test]
     fn json_response_is_empty_object_on_full_success() {
-        use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
-        assert_eq!(encode_response(&ExportTraceServiceResponse::default(), Encoding::Json), b"{}");
-        let partial = ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess { rejected_spans: 2, error_message: "bad ids".into() }),
-        };
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+
+        use crate::signal::{PartialSuccess, Traces};
+        assert_eq!(encode_response::<Traces>(&Traces::response(None), Encoding::Json), b"{}");
+        let partial = Traces::response(Some(PartialSuccess { rejected: 2, message: "bad ids".into() }));
         let value: serde_json::Value =
-            serde_json::from_slice(&encode_response(&partial, Encoding::Json)).expect("json response");
+            serde_json::from_slice(&encode_response::<Traces>(&partial, Encoding::Json)).expect("json response");
         assert_eq!(value, serde_json::json!({"partialSuccess": {"rejectedSpans": 2, "errorMessage": "bad ids"}}));
-        let proto = encode_response(&partial, Encoding::Protobuf);
+        let proto = encode_response::<Traces>(&partial, Encoding::Protobuf);
         assert_eq!(ExportTraceServiceResponse::decode(&proto[..]).expect("protobuf response"), partial);
+    }
+
+    #[test]
+    fn metrics_responses_in_both_encodings() {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+
+        use crate::signal::{Metrics, PartialSuccess};
+        assert_eq!(encode_response::<Metrics>(&Metrics::response(None), Encoding::Json), b"{}");
+        assert!(encode_response::<Metrics>(&Metrics::response(None), Encoding::Protobuf).is_empty());
+        let partial = Metrics::response(Some(PartialSuccess { rejected: 3, message: "no time".into() }));
+        let value: serde_json::Value =
+            serde_json::from_slice(&encode_response::<Metrics>(&partial, Encoding::Json)).expect("json response");
+        assert_eq!(value, serde_json::json!({"partialSuccess": {"rejectedDataPoints": 3, "errorMessage": "no time"}}));
+        let proto = encode_response::<Metrics>(&partial, Encoding::Protobuf);
+        assert_eq!(ExportMetricsServiceResponse::decode(&proto[..]).expect("protobuf response"), partial);
     }
 }

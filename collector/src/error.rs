@@ -31,7 +31,7 @@ pub enum CollectorError {
     Overloaded { limit: usize },
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error("failed to convert spans: {0}")]
+    #[error("failed to convert the request: {0}")]
     Convert(#[from] ModelError),
     #[error("internal error: {0}")]
     Internal(String),

@@ -1,6 +1,7 @@
-//! The OTLP/gRPC receiver (`TraceService/Export`).
+//! The OTLP/gRPC receivers (`TraceService/Export`, `MetricsService/Export`).
 //!
-//! [`GrpcEndpoint`] wraps tonic's generated service: it admits the request
+//! [`GrpcEndpoint`] wraps one of tonic's generated services (one per
+//! signal, all on the same server): it admits the request
 //! (the concurrency limit shared with HTTP) *before* tonic reads and decodes
 //! the message, and it corrects the status of requests tonic could not
 //! decode. Tonic reports a malformed message or bad gzip as INTERNAL and an
@@ -8,10 +9,15 @@
 //! retry the latter forever, so they become INVALID_ARGUMENT (bad data).
 
 use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use prost::Message;
@@ -24,6 +30,7 @@ use tonic::{Code, Status};
 use crate::CollectorError;
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
+use crate::signal::{Metrics, Signal, SignalKind, Traces};
 
 /// Travels with an admitted request (in its extensions): holds the
 /// concurrency permit until the request is done and records whether the
@@ -36,58 +43,103 @@ struct AdmissionInner {
     handled: AtomicBool,
 }
 
-/// The trace service implementation behind tonic's generated server.
-struct Receiver {
+/// The service implementation behind tonic's generated server for signal `S`.
+pub(crate) struct Receiver<S> {
     ingest: Arc<Ingest>,
+    signal: PhantomData<fn() -> S>,
 }
 
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
+impl<S: Signal> Receiver<S> {
+    fn new(ingest: Arc<Ingest>) -> Self {
+        Self { ingest, signal: PhantomData }
+    }
+
+    async fn export(&self, request: tonic::Request<S::Request>) -> Result<tonic::Response<S::Response>, Status> {
         let (_metadata, extensions, message) = request.into_parts();
         if let Some(admission) = extensions.get::<Admission>() {
             admission.0.handled.store(true, Ordering::Relaxed);
         }
-        self.ingest.metrics().observe_body(Transport::Grpc, message.encoded_len());
-        let result = self.ingest.export(Transport::Grpc, message).await;
+        self.ingest.metrics().observe_body(S::KIND, Transport::Grpc, message.encoded_len());
+        let result = self.ingest.export::<S>(Transport::Grpc, message).await;
         // The permit (in the extensions) is held until the write is done.
         drop(extensions);
         match result {
             Ok(response) => Ok(tonic::Response::new(response)),
             Err(error) => {
-                self.ingest.failed(Transport::Grpc, &error);
+                self.ingest.failed(S::KIND, Transport::Grpc, &error);
                 Err(error.to_grpc_status())
             }
         }
     }
 }
 
-/// Tonic's trace service with admission control and decode-error mapping.
+#[tonic::async_trait]
+impl TraceService for Receiver<Traces> {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
+        Receiver::export(self, request).await
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver<Metrics> {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, Status> {
+        Receiver::export(self, request).await
+    }
+}
+
+/// One of tonic's generated services with admission control and
+/// decode-error mapping.
 #[derive(Clone)]
-pub(crate) struct GrpcEndpoint {
-    inner: TraceServiceServer<Receiver>,
+pub(crate) struct GrpcEndpoint<T> {
+    inner: T,
+    signal: SignalKind,
     ingest: Arc<Ingest>,
     max_request_bytes: usize,
 }
 
-impl GrpcEndpoint {
-    pub(crate) fn new(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
-        let inner = TraceServiceServer::new(Receiver { ingest: Arc::clone(&ingest) })
+/// Tonic's settings for every OTLP service: gzip both ways, and the
+/// message size limit.
+macro_rules! otlp_service {
+    ($server:ident, $ingest:expr, $max_request_bytes:expr) => {
+        $server::new(Receiver::new(Arc::clone($ingest)))
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(max_request_bytes);
-        Self { inner, ingest, max_request_bytes }
+            .max_decoding_message_size($max_request_bytes)
+    };
+}
+
+impl GrpcEndpoint<TraceServiceServer<Receiver<Traces>>> {
+    pub(crate) fn traces(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
+        let inner = otlp_service!(TraceServiceServer, &ingest, max_request_bytes);
+        Self { inner, signal: SignalKind::Traces, ingest, max_request_bytes }
     }
 }
 
-impl NamedService for GrpcEndpoint {
-    const NAME: &'static str = <TraceServiceServer<Receiver> as NamedService>::NAME;
+impl GrpcEndpoint<MetricsServiceServer<Receiver<Metrics>>> {
+    pub(crate) fn metrics(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
+        let inner = otlp_service!(MetricsServiceServer, &ingest, max_request_bytes);
+        Self { inner, signal: SignalKind::Metrics, ingest, max_request_bytes }
+    }
 }
 
-impl Service<http::Request<tonic::body::Body>> for GrpcEndpoint {
+impl<T: NamedService> NamedService for GrpcEndpoint<T> {
+    const NAME: &'static str = T::NAME;
+}
+
+impl<T> Service<http::Request<tonic::body::Body>> for GrpcEndpoint<T>
+where
+    T: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    T::Future: Send + 'static,
+{
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
@@ -97,10 +149,11 @@ impl Service<http::Request<tonic::body::Body>> for GrpcEndpoint {
     }
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let signal = self.signal;
         let permit = match self.ingest.try_acquire() {
             Ok(permit) => permit,
             Err(error) => {
-                self.ingest.failed(Transport::Grpc, &error);
+                self.ingest.failed(signal, Transport::Grpc, &error);
                 return Box::pin(std::future::ready(Ok(error.to_grpc_status().into_http())));
             }
         };
@@ -114,7 +167,7 @@ impl Service<http::Request<tonic::body::Body>> for GrpcEndpoint {
             if admission.0.handled.load(Ordering::Relaxed) {
                 return Ok(response);
             }
-            Ok(correct_decode_failure(response, &ingest, limit))
+            Ok(correct_decode_failure(response, signal, &ingest, limit))
         })
     }
 }
@@ -122,6 +175,7 @@ impl Service<http::Request<tonic::body::Body>> for GrpcEndpoint {
 /// Rewrites the status of a request that failed before the handler ran.
 fn correct_decode_failure(
     response: http::Response<tonic::body::Body>,
+    signal: SignalKind,
     ingest: &Ingest,
     limit: usize,
 ) -> http::Response<tonic::body::Body> {
@@ -133,6 +187,6 @@ fn correct_decode_failure(
         Code::Internal => CollectorError::InvalidRequest(format!("invalid export request: {}", status.message())),
         _ => return response,
     };
-    ingest.failed(Transport::Grpc, &error);
+    ingest.failed(signal, Transport::Grpc, &error);
     error.to_grpc_status().into_http()
 }

@@ -37,16 +37,16 @@ async fn assert_accepts(client: &mut TraceServiceClient<Channel>, writer: &TestW
     assert_eq!(writer.span_count(), before + 3);
 }
 
-/// Sends one gRPC frame built by hand. Returns the status of a call that
-/// failed before the handler ran ("trailers-only": the status is in the
-/// headers), or `None` when the handler answered.
-async fn raw_export(server: &Running, compressed: bool, payload: &[u8]) -> Option<Status> {
+/// Sends one gRPC frame built by hand to `path`. Returns the status of a
+/// call that failed before the handler ran ("trailers-only": the status is
+/// in the headers), or `None` when the handler answered.
+pub(crate) async fn raw_export(server: &Running, path: &str, compressed: bool, payload: &[u8]) -> Option<Status> {
     let mut frame = vec![u8::from(compressed)];
     frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     frame.extend_from_slice(payload);
     let mut builder = http::Request::builder()
         .method("POST")
-        .uri(EXPORT_PATH)
+        .uri(path)
         .header("content-type", "application/grpc")
         .header("te", "trailers");
     if compressed {
@@ -72,9 +72,15 @@ async fn export_round_trip() {
     assert_eq!(stored, sent.resource_spans[0].scope_spans[0].spans);
     assert!(writer.batches().len() > 1, "30 traces spread over several shards");
     let text = server.metrics_text();
-    assert!(text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="ok"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="ok"} 1"#),
+        "{text}"
+    );
     assert!(text.contains("skein_collector_spans_accepted_total 30"), "{text}");
-    let body_sum = format!("skein_collector_request_body_bytes_sum{{transport=\"grpc\"}} {}.0", sent.encoded_len());
+    let body_sum = format!(
+        "skein_collector_request_body_bytes_sum{{signal=\"traces\",transport=\"grpc\"}} {}.0",
+        sent.encoded_len()
+    );
     assert!(text.lines().any(|l| l == body_sum), "missing {body_sum} in\n{text}");
     drop(client);
     server.stop().await;
@@ -117,24 +123,26 @@ async fn undecodable_requests_are_invalid_argument() {
     let server = Running::start(writer.clone()).await;
     let mut client = client(&server).await;
 
-    let status = raw_export(&server, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
+    let status = raw_export(&server, EXPORT_PATH, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("invalid export request"), "{status:?}");
     assert_accepts(&mut client, &writer).await;
 
-    let status = raw_export(&server, true, b"definitely not gzip").await.expect("refused");
+    let status = raw_export(&server, EXPORT_PATH, true, b"definitely not gzip").await.expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_accepts(&mut client, &writer).await;
 
     // The same hand-built frames, when valid, are decoded and stored.
     let before = writer.span_count();
-    assert!(raw_export(&server, false, &spans_request(2).encode_to_vec()).await.is_none());
-    assert!(raw_export(&server, true, &gzip(&spans_request(2).encode_to_vec())).await.is_none());
+    assert!(raw_export(&server, EXPORT_PATH, false, &spans_request(2).encode_to_vec()).await.is_none());
+    assert!(raw_export(&server, EXPORT_PATH, true, &gzip(&spans_request(2).encode_to_vec())).await.is_none());
     assert_eq!(writer.span_count(), before + 4);
 
     let text = server.metrics_text();
     assert!(
-        text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="invalid_argument"} 2"#),
+        text.contains(
+            r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="invalid_argument"} 2"#
+        ),
         "{text}"
     );
     drop(client);
@@ -159,7 +167,9 @@ async fn oversized_messages_are_invalid_argument() {
 
     let text = server.metrics_text();
     assert!(
-        text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="payload_too_large"} 2"#),
+        text.contains(
+            r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="payload_too_large"} 2"#
+        ),
         "{text}"
     );
     drop((plain, gzipped));

@@ -1,5 +1,6 @@
-//! The OTLP/HTTP receiver (`POST /v1/traces`, protobuf or JSON, optionally
-//! gzip). Cheap checks (content type, encoding, declared length, admission)
+//! The OTLP/HTTP receiver (`POST /v1/traces` and `POST /v1/metrics`,
+//! protobuf or JSON, optionally gzip; one handler, generic over the
+//! signal). Cheap checks (content type, encoding, declared length, admission)
 //! come before the body is read; the body is then read and decompressed
 //! under the size limit and handed to the shared ingest path.
 
@@ -13,12 +14,15 @@ use axum::routing::{any, get, post};
 use futures::StreamExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 
 use crate::CollectorError;
 use crate::codec::{self, Compression, Encoding};
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
+use crate::signal::{Metrics, Signal, Traces};
+
+/// Where each signal is accepted, for messages pointing clients there.
+const ACCEPTED_AT: &str = "traces at POST /v1/traces and metrics at POST /v1/metrics";
 
 #[derive(Clone)]
 struct HttpState {
@@ -28,8 +32,8 @@ struct HttpState {
 
 pub(crate) fn router(ingest: Arc<Ingest>, max_request_bytes: usize) -> Router {
     Router::new()
-        .route("/v1/traces", post(export_traces))
-        .route("/v1/metrics", any(unsupported_signal))
+        .route("/v1/traces", post(export_handler::<Traces>))
+        .route("/v1/metrics", post(export_handler::<Metrics>))
         .route("/v1/logs", any(unsupported_signal))
         .route("/", get(health))
         .route("/healthz", get(health))
@@ -42,39 +46,33 @@ async fn health() -> &'static str {
 }
 
 async fn unsupported_signal(uri: Uri, headers: HeaderMap) -> Response {
-    let error = CollectorError::NotFound(format!(
-        "{} is not supported yet: Skein accepts traces only, at POST /v1/traces",
-        uri.path()
-    ));
+    let error = CollectorError::NotFound(format!("{} is not supported yet: Skein accepts {ACCEPTED_AT}", uri.path()));
     error_response(&error, Encoding::for_errors(&headers))
 }
 
 async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
-    let error = CollectorError::NotFound(format!(
-        "no such endpoint {}: OTLP traces are accepted at POST /v1/traces",
-        uri.path()
-    ));
+    let error = CollectorError::NotFound(format!("no such endpoint {}: OTLP {ACCEPTED_AT}", uri.path()));
     error_response(&error, Encoding::for_errors(&headers))
 }
 
-async fn export_traces(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    match export(&state, &headers, body).await {
+async fn export_handler<S: Signal>(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    match export::<S>(&state, &headers, body).await {
         Ok((encoding, response)) => {
-            (StatusCode::OK, [(CONTENT_TYPE, encoding.content_type())], codec::encode_response(&response, encoding))
-                .into_response()
+            let body = codec::encode_response::<S>(&response, encoding);
+            (StatusCode::OK, [(CONTENT_TYPE, encoding.content_type())], body).into_response()
         }
         Err(error) => {
-            state.ingest.failed(Transport::Http, &error);
+            state.ingest.failed(S::KIND, Transport::Http, &error);
             error_response(&error, Encoding::for_errors(&headers))
         }
     }
 }
 
-async fn export(
+async fn export<S: Signal>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Encoding, ExportTraceServiceResponse), CollectorError> {
+) -> Result<(Encoding, S::Response), CollectorError> {
     let encoding = Encoding::of_request(headers)?;
     let compression = Compression::of_request(headers)?;
     let limit = state.max_request_bytes;
@@ -90,12 +88,12 @@ async fn export(
             Compression::Identity => body,
             Compression::Gzip => codec::gunzip(&body, limit)?,
         };
-        metrics.observe_body(Transport::Http, raw.len());
-        codec::decode_request(&raw, encoding)
+        metrics.observe_body(S::KIND, Transport::Http, raw.len());
+        codec::decode_request::<S>(&raw, encoding)
     })
     .await
     .map_err(|e| CollectorError::Internal(format!("request decoding task failed: {e}")))??;
-    let response = state.ingest.export(Transport::Http, request).await?;
+    let response = state.ingest.export::<S>(Transport::Http, request).await?;
     Ok((encoding, response))
 }
 

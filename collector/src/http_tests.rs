@@ -1,29 +1,96 @@
 //! OTLP/HTTP end to end: a real server on port 0, a raw HTTP/1.1 client,
-//! and a recording writer. Every error case is followed by a successful
-//! request to show the server keeps serving.
+//! and a recording writer. Every error case is run against both signals'
+//! endpoints and followed by a successful request to show the server keeps
+//! serving. Metrics' success paths are in metrics_http_tests.rs.
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 
-use crate::json_tests::{RICH_EXAMPLE, SPEC_EXAMPLE};
+use crate::json_tests::{METRICS_SPEC_EXAMPLE, RICH_EXAMPLE, SPEC_EXAMPLE};
+use crate::metric_fixtures::{metric_bomb_request, points_request};
 use crate::test_support::{
     Failure, Running, TEST_MAX_REQUEST_BYTES, TestWriter, bomb_request, gzip, http_get, http_post, http_raw, request,
     span, spans_request,
 };
 
-const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
+pub(crate) const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
+pub(crate) const JSON: (&str, &str) = ("Content-Type", "application/json");
+pub(crate) const GZIP: (&str, &str) = ("Content-Encoding", "gzip");
 
-/// A valid protobuf export that must succeed, proving the server is healthy.
-async fn assert_accepts(server: &Running, writer: &TestWriter) {
-    let before = writer.span_count();
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &spans_request(3).encode_to_vec()).await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    assert_eq!(writer.span_count(), before + 3);
+/// An export endpoint, with valid data for it.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Traces,
+    Metrics,
 }
 
-fn protobuf_status(body: &[u8]) -> tonic_types::Status {
+const TARGETS: [Target; 2] = [Target::Traces, Target::Metrics];
+
+impl Target {
+    fn path(self) -> &'static str {
+        match self {
+            Target::Traces => "/v1/traces",
+            Target::Metrics => "/v1/metrics",
+        }
+    }
+
+    /// The `signal` label of the collector's own metrics.
+    fn signal(self) -> &'static str {
+        match self {
+            Target::Traces => "traces",
+            Target::Metrics => "metrics",
+        }
+    }
+
+    /// A valid protobuf request with `n` items.
+    fn valid(self, n: u64) -> Vec<u8> {
+        match self {
+            Target::Traces => spans_request(n).encode_to_vec(),
+            Target::Metrics => points_request(n).encode_to_vec(),
+        }
+    }
+
+    /// A protobuf request with one item carrying a `len`-byte value.
+    fn bomb(self, len: usize) -> Vec<u8> {
+        match self {
+            Target::Traces => bomb_request(len).encode_to_vec(),
+            Target::Metrics => metric_bomb_request(len).encode_to_vec(),
+        }
+    }
+
+    /// The OTLP/JSON example from the specification.
+    fn json_example(self) -> &'static str {
+        match self {
+            Target::Traces => SPEC_EXAMPLE,
+            Target::Metrics => METRICS_SPEC_EXAMPLE,
+        }
+    }
+
+    /// Items the writer holds for this signal.
+    fn stored(self, writer: &TestWriter) -> usize {
+        match self {
+            Target::Traces => writer.span_count(),
+            Target::Metrics => writer.point_count(),
+        }
+    }
+
+    fn requests_line(self, outcome: &str, n: u32) -> String {
+        format!(
+            "skein_collector_requests_total{{signal=\"{}\",transport=\"http\",outcome=\"{outcome}\"}} {n}",
+            self.signal()
+        )
+    }
+}
+
+/// A valid protobuf export that must succeed, proving the server is healthy.
+async fn assert_accepts(server: &Running, writer: &TestWriter, target: Target) {
+    let before = target.stored(writer);
+    let response = http_post(server.http, target.path(), &[PROTOBUF], &target.valid(3)).await;
+    assert_eq!(response.status, 200, "{target:?}: {}", response.text());
+    assert_eq!(target.stored(writer), before + 3, "{target:?}");
+}
+
+pub(crate) fn protobuf_status(body: &[u8]) -> tonic_types::Status {
     tonic_types::Status::decode(body).expect("protobuf google.rpc.Status body")
 }
 
@@ -115,7 +182,10 @@ async fn partial_success_reports_rejected_spans_in_the_request_encoding() {
     let text = server.metrics_text();
     assert!(text.contains("skein_collector_spans_rejected_total 2"), "{text}");
     assert!(text.contains("skein_collector_spans_accepted_total 2"), "{text}");
-    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="partial"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"skein_collector_requests_total{signal="traces",transport="http",outcome="partial"} 2"#),
+        "{text}"
+    );
     server.stop().await;
 }
 
@@ -123,33 +193,35 @@ async fn partial_success_reports_rejected_spans_in_the_request_encoding() {
 async fn malformed_bodies_are_400_with_a_status_body() {
     let writer = TestWriter::new(1);
     let server = Running::start(writer.clone()).await;
+    for target in TARGETS {
+        let path = target.path();
+        let response = http_post(server.http, path, &[PROTOBUF], &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await;
+        assert_eq!(response.status, 400, "{target:?}");
+        assert_eq!(response.header("content-type"), Some("application/x-protobuf"));
+        let status = protobuf_status(&response.body);
+        assert_eq!(status.code, 3);
+        assert!(status.message.contains("invalid protobuf body"), "{}", status.message);
+        assert_accepts(&server, &writer, target).await;
 
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await;
-    assert_eq!(response.status, 400);
-    assert_eq!(response.header("content-type"), Some("application/x-protobuf"));
-    let status = protobuf_status(&response.body);
-    assert_eq!(status.code, 3);
-    assert!(status.message.contains("invalid protobuf body"), "{}", status.message);
-    assert_accepts(&server, &writer).await;
+        let response = http_post(server.http, path, &[JSON], b"{\"resourceSpans\": [").await;
+        assert_eq!(response.status, 400, "{target:?}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        let (code, message) = response.json_status();
+        assert_eq!(code, 3);
+        assert!(message.contains("invalid OTLP/JSON body"), "{message}");
+        assert_accepts(&server, &writer, target).await;
 
-    let response = http_post(server.http, "/v1/traces", &[JSON], b"{\"resourceSpans\": [").await;
-    assert_eq!(response.status, 400);
-    assert_eq!(response.header("content-type"), Some("application/json"));
-    let (code, message) = response.json_status();
-    assert_eq!(code, 3);
-    assert!(message.contains("invalid OTLP/JSON body"), "{message}");
-    assert_accepts(&server, &writer).await;
-
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], b"this is not gzip").await;
-    assert_eq!(response.status, 400);
-    assert!(protobuf_status(&response.body).message.contains("invalid gzip body"), "{}", response.text());
-    assert_accepts(&server, &writer).await;
+        let response = http_post(server.http, path, &[PROTOBUF, GZIP], b"this is not gzip").await;
+        assert_eq!(response.status, 400, "{target:?}");
+        assert!(protobuf_status(&response.body).message.contains("invalid gzip body"), "{}", response.text());
+        assert_accepts(&server, &writer, target).await;
+    }
 
     let text = server.metrics_text();
-    assert!(
-        text.contains(r#"skein_collector_requests_total{transport="http",outcome="invalid_argument"} 3"#),
-        "{text}"
-    );
+    for target in TARGETS {
+        let line = target.requests_line("invalid_argument", 3);
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
     server.stop().await;
 }
 
@@ -157,47 +229,57 @@ async fn malformed_bodies_are_400_with_a_status_body() {
 async fn oversized_bodies_are_413_however_they_arrive() {
     let writer = TestWriter::new(1);
     let server = Running::start(writer.clone()).await;
+    for target in TARGETS {
+        let path = target.path();
+        // Declared too large: refused from the headers alone, body never sent.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            TEST_MAX_REQUEST_BYTES + 1
+        );
+        let response = http_raw(server.http, head.as_bytes()).await;
+        assert_eq!(response.status, 413, "{target:?}");
+        let (code, message) = response.json_status();
+        assert_eq!(code, 3);
+        assert!(message.contains(&format!("limit of {TEST_MAX_REQUEST_BYTES} bytes")), "{message}");
+        assert_accepts(&server, &writer, target).await;
 
-    // Declared too large: refused from the headers alone, body never sent.
-    let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        TEST_MAX_REQUEST_BYTES + 1
-    );
-    let response = http_raw(server.http, head.as_bytes()).await;
-    assert_eq!(response.status, 413);
-    let (code, message) = response.json_status();
-    assert_eq!(code, 3);
-    assert!(message.contains(&format!("limit of {TEST_MAX_REQUEST_BYTES} bytes")), "{message}");
-    assert_accepts(&server, &writer).await;
+        // Chunked, so no declared length: refused while reading. The client
+        // sends exactly the limit, then one byte more as the last thing it
+        // sends (no chunk terminator), so the server has read everything
+        // sent when it answers and closes.
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        let chunk = vec![0u8; 16 * 1024];
+        for _ in 0..TEST_MAX_REQUEST_BYTES / chunk.len() {
+            raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            raw.extend_from_slice(&chunk);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"1\r\nX");
+        let response = http_raw(server.http, &raw).await;
+        assert_eq!(response.status, 413, "{target:?}");
+        assert_eq!(protobuf_status(&response.body).code, 3);
+        assert_accepts(&server, &writer, target).await;
 
-    // Chunked, so no declared length: refused while reading. The client
-    // sends exactly the limit, then one byte more as the last thing it
-    // sends (no chunk terminator), so the server has read everything sent
-    // when it answers and closes.
-    let mut raw = b"POST /v1/traces HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-    let chunk = vec![0u8; 16 * 1024];
-    for _ in 0..TEST_MAX_REQUEST_BYTES / chunk.len() {
-        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        raw.extend_from_slice(&chunk);
-        raw.extend_from_slice(b"\r\n");
+        // A gzip bomb: small on the wire, over the limit once decompressed.
+        let bomb = gzip(&target.bomb(TEST_MAX_REQUEST_BYTES * 16));
+        assert!(bomb.len() < TEST_MAX_REQUEST_BYTES / 8, "bomb should be small compressed");
+        let response = http_post(server.http, path, &[PROTOBUF, GZIP], &bomb).await;
+        assert_eq!(response.status, 413, "{target:?}");
+        assert_accepts(&server, &writer, target).await;
+
+        // Just under the limit after decompression is fine.
+        let fits = gzip(&target.bomb(TEST_MAX_REQUEST_BYTES / 2));
+        let response = http_post(server.http, path, &[PROTOBUF, GZIP], &fits).await;
+        assert_eq!(response.status, 200, "{target:?}: {}", response.text());
     }
-    raw.extend_from_slice(b"1\r\nX");
-    let response = http_raw(server.http, &raw).await;
-    assert_eq!(response.status, 413);
-    assert_eq!(protobuf_status(&response.body).code, 3);
-    assert_accepts(&server, &writer).await;
-
-    // A gzip bomb: small on the wire, over the limit once decompressed.
-    let bomb = gzip(&bomb_request(TEST_MAX_REQUEST_BYTES * 16).encode_to_vec());
-    assert!(bomb.len() < TEST_MAX_REQUEST_BYTES / 8, "bomb should be small compressed");
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &bomb).await;
-    assert_eq!(response.status, 413);
-    assert_accepts(&server, &writer).await;
-
-    // Just under the limit after decompression is fine.
-    let fits = bomb_request(TEST_MAX_REQUEST_BYTES / 2);
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &gzip(&fits.encode_to_vec())).await;
-    assert_eq!(response.status, 200, "{}", response.text());
+    let text = server.metrics_text();
+    for target in TARGETS {
+        let line = target.requests_line("payload_too_large", 3);
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
     server.stop().await;
 }
 
@@ -205,21 +287,23 @@ async fn oversized_bodies_are_413_however_they_arrive() {
 async fn unsupported_media_is_415() {
     let writer = TestWriter::new(1);
     let server = Running::start(writer.clone()).await;
-    let body = spans_request(1).encode_to_vec();
-    for headers in [
-        vec![("Content-Type", "text/plain")],
-        vec![],
-        vec![("Content-Type", "application/protobuf")],
-        vec![PROTOBUF, ("Content-Encoding", "br")],
-    ] {
-        let response = http_post(server.http, "/v1/traces", &headers, &body).await;
-        assert_eq!(response.status, 415, "{headers:?}: {}", response.text());
-        assert_accepts(&server, &writer).await;
+    for target in TARGETS {
+        let body = target.valid(1);
+        for headers in [
+            vec![("Content-Type", "text/plain")],
+            vec![],
+            vec![("Content-Type", "application/protobuf")],
+            vec![PROTOBUF, ("Content-Encoding", "br")],
+        ] {
+            let response = http_post(server.http, target.path(), &headers, &body).await;
+            assert_eq!(response.status, 415, "{target:?} {headers:?}: {}", response.text());
+            assert_accepts(&server, &writer, target).await;
+        }
+        let response = http_post(server.http, target.path(), &[("Content-Type", "text/plain")], &body).await;
+        let (code, message) = response.json_status();
+        assert_eq!(code, 3);
+        assert!(message.contains("application/x-protobuf") && message.contains("text/plain"), "{message}");
     }
-    let response = http_post(server.http, "/v1/traces", &[("Content-Type", "text/plain")], &body).await;
-    let (code, message) = response.json_status();
-    assert_eq!(code, 3);
-    assert!(message.contains("application/x-protobuf") && message.contains("text/plain"), "{message}");
     server.stop().await;
 }
 
@@ -227,31 +311,38 @@ async fn unsupported_media_is_415() {
 async fn storage_failures_map_to_retryable_statuses() {
     let writer = TestWriter::new(2);
     let server = Running::start(writer.clone()).await;
-    let body = spans_request(6).encode_to_vec();
-    for (failure, status, retry_after, code) in [
-        (Failure::Overloaded, 429, Some("2"), 8),
-        (Failure::Unavailable, 503, Some("3"), 14),
-        (Failure::Internal, 500, None, 13),
-    ] {
-        writer.fail_with(Some(failure));
-        let response = http_post(server.http, "/v1/traces", &[PROTOBUF], &body).await;
-        assert_eq!(response.status, status, "{failure:?}");
-        assert_eq!(response.header("retry-after"), retry_after, "{failure:?}");
-        assert_eq!(protobuf_status(&response.body).code, code, "{failure:?}");
+    for target in TARGETS {
+        let body = target.valid(6);
+        for (failure, status, retry_after, code) in [
+            (Failure::Overloaded, 429, Some("2"), 8),
+            (Failure::Unavailable, 503, Some("3"), 14),
+            (Failure::Internal, 500, None, 13),
+        ] {
+            writer.fail_with(Some(failure));
+            let response = http_post(server.http, target.path(), &[PROTOBUF], &body).await;
+            assert_eq!(response.status, status, "{target:?} {failure:?}");
+            assert_eq!(response.header("retry-after"), retry_after, "{target:?} {failure:?}");
+            assert_eq!(protobuf_status(&response.body).code, code, "{target:?} {failure:?}");
+            writer.fail_with(None);
+            assert_accepts(&server, &writer, target).await;
+        }
+        writer.fail_with(Some(Failure::Unavailable));
+        let response = http_post(server.http, target.path(), &[JSON], target.json_example().as_bytes()).await;
+        assert_eq!(response.status, 503, "{target:?}");
+        assert_eq!(response.header("retry-after"), Some("3"), "{target:?}");
+        let (code, message) = response.json_status();
+        assert_eq!(code, 14);
+        assert!(message.contains("shard is recovering"), "{message}");
         writer.fail_with(None);
-        assert_accepts(&server, &writer).await;
     }
-    writer.fail_with(Some(Failure::Unavailable));
-    let response = http_post(server.http, "/v1/traces", &[JSON], SPEC_EXAMPLE.as_bytes()).await;
-    assert_eq!(response.status, 503);
-    let (code, message) = response.json_status();
-    assert_eq!(code, 14);
-    assert!(message.contains("shard is recovering"), "{message}");
-    writer.fail_with(None);
 
     let text = server.metrics_text();
-    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="unavailable"} 2"#), "{text}");
-    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="overloaded"} 1"#), "{text}");
+    for target in TARGETS {
+        for (outcome, n) in [("unavailable", 2), ("overloaded", 1), ("internal", 1)] {
+            let line = target.requests_line(outcome, n);
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+    }
     server.stop().await;
 }
 
@@ -263,18 +354,25 @@ async fn other_paths_health_and_unsupported_signals() {
         let response = http_get(server.http, path).await;
         assert_eq!(response.status, 200, "{path}");
     }
-    let response = http_post(server.http, "/v1/metrics", &[PROTOBUF], b"").await;
+    let response = http_post(server.http, "/v1/logs", &[PROTOBUF], b"").await;
     assert_eq!(response.status, 404);
-    assert!(protobuf_status(&response.body).message.contains("not supported yet"), "{}", response.text());
+    let message = protobuf_status(&response.body).message;
+    assert!(message.contains("/v1/logs is not supported yet"), "{message}");
+    assert!(message.contains("POST /v1/traces") && message.contains("POST /v1/metrics"), "{message}");
     let response = http_post(server.http, "/v1/logs", &[JSON], b"{}").await;
     assert_eq!(response.status, 404);
     assert!(response.json_status().1.contains("/v1/logs is not supported yet"), "{}", response.text());
     let response = http_get(server.http, "/nope").await;
     assert_eq!(response.status, 404);
-    assert!(response.json_status().1.contains("POST /v1/traces"), "{}", response.text());
-    let response = http_get(server.http, "/v1/traces").await;
-    assert_eq!(response.status, 405);
-    assert_accepts(&server, &writer).await;
+    let message = response.json_status().1;
+    assert!(message.contains("POST /v1/traces") && message.contains("POST /v1/metrics"), "{message}");
+    for path in ["/v1/traces", "/v1/metrics"] {
+        let response = http_get(server.http, path).await;
+        assert_eq!(response.status, 405, "{path}");
+    }
+    for target in TARGETS {
+        assert_accepts(&server, &writer, target).await;
+    }
     server.stop().await;
 }
 
@@ -282,11 +380,17 @@ async fn other_paths_health_and_unsupported_signals() {
 async fn body_size_metric_counts_decompressed_bytes() {
     let writer = TestWriter::new(1);
     let server = Running::start(writer.clone()).await;
-    let body = bomb_request(10_000).encode_to_vec();
-    let response = http_post(server.http, "/v1/traces", &[PROTOBUF, GZIP], &gzip(&body)).await;
-    assert_eq!(response.status, 200, "{}", response.text());
-    let text = server.metrics_text();
-    let expected = format!("skein_collector_request_body_bytes_sum{{transport=\"http\"}} {}.0", body.len());
-    assert!(text.lines().any(|l| l == expected), "missing {expected} in\n{text}");
+    for target in TARGETS {
+        let body = target.bomb(10_000);
+        let response = http_post(server.http, target.path(), &[PROTOBUF, GZIP], &gzip(&body)).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let text = server.metrics_text();
+        let expected = format!(
+            "skein_collector_request_body_bytes_sum{{signal=\"{}\",transport=\"http\"}} {}.0",
+            target.signal(),
+            body.len()
+        );
+        assert!(text.lines().any(|l| l == expected), "missing {expected} in\n{text}");
+    }
     server.stop().await;
 }

@@ -1,29 +1,19 @@
-//! The path every export request takes once decoded, whatever its
-//! transport: admission (the shared concurrency limit), conversion to Arrow,
-//! the split by shard, concurrent durable writes, and the OTLP response.
+//! The path every export request takes once decoded, whatever its signal
+//! and transport: admission (the shared concurrency limit), conversion to
+//! Arrow, the split by shard, concurrent durable writes, and the OTLP
+//! response.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use skein_model::{ConvertLimits, ErrorClass, RecordBatch, ShardWriter, spans_to_arrow};
+use skein_model::{ConvertLimits, ErrorClass, ShardWriter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, Transport};
-
-/// A converted request, ready to write.
-struct Prepared {
-    parts: Vec<(usize, RecordBatch)>,
-    accepted: u64,
-    rejected: u64,
-    truncated: u64,
-    message: Option<String>,
-}
+use crate::signal::{Converted, PartialSuccess, Signal, SignalKind};
 
 pub(crate) struct Ingest {
     writer: Arc<dyn ShardWriter>,
@@ -63,53 +53,61 @@ impl Ingest {
     }
 
     /// Converts, writes every shard's part and answers once all are durable.
-    pub(crate) async fn export(
+    pub(crate) async fn export<S: Signal>(
         &self,
         transport: Transport,
-        request: ExportTraceServiceRequest,
-    ) -> Result<ExportTraceServiceResponse, CollectorError> {
+        request: S::Request,
+    ) -> Result<S::Response, CollectorError> {
         let limits = self.limits;
         let shard_count = self.writer.shard_count();
         // Conversion is CPU-bound (and proportional to the request size), so
         // it runs off the async workers.
-        let prepared = tokio::task::spawn_blocking(move || prepare(&request, &limits, shard_count))
+        let converted = tokio::task::spawn_blocking(move || S::convert(&request, &limits, shard_count))
             .await
-            .map_err(|e| CollectorError::Internal(format!("span conversion task failed: {e}")))??;
+            .map_err(|e| CollectorError::Internal(format!("{} conversion task failed: {e}", S::KIND.as_str())))??;
+        let Converted { parts, accepted, rejected, truncated, first_error } = converted;
 
         // All parts are written to completion, even when one fails early, so
         // no write is cancelled halfway; the first failure is reported.
-        let writes = prepared.parts.into_iter().map(|(shard, batch)| self.writer.write_spans(shard, batch));
+        let writes = parts.into_iter().map(|(shard, batch)| S::write(self.writer.as_ref(), shard, batch));
         for result in futures::future::join_all(writes).await {
             result?;
         }
 
-        self.metrics.record_success(transport, prepared.accepted, prepared.rejected, prepared.truncated);
-        if prepared.rejected > 0 {
+        self.metrics.record_success(S::KIND, transport, accepted, rejected, truncated);
+        if rejected > 0 {
             debug!(
+                signal = S::KIND.as_str(),
                 transport = transport.as_str(),
-                accepted = prepared.accepted,
-                rejected = prepared.rejected,
-                "rejected invalid spans"
+                accepted,
+                rejected,
+                "rejected invalid items"
             );
         }
-        let partial_success = prepared
-            .message
-            .map(|error_message| ExportTracePartialSuccess { rejected_spans: prepared.rejected as i64, error_message });
-        Ok(ExportTraceServiceResponse { partial_success })
+        let message =
+            partial_success_message(S::KIND, rejected, truncated, first_error, self.limits.max_attribute_value_bytes);
+        Ok(S::response(message.map(|message| PartialSuccess { rejected, message })))
     }
 
     /// Counts and logs a failed request. Bad requests are the client's
     /// problem and logged at debug; storage and internal failures are logged
     /// at warn, at most once per interval so an outage cannot flood the log.
-    pub(crate) fn failed(&self, transport: Transport, error: &CollectorError) {
-        self.metrics.record_failure(transport, error);
+    pub(crate) fn failed(&self, signal: SignalKind, transport: Transport, error: &CollectorError) {
+        self.metrics.record_failure(signal, transport, error);
         let class = error.class();
         let server_side = matches!(class, ErrorClass::Internal | ErrorClass::Unavailable { .. })
             || matches!(error, CollectorError::Write(_));
         if !server_side {
-            debug!(transport = transport.as_str(), class = class.name(), error = %error, "refused export request");
+            debug!(
+                signal = signal.as_str(),
+                transport = transport.as_str(),
+                class = class.name(),
+                error = %error,
+                "refused export request"
+            );
         } else if let Some(suppressed) = self.failure_log.allow() {
             warn!(
+                signal = signal.as_str(),
                 transport = transport.as_str(),
                 class = class.name(),
                 error = %error,
@@ -120,31 +118,10 @@ impl Ingest {
     }
 }
 
-fn prepare(
-    request: &ExportTraceServiceRequest,
-    limits: &ConvertLimits,
-    shard_count: usize,
-) -> Result<Prepared, CollectorError> {
-    let converted = spans_to_arrow(request, limits, shard_count)?;
-    let parts = converted.split_by_shard(shard_count)?;
-    let message = partial_success_message(
-        converted.rejected,
-        converted.truncated_values,
-        converted.first_error,
-        limits.max_attribute_value_bytes,
-    );
-    Ok(Prepared {
-        parts,
-        accepted: converted.batch.num_rows() as u64,
-        rejected: converted.rejected,
-        truncated: converted.truncated_values,
-        message,
-    })
-}
-
-/// The `partial_success.error_message`: why spans were rejected and/or a
+/// The `partial_success.error_message`: why items were rejected and/or a
 /// warning that values were truncated; `None` for a clean request.
 fn partial_success_message(
+    signal: SignalKind,
     rejected: u64,
     truncated: u64,
     first_error: Option<String>,
@@ -155,8 +132,9 @@ fn partial_success_message(
     if rejected == 0 {
         return truncation.or(first_error);
     }
-    let reason = first_error.unwrap_or_else(|| "invalid span".into());
-    let mut message = format!("{rejected} span(s) rejected; first: {reason}");
+    let item = signal.item();
+    let reason = first_error.unwrap_or_else(|| format!("invalid {item}"));
+    let mut message = format!("{rejected} {item}(s) rejected; first: {reason}");
     if let Some(truncation) = truncation {
         message.push_str("; ");
         message.push_str(&truncation);
@@ -202,6 +180,8 @@ mod tests {
     use skein_model::{records_from_batch, shard_for_trace};
 
     use super::*;
+    use crate::metric_fixtures::{all_types_request, assert_stored_exactly, gauge, gauge_point, metrics_request};
+    use crate::signal::{Metrics, Traces};
     use crate::test_support::{Failure, TestWriter, request, span, spans_request};
 
     fn ingest(writer: Arc<TestWriter>, max_concurrent: usize) -> Ingest {
@@ -214,7 +194,7 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         let request = spans_request(40);
-        let response = ingest.export(Transport::Http, request).await.expect("export succeeds");
+        let response = ingest.export::<Traces>(Transport::Http, request).await.expect("export succeeds");
         assert_eq!(response.partial_success, None);
         let written = writer.batches();
         assert!(written.len() > 1, "40 traces should land on several of 4 shards");
@@ -237,7 +217,8 @@ mod tests {
         bad.trace_id = vec![0; 16];
         let mut long = span(2, 2);
         long.attributes.push(crate::test_support::string_attr("big", &"x".repeat(100)));
-        let response = ingest.export(Transport::Grpc, request(vec![bad, long, span(3, 3)])).await.expect("export");
+        let response =
+            ingest.export::<Traces>(Transport::Grpc, request(vec![bad, long, span(3, 3)])).await.expect("export");
         let partial = response.partial_success.expect("partial success is set");
         assert_eq!(partial.rejected_spans, 1);
         assert!(partial.error_message.contains("1 span(s) rejected"), "{}", partial.error_message);
@@ -257,7 +238,7 @@ mod tests {
         let mut bad = span(1, 1);
         bad.span_id = vec![];
         let partial = ingest
-            .export(Transport::Http, request(vec![bad]))
+            .export::<Traces>(Transport::Http, request(vec![bad]))
             .await
             .expect("export")
             .partial_success
@@ -272,10 +253,44 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         writer.fail_with(Some(Failure::Unavailable));
-        let err = ingest.export(Transport::Http, spans_request(20)).await.expect_err("write fails");
+        let err = ingest.export::<Traces>(Transport::Http, spans_request(20)).await.expect_err("write fails");
         assert!(matches!(err.class(), ErrorClass::Unavailable { .. }), "{err}");
         writer.fail_with(None);
-        ingest.export(Transport::Http, spans_request(20)).await.expect("export after recovery");
+        ingest.export::<Traces>(Transport::Http, spans_request(20)).await.expect("export after recovery");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_written_as_metrics_on_their_series_shards() {
+        let writer = TestWriter::new(4);
+        let ingest = ingest(writer.clone(), 8);
+        let sent = all_types_request();
+        let response = ingest.export::<Metrics>(Transport::Grpc, sent.clone()).await.expect("export succeeds");
+        assert_eq!(response.partial_success, None);
+        assert_stored_exactly(&writer, &sent);
+        assert!(writer.batches().is_empty(), "points never go through write_spans");
+    }
+
+    #[tokio::test]
+    async fn reports_rejected_points_and_fails_with_any_part() {
+        let writer = TestWriter::new(3);
+        let ingest = ingest(writer.clone(), 8);
+        let mut no_time = gauge_point(1, 1, 1.0);
+        no_time.time_unix_nano = 0;
+        let request = metrics_request(vec![gauge("cpu", vec![no_time, gauge_point(2, 2, 2.0)])]);
+        let partial = ingest
+            .export::<Metrics>(Transport::Http, request)
+            .await
+            .expect("export")
+            .partial_success
+            .expect("partial success");
+        assert_eq!(partial.rejected_data_points, 1);
+        assert!(partial.error_message.starts_with("1 data point(s) rejected; first: "), "{}", partial.error_message);
+        assert_eq!(writer.point_count(), 1);
+
+        writer.fail_with(Some(Failure::Overloaded));
+        let err = ingest.export::<Metrics>(Transport::Http, all_types_request()).await.expect_err("write fails");
+        assert!(matches!(err.class(), ErrorClass::Overloaded { .. }), "{err}");
+        assert_eq!(writer.point_count(), 1);
     }
 
     #[test]
@@ -303,14 +318,21 @@ mod tests {
 
     #[test]
     fn partial_success_messages() {
-        assert_eq!(partial_success_message(0, 0, None, 10), None);
+        assert_eq!(partial_success_message(SignalKind::Traces, 0, 0, None, 10), None);
         assert_eq!(
-            partial_success_message(0, 2, Some("model text".into()), 10).as_deref(),
+            partial_success_message(SignalKind::Traces, 0, 2, Some("model text".into()), 10).as_deref(),
             Some("2 attribute value(s) longer than 10 bytes were truncated")
         );
         assert_eq!(
-            partial_success_message(3, 0, Some("bad id".into()), 10).as_deref(),
+            partial_success_message(SignalKind::Traces, 3, 0, Some("bad id".into()), 10).as_deref(),
             Some("3 span(s) rejected; first: bad id")
+        );
+        assert_eq!(
+            partial_success_message(SignalKind::Metrics, 2, 1, None, 10).as_deref(),
+            Some(
+                "2 data point(s) rejected; first: invalid data point; \
+                 1 attribute value(s) longer than 10 bytes were truncated"
+            )
         );
     }
 }

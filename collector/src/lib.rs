@@ -1,15 +1,22 @@
 //! The collector role: stateless OTLP receivers in front of storage.
 //!
-//! Spans arrive over OTLP/gRPC (`TraceService/Export`, grpc.rs) or
-//! OTLP/HTTP (`POST /v1/traces`, protobuf or JSON, optionally gzip,
-//! http.rs and codec.rs). Each transport checks the request cheaply, takes a slot from
-//! the concurrency limit both share (or answers "overloaded" at once),
-//! decodes the body under the size limit and hands the request to the
-//! shared ingest path (ingest.rs): `skein_model::spans_to_arrow` validates
-//! and converts the spans, the batch is split by shard, every part is
-//! written concurrently through the injected [`ShardWriter`], and the
-//! client is acknowledged only once all parts are durable. Invalid spans
-//! are reported in `partial_success`; failures are classified once, by
+//! Spans and metric data points arrive over OTLP/gRPC (`TraceService/Export`
+//! and `MetricsService/Export` on one server, grpc.rs) or OTLP/HTTP
+//! (`POST /v1/traces` and `POST /v1/metrics`, protobuf or JSON, optionally
+//! gzip, http.rs and codec.rs). The transports and the ingest path are
+//! written once, generic over a [`Signal`](signal::Signal) that names what
+//! differs per signal (signal.rs): the request and response messages, the
+//! conversion, the storage call and the partial-success answer. Each
+//! transport checks the request cheaply, takes a slot from the concurrency
+//! limit every signal and transport shares (or answers "overloaded" at
+//! once), decodes the body under the size limit and hands the request to
+//! the shared ingest path (ingest.rs): `skein_model::spans_to_arrow` or
+//! `skein_model::metrics::metrics_to_arrow` validates and converts it, the
+//! batch is split by shard (trace ID for spans, series for points), every
+//! part is written concurrently through the injected [`ShardWriter`]
+//! (`write_spans` / `write_metrics`), and the client is acknowledged only
+//! once all parts are durable. Invalid spans and points are reported in
+//! `partial_success`; failures are classified once, by
 //! [`CollectorError::class`], into HTTP statuses and gRPC codes.
 //!
 //! [`ShardWriter`]: skein_model::ShardWriter
@@ -21,7 +28,9 @@ mod grpc;
 mod http;
 mod ingest;
 mod metrics;
+mod metrics_json;
 mod server;
+mod signal;
 
 #[cfg(test)]
 mod grpc_tests;
@@ -29,6 +38,12 @@ mod grpc_tests;
 mod http_tests;
 #[cfg(test)]
 mod json_tests;
+#[cfg(test)]
+mod metric_fixtures;
+#[cfg(test)]
+mod metrics_grpc_tests;
+#[cfg(test)]
+mod metrics_http_tests;
 #[cfg(test)]
 mod server_tests;
 #[cfg(test)]

@@ -15,8 +15,9 @@ use crate::ingest::Ingest;
 use crate::metrics::CollectorMetrics;
 use crate::{CollectorConfig, CollectorError};
 
-/// The collector role: an OTLP/gRPC and an OTLP/HTTP receiver sharing one
-/// ingest path (and one concurrency limit) in front of a [`ShardWriter`].
+/// The collector role: an OTLP/gRPC and an OTLP/HTTP receiver, each for
+/// traces and metrics, sharing one ingest path (and one concurrency limit)
+/// in front of a [`ShardWriter`].
 pub struct CollectorServer {
     config: CollectorConfig,
     ingest: Arc<Ingest>,
@@ -58,11 +59,13 @@ impl CollectorServer {
         let stop = shutdown.child_token();
         let max_request_bytes = self.config.max_request_bytes;
 
-        let grpc_service = GrpcEndpoint::new(Arc::clone(&self.ingest), max_request_bytes);
-        let grpc = tonic::transport::Server::builder().add_service(grpc_service).serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-            stop.clone().cancelled_owned(),
-        );
+        let grpc = tonic::transport::Server::builder()
+            .add_service(GrpcEndpoint::traces(Arc::clone(&self.ingest), max_request_bytes))
+            .add_service(GrpcEndpoint::metrics(Arc::clone(&self.ingest), max_request_bytes))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            );
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
         let router = crate::http::router(Arc::clone(&self.ingest), max_request_bytes);

@@ -42,8 +42,14 @@ async fn concurrency_limit_is_shared_and_answers_at_once() {
     assert_eq!(writer.span_count(), 4);
 
     let text = server.metrics_text();
-    assert!(text.contains(r#"skein_collector_requests_total{transport="grpc",outcome="overloaded"} 1"#), "{text}");
-    assert!(text.contains(r#"skein_collector_requests_total{transport="http",outcome="overloaded"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="overloaded"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"skein_collector_requests_total{signal="traces",transport="http",outcome="overloaded"} 1"#),
+        "{text}"
+    );
     drop(client);
     server.stop().await;
 }

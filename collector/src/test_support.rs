@@ -41,10 +41,19 @@ struct Gate {
     release: Semaphore,
 }
 
-/// A `ShardWriter` that keeps every batch in memory.
+/// Which `ShardWriter` method a batch came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Spans,
+    Metrics,
+}
+
+/// A `ShardWriter` that keeps every batch in memory, spans and metric
+/// points apart.
 pub(crate) struct TestWriter {
     shards: usize,
-    batches: Mutex<Vec<(usize, RecordBatch)>>,
+    spans: Mutex<Vec<(usize, RecordBatch)>>,
+    metrics: Mutex<Vec<(usize, RecordBatch)>>,
     failure: Mutex<Option<Failure>>,
     calls: AtomicUsize,
     gate: Option<Gate>,
@@ -61,7 +70,14 @@ impl TestWriter {
     }
 
     fn build(shards: usize, gate: Option<Gate>) -> Self {
-        Self { shards, batches: Mutex::default(), failure: Mutex::default(), calls: AtomicUsize::new(0), gate }
+        Self {
+            shards,
+            spans: Mutex::default(),
+            metrics: Mutex::default(),
+            failure: Mutex::default(),
+            calls: AtomicUsize::new(0),
+            gate,
+        }
     }
 
     pub(crate) fn fail_with(&self, failure: Option<Failure>) {
@@ -79,8 +95,18 @@ impl TestWriter {
         self.gate.as_ref().expect("writer is gated").release.add_permits(n);
     }
 
+    /// Span batches written, with their shards.
     pub(crate) fn batches(&self) -> Vec<(usize, RecordBatch)> {
-        self.batches.lock().expect("test writer lock").clone()
+        self.spans.lock().expect("test writer lock").clone()
+    }
+
+    /// Metric point batches written, with their shards.
+    pub(crate) fn metric_batches(&self) -> Vec<(usize, RecordBatch)> {
+        self.metrics.lock().expect("test writer lock").clone()
+    }
+
+    pub(crate) fn point_count(&self) -> usize {
+        self.metric_batches().iter().map(|(_, b)| b.num_rows()).sum()
     }
 
     pub(crate) fn records(&self) -> Vec<SpanRecord> {
@@ -106,16 +132,16 @@ impl ShardWriter for TestWriter {
     }
 
     async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(shard, batch).await
+        self.write(Table::Spans, shard, batch).await
     }
 
     async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(shard, batch).await
+        self.write(Table::Metrics, shard, batch).await
     }
 }
 
 impl TestWriter {
-    async fn write(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write(&self, table: Table, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.entered.add_permits(1);
@@ -133,7 +159,11 @@ impl TestWriter {
             }),
             Some(Failure::Internal) => Err(WriteError::Internal("disk on fire".into())),
             None => {
-                self.batches.lock().expect("test writer lock").push((shard, batch));
+                let batches = match table {
+                    Table::Spans => &self.spans,
+                    Table::Metrics => &self.metrics,
+                };
+                batches.lock().expect("test writer lock").push((shard, batch));
                 Ok(())
             }
         }

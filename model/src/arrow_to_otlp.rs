@@ -5,19 +5,17 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{
-    Array, AsArray, ListArray, MapArray, RecordBatch, StringArray, StructArray, TimestampNanosecondArray, UInt32Array,
-};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, AsArray, ListArray, RecordBatch, TimestampNanosecondArray};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 use crate::ModelError;
-use crate::attributes::{code, decode_value};
+use crate::arrow_read::{
+    hex_bytes, key_values, lists, maps, strings, struct_map, struct_strings, struct_u32, times, u32s,
+};
 use crate::schema::{self, col};
 
 /// One stored span with its resource and scope, as OTLP messages.
@@ -29,70 +27,6 @@ pub struct SpanRecord {
     pub scope_schema_url: String,
     pub span: Span,
     pub service_name: String,
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a dyn Array, ModelError> {
-    batch.column_by_name(name).map(|c| c.as_ref()).ok_or(ModelError::Column(name))
-}
-
-fn strings(batch: &RecordBatch, name: &'static str) -> Result<StringArray, ModelError> {
-    let c = column(batch, name)?;
-    match c.data_type() {
-        DataType::Utf8 => Ok(c.as_string::<i32>().clone()),
-        DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _) => {
-            Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
-        }
-        _ => Err(ModelError::Column(name)),
-    }
-}
-
-fn u32s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
-    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
-}
-
-fn times<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a TimestampNanosecondArray, ModelError> {
-    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
-}
-
-fn maps<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a MapArray, ModelError> {
-    column(batch, name)?.as_map_opt().ok_or(ModelError::Column(name))
-}
-
-fn lists<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ListArray, ModelError> {
-    column(batch, name)?.as_list_opt::<i32>().ok_or(ModelError::Column(name))
-}
-
-fn hex_bytes(text: &str) -> Result<Vec<u8>, ModelError> {
-    const_hex::decode(text).map_err(|_| ModelError::Corrupt(format!("{text:?} is not hex")))
-}
-
-/// Decodes row `row` of an attribute map plus its type string.
-fn key_values(map: &MapArray, types: &StringArray, row: usize) -> Result<Vec<KeyValue>, ModelError> {
-    let entries = map.value(row);
-    let keys = entries.column(0).as_string::<i32>();
-    let values = entries.column(1).as_string::<i32>();
-    let codes: Vec<char> = if types.is_null(row) { Vec::new() } else { types.value(row).chars().collect() };
-    (0..entries.len())
-        .map(|i| {
-            let ty = codes.get(i).copied().unwrap_or(code::STRING);
-            let text = if values.is_null(i) { "" } else { values.value(i) };
-            // `key_strindex` is profiles-only and never stored for spans.
-            Ok(KeyValue { key: keys.value(i).to_owned(), value: Some(decode_value(text, ty)?), key_strindex: 0 })
-        })
-        .collect()
-}
-
-fn struct_strings(s: &StructArray, name: &'static str) -> Result<StringArray, ModelError> {
-    let c = s.column_by_name(name).ok_or(ModelError::Column(name))?;
-    Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
-}
-
-fn struct_u32<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
-    s.column_by_name(name).and_then(|c| c.as_primitive_opt()).ok_or(ModelError::Column(name))
-}
-
-fn struct_map<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a MapArray, ModelError> {
-    s.column_by_name(name).and_then(|c| c.as_map_opt()).ok_or(ModelError::Column(name))
 }
 
 fn events_of(list: &ListArray, row: usize) -> Result<Vec<Event>, ModelError> {

@@ -11,6 +11,7 @@
 //! bytes in standard base64; arrays and key-value lists as OTLP/JSON `AnyValue`.
 
 use base64::Engine as _;
+use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
@@ -40,11 +41,41 @@ pub fn encode_value(value: Option<&AnyValue>) -> (std::borrow::Cow<'_, str>, cha
         None | Some(Value::StringValueStrindex(_)) => (Cow::Borrowed(""), code::EMPTY),
         Some(Value::StringValue(s)) => (Cow::Borrowed(s.as_str()), code::STRING),
         Some(Value::BoolValue(b)) => (Cow::Borrowed(if *b { "true" } else { "false" }), code::BOOL),
-        Some(Value::IntValue(i)) => (Cow::Owned(i.to_string()), code::INT),
-        Some(Value::DoubleValue(d)) => (Cow::Owned(format!("{d:?}")), code::DOUBLE),
-        Some(Value::BytesValue(b)) => (Cow::Owned(BASE64.encode(b)), code::BYTES),
-        Some(v @ Value::ArrayValue(_)) => (Cow::Owned(any_value_json(v)), code::ARRAY),
-        Some(v @ Value::KvlistValue(_)) => (Cow::Owned(any_value_json(v)), code::KVLIST),
+        Some(_) => {
+            let mut text = String::new();
+            let ty = encode_value_into(value, &mut text);
+            (Cow::Owned(text), ty)
+        }
+    }
+}
+
+/// Like [`encode_value`], writing the text to `out` (a `String` or an Arrow
+/// string builder; no allocation for scalar values): the converters' hot path.
+pub fn encode_value_into<W: std::fmt::Write>(value: Option<&AnyValue>, out: &mut W) -> char {
+    // Writing to a String or a string builder cannot fail.
+    let _ = match value.and_then(|v| v.value.as_ref()) {
+        None | Some(Value::StringValueStrindex(_)) => Ok(()),
+        Some(Value::StringValue(s)) => out.write_str(s),
+        Some(Value::BoolValue(b)) => out.write_str(if *b { "true" } else { "false" }),
+        Some(Value::IntValue(i)) => write!(out, "{i}"),
+        Some(Value::DoubleValue(d)) => write!(out, "{d:?}"),
+        Some(Value::BytesValue(b)) => write!(out, "{}", Base64Display::new(b, &BASE64)),
+        Some(v @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => out.write_str(&any_value_json(v)),
+    };
+    type_code(value)
+}
+
+/// The type code of a value, as [`encode_value`] gives it.
+pub fn type_code(value: Option<&AnyValue>) -> char {
+    match value.and_then(|v| v.value.as_ref()) {
+        None | Some(Value::StringValueStrindex(_)) => code::EMPTY,
+        Some(Value::StringValue(_)) => code::STRING,
+        Some(Value::BoolValue(_)) => code::BOOL,
+        Some(Value::IntValue(_)) => code::INT,
+        Some(Value::DoubleValue(_)) => code::DOUBLE,
+        Some(Value::BytesValue(_)) => code::BYTES,
+        Some(Value::ArrayValue(_)) => code::ARRAY,
+        Some(Value::KvlistValue(_)) => code::KVLIST,
     }
 }
 

@@ -1,19 +1,25 @@
 //! Skein's shared data model, used by every role.
 //!
 //! Data flows through it twice. On ingest, the collector decodes an OTLP
-//! request and calls [`spans_to_arrow`], which validates each span and builds
-//! one Arrow [`RecordBatch`] in the [`span_schema`]; the batch is split by
-//! [`shard_for_trace`] and handed to a [`ShardWriter`] (local storage in
-//! all-in-one, a network client in a cluster). On read, the query service
-//! turns stored rows back into OTLP with [`records_from_batch`] and renders
-//! them as Skein JSON ([`trace_json`]) or OTLP/JSON. The schema is lossless:
-//! a span read back equals the span that was sent. [`ErrorClass`] is the
+//! request and calls [`spans_to_arrow`] (traces) or [`metrics_to_arrow`]
+//! (metrics, one row per data point), which validate each item and build one
+//! Arrow [`RecordBatch`] in the [`span_schema`] or [`metric_schema`]; the
+//! batch is split by shard ([`shard_for_trace`], or
+//! [`metrics::shard_for_series`] so a series lives on one shard) and handed
+//! to a [`ShardWriter`] (local storage in all-in-one, a network client in a
+//! cluster). On read, the query service turns stored rows back into OTLP
+//! with [`records_from_batch`] / [`metric_requests_from_batch`] and renders
+//! them as Skein JSON ([`trace_json`]) or OTLP/JSON. Both schemas are
+//! lossless: what is read back equals what was sent. [`ErrorClass`] is the
 //! single mapping of failures to HTTP statuses and gRPC codes.
 
+mod arrow_build;
+mod arrow_read;
 pub mod arrow_to_otlp;
 pub mod attributes;
 mod error;
 pub mod ids;
+pub mod metrics;
 pub mod otlp_to_arrow;
 pub mod schema;
 pub mod trace_json;
@@ -23,6 +29,7 @@ use std::time::Duration;
 pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{ErrorClass, ModelError};
+pub use metrics::{PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow};
 pub use otlp_to_arrow::{ConvertLimits, SpanBatch, spans_to_arrow};
 pub use schema::span_schema;
 

@@ -5,19 +5,17 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{
-    ArrayRef, Int64Builder, ListArray, MapBuilder, MapFieldNames, RecordBatch, StringBuilder, StructArray,
-    TimestampNanosecondBuilder, UInt32Builder,
+    ArrayRef, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray, TimestampNanosecondBuilder,
+    UInt32Builder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::compute::take_record_batch;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use crate::attributes::{code, encode_value};
+use crate::arrow_build::{AttrsBuilder, timestamp_builder};
 use crate::ids::{hex_lower, valid_span_id, valid_trace_id};
 use crate::schema::{self, UNKNOWN_SERVICE, event_fields, link_fields, list_item, span_schema};
 use crate::{ModelError, shard_for_trace};
@@ -53,104 +51,8 @@ pub struct SpanBatch {
 impl SpanBatch {
     /// Splits the batch into one batch per shard, skipping empty shards.
     pub fn split_by_shard(&self, shard_count: usize) -> Result<Vec<(usize, RecordBatch)>, ModelError> {
-        if shard_count <= 1 || self.shard_of_row.is_empty() {
-            return Ok(if self.batch.num_rows() == 0 { vec![] } else { vec![(0, self.batch.clone())] });
-        }
-        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); shard_count];
-        for (row, shard) in self.shard_of_row.iter().enumerate() {
-            rows[*shard as usize].push(row as u32);
-        }
-        let mut out = Vec::new();
-        for (shard, indices) in rows.into_iter().enumerate() {
-            if indices.is_empty() {
-                continue;
-            }
-            let indices = UInt32Array::from(indices);
-            out.push((shard, take_record_batch(&self.batch, &indices)?));
-        }
-        Ok(out)
+        crate::arrow_build::split_by_shard(&self.batch, &self.shard_of_row, shard_count)
     }
-}
-
-/// Builds an attribute `Map` column and its parallel type-code column.
-struct AttrsBuilder {
-    map: MapBuilder<StringBuilder, StringBuilder>,
-    types: StringBuilder,
-    type_scratch: String,
-}
-
-impl AttrsBuilder {
-    fn new() -> Self {
-        let names = MapFieldNames {
-            entry: schema::MAP_ENTRIES.into(),
-            key: schema::MAP_KEY.into(),
-            value: schema::MAP_VALUE.into(),
-        };
-        Self {
-            map: MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new()),
-            types: StringBuilder::new(),
-            type_scratch: String::new(),
-        }
-    }
-
-    fn append(&mut self, attrs: &[KeyValue], limits: &ConvertLimits, truncated: &mut u64) -> Result<(), ModelError> {
-        self.type_scratch.clear();
-        let mut all_strings = true;
-        for kv in attrs {
-            let limited;
-            let value = match kv.value.as_ref() {
-                Some(v) if over_limit(v, limits.max_attribute_value_bytes) => {
-                    *truncated += 1;
-                    limited = truncate_value(v, limits.max_attribute_value_bytes);
-                    Some(&limited)
-                }
-                other => other,
-            };
-            let (text, ty) = encode_value(value);
-            self.map.keys().append_value(&kv.key);
-            self.map.values().append_value(text);
-            all_strings &= ty == code::STRING;
-            self.type_scratch.push(ty);
-        }
-        self.map.append(true)?;
-        if all_strings {
-            self.types.append_null();
-        } else {
-            self.types.append_value(&self.type_scratch);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> (ArrayRef, ArrayRef) {
-        (Arc::new(self.map.finish()), Arc::new(self.types.finish()))
-    }
-}
-
-fn over_limit(v: &AnyValue, max: usize) -> bool {
-    match &v.value {
-        Some(Value::StringValue(s)) => s.len() > max,
-        Some(Value::BytesValue(b)) => b.len() > max,
-        _ => false,
-    }
-}
-
-fn truncate_value(v: &AnyValue, max: usize) -> AnyValue {
-    let value = match &v.value {
-        Some(Value::StringValue(s)) => {
-            let mut end = max;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            Some(Value::StringValue(s[..end].to_owned()))
-        }
-        Some(Value::BytesValue(b)) => Some(Value::BytesValue(b[..max].to_vec())),
-        other => other.clone(),
-    };
-    AnyValue { value }
-}
-
-fn timestamp_builder() -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::new().with_data_type(schema::timestamp_type())
 }
 
 /// Column builders for one batch of spans.
@@ -204,8 +106,8 @@ impl SpanBuilders {
             flags: UInt32Builder::new(),
             name: StringBuilder::new(),
             kind: StringBuilder::new(),
-            start: timestamp_builder(),
-            end: timestamp_builder(),
+            start: timestamp_builder(0),
+            end: timestamp_builder(0),
             duration: Int64Builder::new(),
             status_code: StringBuilder::new(),
             status_message: StringBuilder::new(),
@@ -213,7 +115,7 @@ impl SpanBuilders {
             attrs: AttrsBuilder::new(),
             dropped_attrs: UInt32Builder::new(),
             event_lens: Vec::new(),
-            event_time: timestamp_builder(),
+            event_time: timestamp_builder(0),
             event_name: StringBuilder::new(),
             event_attrs: AttrsBuilder::new(),
             event_dropped: UInt32Builder::new(),

@@ -31,6 +31,17 @@ pub struct QueryConfig {
     pub search_default_limit: usize,
     /// Largest `limit` accepted by `/api/v1/search`.
     pub search_max_limit: usize,
+    /// Entries listed by `/api/v1/metrics` and `/api/v1/metrics/{name}/series`
+    /// when no `limit` is given (a longer list is cut and flagged `truncated`).
+    pub metrics_default_limit: usize,
+    /// Largest `limit` of the metric listings, and the most series one
+    /// `query_range` may read; past it, `query_range` fails with 422.
+    pub metrics_max_series: usize,
+    /// Most steps (`(end - start) / step + 1`) of one `query_range`; past it, 400.
+    pub metrics_max_steps: usize,
+    /// Most data points one `query_range` may read from storage, and most
+    /// points it may return; past either, 422.
+    pub metrics_max_points: usize,
 }
 
 impl Default for QueryConfig {
@@ -43,6 +54,11 @@ impl Default for QueryConfig {
             max_body_bytes: 1024 * 1024,
             search_default_limit: 20,
             search_max_limit: 1000,
+            metrics_default_limit: 1000,
+            metrics_max_series: 10_000,
+            // Prometheus' limit: more points than pixels of any chart.
+            metrics_max_steps: 11_000,
+            metrics_max_points: 1_000_000,
         }
     }
 }
@@ -73,6 +89,21 @@ impl QueryConfig {
                 "search_default_limit must be between 1 and search_max_limit ({}), got {}",
                 self.search_max_limit, self.search_default_limit
             ));
+        }
+        if self.metrics_max_series == 0 {
+            return Err("metrics_max_series must be at least 1".into());
+        }
+        if self.metrics_default_limit == 0 || self.metrics_default_limit > self.metrics_max_series {
+            return Err(format!(
+                "metrics_default_limit must be between 1 and metrics_max_series ({}), got {}",
+                self.metrics_max_series, self.metrics_default_limit
+            ));
+        }
+        if self.metrics_max_steps == 0 {
+            return Err("metrics_max_steps must be at least 1".into());
+        }
+        if self.metrics_max_points == 0 {
+            return Err("metrics_max_points must be at least 1".into());
         }
         Ok(())
     }
@@ -110,6 +141,10 @@ mod tests {
             (QueryConfig { max_body_bytes: 1, ..Default::default() }, "max_body_bytes"),
             (QueryConfig { search_max_limit: 0, ..Default::default() }, "search_max_limit"),
             (QueryConfig { search_default_limit: 5000, ..Default::default() }, "search_default_limit"),
+            (QueryConfig { metrics_max_series: 0, ..Default::default() }, "metrics_max_series"),
+            (QueryConfig { metrics_default_limit: 20_000, ..Default::default() }, "metrics_default_limit"),
+            (QueryConfig { metrics_max_steps: 0, ..Default::default() }, "metrics_max_steps"),
+            (QueryConfig { metrics_max_points: 0, ..Default::default() }, "metrics_max_points"),
         ];
         for (config, key) in cases {
             let err = config.validate().expect_err(key);

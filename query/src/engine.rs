@@ -1,6 +1,7 @@
 //! The query engine: a fresh, limited DataFusion session per request over
-//! the federated `spans` table, and the collection of results under the
-//! time, memory and row limits. The HTTP handlers and tests go through it.
+//! the federated `spans` and `metrics` tables (and the per-type metric
+//! views), and the collection of results under the time, memory and row
+//! limits. The HTTP handlers and tests go through it.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
@@ -19,11 +20,22 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::federation::FederatedSpans;
-use crate::{QueryConfig, QueryError, safety};
+use crate::federation::FederatedTable;
+use crate::{QueryConfig, QueryError, safety, views};
 
-/// Name of the federated table in every session.
+/// Name of the federated span table in every session.
 pub const SPANS_TABLE: &str = "spans";
+/// Name of the federated metric point table in every session.
+pub const METRICS_TABLE: &str = "metrics";
+
+/// What the engine reads: one table per shard and signal.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Every shard's span table (rows in `skein_model::span_schema()`).
+    pub spans: Vec<Arc<dyn TableProvider>>,
+    /// Every shard's metric table (rows in `skein_model::metric_schema()`).
+    pub metrics: Vec<Arc<dyn TableProvider>>,
+}
 
 /// How many memory consumers a memory error names.
 const REPORTED_CONSUMERS: usize = 5;
@@ -39,29 +51,41 @@ pub struct QueryResult {
 /// Runs read-only queries over all shards with per-query limits.
 #[derive(Debug)]
 pub struct QueryEngine {
-    spans: Arc<FederatedSpans>,
+    spans: Arc<FederatedTable>,
+    metrics: Arc<FederatedTable>,
+    /// The per-type views over `metrics`, planned once.
+    views: Vec<(&'static str, Arc<dyn TableProvider>)>,
     /// Shared object stores and file caches; spilling to disk is disabled so
     /// that the memory limit ends a runaway query instead of filling a disk.
     runtime: Arc<RuntimeEnv>,
     timeout: Duration,
     memory_limit: usize,
     max_result_rows: usize,
+    metrics_max_series: usize,
+    metrics_max_points: usize,
     stop: CancellationToken,
 }
 
 impl QueryEngine {
-    /// An engine over `shards` (one span table per shard) with the limits of `config`.
-    pub fn new(config: &QueryConfig, shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+    /// An engine over the shards' `tables` with the limits of `config`.
+    pub fn new(config: &QueryConfig, tables: Tables) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
             .build_arc()
             .map_err(|e| QueryError::Config(format!("cannot create the query runtime: {e}")))?;
+        let metrics = Arc::new(FederatedTable::metrics(tables.metrics)?);
+        let views = views::metric_views(&metrics)
+            .map_err(|e| QueryError::Config(format!("cannot plan the metric views: {e}")))?;
         Ok(Self {
-            spans: Arc::new(FederatedSpans::new(shards)?),
+            spans: Arc::new(FederatedTable::spans(tables.spans)?),
+            metrics,
+            views,
             runtime,
             timeout: config.timeout,
             memory_limit: config.memory_limit_bytes,
             max_result_rows: config.max_result_rows,
+            metrics_max_series: config.metrics_max_series,
+            metrics_max_points: config.metrics_max_points,
             stop: CancellationToken::new(),
         })
     }
@@ -74,7 +98,15 @@ impl QueryEngine {
         self.max_result_rows
     }
 
-    /// A new session with its own memory pool and `spans` registered.
+    pub(crate) fn metrics_max_series(&self) -> usize {
+        self.metrics_max_series
+    }
+
+    pub(crate) fn metrics_max_points(&self) -> usize {
+        self.metrics_max_points
+    }
+
+    /// A new session with its own memory pool and every table registered.
     /// Creating one is cheap (no data is touched).
     pub fn session(&self) -> Result<SessionContext, QueryError> {
         let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
@@ -91,8 +123,13 @@ impl QueryEngine {
         let state =
             SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features().build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_table(SPANS_TABLE, Arc::clone(&self.spans) as Arc<dyn TableProvider>)
-            .map_err(|e| self.datafusion_error(e))?;
+        let tables = [
+            (SPANS_TABLE, Arc::clone(&self.spans) as Arc<dyn TableProvider>),
+            (METRICS_TABLE, Arc::clone(&self.metrics) as Arc<dyn TableProvider>),
+        ];
+        for (name, table) in tables.into_iter().chain(self.views.iter().map(|(name, view)| (*name, Arc::clone(view)))) {
+            ctx.register_table(name, table).map_err(|e| self.datafusion_error(e))?;
+        }
         Ok(ctx)
     }
 
@@ -151,13 +188,13 @@ impl QueryEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{mem_shards, test_config};
+    use crate::test_support::{mem_tables, test_config};
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
     use skein_model::ErrorClass;
 
     fn engine(config: &QueryConfig) -> QueryEngine {
-        QueryEngine::new(config, mem_shards()).expect("engine")
+        QueryEngine::new(config, mem_tables()).expect("engine")
     }
 
     #[tokio::test]
@@ -224,10 +261,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sessions_see_spans_with_the_span_schema() {
+    async fn sessions_see_every_table_with_its_schema() {
         let ctx = engine(&test_config()).session().expect("session");
         let frame = ctx.table(SPANS_TABLE).await.expect("spans is registered");
         assert_eq!(frame.schema().fields().len(), skein_model::span_schema().fields().len());
+        let frame = ctx.table(METRICS_TABLE).await.expect("metrics is registered");
+        assert_eq!(frame.schema().fields().len(), skein_model::metric_schema().fields().len());
+        for view in crate::METRIC_VIEWS {
+            ctx.table(view).await.expect("every metric view is registered");
+        }
         let setting = ctx.state().config().options().execution.parquet.schema_force_view_types;
         assert!(!setting);
     }

@@ -43,12 +43,17 @@ pub enum QueryError {
         "query returns more than {limit} rows (query.max_result_rows); add a LIMIT or aggregate, the result is not truncated"
     )]
     TooManyRows { limit: usize },
+    /// A metric range query over more data than its configured limit.
+    #[error(
+        "the query needs more than {limit} {what} (query.{key}); narrow the time range, add label matchers or use a larger step"
+    )]
+    TooMuchData { what: &'static str, limit: usize, key: &'static str },
     #[error("the query service is shutting down")]
     ShuttingDown,
     /// A failure of the engine or of the storage it reads.
     #[error("query failed: {0}")]
     Execution(String),
-    #[error("stored spans could not be decoded: {0}")]
+    #[error("stored data could not be decoded: {0}")]
     Model(#[from] ModelError),
     #[error("could not encode the result: {0}")]
     Encode(String),
@@ -64,7 +69,9 @@ impl QueryError {
             QueryError::NotFound(_) => ErrorClass::NotFound,
             QueryError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
             QueryError::Timeout { .. } => ErrorClass::Timeout,
-            QueryError::MemoryExhausted { .. } | QueryError::TooManyRows { .. } => ErrorClass::QueryTooExpensive,
+            QueryError::MemoryExhausted { .. } | QueryError::TooManyRows { .. } | QueryError::TooMuchData { .. } => {
+                ErrorClass::QueryTooExpensive
+            }
             QueryError::ShuttingDown => ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER },
             QueryError::Bind { .. }
             | QueryError::Serve(_)

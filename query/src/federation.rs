@@ -1,9 +1,12 @@
-//! The `spans` table as one DataFusion table over every shard.
+//! The `spans` and `metrics` tables, each as one DataFusion table over
+//! every shard.
 //!
-//! Each shard is its own `TableProvider` (local storage in all-in-one, a
-//! remote client in a cluster). A scan of the federated table scans every
-//! shard with the same projection, filters and limit, concurrently, and
-//! unions the plans, so filtering and pruning happen where the data is.
+//! Each shard serves one `TableProvider` per signal (local storage in
+//! all-in-one, a remote client in a cluster). A scan of the federated table
+//! scans every shard with the same projection, filters and limit,
+//! concurrently, and unions the plans, so filtering and pruning happen where
+//! the data is. The federation is the same for every signal; only the
+//! schema the shards must serve differs.
 
 use std::sync::Arc;
 
@@ -16,22 +19,31 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::future::try_join_all;
-use skein_model::span_schema;
+use skein_model::{metric_schema, span_schema};
 
 use crate::QueryError;
 
-/// The union of all shards' span tables.
+/// The union of all shards' tables of one signal.
 #[derive(Debug)]
-pub struct FederatedSpans {
+pub struct FederatedTable {
     schema: SchemaRef,
     shards: Vec<Arc<dyn TableProvider>>,
 }
 
-impl FederatedSpans {
-    /// Federates `shards`; each must serve the span schema (same column
-    /// names and types), or the union could not be planned.
-    pub fn new(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
-        let schema = span_schema();
+impl FederatedTable {
+    /// The `spans` table over every shard's span table.
+    pub fn spans(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        Self::new("span", span_schema(), shards)
+    }
+
+    /// The `metrics` table over every shard's metric table.
+    pub fn metrics(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        Self::new("metric", metric_schema(), shards)
+    }
+
+    /// Federates `shards`; each must serve `schema` (same column names and
+    /// types), or the union could not be planned. `signal` names it in errors.
+    pub fn new(signal: &str, schema: SchemaRef, shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
         for (index, shard) in shards.iter().enumerate() {
             let shard_schema = shard.schema();
             let same = shard_schema.fields().len() == schema.fields().len()
@@ -42,7 +54,7 @@ impl FederatedSpans {
                     .all(|(a, b)| a.name() == b.name() && a.data_type().equals_datatype(b.data_type()));
             if !same {
                 return Err(QueryError::Config(format!(
-                    "shard {index} does not serve the span schema; its columns are {:?}",
+                    "shard {index} does not serve the {signal} schema; its columns are {:?}",
                     shard_schema
                         .fields()
                         .iter()
@@ -83,7 +95,7 @@ fn combine(per_shard: impl Iterator<Item = TableProviderFilterPushDown>) -> Tabl
 }
 
 #[async_trait]
-impl TableProvider for FederatedSpans {
+impl TableProvider for FederatedTable {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
     }
@@ -150,54 +162,10 @@ impl TableProvider for FederatedSpans {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{mem_shards, sample_spans};
+    use crate::test_support::{mem_shards, recording, sample_spans};
     use datafusion::catalog::MemTable;
     use datafusion::logical_expr::{col, lit};
     use datafusion::prelude::SessionContext;
-    use std::sync::Mutex;
-
-    /// What one scan asked for: projection, filters, limit.
-    type SeenScan = (Option<Vec<usize>>, Vec<Expr>, Option<usize>);
-
-    /// A shard that records what the federation asked of it, around a real
-    /// in-memory table that does the actual scanning.
-    #[derive(Debug)]
-    struct RecordingShard {
-        inner: MemTable,
-        pushdown: TableProviderFilterPushDown,
-        seen: Mutex<Vec<SeenScan>>,
-    }
-
-    #[async_trait]
-    impl TableProvider for RecordingShard {
-        fn schema(&self) -> SchemaRef {
-            self.inner.schema()
-        }
-        fn table_type(&self) -> TableType {
-            TableType::Base
-        }
-        fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-            Ok(vec![self.pushdown.clone(); filters.len()])
-        }
-        async fn scan(
-            &self,
-            state: &dyn Session,
-            projection: Option<&Vec<usize>>,
-            filters: &[Expr],
-            limit: Option<usize>,
-        ) -> Result<Arc<dyn ExecutionPlan>> {
-            self.seen.lock().expect("lock").push((projection.cloned(), filters.to_vec(), limit));
-            self.inner.scan(state, projection, &[], limit).await
-        }
-    }
-
-    fn recording(
-        pushdown: TableProviderFilterPushDown,
-        batch: datafusion::arrow::array::RecordBatch,
-    ) -> Arc<RecordingShard> {
-        let inner = MemTable::try_new(span_schema(), vec![vec![batch]]).expect("mem table");
-        Arc::new(RecordingShard { inner, pushdown, seen: Mutex::new(Vec::new()) })
-    }
 
     #[test]
     fn pushdown_is_exact_only_when_every_shard_is_exact() {
@@ -212,11 +180,11 @@ mod tests {
     #[tokio::test]
     async fn scans_every_shard_with_projection_filters_and_limit() {
         let (a, b) = sample_spans();
-        let shard_a = recording(TableProviderFilterPushDown::Inexact, a);
-        let shard_b = recording(TableProviderFilterPushDown::Unsupported, b);
+        let shard_a = recording(span_schema(), TableProviderFilterPushDown::Inexact, vec![a]);
+        let shard_b = recording(span_schema(), TableProviderFilterPushDown::Unsupported, vec![b]);
         let shards: Vec<Arc<dyn TableProvider>> = vec![shard_a.clone(), shard_b.clone()];
         let ctx = SessionContext::new();
-        ctx.register_table("spans", Arc::new(FederatedSpans::new(shards).expect("federates"))).expect("registers");
+        ctx.register_table("spans", Arc::new(FederatedTable::spans(shards).expect("federates"))).expect("registers");
         let rows = ctx
             .table("spans")
             .await
@@ -250,7 +218,7 @@ mod tests {
     #[tokio::test]
     async fn unions_all_shards_and_handles_none() {
         let ctx = SessionContext::new();
-        ctx.register_table("spans", Arc::new(FederatedSpans::new(mem_shards()).expect("federates")))
+        ctx.register_table("spans", Arc::new(FederatedTable::spans(mem_shards()).expect("federates")))
             .expect("registers");
         let batches = ctx.sql("SELECT count(*) FROM spans").await.expect("plans").collect().await.expect("runs");
         let (a, b) = sample_spans();
@@ -259,7 +227,7 @@ mod tests {
         assert_eq!(count.value(0), expected);
 
         let empty = SessionContext::new();
-        empty.register_table("spans", Arc::new(FederatedSpans::new(vec![]).expect("federates"))).expect("registers");
+        empty.register_table("spans", Arc::new(FederatedTable::spans(vec![]).expect("federates"))).expect("registers");
         let batches = empty.sql("SELECT name FROM spans").await.expect("plans").collect().await.expect("runs");
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     }
@@ -269,7 +237,11 @@ mod tests {
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
         let other: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![vec![]]).expect("mem table"));
-        let err = FederatedSpans::new(vec![other]).expect_err("refused");
+        let err = FederatedTable::spans(vec![other]).expect_err("refused");
         assert!(err.to_string().contains("shard 0"), "{err}");
+        let spans: Arc<dyn TableProvider> =
+            Arc::new(MemTable::try_new(span_schema(), vec![vec![]]).expect("mem table"));
+        let err = FederatedTable::metrics(vec![spans]).expect_err("a span table is not a metric table");
+        assert!(err.to_string().contains("metric schema"), "{err}");
     }
 }

@@ -273,7 +273,7 @@ where
 }
 
 /// JSON has no NaN or infinities; they are written as strings.
-fn float(value: Option<f64>) -> Value {
+pub(crate) fn float(value: Option<f64>) -> Value {
     match value {
         None => Value::Null,
         Some(v) => match Number::from_f64(v) {

@@ -1,15 +1,23 @@
 //! Skein's query role: federates DataFusion over every storage shard and
 //! serves the HTTP API (default port 7300).
 //!
-//! Each shard hands over one DataFusion `TableProvider` of its spans (local
-//! storage in all-in-one, a remote client in a cluster). [`FederatedSpans`]
-//! joins them into one `spans` table: a scan is pushed down to every shard
-//! (projection, filters, limit) and the shard plans are unioned. Each
-//! request gets a fresh session from [`QueryEngine`], with its own memory
-//! pool, a time limit and a cap on returned rows, so one query cannot starve
-//! the others. On top of the engine: read-only SQL (`/api/v1/sql`, checked
-//! before planning), trace lookup decoded back to OTLP with `skein-model`,
-//! two-phase trace search, and service/operation listings. [`QueryServer`]
+//! Each shard hands over one DataFusion `TableProvider` per signal, spans
+//! and metric points ([`Tables`]; local storage in all-in-one, a remote
+//! client in a cluster). [`FederatedTable`] joins a signal's shard tables
+//! into one table, `spans` or `metrics`: a scan is pushed down to every
+//! shard (projection, filters, limit) and the shard plans are unioned; five
+//! views (`metrics_gauge`, `metrics_sum`, `metrics_histogram`,
+//! `metrics_exp_histogram`, `metrics_summary`) keep one point type's rows
+//! and columns. Each request gets a fresh session from [`QueryEngine`], with
+//! its own memory pool, a time limit and a cap on returned rows, so one
+//! query cannot starve the others. On top of the engine: read-only SQL
+//! (`/api/v1/sql`, checked before planning), trace lookup decoded back to
+//! OTLP with `skein-model`, two-phase trace search, service/operation
+//! listings, and the metric API (`/api/v1/metrics…`): metric and series
+//! listings, and range queries that push the metric name, time range and
+//! label matchers down to the shards, then do the step math (last sample,
+//! sum/avg/min/max, rate with resets and both temporalities, quantiles from
+//! explicit and exponential buckets or summaries) in Rust. [`QueryServer`]
 //! binds the listener and serves the API plus health and metrics.
 
 mod config;
@@ -18,6 +26,7 @@ mod error;
 mod federation;
 mod format;
 mod metrics;
+mod metrics_api;
 mod params;
 mod safety;
 mod search;
@@ -25,15 +34,21 @@ mod server;
 mod services;
 mod sql_api;
 mod traces;
+mod views;
 
 #[cfg(test)]
 mod test_support;
 
 pub use config::QueryConfig;
-pub use engine::{QueryEngine, QueryResult, SPANS_TABLE};
+pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPANS_TABLE, Tables};
 pub use error::QueryError;
-pub use federation::FederatedSpans;
+pub use federation::FederatedTable;
 pub use format::OutputFormat;
+pub use metrics_api::{
+    Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,
+    SeriesInfo, TimeBounds,
+};
 pub use search::{SearchQuery, TraceSummary};
 pub use server::QueryServer;
 pub use services::Operation;
+pub use views::METRIC_VIEWS;

@@ -3,6 +3,9 @@
 
 use axum::extract::Query;
 use axum::http::Uri;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Expr, lit};
+use humantime_serde::re::humantime;
 
 use crate::QueryError;
 
@@ -43,9 +46,49 @@ impl Params {
     }
 }
 
+/// `100ms`, `1.5s`, `2m` (humantime) or integer nanoseconds.
+pub(crate) fn parse_duration(name: &str, text: &str) -> Result<i64, QueryError> {
+    let nanos = match text.parse::<u64>() {
+        Ok(n) => Some(u128::from(n)),
+        Err(_) => humantime::parse_duration(text).ok().map(|d| d.as_nanos()),
+    };
+    nanos.and_then(|n| i64::try_from(n).ok()).ok_or_else(|| {
+        QueryError::InvalidRequest(format!(
+            "{name} must be a duration like 100ms or 2s, or integer nanoseconds, got {text:?}"
+        ))
+    })
+}
+
+/// RFC 3339 (`2024-05-01T12:00:00Z`) or integer unix time; integers are
+/// seconds, milliseconds, microseconds or nanoseconds by magnitude.
+pub(crate) fn parse_time(name: &str, text: &str) -> Result<i64, QueryError> {
+    use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
+    let nanos = match text.parse::<i64>() {
+        Ok(n) if n < 0 => None,
+        Ok(n) if n < 100_000_000_000 => n.checked_mul(1_000_000_000),
+        Ok(n) if n < 100_000_000_000_000 => n.checked_mul(1_000_000),
+        Ok(n) if n < 100_000_000_000_000_000 => n.checked_mul(1_000),
+        Ok(n) => Some(n),
+        Err(_) => string_to_timestamp_nanos(text).ok(),
+    };
+    nanos.ok_or_else(|| {
+        QueryError::InvalidRequest(format!(
+            "{name} must be an RFC 3339 time (2024-05-01T12:00:00Z) or unix seconds/nanoseconds, got {text:?}"
+        ))
+    })
+}
+
+/// A time from [`parse_time`] as a literal comparable with timestamp columns.
+pub(crate) fn timestamp(unix_nanos: i64) -> Expr {
+    lit(ScalarValue::TimestampNanosecond(Some(unix_nanos), Some("UTC".into())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2023-11-14T22:13:20Z in unix nanoseconds.
+    const BASE: i64 = 1_700_000_000_000_000_000;
 
     fn params(query: &str) -> Params {
         Params::from_uri(&format!("/x?{query}").parse().expect("uri")).expect("params")
@@ -61,5 +104,19 @@ mod tests {
         assert!(p.only(&["attr", "service", "name"]).is_ok());
         let err = p.only(&["attr"]).expect_err("service is unknown");
         assert!(err.to_string().contains("\"service\""), "{err}");
+    }
+
+    #[test]
+    fn parses_times_and_durations() {
+        assert_eq!(parse_duration("d", "100ms").expect("humantime"), 100_000_000);
+        assert_eq!(parse_duration("d", "1500").expect("nanos"), 1500);
+        assert_eq!(parse_time("t", "2023-11-14T22:13:20Z").expect("rfc3339"), BASE);
+        assert_eq!(parse_time("t", "2023-11-14T23:13:20.5+01:00").expect("offset"), BASE + 500_000_000);
+        assert_eq!(parse_time("t", "1700000000").expect("seconds"), BASE);
+        assert_eq!(parse_time("t", "1700000000000").expect("millis"), BASE);
+        assert_eq!(parse_time("t", "1700000000000000").expect("micros"), BASE);
+        assert_eq!(parse_time("t", &BASE.to_string()).expect("nanos"), BASE);
+        let err = parse_time("start", "-1").expect_err("negative");
+        assert!(err.to_string().contains("start"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! Keeps `/api/v1/sql` read-only: one statement, of a read-only kind,
 //! whose plan contains no DDL, DML or session statements and reads only
-//! Skein's tables.
+//! Skein's tables (`spans`, `metrics` and the metric views).
 //!
 //! The check happens twice on purpose. The parsed statement is checked so
 //! that refusals name what was refused (`COPY`, `CREATE EXTERNAL TABLE`)
@@ -12,6 +12,7 @@
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::ViewTable;
 use datafusion::datasource::default_table_source::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::logical_plan::TableScan;
@@ -21,8 +22,8 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::QueryError;
-use crate::engine::SPANS_TABLE;
-use crate::federation::FederatedSpans;
+use crate::engine::{METRICS_TABLE, SPANS_TABLE};
+use crate::federation::FederatedTable;
 
 /// Table functions that only generate values (DataFusion's defaults).
 const SAFE_TABLE_FUNCTIONS: [&str; 2] = ["generate_series", "range"];
@@ -106,8 +107,9 @@ fn statement_keywords(statement: &SqlStatement) -> String {
     }
 }
 
-/// Every table the plan scans must be `spans`, the information schema, a
-/// recursive CTE's work table or a value-generating table function.
+/// Every table the plan scans must be a federated table, a view that reads
+/// only allowed tables, the information schema, a recursive CTE's work
+/// table or a value-generating table function.
 fn check_tables(plan: &LogicalPlan) -> Result<(), QueryError> {
     let mut refused_table = None;
     plan.apply_with_subqueries(|node| {
@@ -122,7 +124,8 @@ fn check_tables(plan: &LogicalPlan) -> Result<(), QueryError> {
     .map_err(|e| QueryError::Execution(e.to_string()))?;
     match refused_table {
         Some(table) => Err(QueryError::Refused(format!(
-            "queries may read only the {SPANS_TABLE} table and information_schema, not {table}"
+            "queries may read only the {SPANS_TABLE} and {METRICS_TABLE} tables, the metric views and \
+             information_schema, not {table}"
         ))),
         None => Ok(()),
     }
@@ -135,8 +138,13 @@ fn allowed_scan(scan: &TableScan) -> bool {
     }
     if let Ok(provider) = source_as_provider(&scan.source) {
         let provider: &dyn TableProvider = provider.as_ref();
-        if provider.is::<FederatedSpans>() || provider.is::<CteWorkTable>() {
+        if provider.is::<FederatedTable>() || provider.is::<CteWorkTable>() {
             return true;
+        }
+        // Only the engine registers views (CREATE VIEW is refused), but a
+        // view is allowed for what it reads, not for being a view.
+        if let Some(view) = provider.downcast_ref::<ViewTable>() {
+            return check_tables(view.logical_plan()).is_ok();
         }
     }
     table.schema().is_none() && SAFE_TABLE_FUNCTIONS.contains(&table.table().trim_end_matches("()"))
@@ -221,6 +229,11 @@ mod tests {
             "SELECT * FROM information_schema.columns WHERE table_name = 'spans'",
             "SELECT count(*) FROM generate_series(1, 10)",
             "SELECT * FROM spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE status_code = 'error')",
+            "SELECT metric_name, count(*) FROM metrics GROUP BY 1",
+            "SELECT value FROM metrics_gauge WHERE metric_name = 'system.cpu.utilization'",
+            "SELECT g.value, s.value FROM metrics_gauge g JOIN metrics_sum s ON g.time = s.time",
+            "DESCRIBE metrics_exp_histogram",
+            "SHOW CREATE TABLE metrics_summary",
         ] {
             let result = engine.sql(sql).await;
             assert!(result.is_ok(), "{sql}: {:?}", result.err());

@@ -18,18 +18,16 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::ScalarValue;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::{array_agg, bool_or, count, first_value, max, min, sum};
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, SortExpr, cast as cast_expr, col, lit};
 use datafusion::prelude::SessionContext;
-use humantime_serde::re::humantime;
 use serde::Serialize;
 use skein_model::schema::col as span_col;
 
 use crate::engine::SPANS_TABLE;
-use crate::params::Params;
+use crate::params::{Params, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
 use crate::{QueryConfig, QueryEngine, QueryError};
 
@@ -157,40 +155,6 @@ impl SearchQuery {
 
 fn invalid(message: String) -> QueryError {
     QueryError::InvalidRequest(message)
-}
-
-fn timestamp(unix_nanos: i64) -> Expr {
-    lit(ScalarValue::TimestampNanosecond(Some(unix_nanos), Some("UTC".into())))
-}
-
-/// `100ms`, `1.5s`, `2m` (humantime) or integer nanoseconds.
-fn parse_duration(name: &str, text: &str) -> Result<i64, QueryError> {
-    let nanos = match text.parse::<u64>() {
-        Ok(n) => Some(u128::from(n)),
-        Err(_) => humantime::parse_duration(text).ok().map(|d| d.as_nanos()),
-    };
-    nanos.and_then(|n| i64::try_from(n).ok()).ok_or_else(|| {
-        invalid(format!("{name} must be a duration like 100ms or 2s, or integer nanoseconds, got {text:?}"))
-    })
-}
-
-/// RFC 3339 (`2024-05-01T12:00:00Z`) or integer unix time; integers are
-/// seconds, milliseconds, microseconds or nanoseconds by magnitude.
-fn parse_time(name: &str, text: &str) -> Result<i64, QueryError> {
-    use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
-    let nanos = match text.parse::<i64>() {
-        Ok(n) if n < 0 => None,
-        Ok(n) if n < 100_000_000_000 => n.checked_mul(1_000_000_000),
-        Ok(n) if n < 100_000_000_000_000 => n.checked_mul(1_000_000),
-        Ok(n) if n < 100_000_000_000_000_000 => n.checked_mul(1_000),
-        Ok(n) => Some(n),
-        Err(_) => string_to_timestamp_nanos(text).ok(),
-    };
-    nanos.ok_or_else(|| {
-        invalid(format!(
-            "{name} must be an RFC 3339 time (2024-05-01T12:00:00Z) or unix seconds/nanoseconds, got {text:?}"
-        ))
-    })
 }
 
 /// One trace in search results.
@@ -479,20 +443,6 @@ mod tests {
             let json: Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(json["error"]["code"], "invalid_argument", "{query}");
         }
-    }
-
-    #[test]
-    fn parses_times_and_durations() {
-        assert_eq!(parse_duration("d", "100ms").expect("humantime"), 100_000_000);
-        assert_eq!(parse_duration("d", "1500").expect("nanos"), 1500);
-        assert_eq!(parse_time("t", "2023-11-14T22:13:20Z").expect("rfc3339"), BASE as i64);
-        assert_eq!(parse_time("t", "2023-11-14T23:13:20.5+01:00").expect("offset"), BASE as i64 + 500_000_000);
-        assert_eq!(parse_time("t", "1700000000").expect("seconds"), BASE as i64);
-        assert_eq!(parse_time("t", "1700000000000").expect("millis"), BASE as i64);
-        assert_eq!(parse_time("t", "1700000000000000").expect("micros"), BASE as i64);
-        assert_eq!(parse_time("t", &BASE.to_string()).expect("nanos"), BASE as i64);
-        let err = parse_time("start", "-1").expect_err("negative");
-        assert!(err.to_string().contains("start"), "{err}");
     }
 
     #[tokio::test]

@@ -12,7 +12,6 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use datafusion::catalog::TableProvider;
 use prometheus_client::registry::Registry;
 use skein_model::ErrorClass;
 use tokio::net::TcpListener;
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::QueryMetrics;
-use crate::{QueryConfig, QueryEngine, QueryError, search, services, sql_api, traces};
+use crate::{QueryConfig, QueryEngine, QueryError, Tables, metrics_api, search, services, sql_api, traces};
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -35,12 +34,8 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    fn new(
-        config: QueryConfig,
-        shards: Vec<Arc<dyn TableProvider>>,
-        mut registry: Registry,
-    ) -> Result<Self, QueryError> {
-        let engine = QueryEngine::new(&config, shards)?;
+    fn new(config: QueryConfig, tables: Tables, mut registry: Registry) -> Result<Self, QueryError> {
+        let engine = QueryEngine::new(&config, tables)?;
         let metrics = QueryMetrics::register(&mut registry);
         Ok(Self { engine, config, metrics, registry, serving: AtomicBool::new(false) })
     }
@@ -83,18 +78,14 @@ pub struct QueryServer {
 }
 
 impl QueryServer {
-    /// Binds the listener (port 0 allowed); `registry` is the process's
-    /// metrics registry: the query metrics are registered in it and it is
-    /// served, whole, at `/metrics`.
-    pub async fn bind(
-        config: QueryConfig,
-        shards: Vec<Arc<dyn TableProvider>>,
-        registry: Registry,
-    ) -> Result<Self, QueryError> {
+    /// Binds the listener (port 0 allowed) over the shards' `tables`;
+    /// `registry` is the process's metrics registry: the query metrics are
+    /// registered in it and it is served, whole, at `/metrics`.
+    pub async fn bind(config: QueryConfig, tables: Tables, registry: Registry) -> Result<Self, QueryError> {
         config.validate().map_err(QueryError::Config)?;
         let addr = config.listen;
-        let shard_count = shards.len();
-        let state = Arc::new(AppState::new(config, shards, registry)?);
+        let shard_count = tables.spans.len();
+        let state = Arc::new(AppState::new(config, tables, registry)?);
         let listener = TcpListener::bind(addr).await.map_err(|source| QueryError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| QueryError::Bind { addr, source })?;
         info!(addr = %local_addr, shards = shard_count, "query service listening");
@@ -133,6 +124,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/services", get(services::list_services))
         .route("/api/v1/services/{service}/operations", get(services::list_operations))
+        .route("/api/v1/metrics", get(metrics_api::list_metrics))
+        .route("/api/v1/metrics/query_range", get(metrics_api::query_range))
+        .route("/api/v1/metrics/{name}/series", get(metrics_api::list_series))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -174,14 +168,14 @@ pub(crate) fn test_router(config: QueryConfig) -> Router {
 #[cfg(test)]
 pub(crate) fn test_router_with_state(config: QueryConfig) -> (Router, Arc<AppState>) {
     let state =
-        Arc::new(AppState::new(config, crate::test_support::mem_shards(), Registry::default()).expect("test state"));
+        Arc::new(AppState::new(config, crate::test_support::mem_tables(), Registry::default()).expect("test state"));
     (router(Arc::clone(&state)), state)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{mem_shards, request, test_config};
+    use crate::test_support::{mem_tables, request, test_config};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -236,7 +230,7 @@ mod tests {
         let other = prometheus_client::metrics::counter::Counter::<u64>::default();
         registry.register("other_role_things", "a metric of another role", other.clone());
         other.inc();
-        let server = QueryServer::bind(config, mem_shards(), registry).await.expect("binds");
+        let server = QueryServer::bind(config, mem_tables(), registry).await.expect("binds");
         let addr = server.local_addr();
         assert_ne!(addr.port(), 0);
         let shutdown = CancellationToken::new();
@@ -256,7 +250,7 @@ mod tests {
     #[tokio::test]
     async fn bind_refuses_invalid_config() {
         let config = QueryConfig { max_result_rows: 0, ..test_config() };
-        let err = QueryServer::bind(config, mem_shards(), Registry::default()).await.err().expect("refused");
+        let err = QueryServer::bind(config, mem_tables(), Registry::default()).await.err().expect("refused");
         assert!(matches!(err, QueryError::Config(_)), "{err}");
     }
 }

@@ -1,5 +1,6 @@
-//! `POST /api/v1/sql`: one read-only SQL statement over `spans`, answered
-//! as JSON, CSV, NDJSON or an Arrow IPC stream (`?format=`).
+//! `POST /api/v1/sql`: one read-only SQL statement over `spans`, `metrics`
+//! and the metric views, answered as JSON, CSV, NDJSON or an Arrow IPC
+//! stream (`?format=`).
 
 use std::sync::Arc;
 

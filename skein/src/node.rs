@@ -1,6 +1,6 @@
 //! All roles in one process, wired through the same interfaces a cluster
 //! uses: the collector writes through `ShardWriter`, the query service reads
-//! through one DataFusion `TableProvider` per shard.
+//! through one DataFusion `TableProvider` per shard and signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::CollectorServer;
 use skein_model::ShardWriter;
-use skein_query::QueryServer;
+use skein_query::{QueryServer, Tables};
 use skein_storage::Storage;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +50,9 @@ impl AllInOne {
         let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
             .await
             .context("binding the OTLP collector")?;
-        let query = QueryServer::bind(config.query.clone(), storage.span_tables(), registry)
-            .await
-            .context("binding the query service")?;
+        let tables = Tables { spans: storage.span_tables(), metrics: storage.metric_tables() };
+        let query =
+            QueryServer::bind(config.query.clone(), tables, registry).await.context("binding the query service")?;
         let addresses =
             Addresses { otlp_grpc: collector.grpc_addr(), otlp_http: collector.http_addr(), query: query.local_addr() };
         // The roles stop in order (collector, then storage, then query), so
@@ -86,7 +86,7 @@ impl AllInOne {
     /// the query service.
     pub async fn run(self) -> anyhow::Result<()> {
         self.shutdown.cancelled().await;
-        info!("shutting down: no longer accepting spans");
+        info!("shutting down: no longer accepting spans or metrics");
         self.collector_stop.cancel();
         let collector = self.collector.await.context("collector task panicked")?;
         let flushed = self.storage.close().await.context("flushing storage");

@@ -1,5 +1,6 @@
-//! A shard's queryable state: the active in-memory buffer, frozen buffers
-//! being flushed, and the Parquet files of the manifest.
+//! The queryable state of one signal of a shard: the active in-memory
+//! buffer, frozen buffers being flushed, and the Parquet files of the
+//! manifest.
 //!
 //! Everything lives behind one short-held lock so that a query snapshot and
 //! a flush commit are atomic with respect to each other: a scan sees a
@@ -18,7 +19,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::error::StorageError;
 use crate::manifest::FileMeta;
-use crate::metrics::{Metrics, gauge_value};
+use crate::metrics::{SignalMetrics, gauge_value};
+use crate::signal::Signal;
 use crate::tidx::TraceIndex;
 
 /// A Parquet file listed in the manifest, ready to scan.
@@ -27,12 +29,13 @@ pub(crate) struct DataFile {
     pub meta: FileMeta,
     /// Location in DataFusion's local-filesystem object store.
     pub location: ObjectPath,
-    pub index: TraceIndex,
+    /// The trace-ID index, for signals that have one.
+    pub index: Option<TraceIndex>,
 }
 
 impl DataFile {
-    pub fn new(shard_dir: &Path, meta: FileMeta, index: TraceIndex) -> Result<Self, StorageError> {
-        let absolute = shard_dir.join(&meta.path);
+    pub fn new(signal_dir: &Path, meta: FileMeta, index: Option<TraceIndex>) -> Result<Self, StorageError> {
+        let absolute = signal_dir.join(&meta.path);
         let location = ObjectPath::from_absolute_path(&absolute).map_err(|e| StorageError::Io {
             context: format!("mapping {} to an object store path", absolute.display()),
             source: std::io::Error::other(e),
@@ -80,6 +83,7 @@ pub(crate) enum FlushDue {
 
 pub(crate) struct ShardBuffer {
     pub shard: usize,
+    pub signal: Signal,
     state: Mutex<State>,
     flush_max_bytes: u64,
     flush_interval: Duration,
@@ -87,28 +91,30 @@ pub(crate) struct ShardBuffer {
     pub wakeup: Notify,
     /// Completed flushes (lets tests and operators wait for one).
     flushes: watch::Sender<u64>,
-    metrics: Metrics,
+    metrics: SignalMetrics,
 }
 
 impl std::fmt::Debug for ShardBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardBuffer").field("shard", &self.shard).finish_non_exhaustive()
+        f.debug_struct("ShardBuffer").field("shard", &self.shard).field("signal", &self.signal).finish_non_exhaustive()
     }
 }
 
 impl ShardBuffer {
     pub fn new(
         shard: usize,
+        signal: Signal,
         flush_max_bytes: u64,
         flush_interval: Duration,
         files: Vec<Arc<DataFile>>,
-        metrics: Metrics,
+        metrics: SignalMetrics,
     ) -> Self {
         metrics.parquet_files.inc_by(gauge_value(files.len() as u64));
         metrics.parquet_bytes.inc_by(gauge_value(files.iter().map(|f| f.meta.size_bytes).sum()));
         let state = State { files: Arc::new(files), ..State::default() };
         Self {
             shard,
+            signal,
             state: Mutex::new(state),
             flush_max_bytes,
             flush_interval,

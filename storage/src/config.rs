@@ -1,12 +1,15 @@
 //! Storage configuration: where data lives, how many shards, and the limits
-//! that bound memory and flush latency.
+//! that bound memory and flush latency. The buffer and queue limits apply to
+//! each signal (spans, metrics) of each shard separately, as each has its own
+//! WAL writer and buffer: a node buffers at most
+//! `shards × 2 × max_buffer_bytes`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Most shards one process may host (each has a WAL writer thread).
+/// Most shards one process may host (each has a WAL writer thread per signal).
 pub const MAX_SHARDS: usize = 1024;
 
 const MIB: u64 = 1024 * 1024;
@@ -14,19 +17,20 @@ const MIB: u64 = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Root directory; each shard lives in `shard-NNNN/` below it.
+    /// Root directory; each shard lives in `shard-NNNN/` below it, one
+    /// directory per signal (`spans/`, `metrics/`).
     pub data_dir: PathBuf,
     /// Number of local shards (1..=1024). It may grow between runs, never shrink.
     pub shards: usize,
-    /// Buffered Arrow bytes in a shard that trigger a flush to Parquet.
+    /// Buffered bytes of one signal in a shard that trigger a flush to Parquet.
     pub flush_max_bytes: u64,
     /// Maximum age of buffered data before it is flushed.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Buffered bytes per shard (unflushed, including data being flushed)
-    /// above which writes are refused as unavailable: flushing is behind.
+    /// Buffered bytes per shard and signal (unflushed, including data being
+    /// flushed) above which writes are refused as overloaded (429): flushing is behind.
     pub max_buffer_bytes: u64,
-    /// Pending write requests per shard; when full, writes are refused as overloaded.
+    /// Pending write requests per shard and signal; when full, writes are refused as overloaded.
     pub wal_queue_depth: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
@@ -42,7 +46,7 @@ impl Default for StorageConfig {
             shards: 1,
             flush_max_bytes: 64 * MIB,
             flush_interval: Duration::from_secs(30),
-            max_buffer_bytes: 512 * MIB,
+            max_buffer_bytes: 256 * MIB,
             wal_queue_depth: 1024,
             row_group_rows: 65_536,
             retention: None,

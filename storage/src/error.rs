@@ -33,6 +33,8 @@ pub enum StorageError {
     DataFusion(#[from] DataFusionError),
     #[error("{path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("cannot open {path}: {reason}")]
+    UnsupportedLayout { path: PathBuf, reason: String },
     #[error("storage is closed")]
     Closed,
     #[error("no such shard {0}")]
@@ -44,7 +46,7 @@ pub enum StorageError {
 impl StorageError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            StorageError::Config(_) => ErrorClass::InvalidArgument,
+            StorageError::Config(_) | StorageError::UnsupportedLayout { .. } => ErrorClass::InvalidArgument,
             StorageError::Closed => ErrorClass::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER },
             StorageError::NoSuchShard(_) => ErrorClass::NotFound,
             StorageError::Io { .. }

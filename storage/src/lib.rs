@@ -1,66 +1,85 @@
-//! Skein's storage role: makes every acknowledged span batch durable, keeps
-//! it queryable, and turns it into time-partitioned Parquet.
+//! Skein's storage role: makes every acknowledged batch of spans or metric
+//! data points durable, keeps it queryable, and turns it into
+//! time-partitioned Parquet.
 //!
-//! Data flows through a shard like this. [`ShardWriter::write_spans`]
-//! encodes the batch (Arrow IPC) and queues it for the shard's WAL writer
-//! thread (bounded queue: full means overloaded). The thread group-commits
-//! every pending batch with one fdatasync, appends the batches to the
-//! shard's in-memory buffer (visible to queries from then on) and only then
-//! acknowledges them. A flush task per shard freezes the buffer when it
-//! reaches `flush_max_bytes` or `flush_interval` of age (the freeze goes
-//! through the WAL writer, which starts a new segment), writes the frozen
-//! rows as Parquet files partitioned by span start hour and sorted by
-//! `(trace_id, start_time)`, commits them in the shard's manifest together
-//! with the WAL checkpoint, and deletes the WAL segments the checkpoint
-//! covers. Queries go through [`Storage::span_tables`]: one DataFusion table
-//! per shard that unions the Parquet files (pruned by time range and by a
-//! per-file trace-ID index, then by Parquet statistics, bloom filters and
-//! page indexes) with the buffered batches. If `retention` is set, hour
-//! partitions older than it are dropped.
+//! Each shard holds every signal ([`Signal::Spans`], [`Signal::Metrics`]) in
+//! its own directory, and each signal of a shard runs the same machinery,
+//! parameterized by the signal's description (schema, partition time
+//! column, sort and bloom-filter columns, trace index or not). Data flows
+//! through it like this. [`ShardWriter::write_spans`] (or `write_metrics`)
+//! encodes the batch (Arrow IPC) and queues it for that signal's WAL writer
+//! thread of the shard (bounded queue: full means overloaded). The thread
+//! group-commits every pending batch with one fdatasync, appends the batches
+//! to the in-memory buffer (visible to queries from then on) and only then
+//! acknowledges them. A flush task per signal and shard freezes the buffer
+//! when it reaches `flush_max_bytes` or `flush_interval` of age (the freeze
+//! goes through the WAL writer, which starts a new segment), writes the
+//! frozen rows as Parquet files partitioned by the hour of the partition
+//! column and sorted by the signal's sort columns, commits them in the
+//! signal's manifest together with the WAL checkpoint, and deletes the WAL
+//! segments the checkpoint covers. Queries go through
+//! [`Storage::span_tables`] and [`Storage::metric_tables`]: one DataFusion
+//! table per shard and signal that unions the Parquet files (pruned by time
+//! range and, for spans, by a per-file trace-ID index, then by Parquet
+//! statistics, bloom filters and page indexes) with the buffered batches.
+//! If `retention` is set, hour partitions older than it are dropped.
 //!
 //! # On-disk layout
 //!
 //! ```text
 //! <data_dir>/
 //!   shard-0000/                       one directory per shard (shard-NNNN)
-//!     manifest.json                   the committed state, replaced atomically
+//!     spans/                          one directory per signal, each with the
+//!     metrics/                        same layout:
+//!       manifest.json                 the committed state, replaced atomically
 //!                                     (write manifest.json.tmp, fsync, rename,
-//!                                     fsync dir): {"version": 1,
+//!                                     fsync dir): {"version": 2,
 //!                                     "wal_checkpoint": <seq>, "files": [{"path",
-//!                                     "size_bytes", "rows", "hour", "min_start_ns",
-//!                                     "max_start_ns", "min_end_ns", "max_end_ns"}]}
-//!     wal/
-//!       00000000000000000007.wal      WAL segments <seq:020>.wal; a segment holds
+//!                                     "size_bytes", "rows", "hour", "ranges":
+//!                                     {"<column>": {"min_ns", "max_ns"}}}]}
+//!                                     (ranges: spans start_time, end_time;
+//!                                     metrics time, start_time)
+//!       wal/
+//!         00000000000000000007.wal    WAL segments <seq:020>.wal; a segment holds
 //!                                     records `len u32 LE | crc32 u32 LE | payload`
 //!                                     (CRC over len and payload; payload = Arrow
 //!                                     IPC stream of one batch). Segments with
 //!                                     seq <= wal_checkpoint are already in Parquet.
-//!     spans/
-//!       date=2024-05-01/hour=13/      hour partition of span start_time (UTC)
+//!       date=2024-05-01/hour=13/      hour partition (UTC) of the partition
+//!                                     column: spans start_time, metrics time
 //!         <checkpoint:020>-<hex>-000.parquet
-//!                                     ZSTD, row groups of row_group_rows, sorted
-//!                                     by (trace_id, start_time), page-level stats
-//!                                     and page index, bloom filters on trace_id,
-//!                                     service_name and name
-//!         <same name>.tidx            trace-ID index sidecar: sorted distinct
-//!                                     64-bit keys (high ^ low half of the ID)
+//!                                     ZSTD, row groups of row_group_rows,
+//!                                     page-level stats and page index; spans
+//!                                     sorted by (trace_id, start_time) with
+//!                                     bloom filters on trace_id, service_name
+//!                                     and name; metrics sorted by (metric_name,
+//!                                     series_id, time) with bloom filters on
+//!                                     metric_name and series_id
+//!         <same name>.tidx            spans only: trace-ID index sidecar, sorted
+//!                                     distinct 64-bit keys (high ^ low half of
+//!                                     the ID)
 //! ```
 //!
-//! Files under `spans/` that `manifest.json` does not list, and `*.tmp`
-//! files, are leftovers of a crashed flush and are deleted on open. Only
-//! WAL segments after `wal_checkpoint` are replayed; a torn record at the
-//! end of a segment is truncated away with a warning.
+//! Files under `date=…` directories that `manifest.json` does not list, and
+//! `*.tmp` files, are leftovers of a crashed flush and are deleted on open.
+//! Only WAL segments after `wal_checkpoint` are replayed; a torn record at
+//! the end of a segment is truncated away with a warning. A shard directory
+//! with `manifest.json` or `wal/` directly inside (the layout before
+//! metrics) is refused with [`StorageError::UnsupportedLayout`].
 
 mod buffer;
 mod config;
 mod error;
 mod fsutil;
+mod layout;
 mod manifest;
 mod metrics;
 mod parquet_files;
 mod provider;
 mod pruning;
+mod recovery;
 mod shard;
+mod signal;
 mod tidx;
 mod wal;
 mod writer;
@@ -68,7 +87,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -84,18 +102,36 @@ use tracing::{error, info};
 pub use config::{MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
 pub use provider::ShardTable;
+pub use signal::Signal;
 
 use crate::error::{IoContext, closed_write_error};
 use crate::metrics::Metrics;
-use crate::shard::{Shard, parse_shard_dir_name, unix_nanos};
+use crate::shard::{Shard, unix_nanos};
 
 /// How often retention looks for expired hour partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-/// All local shards of a storage node.
-pub struct Storage {
+/// The shards of one signal, and their tables.
+struct SignalShards {
     shards: Vec<Arc<Shard>>,
     tables: Vec<Arc<ShardTable>>,
+}
+
+impl SignalShards {
+    async fn open(signal: Signal, config: &StorageConfig, metrics: &Metrics) -> Result<Self, StorageError> {
+        let mut shards = Vec::with_capacity(config.shards);
+        for id in 0..config.shards {
+            shards.push(Shard::open(id, signal, config, metrics.signal(signal)).await?);
+        }
+        let tables = shards.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect();
+        Ok(Self { shards, tables })
+    }
+}
+
+/// All local shards of a storage node, every signal.
+pub struct Storage {
+    spans: SignalShards,
+    metrics: SignalShards,
     retention: Option<Duration>,
     /// Set first by `close`: writes are refused from then on.
     closed: AtomicBool,
@@ -108,7 +144,7 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("shards", &self.shards.len()).finish_non_exhaustive()
+        f.debug_struct("Storage").field("shards", &self.spans.shards.len()).finish_non_exhaustive()
     }
 }
 
@@ -126,47 +162,66 @@ impl Storage {
         std::fs::create_dir_all(&data_dir).ctx(|| format!("creating {}", data_dir.display()))?;
         // Absolute, because DataFusion's object store addresses files by absolute path.
         config.data_dir = std::fs::canonicalize(&data_dir).ctx(|| format!("resolving {}", data_dir.display()))?;
-        check_shard_count(&config.data_dir, config.shards)?;
+        layout::check_data_dir(&config.data_dir, config.shards)?;
 
         let metrics = Metrics::register(registry);
-        let mut shards = Vec::with_capacity(config.shards);
-        for id in 0..config.shards {
-            shards.push(Shard::open(id, &config, &metrics).await?);
-        }
-        let tables = shards.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect();
         let storage = Arc::new(Storage {
-            shards,
-            tables,
+            spans: SignalShards::open(Signal::Spans, &config, &metrics).await?,
+            metrics: SignalShards::open(Signal::Metrics, &config, &metrics).await?,
             retention: config.retention,
             closed: AtomicBool::new(false),
             close_done: tokio::sync::Mutex::new(false),
             tasks: shutdown.child_token(),
             task_handles: parking_lot::Mutex::new(Vec::new()),
         });
-        let mut handles = Vec::with_capacity(storage.shards.len() + 1);
-        for shard in &storage.shards {
+        let mut handles = Vec::with_capacity(2 * config.shards + 1);
+        for shard in storage.all_shards() {
             handles.push(tokio::spawn(Arc::clone(shard).run_flush_loop(storage.tasks.clone(), config.flush_interval)));
         }
         if let Some(retention) = config.retention {
+            let shards: Vec<Arc<Shard>> = storage.all_shards().cloned().collect();
             // Expired data goes at once (the node may have been down a while);
             // the loop then checks once per interval.
-            enforce_retention(&storage.shards, retention, SystemTime::now()).await?;
-            handles.push(tokio::spawn(retention_loop(storage.shards.clone(), retention, storage.tasks.clone())));
+            enforce_retention(&shards, retention, SystemTime::now()).await?;
+            handles.push(tokio::spawn(retention_loop(shards, retention, storage.tasks.clone())));
         }
         *storage.task_handles.lock() = handles;
         info!(data_dir = %config.data_dir.display(), shards = config.shards, "storage open");
         Ok(storage)
     }
 
-    /// One DataFusion table per shard, schema [`skein_model::span_schema`];
-    /// each sees flushed and buffered data.
-    pub fn span_tables(&self) -> Vec<Arc<dyn TableProvider>> {
-        self.tables.iter().map(|t| Arc::clone(t) as Arc<dyn TableProvider>).collect()
+    fn signal(&self, signal: Signal) -> &SignalShards {
+        match signal {
+            Signal::Spans => &self.spans,
+            Signal::Metrics => &self.metrics,
+        }
     }
 
-    /// The table of one shard, with its pruning introspection.
-    pub fn shard_table(&self, shard: usize) -> Option<Arc<ShardTable>> {
-        self.tables.get(shard).cloned()
+    /// Every signal's shards: spans first, then metrics.
+    fn all_shards(&self) -> impl Iterator<Item = &Arc<Shard>> {
+        self.spans.shards.iter().chain(&self.metrics.shards)
+    }
+
+    /// One DataFusion table per shard holding `signal`, schema
+    /// [`Signal::schema`]; each sees flushed and buffered data.
+    pub fn tables(&self, signal: Signal) -> Vec<Arc<dyn TableProvider>> {
+        self.signal(signal).tables.iter().map(|t| Arc::clone(t) as Arc<dyn TableProvider>).collect()
+    }
+
+    /// One table of spans per shard, schema [`skein_model::span_schema`].
+    pub fn span_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.tables(Signal::Spans)
+    }
+
+    /// One table of metric data points per shard, schema
+    /// `skein_model::metrics::metric_schema`.
+    pub fn metric_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.tables(Signal::Metrics)
+    }
+
+    /// The `signal` table of one shard, with its pruning introspection.
+    pub fn shard_table(&self, signal: Signal, shard: usize) -> Option<Arc<ShardTable>> {
+        self.signal(signal).tables.get(shard).cloned()
     }
 
     /// Stops accepting writes, flushes every buffer to Parquet and closes
@@ -178,7 +233,7 @@ impl Storage {
             return Ok(());
         }
         self.stop_background_tasks().await;
-        for shard in &self.shards {
+        for shard in self.all_shards() {
             // Writes queued before this point are committed and frozen.
             shard.stop_writer().await?;
         }
@@ -200,34 +255,48 @@ impl Storage {
         }
     }
 
-    /// Flushes every shard's buffer to Parquet now.
+    /// Flushes the buffers of every shard and signal to Parquet now.
     pub async fn flush_all(&self) -> Result<(), StorageError> {
         let mut first_error = None;
-        for shard in &self.shards {
+        for shard in self.all_shards() {
             if let Err(e) = shard.flush().await {
-                error!(shard = shard.id, error = %e, "flush failed");
+                error!(shard = shard.id, signal = %shard.spec.signal, error = %e, "flush failed");
                 first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Drops hour partitions older than the configured retention now;
-    /// returns how many files were dropped (0 without retention).
+    /// Drops hour partitions (of every signal) older than the configured
+    /// retention now; returns how many files were dropped (0 without retention).
     pub async fn enforce_retention(&self) -> Result<usize, StorageError> {
         match self.retention {
-            Some(retention) => enforce_retention(&self.shards, retention, SystemTime::now()).await,
+            Some(retention) => {
+                let shards: Vec<Arc<Shard>> = self.all_shards().cloned().collect();
+                enforce_retention(&shards, retention, SystemTime::now()).await
+            }
             None => Ok(0),
         }
     }
 
-    /// Waits until shard `shard` has completed `count` flushes in total
-    /// (background or explicit). For tests and tools.
-    pub async fn wait_for_flushes(&self, shard: usize, count: u64) -> Result<(), StorageError> {
-        let shard = self.shards.get(shard).ok_or(StorageError::NoSuchShard(shard))?;
+    /// Waits until `signal` of shard `shard` has completed `count` flushes
+    /// in total (background or explicit). For tests and tools.
+    pub async fn wait_for_flushes(&self, signal: Signal, shard: usize, count: u64) -> Result<(), StorageError> {
+        let shard = self.shard(signal, shard).ok_or(StorageError::NoSuchShard(shard))?;
         let mut flushes = shard.buffer.subscribe_flushes();
         flushes.wait_for(|n| *n >= count).await.map_err(|_| StorageError::Closed)?;
         Ok(())
+    }
+
+    fn shard(&self, signal: Signal, shard: usize) -> Option<&Arc<Shard>> {
+        self.signal(signal).shards.get(shard)
+    }
+
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(closed_write_error());
+        }
+        self.shard(signal, shard).ok_or(WriteError::NoSuchShard(shard))?.write(batch).await
     }
 }
 
@@ -241,40 +310,15 @@ impl Drop for Storage {
 #[async_trait]
 impl ShardWriter for Storage {
     fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.spans.shards.len()
     }
 
     async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(closed_write_error());
-        }
-        let shard = self.shards.get(shard).ok_or(WriteError::NoSuchShard(shard))?;
-        shard.write(batch).await
+        self.write(Signal::Spans, shard, batch).await
     }
 
-    async fn write_metrics(&self, _shard: usize, _batch: RecordBatch) -> Result<(), WriteError> {
-        // Replaced by the metric tables (issue 4, in progress).
-        Err(WriteError::Internal("metric storage is not built yet".into()))
-    }
-}
-
-/// Refuses to open with fewer shards than the data directory holds: the
-/// missing shards' data would silently disappear from queries.
-fn check_shard_count(data_dir: &Path, shards: usize) -> Result<(), StorageError> {
-    let mut highest = None;
-    for entry in std::fs::read_dir(data_dir).ctx(|| format!("listing {}", data_dir.display()))? {
-        let entry = entry.ctx(|| format!("listing {}", data_dir.display()))?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_shard_dir_name) {
-            highest = highest.max(Some(id));
-        }
-    }
-    match highest {
-        Some(id) if id >= shards => Err(StorageError::Config(format!(
-            "{} holds data of {} shards but storage.shards is {shards}; the shard count can grow but not shrink",
-            data_dir.display(),
-            id + 1
-        ))),
-        _ => Ok(()),
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(Signal::Metrics, shard, batch).await
     }
 }
 

@@ -1,9 +1,11 @@
-//! A shard's `manifest.json`: the Parquet files that hold its data, and the
-//! WAL checkpoint (the highest segment whose data is in those files).
+//! The `manifest.json` of one signal of a shard: the Parquet files that hold
+//! its data, and the WAL checkpoint (the highest segment whose data is in
+//! those files).
 //!
 //! The manifest is the commit point of a flush and of retention: it is
 //! replaced atomically, and files it does not list are orphans to delete.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use crate::error::{IoContext, StorageError};
 use crate::fsutil::{tmp_path, write_atomically};
 
 pub(crate) const MANIFEST_FILE: &str = "manifest.json";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Manifest {
@@ -25,16 +27,22 @@ pub(crate) struct Manifest {
 /// One Parquet file, with what pruning needs without opening it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct FileMeta {
-    /// Path relative to the shard directory, `/`-separated.
+    /// Path relative to the signal directory, `/`-separated.
     pub path: String,
     pub size_bytes: u64,
     pub rows: u64,
-    /// Hour partition: start_time hours since the Unix epoch.
+    /// Hour partition: hours since the Unix epoch of the partition column.
     pub hour: i64,
-    pub min_start_ns: i64,
-    pub max_start_ns: i64,
-    pub min_end_ns: i64,
-    pub max_end_ns: i64,
+    /// Min and max of the signal's range columns, by column name. A column
+    /// that is absent, or null in every row, has no entry: nothing is known.
+    pub ranges: BTreeMap<String, TimeRange>,
+}
+
+/// Inclusive range of a timestamp column's values in a file, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TimeRange {
+    pub min_ns: i64,
+    pub max_ns: i64,
 }
 
 impl Default for Manifest {
@@ -44,20 +52,20 @@ impl Default for Manifest {
 }
 
 impl Manifest {
-    /// Loads the manifest of `shard_dir`; a shard without one is empty. A
+    /// Loads the manifest in `dir`; a signal without one is empty. A
     /// leftover temporary manifest (crash before the rename) is removed.
-    pub fn load(shard_dir: &Path) -> Result<Self, StorageError> {
-        let path = shard_dir.join(MANIFEST_FILE);
+    pub fn load(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join(MANIFEST_FILE);
         let tmp = tmp_path(&path);
         if tmp.exists() {
             std::fs::remove_file(&tmp).ctx(|| format!("removing {}", tmp.display()))?;
         }
-        Self::read(shard_dir)
+        Self::read(dir)
     }
 
-    /// Reads the manifest of `shard_dir` as it is on disk.
-    pub fn read(shard_dir: &Path) -> Result<Self, StorageError> {
-        let path = shard_dir.join(MANIFEST_FILE);
+    /// Reads the manifest in `dir` as it is on disk.
+    pub fn read(dir: &Path) -> Result<Self, StorageError> {
+        let path = dir.join(MANIFEST_FILE);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
@@ -74,9 +82,9 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Atomically replaces the manifest of `shard_dir` (durable on return).
-    pub fn store(&self, shard_dir: &Path) -> Result<(), StorageError> {
-        let path = shard_dir.join(MANIFEST_FILE);
+    /// Atomically replaces the manifest in `dir` (durable on return).
+    pub fn store(&self, dir: &Path) -> Result<(), StorageError> {
+        let path = dir.join(MANIFEST_FILE);
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| StorageError::Task(e.to_string()))?;
         write_atomically(&path, &bytes).ctx(|| format!("writing {}", path.display()))
     }
@@ -94,14 +102,11 @@ mod tests {
             version: VERSION,
             wal_checkpoint: 9,
             files: vec![FileMeta {
-                path: "spans/date=2023-11-14/hour=22/a.parquet".into(),
+                path: "date=2023-11-14/hour=22/a.parquet".into(),
                 size_bytes: 10,
                 rows: 2,
                 hour: 472_222,
-                min_start_ns: 1,
-                max_start_ns: 2,
-                min_end_ns: 3,
-                max_end_ns: 4,
+                ranges: BTreeMap::from([("start_time".to_owned(), TimeRange { min_ns: 1, max_ns: 2 })]),
             }],
         };
         manifest.store(dir.path()).expect("stores");

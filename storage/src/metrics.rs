@@ -1,4 +1,5 @@
-//! Prometheus metrics of the storage role, summed over all local shards.
+//! Prometheus metrics of the storage role, summed over all local shards and
+//! labelled by signal (`signal="spans"` / `signal="metrics"`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -7,13 +8,45 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::signal::Signal;
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RejectLabels {
-    pub reason: &'static str,
+struct SignalLabels {
+    signal: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    signal: &'static str,
+    reason: &'static str,
+}
+
+type HistogramFamily = Family<SignalLabels, Histogram, fn() -> Histogram>;
+
+fn flush_duration_histogram() -> Histogram {
+    // 10ms .. ~80s
+    Histogram::new(exponential_buckets(0.01, 2.0, 14))
+}
+
+/// The metric families, registered once per [`crate::Storage`].
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
+    wal_bytes: Family<SignalLabels, Gauge>,
+    wal_fsyncs: Family<SignalLabels, Counter>,
+    wal_records: Family<SignalLabels, Counter>,
+    buffered_bytes: Family<SignalLabels, Gauge>,
+    parquet_files: Family<SignalLabels, Gauge>,
+    parquet_bytes: Family<SignalLabels, Gauge>,
+    files_written: Family<SignalLabels, Counter>,
+    rows_flushed: Family<SignalLabels, Counter>,
+    flush_duration: HistogramFamily,
+    writes_rejected: Family<RejectLabels, Counter>,
+}
+
+/// The metrics of one signal, shared by all its shards.
+#[derive(Debug, Clone)]
+pub(crate) struct SignalMetrics {
+    signal: &'static str,
     /// Bytes of WAL segments on disk.
     pub wal_bytes: Gauge,
     pub wal_fsyncs: Counter,
@@ -25,22 +58,21 @@ pub(crate) struct Metrics {
     pub files_written: Counter,
     pub rows_flushed: Counter,
     pub flush_duration: Histogram,
-    pub writes_rejected: Family<RejectLabels, Counter>,
+    writes_rejected: Family<RejectLabels, Counter>,
 }
 
 impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
-            wal_bytes: Gauge::default(),
-            wal_fsyncs: Counter::default(),
-            wal_records: Counter::default(),
-            buffered_bytes: Gauge::default(),
-            parquet_files: Gauge::default(),
-            parquet_bytes: Gauge::default(),
-            files_written: Counter::default(),
-            rows_flushed: Counter::default(),
-            // 10ms .. ~80s
-            flush_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            wal_bytes: Family::default(),
+            wal_fsyncs: Family::default(),
+            wal_records: Family::default(),
+            buffered_bytes: Family::default(),
+            parquet_files: Family::default(),
+            parquet_bytes: Family::default(),
+            files_written: Family::default(),
+            rows_flushed: Family::default(),
+            flush_duration: Family::new_with_constructor(flush_duration_histogram),
             writes_rejected: Family::default(),
         };
         let skein = registry.sub_registry_with_prefix("skein");
@@ -49,7 +81,7 @@ impl Metrics {
         skein.register("wal_records", "Batches appended to the write-ahead log", metrics.wal_records.clone());
         skein.register(
             "storage_buffered_bytes",
-            "Span data held in memory and not yet in Parquet",
+            "Data held in memory and not yet in Parquet",
             metrics.buffered_bytes.clone(),
         );
         skein.register("storage_parquet_files", "Parquet files in the manifests", metrics.parquet_files.clone());
@@ -63,10 +95,10 @@ impl Metrics {
             "Parquet files written by flushes",
             metrics.files_written.clone(),
         );
-        skein.register("storage_rows_flushed", "Span rows flushed to Parquet", metrics.rows_flushed.clone());
+        skein.register("storage_rows_flushed", "Rows flushed to Parquet", metrics.rows_flushed.clone());
         skein.register(
             "storage_flush_duration_seconds",
-            "Time to flush a shard's buffer to Parquet",
+            "Time to flush one signal of a shard to Parquet",
             metrics.flush_duration.clone(),
         );
         skein.register(
@@ -74,11 +106,35 @@ impl Metrics {
             "Writes refused by storage, by reason",
             metrics.writes_rejected.clone(),
         );
+        // Every signal's series exist from the start, at zero.
+        for signal in Signal::ALL {
+            metrics.signal(signal);
+        }
         metrics
     }
 
+    /// The metrics labelled with `signal`.
+    pub fn signal(&self, signal: Signal) -> SignalMetrics {
+        let labels = SignalLabels { signal: signal.name() };
+        SignalMetrics {
+            signal: labels.signal,
+            wal_bytes: self.wal_bytes.get_or_create_owned(&labels),
+            wal_fsyncs: self.wal_fsyncs.get_or_create_owned(&labels),
+            wal_records: self.wal_records.get_or_create_owned(&labels),
+            buffered_bytes: self.buffered_bytes.get_or_create_owned(&labels),
+            parquet_files: self.parquet_files.get_or_create_owned(&labels),
+            parquet_bytes: self.parquet_bytes.get_or_create_owned(&labels),
+            files_written: self.files_written.get_or_create_owned(&labels),
+            rows_flushed: self.rows_flushed.get_or_create_owned(&labels),
+            flush_duration: self.flush_duration.get_or_create_owned(&labels),
+            writes_rejected: self.writes_rejected.clone(),
+        }
+    }
+}
+
+impl SignalMetrics {
     pub fn rejected(&self, reason: &'static str) {
-        self.writes_rejected.get_or_create(&RejectLabels { reason }).inc();
+        self.writes_rejected.get_or_create(&RejectLabels { signal: self.signal, reason }).inc();
     }
 }
 

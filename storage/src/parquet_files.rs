@@ -1,12 +1,16 @@
 //! Writing frozen buffers as time-partitioned Parquet files (blocking code,
 //! run on the blocking pool).
 //!
-//! Rows are split by the hour of their `start_time` into
-//! `spans/date=YYYY-MM-DD/hour=HH/<name>.parquet` and sorted by
-//! `(trace_id, start_time)` within a file, so a trace's spans are adjacent
-//! and row-group statistics on `trace_id` are tight. Each file is written
-//! under a temporary name, synced and renamed, with its `.tidx` sidecar.
+//! Rows are split by the hour of the signal's partition column (spans:
+//! `start_time`, metrics: `time`) into `date=YYYY-MM-DD/hour=HH/<name>.parquet`
+//! under the signal directory and sorted by the signal's sort columns within
+//! a file (spans: `(trace_id, start_time)`, so a trace's spans are adjacent;
+//! metrics: `(metric_name, series_id, time)`, so a series is contiguous), which
+//! keeps row-group statistics on the leading column tight. Each file is
+//! written under a temporary name, synced and renamed, with its `.tidx`
+//! sidecar when the signal has a trace index.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,16 +23,14 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use skein_model::schema::col;
-use skein_model::span_schema;
 use tracing::debug;
 
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
-use crate::manifest::FileMeta;
+use crate::manifest::{FileMeta, TimeRange};
+use crate::signal::SignalSpec;
 use crate::tidx::{TraceIndex, sidecar_path};
 
-pub(crate) const SPANS_DIR: &str = "spans";
 pub(crate) const NS_PER_HOUR: i64 = 3_600_000_000_000;
 const ZSTD_LEVEL: i32 = 3;
 const BLOOM_FILTER_FPP: f64 = 0.01;
@@ -36,7 +38,7 @@ const BLOOM_FILTER_FPP: f64 = 0.01;
 /// A file a flush wrote, with its sidecar index.
 pub(crate) struct WrittenFile {
     pub meta: FileMeta,
-    pub index: TraceIndex,
+    pub index: Option<TraceIndex>,
 }
 
 /// The `date=YYYY-MM-DD/hour=HH` directory of an hour partition.
@@ -59,28 +61,21 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn start_times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
+fn timestamps<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a TimestampNanosecondArray, StorageError> {
     batch
-        .column_by_name(col::START_TIME)
+        .column_by_name(column)
         .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or_else(|| StorageError::Task("batch has no nanosecond start_time column".into()))
+        .ok_or_else(|| StorageError::Task(format!("batch has no nanosecond {column} column")))
 }
 
-fn end_times(batch: &RecordBatch) -> Result<&TimestampNanosecondArray, StorageError> {
+fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a StringArray, StorageError> {
     batch
-        .column_by_name(col::END_TIME)
-        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-        .ok_or_else(|| StorageError::Task("batch has no nanosecond end_time column".into()))
-}
-
-fn trace_ids(batch: &RecordBatch) -> Result<&StringArray, StorageError> {
-    batch
-        .column_by_name(col::TRACE_ID)
+        .column_by_name(column)
         .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| StorageError::Task("batch has no utf8 trace_id column".into()))
+        .ok_or_else(|| StorageError::Task(format!("batch has no utf8 {column} column")))
 }
 
-fn writer_properties(row_group_rows: usize, rows: usize) -> Result<WriterProperties, StorageError> {
+fn writer_properties(spec: &SignalSpec, row_group_rows: usize, rows: usize) -> Result<WriterProperties, StorageError> {
     // Bloom filters are sized per row group and folded down once written.
     let ndv = rows.clamp(1, row_group_rows) as u64;
     let mut builder = WriterProperties::builder()
@@ -88,8 +83,8 @@ fn writer_properties(row_group_rows: usize, rows: usize) -> Result<WriterPropert
         .set_max_row_group_row_count(Some(row_group_rows))
         // Page-level statistics also write the column and offset indexes.
         .set_statistics_enabled(EnabledStatistics::Page);
-    for column in [col::TRACE_ID, col::SERVICE_NAME, col::NAME] {
-        let path = ColumnPath::from(column);
+    for column in spec.bloom_columns {
+        let path = ColumnPath::from(*column);
         builder = builder
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_fpp(path.clone(), BLOOM_FILTER_FPP)
@@ -99,17 +94,19 @@ fn writer_properties(row_group_rows: usize, rows: usize) -> Result<WriterPropert
 }
 
 /// Writes `batches` as one Parquet file per hour partition under
-/// `shard_dir/spans/`, each named `<name_prefix>-<n>.parquet`. Files are
-/// durable (synced, renamed, directories synced) on return. On error, files
-/// written so far are removed: no manifest references them yet.
+/// `signal_dir`, each named `<name_prefix>-<n>.parquet`. Files are durable
+/// (synced, renamed, directories synced) on return. On error, files written
+/// so far are removed: no manifest references them yet.
 pub(crate) fn write_partitions(
-    shard_dir: &Path,
+    spec: &SignalSpec,
+    signal_dir: &Path,
     batches: &[RecordBatch],
     row_group_rows: usize,
     name_prefix: &str,
 ) -> Result<Vec<WrittenFile>, StorageError> {
     let mut created: Vec<PathBuf> = Vec::new();
-    let result = write_partitions_inner(shard_dir, batches, row_group_rows, name_prefix, &mut created);
+    let target = Target { spec, signal_dir, row_group_rows };
+    let result = write_partitions_inner(&target, batches, name_prefix, &mut created);
     if result.is_err() {
         for path in &created {
             let _ = std::fs::remove_file(path);
@@ -118,24 +115,30 @@ pub(crate) fn write_partitions(
     result
 }
 
-fn write_partitions_inner(
-    shard_dir: &Path,
-    batches: &[RecordBatch],
+/// Where and how a flush writes its files.
+struct Target<'a> {
+    spec: &'a SignalSpec,
+    signal_dir: &'a Path,
     row_group_rows: usize,
+}
+
+fn write_partitions_inner(
+    target: &Target<'_>,
+    batches: &[RecordBatch],
     name_prefix: &str,
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<WrittenFile>, StorageError> {
-    let schema = span_schema();
-    let all = concat_batches(&schema, batches)?;
+    let spec = target.spec;
+    let all = concat_batches(&spec.schema, batches)?;
     if all.num_rows() == 0 {
         return Ok(Vec::new());
     }
-    let hours: Int64Array = start_times(&all)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
-    let sort_columns = [
-        SortColumn { values: Arc::new(hours.clone()), options: None },
-        SortColumn { values: Arc::clone(all.column(schema.index_of(col::TRACE_ID)?)), options: None },
-        SortColumn { values: Arc::clone(all.column(schema.index_of(col::START_TIME)?)), options: None },
-    ];
+    let hours: Int64Array = timestamps(&all, spec.partition_column)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
+    let mut sort_columns = vec![SortColumn { values: Arc::new(hours.clone()), options: None }];
+    for column in spec.sort_columns {
+        let values = Arc::clone(all.column(spec.schema.index_of(column)?));
+        sort_columns.push(SortColumn { values, options: None });
+    }
     let order = lexsort_to_indices(&sort_columns, None)?;
     let sorted = take_record_batch(&all, &order)?;
     let sorted_hours = take(&hours, &order, None)?;
@@ -151,73 +154,83 @@ fn write_partitions_inner(
             end += 1;
         }
         let part = sorted.slice(start, end - start);
-        let relative = format!("{SPANS_DIR}/{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
-        written.push(write_file(shard_dir, &relative, &part, hour, row_group_rows, created)?);
+        let relative = format!("{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
+        written.push(write_file(target, &relative, &part, hour, created)?);
         start = end;
     }
     Ok(written)
 }
 
 fn write_file(
-    shard_dir: &Path,
+    target: &Target<'_>,
     relative: &str,
     batch: &RecordBatch,
     hour: i64,
-    row_group_rows: usize,
     created: &mut Vec<PathBuf>,
 ) -> Result<WrittenFile, StorageError> {
-    let path = shard_dir.join(relative);
+    let spec = target.spec;
+    let path = target.signal_dir.join(relative);
     let dir = path.parent().ok_or_else(|| StorageError::Task(format!("{relative} has no parent directory")))?;
     create_dir_durable(dir).ctx(|| format!("creating {}", dir.display()))?;
 
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let mut writer =
-        ArrowWriter::try_new(&file, batch.schema(), Some(writer_properties(row_group_rows, batch.num_rows())?))?;
+    let properties = writer_properties(spec, target.row_group_rows, batch.num_rows())?;
+    let mut writer = ArrowWriter::try_new(&file, batch.schema(), Some(properties))?;
     writer.write(batch)?;
     writer.close()?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
     let size_bytes = file.metadata().ctx(|| format!("reading {}", tmp.display()))?.len();
     drop(file);
 
-    let index = TraceIndex::build([trace_ids(batch)?]);
-    let sidecar = sidecar_path(&path);
-    created.push(sidecar.clone());
-    index.write(&sidecar)?;
+    let index = match spec.trace_index_column {
+        Some(column) => {
+            let index = TraceIndex::build([strings(batch, column)?]);
+            let sidecar = sidecar_path(&path);
+            created.push(sidecar.clone());
+            index.write(&sidecar)?;
+            Some(index)
+        }
+        None => None,
+    };
     created.push(path.clone());
     std::fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
     fsync_dir(dir).ctx(|| format!("syncing {}", dir.display()))?;
-    debug!(file = relative, rows = batch.num_rows(), traces = index.len(), bytes = size_bytes, "wrote parquet file");
+    debug!(
+        signal = %spec.signal,
+        file = relative,
+        rows = batch.num_rows(),
+        traces = index.as_ref().map(TraceIndex::len),
+        bytes = size_bytes,
+        "wrote parquet file"
+    );
 
-    let starts = start_times(batch)?;
-    let ends = end_times(batch)?;
-    let meta = FileMeta {
-        path: relative.to_owned(),
-        size_bytes,
-        rows: batch.num_rows() as u64,
-        hour,
-        min_start_ns: min(starts).unwrap_or(i64::MIN),
-        max_start_ns: max(starts).unwrap_or(i64::MAX),
-        min_end_ns: min(ends).unwrap_or(i64::MIN),
-        max_end_ns: max(ends).unwrap_or(i64::MAX),
-    };
+    let mut ranges = BTreeMap::new();
+    for column in spec.range_columns {
+        let values = timestamps(batch, column)?;
+        // Null in every row: nothing to record, pruning keeps the file.
+        if let (Some(min_ns), Some(max_ns)) = (min(values), max(values)) {
+            ranges.insert((*column).to_owned(), TimeRange { min_ns, max_ns });
+        }
+    }
+    let meta = FileMeta { path: relative.to_owned(), size_bytes, rows: batch.num_rows() as u64, hour, ranges };
     Ok(WrittenFile { meta, index })
 }
 
-/// Rebuilds the trace index of a Parquet file from its `trace_id` column
+/// Rebuilds the trace index of a Parquet file from its trace-ID `column`
 /// (when the sidecar is missing or damaged).
-pub(crate) fn rebuild_index(path: &Path) -> Result<TraceIndex, StorageError> {
+pub(crate) fn rebuild_index(path: &Path, column: &str) -> Result<TraceIndex, StorageError> {
     let file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let column =
-        builder.schema().index_of(col::TRACE_ID).map_err(|_| StorageError::corrupt(path, "no trace_id column"))?;
-    let mask = datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [column]);
+    let index =
+        builder.schema().index_of(column).map_err(|_| StorageError::corrupt(path, format!("no {column} column")))?;
+    let mask = datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
     let reader = builder.with_projection(mask).build()?;
     let mut arrays = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let ids = trace_ids(&batch).map_err(|_| StorageError::corrupt(path, "trace_id is not utf8"))?;
+        let ids = strings(&batch, column).map_err(|_| StorageError::corrupt(path, format!("{column} is not utf8")))?;
         arrays.push(ids.clone());
     }
     Ok(TraceIndex::build(arrays.iter()))

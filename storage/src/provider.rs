@@ -1,7 +1,8 @@
-//! The DataFusion table of one shard: its Parquet files plus its buffers.
+//! The DataFusion table of one signal of one shard: its Parquet files plus
+//! its buffers.
 //!
 //! `scan` takes an atomic snapshot (files, frozen and active buffers), drops
-//! files the manifest ranges or the trace-ID index rule out, and plans a
+//! files the manifest ranges or the trace-ID index (spans) rule out, and plans a
 //! Parquet scan of the rest (filters pushed down for row-group statistics,
 //! bloom filter and page index pruning) unioned with an in-memory scan of
 //! the buffered batches. Filters are `Inexact`: DataFusion re-applies them.
@@ -25,21 +26,23 @@ use datafusion::physical_expr::{PhysicalExpr, conjunction};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
-use skein_model::span_schema;
 use tracing::debug;
 
 use crate::buffer::{DataFile, ShardBuffer};
 use crate::pruning::Pruning;
+use crate::signal::Signal;
 use crate::tidx::trace_key;
 
-/// One shard's spans as a DataFusion table (schema: [`span_schema`]).
+/// One shard's rows of one signal as a DataFusion table (schema:
+/// [`Signal::schema`]: `skein_model::span_schema` or
+/// `skein_model::metrics::metric_schema`).
 pub struct ShardTable {
     buffer: Arc<ShardBuffer>,
 }
 
 impl std::fmt::Debug for ShardTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardTable").field("shard", &self.buffer.shard).finish()
+        f.debug_struct("ShardTable").field("shard", &self.buffer.shard).field("signal", &self.buffer.signal).finish()
     }
 }
 
@@ -52,16 +55,20 @@ impl ShardTable {
         self.buffer.shard
     }
 
+    pub fn signal(&self) -> Signal {
+        self.buffer.signal
+    }
+
     /// Parquet files currently in the shard's manifest.
     pub fn file_count(&self) -> usize {
         self.buffer.files().len()
     }
 
     /// How many Parquet files a lookup of `trace_id` would open: the ones
-    /// whose trace-ID index may hold it.
+    /// whose trace-ID index may hold it (every file, for a signal without one).
     pub fn files_for_trace(&self, trace_id: &str) -> usize {
         let keys: Vec<u64> = trace_key(trace_id).into_iter().collect();
-        self.buffer.files().iter().filter(|f| f.index.may_contain_any(&keys)).count()
+        self.buffer.files().iter().filter(|f| f.index.as_ref().is_none_or(|i| i.may_contain_any(&keys))).count()
     }
 
     fn parquet_scan(
@@ -72,7 +79,7 @@ impl ShardTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let schema = span_schema();
+        let schema = self.schema();
         let mut options = state.table_options().parquet.clone();
         // The buffers yield Utf8 columns; so must the files, for the union.
         options.global.schema_force_view_types = false;
@@ -137,7 +144,7 @@ fn physical_predicate(
 #[async_trait]
 impl TableProvider for ShardTable {
     fn schema(&self) -> SchemaRef {
-        span_schema()
+        self.buffer.signal.schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -156,10 +163,11 @@ impl TableProvider for ShardTable {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.buffer.snapshot();
-        let pruning = Pruning::from_filters(filters);
+        let pruning = Pruning::from_filters(self.buffer.signal.spec(), filters);
         let files: Vec<&Arc<DataFile>> = snapshot.files.iter().filter(|f| pruning.may_match(f)).collect();
         debug!(
             shard = self.buffer.shard,
+            signal = %self.buffer.signal,
             files = files.len(),
             pruned = snapshot.files.len() - files.len(),
             buffered_batches = snapshot.batches.len(),
@@ -177,11 +185,11 @@ impl TableProvider for ShardTable {
                 partitions[i % partition_count].push(batch);
             }
             let memory =
-                MemorySourceConfig::try_new(&partitions, span_schema(), projection.cloned())?.with_limit(limit);
+                MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?.with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(memory));
         }
         if inputs.is_empty() {
-            let schema = datafusion::common::project_schema(&span_schema(), projection)?;
+            let schema = datafusion::common::project_schema(&self.schema(), projection)?;
             return Ok(Arc::new(EmptyExec::new(schema)));
         }
         UnionExec::try_new(inputs)

@@ -1,10 +1,12 @@
-//! One shard: recovery on open, the write path, flushes and retention.
+//! One signal of one shard (its own WAL writer thread, buffer, manifest and
+//! files under `shard-NNNN/<signal>/`): opening, the write path, flushes and
+//! retention.
 //!
 //! Flush protocol (each step durable before the next, so a crash anywhere
 //! leaves every row exactly once after reopening):
 //! 1. freeze the active buffer through the WAL writer (the WAL rotates);
 //! 2. write the frozen rows as Parquet files (temp name, fsync, rename) with
-//!    their `.tidx` sidecars;
+//!    their `.tidx` sidecars (for signals with a trace index);
 //! 3. replace `manifest.json` with the file list plus the new files and the
 //!    WAL checkpoint (the highest segment whose data is now in Parquet);
 //! 4. swap the frozen buffer for the files in what queries see;
@@ -14,13 +16,12 @@
 //! step 3) are deleted, and only segments after the checkpoint are replayed
 //! (a crash between 3 and 5 leaves segments whose rows are in Parquet).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
-use skein_model::{WriteError, span_schema};
+use skein_model::WriteError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -28,30 +29,19 @@ use tracing::{debug, error, info, warn};
 use crate::buffer::{DataFile, FlushDue, ShardBuffer};
 use crate::config::StorageConfig;
 use crate::error::{IoContext, OVERLOADED_RETRY_AFTER, StorageError, UNAVAILABLE_RETRY_AFTER, closed_write_error};
-use crate::fsutil::{create_dir_durable, fsync_dir, remove_empty_dirs};
+use crate::fsutil::remove_empty_dirs;
+use crate::layout::signal_dir;
 use crate::manifest::{FileMeta, Manifest};
-use crate::metrics::{Metrics, gauge_value};
-use crate::parquet_files::{NS_PER_HOUR, SPANS_DIR, rebuild_index, write_partitions};
-use crate::tidx::{TraceIndex, sidecar_path};
-use crate::wal::{MAX_RECORD_BYTES, decode_batches, encode_batch, list_segments, replay_segment};
+use crate::metrics::{SignalMetrics, gauge_value};
+use crate::parquet_files::{NS_PER_HOUR, write_partitions};
+use crate::recovery::{WAL_DIR, recover};
+use crate::signal::{Signal, SignalSpec};
+use crate::tidx::sidecar_path;
+use crate::wal::{MAX_RECORD_BYTES, delete_segments_up_to, encode_batch};
 use crate::writer::{AppendRequest, Command, WalWriter};
 
-pub(crate) const WAL_DIR: &str = "wal";
 /// Wait before retrying a failed flush.
 const FLUSH_RETRY_DELAY: Duration = Duration::from_secs(5);
-
-pub(crate) fn shard_dir_name(shard: usize) -> String {
-    format!("shard-{shard:04}")
-}
-
-/// The shard number of a shard directory name.
-pub(crate) fn parse_shard_dir_name(name: &str) -> Option<usize> {
-    let digits = name.strip_prefix("shard-")?;
-    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
 
 /// Where a test makes a flush stop as if the process died there.
 #[cfg(test)]
@@ -63,8 +53,11 @@ pub(crate) enum FailPoint {
     AfterManifest,
 }
 
+/// One signal of one shard.
 pub(crate) struct Shard {
     pub id: usize,
+    pub spec: &'static SignalSpec,
+    /// `<data_dir>/shard-NNNN/<signal>/`
     pub dir: PathBuf,
     pub buffer: Arc<ShardBuffer>,
     tx: mpsc::Sender<Command>,
@@ -73,18 +66,9 @@ pub(crate) struct Shard {
     manifest: tokio::sync::Mutex<Manifest>,
     row_group_rows: usize,
     max_buffer_bytes: u64,
-    metrics: Metrics,
+    metrics: SignalMetrics,
     #[cfg(test)]
     pub fail_point: parking_lot::Mutex<Option<FailPoint>>,
-}
-
-/// What recovery found on disk.
-struct Recovered {
-    manifest: Manifest,
-    files: Vec<Arc<DataFile>>,
-    batches: Vec<(RecordBatch, u64)>,
-    next_seq: u64,
-    wal_bytes: u64,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -94,16 +78,23 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Shard {
-    /// Recovers the shard in `data_dir` and starts its WAL writer thread.
-    pub async fn open(id: usize, config: &StorageConfig, metrics: &Metrics) -> Result<Arc<Self>, StorageError> {
-        let dir = config.data_dir.join(shard_dir_name(id));
+    /// Recovers `signal` of shard `id` under `data_dir` and starts its WAL writer thread.
+    pub async fn open(
+        id: usize,
+        signal: Signal,
+        config: &StorageConfig,
+        metrics: SignalMetrics,
+    ) -> Result<Arc<Self>, StorageError> {
+        let spec = signal.spec();
+        let dir = signal_dir(&config.data_dir, id, spec);
         let recovered = {
             let dir = dir.clone();
-            blocking(move || recover(id, &dir)).await?
+            blocking(move || recover(id, spec, &dir)).await?
         };
         metrics.wal_bytes.inc_by(gauge_value(recovered.wal_bytes));
         let buffer = Arc::new(ShardBuffer::new(
             id,
+            signal,
             config.flush_max_bytes,
             config.flush_interval,
             recovered.files,
@@ -111,11 +102,12 @@ impl Shard {
         ));
         buffer.append(recovered.batches);
         let (tx, rx) = mpsc::channel(config.wal_queue_depth);
-        let writer = WalWriter::new(id, dir.join(WAL_DIR), recovered.next_seq, Arc::clone(&buffer), metrics.clone())
+        let writer = WalWriter::new(dir.join(WAL_DIR), recovered.next_seq, Arc::clone(&buffer), metrics.clone())
             .spawn(rx)
-            .ctx(|| format!("starting the wal writer thread of shard {id}"))?;
+            .ctx(|| format!("starting the {signal} wal writer thread of shard {id}"))?;
         Ok(Arc::new(Self {
             id,
+            spec,
             dir,
             buffer,
             tx,
@@ -123,7 +115,7 @@ impl Shard {
             manifest: tokio::sync::Mutex::new(recovered.manifest),
             row_group_rows: config.row_group_rows,
             max_buffer_bytes: config.max_buffer_bytes,
-            metrics: metrics.clone(),
+            metrics,
             #[cfg(test)]
             fail_point: parking_lot::Mutex::new(None),
         }))
@@ -134,19 +126,16 @@ impl Shard {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if batch.schema().fields() != span_schema().fields() {
-            return Err(WriteError::Internal("batch does not have the span schema".into()));
+        if batch.schema().fields() != self.spec.schema.fields() {
+            return Err(WriteError::Internal(format!("batch does not have the {} schema", self.spec.signal)));
         }
         let buffered = self.buffer.buffered_bytes();
         if buffered > self.max_buffer_bytes {
+            // Flushing is behind the ingest rate: the node is overloaded, and
+            // clients must back off (429 / RESOURCE_EXHAUSTED), not fail over.
             self.metrics.rejected("flush_behind");
-            return Err(WriteError::Unavailable {
-                reason: format!(
-                    "shard {} is flushing too slowly: {buffered} bytes buffered, limit {}",
-                    self.id, self.max_buffer_bytes
-                ),
-                retry_after: UNAVAILABLE_RETRY_AFTER,
-            });
+            debug!(shard = self.id, signal = %self.spec.signal, buffered, limit = self.max_buffer_bytes, "flush is behind, refusing writes");
+            return Err(WriteError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER });
         }
         let payload = encode_batch(&batch).map_err(|e| WriteError::Internal(format!("encoding batch: {e}")))?;
         if payload.len() > MAX_RECORD_BYTES {
@@ -198,9 +187,9 @@ impl Shard {
         let batches: Vec<RecordBatch> = frozen.iter().flat_map(|f| f.batches.iter().cloned()).collect();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let written = {
-            let (dir, row_group_rows) = (self.dir.clone(), self.row_group_rows);
+            let (spec, dir, row_group_rows) = (self.spec, self.dir.clone(), self.row_group_rows);
             let prefix = format!("{checkpoint:020}-{:x}", unix_nanos(SystemTime::now()));
-            blocking(move || write_partitions(&dir, &batches, row_group_rows, &prefix)).await?
+            blocking(move || write_partitions(spec, &dir, &batches, row_group_rows, &prefix)).await?
         };
         #[cfg(test)]
         self.check_fail_point(FailPoint::AfterParquet)?;
@@ -236,7 +225,9 @@ impl Shard {
                 self.metrics.wal_bytes.dec_by(gauge_value(bytes));
             }
             // Harmless: segments up to the checkpoint are deleted on the next flush or open.
-            Err(e) => warn!(shard = self.id, error = %e, "could not delete flushed wal segments"),
+            Err(e) => {
+                warn!(shard = self.id, signal = %self.spec.signal, error = %e, "could not delete flushed wal segments")
+            }
         }
         drop(manifest);
 
@@ -246,6 +237,7 @@ impl Shard {
         self.metrics.flush_duration.observe(elapsed.as_secs_f64());
         info!(
             shard = self.id,
+            signal = %self.spec.signal,
             files = file_count,
             rows,
             wal_checkpoint = checkpoint,
@@ -293,7 +285,7 @@ impl Shard {
             Ok(())
         })
         .await?;
-        info!(shard = self.id, files = count, "dropped expired hour partitions");
+        info!(shard = self.id, signal = %self.spec.signal, files = count, "dropped expired hour partitions");
         Ok(count)
     }
 
@@ -320,7 +312,7 @@ impl Shard {
             // Not raced against `stop`: an interrupted flush would leave its
             // files unpublished until the next open.
             if let Err(e) = self.flush().await {
-                error!(shard = self.id, error = %e, "flush failed, will retry");
+                error!(shard = self.id, signal = %self.spec.signal, error = %e, "flush failed, will retry");
                 tokio::select! {
                     biased;
                     _ = stop.cancelled() => return,
@@ -364,10 +356,9 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
 }
 
 /// Deletes Parquet files and their sidecars, and partition directories they leave empty.
-fn remove_data_files(shard_dir: &Path, files: &[FileMeta]) {
-    let spans = shard_dir.join(SPANS_DIR);
+fn remove_data_files(signal_dir: &Path, files: &[FileMeta]) {
     for file in files {
-        let path = shard_dir.join(&file.path);
+        let path = signal_dir.join(&file.path);
         for victim in [sidecar_path(&path), path.clone()] {
             if let Err(e) = std::fs::remove_file(&victim)
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -376,7 +367,7 @@ fn remove_data_files(shard_dir: &Path, files: &[FileMeta]) {
             }
         }
         if let Some(parent) = path.parent() {
-            remove_empty_dirs(parent, &spans);
+            remove_empty_dirs(parent, signal_dir);
         }
     }
 }
@@ -385,180 +376,17 @@ fn remove_data_files(shard_dir: &Path, files: &[FileMeta]) {
 /// old one, the flush's files are orphans and are deleted now (a retry
 /// writes new ones; under a full disk they would pile up). When the new
 /// manifest did land (only its directory sync failed) they stay.
-fn discard_unlisted(shard_dir: &Path, new_files: &[FileMeta]) {
-    match Manifest::read(shard_dir) {
-        Ok(on_disk) if !on_disk.files.iter().any(|f| new_files.contains(f)) => remove_data_files(shard_dir, new_files),
+fn discard_unlisted(signal_dir: &Path, new_files: &[FileMeta]) {
+    match Manifest::read(signal_dir) {
+        Ok(on_disk) if !on_disk.files.iter().any(|f| new_files.contains(f)) => remove_data_files(signal_dir, new_files),
         Ok(_) => {}
         Err(e) => warn!(error = %e, "could not read back the manifest after a failed update"),
     }
 }
 
-/// Deletes WAL segments up to `checkpoint`; returns the bytes freed.
-fn delete_segments_up_to(wal_dir: &Path, checkpoint: u64) -> Result<u64, StorageError> {
-    let mut freed = 0;
-    let mut deleted = false;
-    for (seq, path) in list_segments(wal_dir)? {
-        if seq > checkpoint {
-            break;
-        }
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
-        freed += len;
-        deleted = true;
-    }
-    if deleted {
-        fsync_dir(wal_dir).ctx(|| format!("syncing {}", wal_dir.display()))?;
-    }
-    Ok(freed)
-}
-
-/// Brings a shard directory to a consistent state and reads it back.
-fn recover(shard: usize, dir: &Path) -> Result<Recovered, StorageError> {
-    let wal_dir = dir.join(WAL_DIR);
-    let spans_dir = dir.join(SPANS_DIR);
-    for d in [&wal_dir, &spans_dir] {
-        create_dir_durable(d).ctx(|| format!("creating {}", d.display()))?;
-    }
-    let mut manifest = Manifest::load(dir)?;
-    let listed: HashSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-    let orphans = remove_orphans(shard, dir, &spans_dir, &listed)?;
-
-    let mut files = Vec::with_capacity(manifest.files.len());
-    let mut missing = Vec::new();
-    for meta in &manifest.files {
-        let path = dir.join(&meta.path);
-        if !path.is_file() {
-            error!(shard, file = %meta.path, "a file listed in the manifest is missing; its rows are lost");
-            missing.push(meta.path.clone());
-            continue;
-        }
-        let index = load_or_rebuild_index(shard, &path)?;
-        files.push(Arc::new(DataFile::new(dir, meta.clone(), index)?));
-    }
-    if !missing.is_empty() {
-        manifest.files.retain(|f| !missing.contains(&f.path));
-        manifest.store(dir)?;
-    }
-
-    let mut batches = Vec::new();
-    let mut wal_bytes = 0;
-    let mut records = 0;
-    let mut last_seq = manifest.wal_checkpoint;
-    let mut obsolete = false;
-    for (seq, path) in list_segments(&wal_dir)? {
-        last_seq = last_seq.max(seq);
-        if seq <= manifest.wal_checkpoint {
-            // Its rows are in Parquet: the crash came between manifest and deletion.
-            std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
-            obsolete = true;
-            continue;
-        }
-        let replay = replay_segment(&path, |payload| {
-            let decoded = decode_batches(payload).map_err(|reason| StorageError::corrupt(&path, reason))?;
-            // The record's size is accounted to its first batch.
-            let mut bytes = payload.len() as u64;
-            for batch in decoded {
-                batches.push((batch, std::mem::take(&mut bytes)));
-            }
-            Ok(())
-        })?;
-        wal_bytes += replay.valid_bytes;
-        records += replay.records;
-    }
-    if obsolete {
-        fsync_dir(&wal_dir).ctx(|| format!("syncing {}", wal_dir.display()))?;
-    }
-    if files.is_empty() && records == 0 && orphans == 0 {
-        debug!(shard, "opened empty shard");
-    } else {
-        info!(
-            shard,
-            files = files.len(),
-            orphans,
-            wal_records = records,
-            wal_checkpoint = manifest.wal_checkpoint,
-            "opened shard"
-        );
-    }
-    Ok(Recovered { manifest, files, batches, next_seq: last_seq + 1, wal_bytes })
-}
-
-fn load_or_rebuild_index(shard: usize, parquet: &Path) -> Result<TraceIndex, StorageError> {
-    let sidecar = sidecar_path(parquet);
-    match TraceIndex::read(&sidecar) {
-        Ok(index) => Ok(index),
-        Err(e) => {
-            warn!(shard, file = %parquet.display(), error = %e, "trace index unreadable; rebuilding it");
-            let index = rebuild_index(parquet)?;
-            index.write(&sidecar)?;
-            if let Some(parent) = sidecar.parent() {
-                fsync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;
-            }
-            Ok(index)
-        }
-    }
-}
-
-/// Deletes files under `spans/` that the manifest does not reference
-/// (leftovers of a flush that crashed before its manifest update) and
-/// empty partition directories. Returns how many files were deleted.
-fn remove_orphans(
-    shard: usize,
-    shard_dir: &Path,
-    spans_dir: &Path,
-    listed: &HashSet<&str>,
-) -> Result<usize, StorageError> {
-    let mut removed = 0;
-    let mut dirs = Vec::new();
-    let mut pending = vec![spans_dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
-            let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
-            let path = entry.path();
-            if entry.file_type().ctx(|| format!("reading {}", path.display()))?.is_dir() {
-                pending.push(path.clone());
-                dirs.push(path);
-                continue;
-            }
-            let Some(relative) = path.strip_prefix(shard_dir).ok().and_then(|p| p.to_str()) else {
-                continue;
-            };
-            let orphan = if relative.ends_with(".tmp") {
-                true
-            } else if relative.ends_with(".parquet") {
-                !listed.contains(relative)
-            } else if let Some(stem) = relative.strip_suffix(".tidx") {
-                !listed.contains(format!("{stem}.parquet").as_str())
-            } else {
-                false
-            };
-            if orphan {
-                info!(shard, file = relative, "deleting a file of an unfinished flush");
-                std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
-                removed += 1;
-            }
-        }
-    }
-    // Deepest first, so emptied hour directories let their date directory go too.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    for dir in dirs {
-        // Fails, harmlessly, for directories that still hold files.
-        let _ = std::fs::remove_dir(&dir);
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shard_dir_names() {
-        assert_eq!(shard_dir_name(7), "shard-0007");
-        assert_eq!(parse_shard_dir_name("shard-0007"), Some(7));
-        assert_eq!(parse_shard_dir_name("shard-7"), None);
-        assert_eq!(parse_shard_dir_name("other"), None);
-    }
 
     #[test]
     fn unix_nanos_handles_both_sides_of_the_epoch() {

@@ -2,7 +2,7 @@
 //!
 //! A record is `len: u32 LE | crc32: u32 LE | payload`, where the CRC covers
 //! the length bytes and the payload, and the payload is one Arrow IPC stream
-//! holding one span batch. Segments are `wal/<seq:020>.wal`; sequence numbers
+//! holding one batch of the signal's rows. Segments are `wal/<seq:020>.wal`; sequence numbers
 //! only grow, so "every segment up to N" (the manifest's checkpoint) names
 //! exactly the segments whose data is already in Parquet. A crash can leave
 //! a torn record at the end of the newest segment; replay stops there and
@@ -13,9 +13,9 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use skein_model::span_schema;
 use tracing::warn;
 
 use crate::error::{IoContext, StorageError};
@@ -76,13 +76,33 @@ pub(crate) fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>, StorageError>
     Ok(writer.into_inner()?)
 }
 
-/// Deserializes a record payload back into the batches it holds.
-pub(crate) fn decode_batches(payload: &[u8]) -> Result<Vec<RecordBatch>, String> {
+/// Deserializes a record payload back into the batches it holds, which
+/// must have the fields of `schema`.
+pub(crate) fn decode_batches(payload: &[u8], schema: &Schema) -> Result<Vec<RecordBatch>, String> {
     let reader = StreamReader::try_new(payload, None).map_err(|e| format!("undecodable record: {e}"))?;
-    if reader.schema().fields() != span_schema().fields() {
-        return Err("record does not hold span-schema data (written by an incompatible version?)".into());
+    if reader.schema().fields() != schema.fields() {
+        return Err("record does not hold data of this signal's schema (written by an incompatible version?)".into());
     }
     reader.collect::<Result<Vec<_>, _>>().map_err(|e| format!("undecodable record: {e}"))
+}
+
+/// Deletes WAL segments up to `checkpoint`; returns the bytes freed.
+pub(crate) fn delete_segments_up_to(wal_dir: &Path, checkpoint: u64) -> Result<u64, StorageError> {
+    let mut freed = 0;
+    let mut deleted = false;
+    for (seq, path) in list_segments(wal_dir)? {
+        if seq > checkpoint {
+            break;
+        }
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        std::fs::remove_file(&path).ctx(|| format!("deleting {}", path.display()))?;
+        freed += len;
+        deleted = true;
+    }
+    if deleted {
+        fsync_dir(wal_dir).ctx(|| format!("syncing {}", wal_dir.display()))?;
+    }
+    Ok(freed)
 }
 
 /// What replaying one segment found.

@@ -1,4 +1,4 @@
-//! The per-shard WAL writer thread: group commit.
+//! The WAL writer thread of one signal of a shard: group commit.
 //!
 //! Writers enqueue `Append` commands on a bounded channel (full means
 //! overloaded). The thread takes every pending append, writes them all to
@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
 use crate::buffer::ShardBuffer;
-use crate::metrics::{Metrics, gauge_value};
+use crate::metrics::{SignalMetrics, gauge_value};
 use crate::wal::{Segment, encode_frame, frame_len};
 
 /// At most this many bytes are written per group commit; the rest of the
@@ -53,17 +53,19 @@ pub(crate) struct WalWriter {
     /// segments below it.
     next_seq: u64,
     buffer: Arc<ShardBuffer>,
-    metrics: Metrics,
+    metrics: SignalMetrics,
 }
 
 impl WalWriter {
-    pub fn new(shard: usize, wal_dir: PathBuf, next_seq: u64, buffer: Arc<ShardBuffer>, metrics: Metrics) -> Self {
-        Self { shard, wal_dir, segment: None, next_seq, buffer, metrics }
+    pub fn new(wal_dir: PathBuf, next_seq: u64, buffer: Arc<ShardBuffer>, metrics: SignalMetrics) -> Self {
+        Self { shard: buffer.shard, wal_dir, segment: None, next_seq, buffer, metrics }
     }
 
     /// Starts the writer thread; it runs until `Close` or until every sender is dropped.
     pub fn spawn(self, rx: mpsc::Receiver<Command>) -> std::io::Result<std::thread::JoinHandle<()>> {
-        std::thread::Builder::new().name(format!("skein-wal-{}", self.shard)).spawn(move || self.run(rx))
+        // Linux keeps 15 bytes of a thread name: "wal-metrics-12".
+        let name = format!("wal-{}-{}", self.buffer.signal, self.shard);
+        std::thread::Builder::new().name(name).spawn(move || self.run(rx))
     }
 
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -116,7 +118,7 @@ impl WalWriter {
     /// Writes a group of records with one fsync, publishes them to the
     /// buffer, then acknowledges them.
     fn commit(&mut self, group: Vec<AppendRequest>, bytes: usize) {
-        let shard = self.shard;
+        let (shard, signal) = (self.shard, self.buffer.signal);
         let segment = match self.current_segment() {
             Ok(segment) => segment,
             Err(reason) => return fail_all(group, &reason),
@@ -126,12 +128,12 @@ impl WalWriter {
             encode_frame(&append.payload, &mut frames);
         }
         if let Err(e) = segment.append_durably(&frames) {
-            error!(shard, segment = %segment.path.display(), error = %e, "wal write failed");
+            error!(shard, %signal, segment = %segment.path.display(), error = %e, "wal write failed");
             // Cut the partial write off so replay never sees records that were
             // refused, then start a fresh segment for the next group: after a
             // failed fsync the current file cannot be trusted.
             if let Err(e) = segment.truncate_to_len() {
-                warn!(shard, segment = %segment.path.display(), error = %e, "could not truncate wal segment after a failed write");
+                warn!(shard, %signal, segment = %segment.path.display(), error = %e, "could not truncate wal segment after a failed write");
             }
             self.segment = None;
             return fail_all(group, &format!("write-ahead log write failed: {e}"));
@@ -152,7 +154,7 @@ impl WalWriter {
     fn current_segment(&mut self) -> Result<&mut Segment, String> {
         if self.segment.is_none() {
             let segment = Segment::create(&self.wal_dir, self.next_seq).map_err(|e| {
-                error!(shard = self.shard, seq = self.next_seq, error = %e, "could not create wal segment");
+                error!(shard = self.shard, signal = %self.buffer.signal, seq = self.next_seq, error = %e, "could not create wal segment");
                 format!("could not create write-ahead log segment: {e}")
             })?;
             self.next_seq += 1;

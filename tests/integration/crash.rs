@@ -1,5 +1,5 @@
-//! Crash safety with the real binary: acknowledged spans survive SIGKILL
-//! exactly once, and SIGTERM flushes everything to Parquet.
+//! Crash safety with the real binary: acknowledged spans and metric points
+//! survive SIGKILL exactly once, and SIGTERM flushes everything to Parquet.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,6 +31,27 @@ fn request(trace: u32, spans: u32) -> Value {
     }]})
 }
 
+/// An export request with `points` gauge points of distinct series, all at
+/// a time no other request of this test uses.
+fn metrics_request(round: u32, points: u32) -> Value {
+    let time = (1_731_000_000_000_000_000_u64 + u64::from(round) * 1_000_000).to_string();
+    let points: Vec<Value> = (0..points)
+        .map(|p| {
+            json!({
+                "timeUnixNano": time,
+                "asDouble": f64::from(round) + f64::from(p) / 100.0,
+                "attributes": [{"key": "core", "value": {"intValue": p.to_string()}}]
+            })
+        })
+        .collect();
+    json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "crash-test"}}]},
+        "scopeMetrics": [{"scope": {"name": "t"}, "metrics": [
+            {"name": "cpu.load", "unit": "1", "gauge": {"dataPoints": points}}
+        ]}]
+    }]})
+}
+
 async fn count(query_url: &str, sql: &str) -> i64 {
     let body: Value = reqwest::Client::new()
         .post(format!("{query_url}/api/v1/sql"))
@@ -44,11 +65,29 @@ async fn count(query_url: &str, sql: &str) -> i64 {
     body["rows"][0][0].as_i64().unwrap_or_else(|| panic!("{sql}: {body}"))
 }
 
-async fn assert_exactly(process: &SkeinProcess, acked_spans: i64) {
+#[derive(Debug, Default, Clone, Copy)]
+struct Acked {
+    spans: i64,
+    points: i64,
+}
+
+async fn assert_exactly(process: &SkeinProcess, acked: Acked) {
     let total = count(&process.query, "SELECT count(*) FROM spans").await;
     let distinct = count(&process.query, "SELECT count(DISTINCT span_id) FROM spans").await;
     assert_eq!(distinct, total, "no span may be stored twice");
-    assert!(total >= acked_spans, "{total} spans stored but {acked_spans} were acknowledged");
+    assert!(total >= acked.spans, "{total} spans stored but {} were acknowledged", acked.spans);
+    let points = count(&process.query, "SELECT count(*) FROM metrics").await;
+    let distinct =
+        count(&process.query, "SELECT count(*) FROM (SELECT DISTINCT series_id, time FROM metrics) AS d").await;
+    assert_eq!(distinct, points, "no metric point may be stored twice");
+    assert!(points >= acked.points, "{points} points stored but {} were acknowledged", acked.points);
+}
+
+async fn totals(process: &SkeinProcess) -> (i64, i64) {
+    (
+        count(&process.query, "SELECT count(*) FROM spans").await,
+        count(&process.query, "SELECT count(*) FROM metrics").await,
+    )
 }
 
 fn parquet_files(dir: &Path) -> usize {
@@ -65,7 +104,7 @@ fn parquet_files(dir: &Path) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_spans_survive_sigkill_exactly_once() {
+async fn acknowledged_spans_and_points_survive_sigkill_exactly_once() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
     let process = SkeinProcess::start(&data);
@@ -73,7 +112,7 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
 
     // A writer keeps sending while the process is killed; only what was
     // acknowledged before the kill is promised.
-    let acked = Arc::new(std::sync::Mutex::new(0_i64));
+    let acked = Arc::new(std::sync::Mutex::new(Acked::default()));
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (acked, stop, url, client) = (acked.clone(), stop.clone(), process.otlp_http.clone(), client.clone());
@@ -88,14 +127,24 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
                     .send()
                     .await;
                 match sent {
-                    Ok(r) if r.status() == 200 => *acked.lock().expect("lock") += 10,
+                    Ok(r) if r.status() == 200 => acked.lock().expect("lock").spans += 10,
+                    _ => break,
+                }
+                let sent = client
+                    .post(format!("{url}/v1/metrics"))
+                    .header("content-type", "application/json")
+                    .body(metrics_request(trace, 10).to_string())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => acked.lock().expect("lock").points += 10,
                     _ => break,
                 }
             }
         })
     };
     // Kill once a good number of batches are acknowledged.
-    while *acked.lock().expect("lock") < 500 {
+    while acked.lock().expect("lock").points < 500 {
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -108,13 +157,22 @@ async fn acknowledged_spans_survive_sigkill_exactly_once() {
     // Restart: the WAL is replayed.
     let process = SkeinProcess::start(&data);
     assert_exactly(&process, acked).await;
-    let after_replay = count(&process.query, "SELECT count(*) FROM spans").await;
+    let after_replay = totals(&process).await;
 
     // SIGTERM flushes to Parquet; the next start must not replay it again.
     process.terminate();
-    assert!(parquet_files(&data) > 0, "shutdown flushed the buffers to Parquet");
+    for signal in ["spans", "metrics"] {
+        let files: usize = std::fs::read_dir(&data)
+            .expect("data dir")
+            .flatten()
+            .map(|shard| shard.path().join(signal))
+            .filter(|dir| dir.is_dir())
+            .map(|dir| parquet_files(&dir))
+            .sum();
+        assert!(files > 0, "shutdown flushed the {signal} buffers to Parquet");
+    }
     let process = SkeinProcess::start(&data);
     assert_exactly(&process, acked).await;
-    assert_eq!(count(&process.query, "SELECT count(*) FROM spans").await, after_replay);
+    assert_eq!(totals(&process).await, after_replay);
     process.terminate();
 }

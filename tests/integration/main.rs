@@ -6,6 +6,7 @@ mod bad_input;
 mod bench;
 mod crash;
 mod otlp_json;
+mod python_metrics;
 mod python_sdk;
 mod query_api;
 mod rust_sdk;

@@ -21,13 +21,13 @@ async fn acknowledged_rows_survive_a_crash_via_wal_replay() {
         write(&storage, b.clone()).await;
     }
     crash(storage).await;
-    assert_eq!(files_with_suffix(&shard_dir(dir.path()), ".wal").len(), 1);
+    assert_eq!(files_with_suffix(&spans_dir(dir.path()), ".wal").len(), 1);
 
     let storage = open(quiet_config(dir.path())).await;
     assert_eq!(all_records(&storage).await, expected(&batches));
     // The replayed rows flush like any others, and the WAL is then empty.
     storage.flush_all().await.expect("flushes");
-    assert_eq!(files_with_suffix(&shard_dir(dir.path()), ".wal").len(), 0);
+    assert_eq!(files_with_suffix(&spans_dir(dir.path()), ".wal").len(), 0);
     assert_eq!(all_records(&storage).await, expected(&batches));
     storage.close().await.expect("closes");
 
@@ -43,9 +43,9 @@ async fn crash_after_parquet_rename_before_manifest_keeps_rows_once() {
     for b in &batches {
         write(&storage, b.clone()).await;
     }
-    *storage.shards[0].fail_point.lock() = Some(FailPoint::AfterParquet);
+    *span_shard(&storage).fail_point.lock() = Some(FailPoint::AfterParquet);
     storage.flush_all().await.expect_err("simulated crash");
-    let spans = shard_dir(dir.path()).join("spans");
+    let spans = spans_dir(dir.path());
     assert_eq!(files_with_suffix(&spans, ".parquet").len(), 2, "both hour files were renamed into place");
     assert_eq!(files_with_suffix(&spans, ".tidx").len(), 2);
     crash(storage).await;
@@ -53,7 +53,7 @@ async fn crash_after_parquet_rename_before_manifest_keeps_rows_once() {
     let storage = open(quiet_config(dir.path())).await;
     assert_eq!(files_with_suffix(&spans, ".parquet").len(), 0, "orphans deleted");
     assert_eq!(files_with_suffix(&spans, ".tidx").len(), 0, "orphan sidecars deleted");
-    assert_eq!(storage.shard_table(0).expect("shard").file_count(), 0);
+    assert_eq!(span_table(&storage).file_count(), 0);
     assert_eq!(all_records(&storage).await, expected(&batches), "rows come back from the WAL, once");
     storage.flush_all().await.expect("flushes");
     assert_eq!(all_records(&storage).await, expected(&batches));
@@ -68,15 +68,15 @@ async fn crash_after_manifest_before_segment_deletion_keeps_rows_once() {
     for b in &batches {
         write(&storage, b.clone()).await;
     }
-    *storage.shards[0].fail_point.lock() = Some(FailPoint::AfterManifest);
+    *span_shard(&storage).fail_point.lock() = Some(FailPoint::AfterManifest);
     storage.flush_all().await.expect_err("simulated crash");
-    let wal = shard_dir(dir.path()).join("wal");
+    let wal = spans_dir(dir.path()).join("wal");
     assert_eq!(files_with_suffix(&wal, ".wal").len(), 1, "segment still there");
     crash(storage).await;
 
     let storage = open(quiet_config(dir.path())).await;
     assert_eq!(files_with_suffix(&wal, ".wal").len(), 0, "segment covered by the checkpoint deleted");
-    assert_eq!(storage.shard_table(0).expect("shard").file_count(), 1);
+    assert_eq!(span_table(&storage).file_count(), 1);
     assert_eq!(all_records(&storage).await, expected(&batches), "rows come from Parquet only, once");
 }
 
@@ -89,7 +89,7 @@ async fn writes_after_a_flush_go_to_a_new_segment_and_survive() {
     write(&storage, first.clone()).await;
     storage.flush_all().await.expect("flushes");
     write(&storage, second.clone()).await;
-    let wal = shard_dir(dir.path()).join("wal");
+    let wal = spans_dir(dir.path()).join("wal");
     let segments = files_with_suffix(&wal, ".wal");
     assert_eq!(segments.len(), 1);
     assert!(segments[0].ends_with("00000000000000000002.wal"), "{segments:?}");
@@ -108,7 +108,7 @@ async fn torn_wal_tail_is_truncated_on_open() {
         write(&storage, b.clone()).await;
     }
     crash(storage).await;
-    let segment = files_with_suffix(&shard_dir(dir.path()).join("wal"), ".wal").remove(0);
+    let segment = files_with_suffix(&spans_dir(dir.path()).join("wal"), ".wal").remove(0);
     let good_len = std::fs::metadata(&segment).expect("stat").len();
     // A record whose header promises more bytes than were written before the crash.
     let mut file = OpenOptions::new().append(true).open(&segment).expect("opens");
@@ -134,8 +134,8 @@ async fn close_flushes_everything_and_is_idempotent() {
     write(&storage, batch.clone()).await;
     storage.close().await.expect("closes");
     storage.close().await.expect("closes again");
-    assert_eq!(files_with_suffix(&shard_dir(dir.path()).join("wal"), ".wal").len(), 0);
-    assert_eq!(storage.shard_table(0).expect("shard").file_count(), 1);
+    assert_eq!(files_with_suffix(&spans_dir(dir.path()).join("wal"), ".wal").len(), 0);
+    assert_eq!(span_table(&storage).file_count(), 1);
     // Still readable after close.
     assert_eq!(all_records(&storage).await, expected(std::slice::from_ref(&batch)));
     let err = storage.write_spans(0, batch.clone()).await.expect_err("closed");
@@ -156,14 +156,14 @@ async fn lost_trace_index_is_rebuilt_on_open() {
     }
     storage.close().await.expect("closes");
     drop(storage);
-    let sidecars = files_with_suffix(&shard_dir(dir.path()), ".tidx");
+    let sidecars = files_with_suffix(&spans_dir(dir.path()), ".tidx");
     assert_eq!(sidecars.len(), 3);
     std::fs::remove_file(&sidecars[0]).expect("removes");
     std::fs::write(&sidecars[1], b"garbage").expect("damages");
 
     let storage = open(quiet_config(dir.path())).await;
-    assert_eq!(files_with_suffix(&shard_dir(dir.path()), ".tidx").len(), 3);
-    let table = storage.shard_table(0).expect("shard");
+    assert_eq!(files_with_suffix(&spans_dir(dir.path()), ".tidx").len(), 3);
+    let table = span_table(&storage);
     for n in 1..=3 {
         assert_eq!(table.files_for_trace(&trace_hex(n)), 1);
     }
@@ -198,12 +198,12 @@ async fn concurrent_writes_during_background_flushes_survive_a_crash_exactly_onc
     let expected_rows = expected(&written);
     assert_eq!(expected_rows.len(), 400);
     assert_eq!(all_records(&storage).await, expected_rows);
-    tokio::time::timeout(Duration::from_secs(60), storage.wait_for_flushes(0, 1))
+    tokio::time::timeout(Duration::from_secs(60), storage.wait_for_flushes(Signal::Spans, 0, 1))
         .await
         .expect("a background flush ran")
         .expect("waits");
     crash(storage).await;
-    assert!(!files_with_suffix(&shard_dir(dir.path()), ".parquet").is_empty());
+    assert!(!files_with_suffix(&spans_dir(dir.path()), ".parquet").is_empty());
 
     let storage = open(quiet_config(dir.path())).await;
     assert_eq!(all_records(&storage).await, expected_rows, "every acknowledged row, once");
@@ -211,7 +211,7 @@ async fn concurrent_writes_during_background_flushes_survive_a_crash_exactly_onc
     drop(storage);
     let storage = open(quiet_config(dir.path())).await;
     assert_eq!(all_records(&storage).await, expected_rows);
-    assert_eq!(files_with_suffix(&shard_dir(dir.path()).join("wal"), ".wal").len(), 0);
+    assert_eq!(files_with_suffix(&spans_dir(dir.path()).join("wal"), ".wal").len(), 0);
 }
 
 #[tokio::test]
@@ -222,11 +222,11 @@ async fn failed_manifest_update_discards_the_new_files_and_retries_cleanly() {
     write(&storage, batch.clone()).await;
     // A directory where the temporary manifest goes makes the update fail
     // before the rename: the old manifest stays in force.
-    let blocker = shard_dir(dir.path()).join("manifest.json.tmp");
+    let blocker = spans_dir(dir.path()).join("manifest.json.tmp");
     std::fs::create_dir_all(blocker.join("x")).expect("creates");
     let err = storage.flush_all().await.expect_err("manifest update fails");
     assert!(err.to_string().contains("manifest.json"), "{err}");
-    let spans = shard_dir(dir.path()).join("spans");
+    let spans = spans_dir(dir.path());
     assert!(files_with_suffix(&spans, ".parquet").is_empty(), "unlisted files removed");
     assert!(files_with_suffix(&spans, ".tidx").is_empty());
     assert_eq!(all_records(&storage).await, expected(std::slice::from_ref(&batch)), "rows still buffered");

@@ -3,6 +3,9 @@
 
 mod durability;
 mod limits;
+mod metric_data;
+mod metric_query;
+mod metrics;
 mod query;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +27,8 @@ use prometheus_client::registry::Registry;
 use skein_model::{ConvertLimits, ShardWriter, SpanRecord, records_from_batch, spans_to_arrow};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Storage, StorageConfig};
+use crate::shard::Shard;
+use crate::{ShardTable, Signal, Storage, StorageConfig};
 
 /// 2023-11-14T22:13:20Z
 pub(crate) const BASE_NS: u64 = 1_700_000_000_000_000_000;
@@ -120,7 +124,7 @@ pub(crate) async fn crash(storage: Arc<Storage>) {
     // Waits for a background flush in progress, which a real crash would
     // cut short at some point; the fail-point tests cover those points.
     storage.stop_background_tasks().await;
-    for shard in &storage.shards {
+    for shard in storage.all_shards() {
         shard.stop_writer().await.expect("writer stops");
     }
     drop(storage);
@@ -140,7 +144,12 @@ pub(crate) fn context(storage: &Storage) -> SessionContext {
 
 /// Distinct Parquet files the physical plan of `sql` will open.
 pub(crate) async fn planned_files(storage: &Storage, sql: &str) -> usize {
-    let plan = context(storage).sql(sql).await.expect("plans").create_physical_plan().await.expect("physical plan");
+    planned_files_in(&context(storage), sql).await
+}
+
+/// Distinct Parquet files the physical plan of `sql` in `ctx` will open.
+pub(crate) async fn planned_files_in(ctx: &SessionContext, sql: &str) -> usize {
+    let plan = ctx.sql(sql).await.expect("plans").create_physical_plan().await.expect("physical plan");
     let mut files = std::collections::HashSet::new();
     collect_files(&plan, &mut files);
     files.len()
@@ -189,6 +198,20 @@ pub(crate) fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     found
 }
 
-pub(crate) fn shard_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("shard-0000")
+/// Shard 0's span directory.
+pub(crate) fn spans_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("shard-0000/spans")
+}
+
+/// Shard 0's metrics directory.
+pub(crate) fn metrics_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("shard-0000/metrics")
+}
+
+pub(crate) fn span_shard(storage: &Storage) -> &Arc<Shard> {
+    storage.shard(Signal::Spans, 0).expect("shard 0")
+}
+
+pub(crate) fn span_table(storage: &Storage) -> Arc<ShardTable> {
+    storage.shard_table(Signal::Spans, 0).expect("shard 0")
 }

@@ -27,7 +27,7 @@ async fn rows_are_visible_before_and_after_flush() {
     assert_eq!(records(&buffered), inserted);
 
     storage.flush_all().await.expect("flushes");
-    let table = storage.shard_table(0).expect("shard");
+    let table = span_table(&storage);
     assert_eq!(table.file_count(), 1);
     let flushed = query(&storage, "SELECT * FROM spans").await;
     // Files come back in exactly the span schema (Utf8, not Utf8View).
@@ -58,7 +58,7 @@ async fn flush_writes_time_partitioned_sorted_parquet() {
     write(&storage, batch_of(spans)).await;
     storage.flush_all().await.expect("flushes");
 
-    let spans_dir = shard_dir(dir.path()).join("spans");
+    let spans_dir = spans_dir(dir.path());
     let files = files_with_suffix(&spans_dir, ".parquet");
     assert_eq!(files.len(), 2, "{files:?}");
     assert!(files[0].parent().expect("dir").ends_with("date=2023-11-14/hour=22"), "{files:?}");
@@ -112,7 +112,7 @@ async fn trace_lookup_opens_one_file_out_of_many() {
         storage.flush_all().await.expect("flushes");
         written.push(batch);
     }
-    let table = storage.shard_table(0).expect("shard");
+    let table = span_table(&storage);
     assert_eq!(table.file_count(), 6);
     assert_eq!(table.files_for_trace(&trace_hex(3)), 1);
     assert_eq!(table.files_for_trace(&trace_hex(42)), 0);
@@ -145,7 +145,7 @@ async fn time_filters_prune_files_by_manifest_ranges() {
         write(&storage, batch_of(trace_spans(h as u32, 2, BASE_NS + h * HOUR_NS))).await;
     }
     storage.flush_all().await.expect("flushes");
-    assert_eq!(storage.shard_table(0).expect("shard").file_count(), 3);
+    assert_eq!(span_table(&storage).file_count(), 3);
 
     // 2023-11-14T23:00:00Z is the start of the second file's hour.
     let later = "SELECT span_id FROM spans WHERE start_time >= TIMESTAMP '2023-11-14T23:00:00Z'";
@@ -191,7 +191,7 @@ async fn shards_are_separate_tables() {
     let rows = ctx.sql("SELECT * FROM s1").await.expect("plans").collect().await.expect("runs");
     assert_eq!(row_count(&rows), 2);
     storage.close().await.expect("closes");
-    assert!(dir.path().join("shard-0001/manifest.json").is_file());
+    assert!(dir.path().join("shard-0001/spans/manifest.json").is_file());
     let null_parent = rows[0].column_by_name("parent_span_id").expect("column");
     assert_eq!(null_parent.null_count(), 1);
 }

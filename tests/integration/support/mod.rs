@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::ipc::reader::StreamReader;
 use serde_json::Value;
 use skein::{Addresses, AllInOne, SkeinConfig};
 use skein_storage::Storage;
@@ -128,6 +130,23 @@ impl TestNode {
             .expect("request sent");
         let status = response.status().as_u16();
         (status, response.json().await.expect("json body"))
+    }
+
+    /// Runs SQL and returns the result as Arrow record batches (the exact
+    /// stored types, for lossless comparisons).
+    pub async fn sql_arrow(&self, sql: &str) -> Vec<RecordBatch> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/sql?format=arrow", self.query()))
+            .json(&serde_json::json!({ "sql": sql }))
+            .send()
+            .await
+            .expect("request sent");
+        let status = response.status().as_u16();
+        let body = response.bytes().await.expect("body");
+        assert_eq!(status, 200, "sql {sql:?} failed: {}", String::from_utf8_lossy(&body));
+        let reader = StreamReader::try_new(std::io::Cursor::new(body), None).expect("arrow ipc stream");
+        reader.collect::<Result<Vec<_>, _>>().expect("arrow batches")
     }
 
     /// A single number from `SELECT count(*) ...`-style SQL.

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use prost::Message;
+
 use super::workspace_root;
 
 pub fn python() -> PathBuf {
@@ -57,4 +60,34 @@ pub fn send_traces(endpoint: &str, protocol: &str, service: &str, traces: usize)
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("script prints JSON spans")
+}
+
+/// Runs tests/python/send_metrics.py and returns every export request the
+/// SDK sent, decoded from the SDK's own OTLP encoding.
+pub fn send_metrics(
+    endpoint: &str,
+    protocol: &str,
+    temporality: &str,
+    service: &str,
+) -> Vec<ExportMetricsServiceRequest> {
+    let script = workspace_root().join("tests/python/send_metrics.py");
+    let output = Command::new(python())
+        .arg(script)
+        .args(["--endpoint", endpoint, "--protocol", protocol, "--temporality", temporality, "--service", service])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "send_metrics.py failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bodies: Vec<String> = serde_json::from_slice(&output.stdout).expect("script prints a JSON list");
+    bodies
+        .iter()
+        .map(|hex| {
+            let bytes = const_hex::decode(hex).expect("hex protobuf");
+            ExportMetricsServiceRequest::decode(bytes.as_slice()).expect("SDK request decodes")
+        })
+        .collect()
 }

@@ -1,0 +1,126 @@
+//! Typed column access shared by the span and metric decoders. Strings are
+//! accepted as Utf8, Utf8View, LargeUtf8 or dictionaries (as Parquet readers
+//! may hand them back) and cast to Utf8.
+
+use datafusion::arrow::array::{
+    Array, AsArray, BooleanArray, ListArray, MapArray, PrimitiveArray, RecordBatch, StringArray, StructArray,
+    TimestampNanosecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+
+use crate::ModelError;
+use crate::attributes::{code, decode_value};
+
+pub(crate) fn column<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a dyn Array, ModelError> {
+    batch.column_by_name(name).map(|c| c.as_ref()).ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn strings(batch: &RecordBatch, name: &'static str) -> Result<StringArray, ModelError> {
+    let c = column(batch, name)?;
+    match c.data_type() {
+        DataType::Utf8 => Ok(c.as_string::<i32>().clone()),
+        DataType::Utf8View | DataType::LargeUtf8 | DataType::Dictionary(_, _) => {
+            Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+        }
+        _ => Err(ModelError::Column(name)),
+    }
+}
+
+pub(crate) fn u32s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
+    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn times<'a>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a TimestampNanosecondArray, ModelError> {
+    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn maps<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a MapArray, ModelError> {
+    column(batch, name)?.as_map_opt().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn lists<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a ListArray, ModelError> {
+    column(batch, name)?.as_list_opt::<i32>().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn hex_bytes(text: &str) -> Result<Vec<u8>, ModelError> {
+    const_hex::decode(text).map_err(|_| ModelError::Corrupt(format!("{text:?} is not hex")))
+}
+
+/// Decodes row `row` of an attribute map plus its type string.
+pub(crate) fn key_values(map: &MapArray, types: &StringArray, row: usize) -> Result<Vec<KeyValue>, ModelError> {
+    let entries = map.value(row);
+    let keys = entries.column(0).as_string::<i32>();
+    let values = entries.column(1).as_string::<i32>();
+    let codes: Vec<char> = if types.is_null(row) { Vec::new() } else { types.value(row).chars().collect() };
+    (0..entries.len())
+        .map(|i| {
+            let ty = codes.get(i).copied().unwrap_or(code::STRING);
+            let text = if values.is_null(i) { "" } else { values.value(i) };
+            // `key_strindex` is profiles-only and never stored for spans.
+            Ok(KeyValue { key: keys.value(i).to_owned(), value: Some(decode_value(text, ty)?), key_strindex: 0 })
+        })
+        .collect()
+}
+
+pub(crate) fn struct_strings(s: &StructArray, name: &'static str) -> Result<StringArray, ModelError> {
+    let c = s.column_by_name(name).ok_or(ModelError::Column(name))?;
+    Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+pub(crate) fn struct_u32<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
+    s.column_by_name(name).and_then(|c| c.as_primitive_opt()).ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn struct_map<'a>(s: &'a StructArray, name: &'static str) -> Result<&'a MapArray, ModelError> {
+    s.column_by_name(name).and_then(|c| c.as_map_opt()).ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn prims<'a, T: ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &'static str,
+) -> Result<&'a PrimitiveArray<T>, ModelError> {
+    column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn bools<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a BooleanArray, ModelError> {
+    column(batch, name)?.as_boolean_opt().ok_or(ModelError::Column(name))
+}
+
+pub(crate) fn struct_prims<'a, T: ArrowPrimitiveType>(
+    s: &'a StructArray,
+    name: &'static str,
+) -> Result<&'a PrimitiveArray<T>, ModelError> {
+    s.column_by_name(name).and_then(|c| c.as_primitive_opt()).ok_or(ModelError::Column(name))
+}
+
+/// The value at `row`, `None` when null.
+pub(crate) fn opt<T: ArrowPrimitiveType>(array: &PrimitiveArray<T>, row: usize) -> Option<T::Native> {
+    array.is_valid(row).then(|| array.value(row))
+}
+
+/// Whether rows `a` and `b` of a string column are equal (nulls equal nulls).
+pub(crate) fn str_eq(array: &StringArray, a: usize, b: usize) -> bool {
+    match (array.is_valid(a), array.is_valid(b)) {
+        (true, true) => array.value(a) == array.value(b),
+        (va, vb) => va == vb,
+    }
+}
+
+/// Whether rows `a` and `b` of an attribute map column hold the same entries
+/// in the same order.
+pub(crate) fn map_eq(map: &MapArray, a: usize, b: usize) -> Result<bool, ModelError> {
+    let keys = map.keys().as_string_opt::<i32>().ok_or(ModelError::Column("map keys"))?;
+    let values = map.values().as_string_opt::<i32>().ok_or(ModelError::Column("map values"))?;
+    let offsets = map.value_offsets();
+    let (sa, ea) = (offsets[a] as usize, offsets[a + 1] as usize);
+    let (sb, eb) = (offsets[b] as usize, offsets[b + 1] as usize);
+    if ea - sa != eb - sb || map.is_valid(a) != map.is_valid(b) {
+        return Ok(false);
+    }
+    Ok((0..ea - sa).all(|i| keys.value(sa + i) == keys.value(sb + i) && str_eq(values, sa + i, sb + i)))
+}

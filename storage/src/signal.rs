@@ -1,0 +1,108 @@
+//! The signals storage holds (spans, metric data points) and what the shared
+//! WAL / buffer / flush / manifest machinery needs to know about each: its
+//! schema, directory, partition time column, sort order, bloom-filtered
+//! columns, manifest time ranges and whether files get a trace-ID index.
+
+use std::sync::OnceLock;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use skein_model::metrics::schema::{BLOOM_FILTER_COLUMNS, PARTITION_TIME_COLUMN, SORT_COLUMNS};
+use skein_model::metrics::{col as metric_col, metric_schema};
+use skein_model::schema::col as span_col;
+use skein_model::span_schema;
+
+/// A kind of telemetry data with its own tables, WALs and files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signal {
+    Spans,
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Metrics];
+
+    /// The signal's directory in a shard, and its `signal` metrics label.
+    pub fn name(self) -> &'static str {
+        self.spec().dir
+    }
+
+    /// The Arrow schema of the signal's rows and tables.
+    pub fn schema(self) -> SchemaRef {
+        self.spec().schema.clone()
+    }
+
+    pub(crate) fn spec(self) -> &'static SignalSpec {
+        static SPANS: OnceLock<SignalSpec> = OnceLock::new();
+        static METRICS: OnceLock<SignalSpec> = OnceLock::new();
+        match self {
+            Signal::Spans => SPANS.get_or_init(|| SignalSpec {
+                signal: self,
+                dir: "spans",
+                schema: span_schema(),
+                partition_column: span_col::START_TIME,
+                sort_columns: &[span_col::TRACE_ID, span_col::START_TIME],
+                bloom_columns: &[span_col::TRACE_ID, span_col::SERVICE_NAME, span_col::NAME],
+                range_columns: &[span_col::START_TIME, span_col::END_TIME],
+                trace_index_column: Some(span_col::TRACE_ID),
+            }),
+            Signal::Metrics => METRICS.get_or_init(|| SignalSpec {
+                signal: self,
+                dir: "metrics",
+                schema: metric_schema(),
+                partition_column: PARTITION_TIME_COLUMN,
+                sort_columns: &SORT_COLUMNS,
+                bloom_columns: &BLOOM_FILTER_COLUMNS,
+                range_columns: &[metric_col::TIME, metric_col::START_TIME],
+                trace_index_column: None,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How one signal is stored.
+#[derive(Debug)]
+pub(crate) struct SignalSpec {
+    pub signal: Signal,
+    /// Directory under `shard-NNNN/` holding the signal's manifest, WAL and files.
+    pub dir: &'static str,
+    pub schema: SchemaRef,
+    /// Non-null nanosecond timestamp column whose hour partitions the files.
+    pub partition_column: &'static str,
+    /// Row order within a file (after the hour): what the common queries
+    /// select on first, so row-group statistics on it are tight.
+    pub sort_columns: &'static [&'static str],
+    pub bloom_columns: &'static [&'static str],
+    /// Nanosecond timestamp columns whose per-file min/max the manifest keeps
+    /// so scans skip files outside a filter's time range.
+    pub range_columns: &'static [&'static str],
+    /// Utf8 trace-ID column indexed per file in a `.tidx` sidecar, if any.
+    pub trace_index_column: Option<&'static str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_columns_of_their_schema() {
+        for signal in Signal::ALL {
+            let spec = signal.spec();
+            assert_eq!(spec.signal, signal);
+            let schema = signal.schema();
+            let columns = spec.sort_columns.iter().chain(spec.bloom_columns).chain(spec.range_columns);
+            for column in columns.chain([&spec.partition_column]).chain(spec.trace_index_column.as_ref()) {
+                assert!(schema.index_of(column).is_ok(), "{signal}: no column {column}");
+            }
+            let partition = schema.field_with_name(spec.partition_column).expect("partition column");
+            assert!(!partition.is_nullable(), "{signal}: the partition column must not be nullable");
+        }
+        assert_eq!(Signal::Spans.to_string(), "spans");
+        assert_eq!(Signal::Metrics.name(), "metrics");
+    }
+}
