@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 use skein::{AllInOne, ConfigFlags, SkeinConfig, init_logging};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc returns freed Arrow buffers to the OS promptly and allocates
+/// faster than glibc under many threads (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "skein", version, about = "Skein: a distributed tracing and metrics backend")]
 struct Cli {

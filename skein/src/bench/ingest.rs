@@ -1,7 +1,7 @@
-//! `skein bench ingest`: the OTLP load generator.
+//! `skein bench ingest`: the OTLP load generator, for traces or metrics.
 //!
 //! Before the clock starts it connects every worker and pre-encodes a pool
-//! of requests. Then `--connections` workers each keep one export in flight
+//! of requests of the chosen `--signal`. Then `--connections` workers each keep one export in flight
 //! until `--duration` has passed: paced evenly at `--rate` (worker `i` of
 //! `n` is offset by `i/n` of a period) or back to back with `max`. Each
 //! worker keeps its own histogram and counters; they are merged at the end.
@@ -15,15 +15,18 @@ use anyhow::Context;
 use tokio::task::JoinSet;
 
 use super::ids::{MAX_LOCAL, mix};
+use super::metrics_workload::MetricsPlan;
 use super::pool::Pool;
 use super::procfs;
 use super::progress::Progress;
 use super::report::IngestReport;
+use super::signal::Signal;
 use super::stats::{Failures, Latencies};
 use super::transport::{Exporter, Outcome, Protocol, target_url};
 
-/// Most spans kept pre-encoded (pool × batch), to bound the generator's memory.
-const MAX_POOL_SPANS: usize = 4_000_000;
+/// Most spans or data points kept pre-encoded (pool × batch), to bound the
+/// generator's memory.
+const MAX_POOL_ITEMS: usize = 4_000_000;
 /// Pause after a failed export when the server gives no retry hint.
 const FAILURE_PAUSE: Duration = Duration::from_millis(100);
 const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(1);
@@ -31,20 +34,27 @@ const MAX_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 /// Arguments of `skein bench ingest`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
-    about = "Send generated traces over plain OTLP and report throughput, errors and latency",
+    about = "Send generated traces or metrics over plain OTLP and report throughput, errors and latency",
     after_help = "The endpoint's URL scheme is always http:// (no TLS); --protocol picks the transport. \
-                  Examples:\n  skein bench ingest --rate 50000 --duration 60s\n  \
-                  skein bench ingest --protocol http --endpoint http://127.0.0.1:4318 --rate max"
+                  With --signal metrics, --rate and --batch count data points. Examples:\n  \
+                  skein bench ingest --rate 50000 --duration 60s\n  \
+                  skein bench ingest --protocol http --endpoint http://127.0.0.1:4318 --rate max\n  \
+                  skein bench ingest --signal metrics --rate 300000 --batch 2000"
 )]
 pub struct IngestArgs {
+    /// What to send: `traces` (the shop's traces; items are spans) or
+    /// `metrics` (the shop's metrics; items are data points).
+    #[arg(long, value_enum, default_value_t = Signal::Traces)]
+    pub signal: Signal,
     /// OTLP transport: `grpc` (OTLP/gRPC) or `http` (OTLP/HTTP, protobuf bodies).
     #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
     pub protocol: Protocol,
     /// Where to send, as http://host:port [default: http://127.0.0.1:4317 for grpc,
-    /// http://127.0.0.1:4318 for http]. For http, /v1/traces is appended unless the URL has a path.
+    /// http://127.0.0.1:4318 for http]. For http, /v1/traces or /v1/metrics is appended unless the
+    /// URL has a path.
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// Spans per second to offer, or `max` to send as fast as the target acknowledges.
+    /// Spans (or data points) per second to offer, or `max` to send as fast as the target acknowledges.
     #[arg(long, default_value = "max", value_parser = parse_rate)]
     pub rate: Rate,
     /// How long to send: 30s, 2m, or a number of seconds.
@@ -53,25 +63,28 @@ pub struct IngestArgs {
     /// Concurrent connections; each has one export in flight at a time.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
-    /// Spans per export request.
+    /// Spans (or data points) per export request.
     #[arg(long, default_value_t = 512)]
     pub batch: usize,
-    /// Seed of the generated traces' content (IDs are new on every run, so
-    /// runs never repeat a trace).
+    /// Seed of the generated content (trace and span IDs are new on every
+    /// run, so runs never repeat a trace).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Distinct pre-encoded requests to cycle through.
+    /// Distinct pre-encoded requests to cycle through. For metrics, one pass
+    /// over the pool is one stretch of the fleet's timeline, and every
+    /// instance restarts (resets its counters) once per pass.
     #[arg(long, default_value_t = 32)]
     pub pool: usize,
     /// Time limit of one export.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// PID of the server when it runs on this machine: report its CPU
-    /// seconds per million spans and peak RSS (from /proc).
+    /// seconds per million items and peak RSS (from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// The server's data directory: report bytes of Parquet written per
-    /// span (files present at the end; let the server flush first).
+    /// The server's data directory: report bytes of the signal's Parquet
+    /// files written per item (files present at the end; let the server
+    /// flush first).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print one JSON object on stdout instead of the text report (no progress bar).
@@ -84,7 +97,7 @@ pub struct IngestArgs {
 pub enum Rate {
     /// As fast as acknowledgements come back.
     Max,
-    /// Spans per second, over all connections.
+    /// Items per second, over all connections.
     PerSecond(f64),
 }
 
@@ -94,7 +107,7 @@ fn parse_rate(text: &str) -> Result<Rate, String> {
     }
     match text.replace('_', "").parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(Rate::PerSecond(rate)),
-        _ => Err(format!("expected spans per second (a positive number) or `max`, got {text:?}")),
+        _ => Err(format!("expected items per second (a positive number) or `max`, got {text:?}")),
     }
 }
 
@@ -113,14 +126,14 @@ impl IngestArgs {
             return Err(format!("--connections must be from 1 to 1024, got {}", self.connections));
         }
         if self.batch == 0 || self.batch > MAX_LOCAL as usize {
-            return Err(format!("--batch must be from 1 to {MAX_LOCAL} spans, got {}", self.batch));
+            return Err(format!("--batch must be from 1 to {MAX_LOCAL} items, got {}", self.batch));
         }
         if self.pool == 0 {
             return Err("--pool must be at least 1".into());
         }
-        if self.pool.saturating_mul(self.batch) > MAX_POOL_SPANS {
+        if self.pool.saturating_mul(self.batch) > MAX_POOL_ITEMS {
             return Err(format!(
-                "--pool × --batch is {} spans; at most {MAX_POOL_SPANS} are kept pre-encoded, lower --pool",
+                "--pool × --batch is {} items; at most {MAX_POOL_ITEMS} are kept pre-encoded, lower --pool",
                 self.pool.saturating_mul(self.batch)
             ));
         }
@@ -154,7 +167,7 @@ impl IngestArgs {
 pub(crate) struct Counters {
     /// The next send number (pool epoch); starts at 1.
     next_epoch: AtomicU64,
-    pub(crate) acknowledged_spans: AtomicU64,
+    pub(crate) acknowledged_items: AtomicU64,
     pub(crate) errors: AtomicU64,
 }
 
@@ -162,9 +175,9 @@ pub(crate) struct Counters {
 #[derive(Debug, Default)]
 struct WorkerStats {
     requests: u64,
-    spans_sent: u64,
-    spans_acknowledged: u64,
-    spans_rejected: u64,
+    items_sent: u64,
+    items_acknowledged: u64,
+    items_rejected: u64,
     latencies: Latencies,
     failures: Failures,
 }
@@ -172,9 +185,9 @@ struct WorkerStats {
 impl WorkerStats {
     fn merge(&mut self, other: &WorkerStats) {
         self.requests += other.requests;
-        self.spans_sent += other.spans_sent;
-        self.spans_acknowledged += other.spans_acknowledged;
-        self.spans_rejected += other.spans_rejected;
+        self.items_sent += other.items_sent;
+        self.items_acknowledged += other.items_acknowledged;
+        self.items_rejected += other.items_rejected;
         self.latencies.merge(&other.latencies);
         self.failures.merge(&other.failures);
     }
@@ -184,23 +197,34 @@ impl WorkerStats {
 /// arguments are invalid or a gRPC connection cannot be opened.
 pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     args.validate().map_err(anyhow::Error::msg)?;
-    let url = target_url(args.protocol, args.endpoint())?;
+    let signal = args.signal;
+    let url = target_url(args.protocol, signal, args.endpoint())?;
     let mut exporters = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        exporters.push(Exporter::connect(args.protocol, &url, args.timeout).await?);
+        exporters.push(Exporter::connect(args.protocol, signal, &url, args.timeout).await?);
     }
 
     let generated_at = unix_now_ns();
     let nonce = mix(generated_at ^ (u64::from(std::process::id()) << 40));
     let (seed, pool_size, batch) = (args.seed, args.pool, args.batch);
-    let pool = tokio::task::spawn_blocking(move || Pool::generate(seed, pool_size, batch, nonce, generated_at))
-        .await
-        .context("generating the request pool")??;
+    let rate = match args.rate {
+        Rate::Max => None,
+        Rate::PerSecond(rate) => Some(rate),
+    };
+    let pool = tokio::task::spawn_blocking(move || match signal {
+        Signal::Traces => Pool::traces(seed, pool_size, batch, nonce, generated_at),
+        Signal::Metrics => {
+            let plan = MetricsPlan { seed, requests: pool_size, points: batch, now_ns: generated_at, rate };
+            Pool::metrics(&plan, nonce)
+        }
+    })
+    .await
+    .context("generating the request pool")??;
     let pool = Arc::new(pool);
     tracing::debug!(requests = pool_size, bytes = pool.encoded_bytes(), "pre-encoded the request pool");
 
     let parquet_before = match &args.data_dir {
-        Some(dir) => Some(parquet_bytes(dir.clone()).await?),
+        Some(dir) => Some(parquet_bytes(dir.clone(), signal).await?),
         None => None,
     };
     let server_before = args.server_pid.map(procfs::sample).transpose()?;
@@ -209,7 +233,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     let counters = Arc::new(Counters { next_epoch: AtomicU64::new(1), ..Counters::default() });
     let start = Instant::now();
     let deadline = start + args.duration;
-    let progress = Progress::start(!args.json, args.duration, counters.clone());
+    let progress = Progress::start(!args.json, args.duration, signal, counters.clone());
     let period = args.period();
     let mut workers = JoinSet::new();
     for (i, exporter) in exporters.into_iter().enumerate() {
@@ -226,28 +250,29 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     let server_after = args.server_pid.map(procfs::sample).transpose()?;
     let own_after = procfs::own_cpu_seconds().ok();
     let parquet_after = match &args.data_dir {
-        Some(dir) => Some(parquet_bytes(dir.clone()).await?),
+        Some(dir) => Some(parquet_bytes(dir.clone(), signal).await?),
         None => None,
     };
-    let acknowledged = totals.spans_acknowledged;
+    let acknowledged = totals.items_acknowledged;
     let server_cpu = server_before.zip(server_after).map(|(b, a)| (a.cpu_seconds - b.cpu_seconds).max(0.0));
     let parquet = parquet_before.zip(parquet_after).map(|(b, a)| a.saturating_sub(b));
+    let items_per_second = acknowledged as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
     Ok(IngestReport {
+        signal,
         protocol: args.protocol,
         endpoint: url,
-        target_spans_per_second: match args.rate {
-            Rate::Max => None,
-            Rate::PerSecond(rate) => Some(rate),
-        },
+        target_items_per_second: rate,
         connections: args.connections,
         batch: args.batch,
         seed: args.seed,
         duration_seconds: elapsed.as_secs_f64(),
         requests: totals.requests,
-        spans_sent: totals.spans_sent,
-        spans_acknowledged: acknowledged,
-        spans_rejected: totals.spans_rejected,
-        spans_per_second: acknowledged as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        items_sent: totals.items_sent,
+        items_acknowledged: acknowledged,
+        items_rejected: totals.items_rejected,
+        items_per_second,
+        spans_per_second: (signal == Signal::Traces).then_some(items_per_second),
+        data_points_per_second: (signal == Signal::Metrics).then_some(items_per_second),
         errors: totals.failures.total(),
         latency_p50_ms: totals.latencies.quantile_ms(0.5),
         latency_p90_ms: totals.latencies.quantile_ms(0.9),
@@ -256,12 +281,12 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
         errors_by_kind: totals.failures.into_map(),
         generator_cpu_seconds: own_before.zip(own_after).map(|(b, a)| a - b),
         server_cpu_seconds: server_cpu,
-        server_cpu_seconds_per_million_spans: server_cpu
+        server_cpu_seconds_per_million_items: server_cpu
             .filter(|_| acknowledged > 0)
             .map(|cpu| cpu * 1_000_000.0 / acknowledged as f64),
         server_peak_rss_bytes: server_after.map(|s| s.peak_rss_bytes),
         parquet_bytes: parquet,
-        parquet_bytes_per_span: parquet.filter(|_| acknowledged > 0).map(|b| b as f64 / acknowledged as f64),
+        parquet_bytes_per_item: parquet.filter(|_| acknowledged > 0).map(|b| b as f64 / acknowledged as f64),
     })
 }
 
@@ -291,21 +316,21 @@ async fn worker(
             break;
         }
         let epoch = counters.next_epoch.fetch_add(1, Ordering::Relaxed);
-        let (body, spans) = pool.request(epoch, unix_now_ns())?;
-        let spans = spans as u64;
+        let (body, items) = pool.request(epoch, unix_now_ns())?;
+        let items = items as u64;
         let sent_at = Instant::now();
         let outcome = exporter.export(body).await;
         let latency = sent_at.elapsed();
         stats.requests += 1;
-        stats.spans_sent += spans;
+        stats.items_sent += items;
         match outcome {
             Outcome::Accepted { rejected } => {
-                let rejected = rejected.min(spans);
+                let rejected = rejected.min(items);
                 stats.latencies.record(latency);
-                stats.spans_acknowledged += spans - rejected;
-                counters.acknowledged_spans.fetch_add(spans - rejected, Ordering::Relaxed);
+                stats.items_acknowledged += items - rejected;
+                counters.acknowledged_items.fetch_add(items - rejected, Ordering::Relaxed);
                 if rejected > 0 {
-                    stats.spans_rejected += rejected;
+                    stats.items_rejected += rejected;
                     stats.failures.add("partial_success", 1);
                     counters.errors.fetch_add(1, Ordering::Relaxed);
                 }
@@ -326,12 +351,16 @@ pub(crate) fn unix_now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Total size of the `*.parquet` files under `dir`.
-pub async fn parquet_bytes(dir: PathBuf) -> anyhow::Result<u64> {
-    tokio::task::spawn_blocking(move || sum_parquet(&dir)).await.context("measuring parquet files")?
+/// Total size of `signal`'s `*.parquet` files under the data directory
+/// `dir`: the files below a folder named after the signal (`spans/` or
+/// `metrics/` in each shard), and for traces also the files below neither
+/// (the layout from before the metrics signal).
+pub async fn parquet_bytes(dir: PathBuf, signal: Signal) -> anyhow::Result<u64> {
+    tokio::task::spawn_blocking(move || sum_parquet(&dir, signal, None)).await.context("measuring parquet files")?
 }
 
-fn sum_parquet(dir: &Path) -> anyhow::Result<u64> {
+/// `owner` is the signal whose folder `dir` is in, if any.
+fn sum_parquet(dir: &Path, signal: Signal, owner: Option<Signal>) -> anyhow::Result<u64> {
     let mut total = 0;
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
     for entry in entries {
@@ -339,8 +368,13 @@ fn sum_parquet(dir: &Path) -> anyhow::Result<u64> {
         let kind = entry.file_type()?;
         let path = entry.path();
         if kind.is_dir() {
-            total += sum_parquet(&path)?;
-        } else if kind.is_file() && path.extension().is_some_and(|e| e == "parquet") {
+            let name = entry.file_name();
+            let folder = [Signal::Traces, Signal::Metrics].into_iter().find(|s| name == s.shard_dir());
+            total += sum_parquet(&path, signal, owner.or(folder))?;
+        } else if kind.is_file()
+            && path.extension().is_some_and(|e| e == "parquet")
+            && owner.unwrap_or(Signal::Traces) == signal
+        {
             // A file compacted away meanwhile is simply not counted.
             total += entry.metadata().map_or(0, |m| m.len());
         }
@@ -362,6 +396,8 @@ mod tests {
     fn defaults_and_parsing() {
         let a = args(&[]);
         assert_eq!((a.protocol, a.rate, a.connections, a.batch), (Protocol::Grpc, Rate::Max, 4, 512));
+        assert_eq!(a.signal, Signal::Traces);
+        assert_eq!(args(&["--signal", "metrics"]).signal, Signal::Metrics);
         assert_eq!(a.endpoint(), "http://127.0.0.1:4317");
         assert!(a.validate().is_ok());
         let a = args(&[
@@ -379,9 +415,11 @@ mod tests {
         assert_eq!(a.endpoint(), "http://127.0.0.1:4318");
         assert_eq!(a.rate, Rate::PerSecond(10_000.0));
         assert_eq!(a.duration, Duration::from_secs(120));
-        assert_eq!(a.period(), Some(Duration::from_millis(20)), "100 spans × 2 connections at 10k spans/s");
+        assert_eq!(a.period(), Some(Duration::from_millis(20)), "100 items × 2 connections at 10k items/s");
         assert_eq!(args(&["--duration", "1.5"]).duration, Duration::from_millis(1500));
-        for bad in [["--rate", "0"], ["--rate", "fast"], ["--duration", "soon"], ["--protocol", "udp"]] {
+        for bad in
+            [["--rate", "0"], ["--rate", "fast"], ["--duration", "soon"], ["--protocol", "udp"], ["--signal", "logs"]]
+        {
             assert!(IngestArgs::try_parse_from(std::iter::once("ingest").chain(bad)).is_err(), "{bad:?}");
         }
     }
@@ -402,14 +440,22 @@ mod tests {
     }
 
     #[test]
-    fn sums_parquet_files_recursively() {
+    fn sums_the_signals_parquet_files() {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::create_dir_all(dir.path().join("shard-0/parquet")).expect("mkdir");
-        std::fs::write(dir.path().join("shard-0/parquet/a.parquet"), [0u8; 100]).expect("write");
-        std::fs::write(dir.path().join("b.parquet"), [0u8; 20]).expect("write");
-        std::fs::write(dir.path().join("shard-0/wal.log"), [0u8; 1000]).expect("write");
-        assert_eq!(sum_parquet(dir.path()).expect("sums"), 120);
-        assert!(sum_parquet(&dir.path().join("missing")).is_err());
+        let write = |path: &str, bytes: usize| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+            std::fs::write(path, vec![0u8; bytes]).expect("write");
+        };
+        write("shard-0000/spans/date=2025-06-01/hour=10/a.parquet", 100);
+        write("shard-0001/spans/b.parquet", 20);
+        write("shard-0000/metrics/date=2025-06-01/hour=10/c.parquet", 3000);
+        write("shard-0001/metrics/d.parquet", 400);
+        write("shard-0000/metrics/wal/00001.wal", 50_000);
+        write("shard-0002/date=2025-06-01/hour=10/legacy.parquet", 5);
+        assert_eq!(sum_parquet(dir.path(), Signal::Traces, None).expect("sums"), 125);
+        assert_eq!(sum_parquet(dir.path(), Signal::Metrics, None).expect("sums"), 3400);
+        assert!(sum_parquet(&dir.path().join("missing"), Signal::Traces, None).is_err());
     }
 
     #[tokio::test]
@@ -441,7 +487,7 @@ mod tests {
         ]))
         .await
         .expect("runs");
-        assert_eq!(report.spans_acknowledged, 0);
+        assert_eq!(report.items_acknowledged, 0);
         assert!(report.errors >= 1);
         assert_eq!(report.errors_by_kind.keys().collect::<Vec<_>>(), vec!["transport"]);
         assert_eq!(report.latency_p50_ms, None);

@@ -1,38 +1,47 @@
 //! `skein bench`: a load generator and a query benchmark.
 //!
 //! `ingest` speaks plain OTLP (gRPC or HTTP), so it can load any OTLP
-//! backend: it pre-encodes a pool of realistic shop traces ([`workload`]),
-//! then connection workers send copies whose trace and span IDs are
-//! patched to be unique ([`pool`]) at a paced or maximal rate, and report
-//! acknowledged spans per second, errors by kind and export latency, plus
-//! the server's CPU, memory ([`procfs`]) and Parquet bytes per span when it
-//! runs on the same machine. `query` then times Skein's trace lookup,
+//! backend: it pre-encodes a pool of realistic shop traces ([`workload`])
+//! or metrics ([`metrics_workload`]), then connection workers send copies
+//! whose IDs and times are patched ([`pool`]) so that no span repeats and
+//! every metric series moves forward, at a paced or maximal rate. It
+//! reports acknowledged spans or data points per second, errors by kind
+//! and export latency, plus the server's CPU, memory ([`procfs`]) and
+//! Parquet bytes per item when it runs on the same machine. `query` then times Skein's trace lookup,
 //! search and SQL API. Both are library calls returning report structs, so
 //! tests drive them in-process.
 
 mod ids;
 mod ingest;
+mod metrics_catalog;
+mod metrics_workload;
 mod pool;
 mod procfs;
 mod progress;
 mod query;
 mod report;
 mod semconv;
+mod signal;
 mod stats;
 mod transport;
+mod wire;
 mod workload;
+
+#[cfg(test)]
+mod metrics_tests;
 
 use anyhow::bail;
 
 pub use ingest::{IngestArgs, Rate, ingest, parquet_bytes};
 pub use query::{QueryArgs, query};
 pub use report::{IngestReport, QueryReport};
+pub use signal::Signal;
 pub use transport::Protocol;
 
 /// The `skein bench` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
-    /// Send generated traces over plain OTLP and report throughput, errors and latency.
+    /// Send generated traces or metrics over plain OTLP and report throughput, errors and latency.
     Ingest(IngestArgs),
     /// Time trace lookups, searches and SQL aggregates against the Skein query API.
     Query(QueryArgs),
@@ -46,8 +55,8 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             let json = args.json;
             let report = ingest(args).await?;
             print(json, &report, IngestReport::render)?;
-            if report.spans_acknowledged == 0 {
-                bail!("no span was acknowledged ({} errors)", report.errors);
+            if report.items_acknowledged == 0 {
+                bail!("no {} was acknowledged ({} errors)", report.signal.item(), report.errors);
             }
         }
         BenchCommand::Query(args) => {

@@ -1,23 +1,25 @@
 //! Pre-encoded requests, so that sending costs the generator a copy and a
 //! few thousand byte patches rather than a protobuf encode.
 //!
-//! A [`Template`] is one generated request, encoded once, plus the offset of
-//! every trace ID, span ID and timestamp inside the encoding (found by
-//! walking the protobuf wire format). Each send copies the bytes, writes the
-//! IDs of a fresh epoch (see [`IdScheme`]) and shifts the timestamps so that
-//! spans look current. IDs and timestamps have fixed widths in protobuf, so
-//! patching never changes the length or the structure of the message.
+//! A [`Template`] is one generated request (traces or metrics), encoded
+//! once, plus the offset of every trace ID, span ID and timestamp inside
+//! the encoding (found by [`wire`](super::wire)). Each send copies the
+//! bytes, writes the IDs of a fresh epoch (see [`IdScheme`]) and shifts the
+//! timestamps by the pool's [`Clock`]. IDs and timestamps have fixed widths
+//! in protobuf, so patching never changes the length or the structure of
+//! the message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::ids::{IdScheme, MAX_EPOCH};
+use super::metrics_workload::{self, MetricsPlan};
+use super::wire::{self, Field, Fields};
 use super::workload::generate_request;
 
 /// A field to rewrite per send.
@@ -36,19 +38,23 @@ enum Patch {
 pub struct Template {
     bytes: Vec<u8>,
     patches: Vec<(usize, Patch)>,
-    spans: usize,
+    items: usize,
 }
 
 impl Template {
-    /// Encodes `request`, whose IDs must be `ids`' epoch-0 IDs.
-    pub fn new(request: &ExportTraceServiceRequest, ids: &IdScheme) -> anyhow::Result<Self> {
-        let spans: Vec<_> = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
-        let traces = spans.iter().map(|s| s.trace_id.as_slice()).collect::<std::collections::HashSet<_>>().len();
-        let trace_locals: HashMap<[u8; 16], u32> = (1..=traces as u32).map(|n| (ids.trace_id(0, n), n)).collect();
-        let span_locals: HashMap<[u8; 8], u32> = (1..=spans.len() as u32).map(|n| (ids.span_id(0, n), n)).collect();
-        let bytes = request.encode_to_vec();
-        let mut fields = Vec::new();
-        walk_request(&bytes, &mut fields).context("walking the encoded request")?;
+    /// Takes an encoded request holding `items` spans or data points and
+    /// the fields `wire` found in it. Its IDs must be `ids`' epoch-0 IDs
+    /// with local numbers up to `traces` and `spans`.
+    fn new(
+        bytes: Vec<u8>,
+        fields: Fields,
+        ids: &IdScheme,
+        traces: u32,
+        spans: u32,
+        items: usize,
+    ) -> anyhow::Result<Self> {
+        let trace_locals: HashMap<[u8; 16], u32> = (1..=traces).map(|n| (ids.trace_id(0, n), n)).collect();
+        let span_locals: HashMap<[u8; 8], u32> = (1..=spans).map(|n| (ids.span_id(0, n), n)).collect();
         let mut patches = Vec::with_capacity(fields.len());
         for (offset, field) in fields {
             let patch = match field {
@@ -64,11 +70,39 @@ impl Template {
             };
             patches.push((offset, patch));
         }
-        Ok(Self { bytes, patches, spans: spans.len() })
+        Ok(Self { bytes, patches, items })
     }
 
-    pub fn spans(&self) -> usize {
-        self.spans
+    /// A trace request; its trace `n` and span `n` use local number `n`.
+    pub fn traces(
+        request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        ids: &IdScheme,
+    ) -> anyhow::Result<Self> {
+        let spans: Vec<_> = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+        let traces = spans.iter().map(|s| s.trace_id.as_slice()).collect::<HashSet<_>>().len();
+        let bytes = request.encode_to_vec();
+        let mut fields = Vec::new();
+        wire::walk_traces(&bytes, &mut fields).context("walking the encoded request")?;
+        Self::new(bytes, fields, ids, u32::try_from(traces)?, u32::try_from(spans.len())?, spans.len())
+    }
+
+    /// A metrics request of `points` data points whose exemplar `n` has
+    /// trace and span local number `n`.
+    pub fn metrics(
+        request: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        ids: &IdScheme,
+        points: usize,
+        exemplars: u32,
+    ) -> anyhow::Result<Self> {
+        let bytes = request.encode_to_vec();
+        let mut fields = Vec::new();
+        wire::walk_metrics(&bytes, &mut fields).context("walking the encoded request")?;
+        Self::new(bytes, fields, ids, exemplars, exemplars, points)
+    }
+
+    /// Spans or data points in the request.
+    pub fn items(&self) -> usize {
+        self.items
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -94,35 +128,63 @@ impl Template {
     }
 }
 
+/// How a send's times are shifted from its template's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    /// By the wall time since the pool was generated, so spans look current.
+    Wall { generated_at_ns: u64 },
+    /// By whole passes over the pool: pass `c` (from 0) adds `c × pass_ns`.
+    /// The templates are consecutive stretches of one timeline `pass_ns`
+    /// long, so a series' times keep increasing and never repeat.
+    Passes { pass_ns: u64 },
+}
+
 /// Distinct pre-encoded requests, used round-robin; every send gets a new
 /// epoch, so no trace or span ID repeats within a run.
 #[derive(Debug)]
 pub struct Pool {
     templates: Vec<Template>,
     ids: IdScheme,
-    generated_at_ns: u64,
+    clock: Clock,
 }
 
 impl Pool {
-    /// Generates `size` requests of `spans` spans each, deterministic from `seed`.
-    pub fn generate(seed: u64, size: usize, spans: usize, nonce: u64, now_ns: u64) -> anyhow::Result<Self> {
+    /// Generates `size` trace requests of `spans` spans each, deterministic from `seed`.
+    pub fn traces(seed: u64, size: usize, spans: usize, nonce: u64, now_ns: u64) -> anyhow::Result<Self> {
         let ids = IdScheme::new(nonce);
         let mut rng = StdRng::seed_from_u64(seed);
         let templates = (0..size)
-            .map(|_| Template::new(&generate_request(&mut rng, &ids, spans, now_ns), &ids))
+            .map(|_| Template::traces(&generate_request(&mut rng, &ids, spans, now_ns), &ids))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { templates, ids, generated_at_ns: now_ns })
+        Ok(Self { templates, ids, clock: Clock::Wall { generated_at_ns: now_ns } })
+    }
+
+    /// Generates the metrics `plan` asks for: consecutive requests of the
+    /// shop's metrics timeline (see [`metrics_workload`]).
+    pub fn metrics(plan: &MetricsPlan, nonce: u64) -> anyhow::Result<Self> {
+        let ids = IdScheme::new(nonce);
+        let generated = metrics_workload::generate(plan, &ids);
+        let templates = generated
+            .requests
+            .iter()
+            .map(|r| Template::metrics(&r.request, &ids, r.points, r.exemplars))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { templates, ids, clock: Clock::Passes { pass_ns: generated.pass_ns } })
     }
 
     /// The request for send number `epoch` (from 1) made at `now_ns`, and
-    /// how many spans it holds.
+    /// how many spans or data points it holds.
     pub fn request(&self, epoch: u64, now_ns: u64) -> anyhow::Result<(Bytes, usize)> {
         if epoch == 0 || epoch > MAX_EPOCH {
             bail!("send number {epoch} is out of range 1..={MAX_EPOCH}");
         }
-        let template = &self.templates[((epoch - 1) % self.templates.len() as u64) as usize];
-        let shift = now_ns.saturating_sub(self.generated_at_ns);
-        Ok((template.instantiate(&self.ids, epoch, shift), template.spans()))
+        let size = self.templates.len() as u64;
+        let template = &self.templates[((epoch - 1) % size) as usize];
+        let shift = match self.clock {
+            Clock::Wall { generated_at_ns } => now_ns.saturating_sub(generated_at_ns),
+            Clock::Passes { pass_ns } => ((epoch - 1) / size).saturating_mul(pass_ns),
+        };
+        Ok((template.instantiate(&self.ids, epoch, shift), template.items()))
     }
 
     /// Bytes of all pre-encoded requests.
@@ -131,161 +193,9 @@ impl Pool {
     }
 }
 
-/// What a found field holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    TraceId,
-    SpanId,
-    Time,
-}
-
-/// A protobuf field: number, wire type and the byte range of its payload.
-struct Raw {
-    number: u64,
-    wire_type: u64,
-    start: usize,
-    end: usize,
-}
-
-fn varint(buf: &[u8], pos: &mut usize) -> anyhow::Result<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = *buf.get(*pos).context("truncated varint")?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    bail!("varint longer than 10 bytes")
-}
-
-/// Calls `f` for every field of the message in `buf[start..end]`.
-fn for_fields(
-    buf: &[u8],
-    start: usize,
-    end: usize,
-    mut f: impl FnMut(&Raw, &mut Vec<(usize, Field)>) -> anyhow::Result<()>,
-    out: &mut Vec<(usize, Field)>,
-) -> anyhow::Result<()> {
-    let mut pos = start;
-    while pos < end {
-        let key = varint(buf, &mut pos)?;
-        let (number, wire_type) = (key >> 3, key & 7);
-        let payload_start;
-        match wire_type {
-            0 => {
-                varint(buf, &mut pos)?;
-                payload_start = pos;
-            }
-            1 => {
-                payload_start = pos;
-                pos += 8;
-            }
-            2 => {
-                let len = usize::try_from(varint(buf, &mut pos)?)?;
-                payload_start = pos;
-                pos += len;
-            }
-            5 => {
-                payload_start = pos;
-                pos += 4;
-            }
-            other => bail!("unsupported wire type {other}"),
-        }
-        if pos > end {
-            bail!("field {number} runs past its message");
-        }
-        f(&Raw { number, wire_type, start: payload_start, end: pos }, out)?;
-    }
-    Ok(())
-}
-
-/// ExportTraceServiceRequest.resource_spans(1) → ResourceSpans.scope_spans(2)
-/// → ScopeSpans.spans(2) → Span.
-fn walk_request(buf: &[u8], out: &mut Vec<(usize, Field)>) -> anyhow::Result<()> {
-    for_fields(
-        buf,
-        0,
-        buf.len(),
-        |rs, out| {
-            if rs.number != 1 || rs.wire_type != 2 {
-                return Ok(());
-            }
-            for_fields(
-                buf,
-                rs.start,
-                rs.end,
-                |ss, out| {
-                    if ss.number != 2 || ss.wire_type != 2 {
-                        return Ok(());
-                    }
-                    for_fields(
-                        buf,
-                        ss.start,
-                        ss.end,
-                        |span, out| {
-                            if span.number == 2 && span.wire_type == 2 { walk_span(buf, span, out) } else { Ok(()) }
-                        },
-                        out,
-                    )
-                },
-                out,
-            )
-        },
-        out,
-    )
-}
-
-/// Span: trace_id(1), span_id(2), parent_span_id(4), start(7), end(8),
-/// events(11) with time(1), links(13) with trace_id(1) and span_id(2).
-fn walk_span(buf: &[u8], span: &Raw, out: &mut Vec<(usize, Field)>) -> anyhow::Result<()> {
-    for_fields(
-        buf,
-        span.start,
-        span.end,
-        |field, out| {
-            match (field.number, field.wire_type, field.end - field.start) {
-                (1, 2, 16) => out.push((field.start, Field::TraceId)),
-                (2 | 4, 2, 8) => out.push((field.start, Field::SpanId)),
-                (7 | 8, 1, _) => out.push((field.start, Field::Time)),
-                (11, 2, _) => for_fields(
-                    buf,
-                    field.start,
-                    field.end,
-                    |event, out| {
-                        if event.number == 1 && event.wire_type == 1 {
-                            out.push((event.start, Field::Time));
-                        }
-                        Ok(())
-                    },
-                    out,
-                )?,
-                (13, 2, _) => for_fields(
-                    buf,
-                    field.start,
-                    field.end,
-                    |link, out| {
-                        match (link.number, link.wire_type, link.end - link.start) {
-                            (1, 2, 16) => out.push((link.start, Field::TraceId)),
-                            (2, 2, 8) => out.push((link.start, Field::SpanId)),
-                            _ => {}
-                        }
-                        Ok(())
-                    },
-                    out,
-                )?,
-                _ => {}
-            }
-            Ok(())
-        },
-        out,
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
     use super::*;
 
@@ -299,7 +209,7 @@ mod tests {
     fn patching_rewrites_every_id_and_time_consistently() {
         let ids = IdScheme::new(99);
         let original = generate_request(&mut StdRng::seed_from_u64(1), &ids, 1000, NOW);
-        let template = Template::new(&original, &ids).expect("template");
+        let template = Template::traces(&original, &ids).expect("template");
         let sent = decode(&template.instantiate(&ids, 5, 1_000));
 
         // Same request as if generated with epoch 5's IDs, times shifted.
@@ -341,7 +251,7 @@ mod tests {
 
     #[test]
     fn no_span_or_trace_repeats_across_sends() {
-        let pool = Pool::generate(3, 2, 200, 1, NOW).expect("pool");
+        let pool = Pool::traces(3, 2, 200, 1, NOW).expect("pool");
         let mut spans = HashSet::new();
         let mut traces_seen: HashSet<Vec<u8>> = HashSet::new();
         for epoch in 1..=6 {
@@ -358,12 +268,5 @@ mod tests {
             }
         }
         assert!(pool.request(0, NOW).is_err());
-    }
-
-    #[test]
-    fn malformed_bytes_are_refused() {
-        let mut out = Vec::new();
-        assert!(walk_request(&[0x0a, 0x05, 0x01], &mut out).is_err(), "length past the end");
-        assert!(walk_request(&[0x0b], &mut out).is_err(), "group wire type");
     }
 }

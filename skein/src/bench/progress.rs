@@ -1,5 +1,5 @@
 //! The progress bar of `skein bench ingest`: elapsed time against
-//! `--duration`, acknowledged spans per second and errors, on stderr. It
+//! `--duration`, acknowledged items per second and errors, on stderr. It
 //! is drawn only when stderr is a terminal and JSON output is off.
 
 use std::io::IsTerminal;
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::ingest::Counters;
+use super::signal::Signal;
 
 const REFRESH: Duration = Duration::from_millis(250);
 
@@ -19,7 +20,7 @@ const REFRESH: Duration = Duration::from_millis(250);
 pub struct Progress(Option<(CancellationToken, JoinHandle<()>)>);
 
 impl Progress {
-    pub(crate) fn start(wanted: bool, duration: Duration, counters: Arc<Counters>) -> Self {
+    pub(crate) fn start(wanted: bool, duration: Duration, signal: Signal, counters: Arc<Counters>) -> Self {
         if !wanted || !std::io::stderr().is_terminal() {
             return Self(None);
         }
@@ -30,7 +31,7 @@ impl Progress {
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(refresh(bar, counters, stop.clone()));
+        let task = tokio::spawn(refresh(bar, signal, counters, stop.clone()));
         Self(Some((stop, task)))
     }
 
@@ -43,22 +44,23 @@ impl Progress {
     }
 }
 
-async fn refresh(bar: ProgressBar, counters: Arc<Counters>, stop: CancellationToken) {
+async fn refresh(bar: ProgressBar, signal: Signal, counters: Arc<Counters>, stop: CancellationToken) {
     let start = Instant::now();
     let mut ticker = tokio::time::interval(REFRESH);
-    let (mut last_spans, mut last_at) = (0u64, start);
+    let (mut last_items, mut last_at) = (0u64, start);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = ticker.tick() => {}
         }
         let now = Instant::now();
-        let spans = counters.acknowledged_spans.load(Ordering::Relaxed);
-        let rate = spans.saturating_sub(last_spans) as f64 / (now - last_at).as_secs_f64().max(f64::EPSILON);
-        (last_spans, last_at) = (spans, now);
+        let items = counters.acknowledged_items.load(Ordering::Relaxed);
+        let rate = items.saturating_sub(last_items) as f64 / (now - last_at).as_secs_f64().max(f64::EPSILON);
+        (last_items, last_at) = (items, now);
         bar.set_position(u64::try_from((now - start).as_millis()).unwrap_or(u64::MAX));
         let errors = counters.errors.load(Ordering::Relaxed);
-        bar.set_message(format!("{rate:>10.0} spans/s  {spans} acknowledged  {errors} errors"));
+        let unit = signal.items_short();
+        bar.set_message(format!("{rate:>10.0} {unit}/s  {items} acknowledged  {errors} errors"));
     }
     bar.finish_and_clear();
 }

@@ -6,30 +6,42 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::signal::Signal;
 use super::transport::Protocol;
 
-/// The result of `skein bench ingest`. Optional fields are null when not
-/// measured (no sample, no `--server-pid`, no `--data-dir`).
+/// The result of `skein bench ingest`. An item is a span (`signal` traces)
+/// or a data point (`signal` metrics); the rate is also reported under the
+/// signal's own key, `spans_per_second` or `data_points_per_second` (the
+/// other is absent). Optional fields are null when not measured (no
+/// sample, no `--server-pid`, no `--data-dir`).
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestReport {
+    pub signal: Signal,
     pub protocol: Protocol,
     /// The URL requests went to.
     pub endpoint: String,
     /// The offered rate; null for `max`.
-    pub target_spans_per_second: Option<f64>,
+    pub target_items_per_second: Option<f64>,
     pub connections: usize,
+    /// Items per request.
     pub batch: usize,
     pub seed: u64,
     /// From the first send until the last response.
     pub duration_seconds: f64,
     /// Export requests completed (acknowledged or failed).
     pub requests: u64,
-    pub spans_sent: u64,
-    pub spans_acknowledged: u64,
-    /// Spans the target refused inside acknowledged requests (partial success).
-    pub spans_rejected: u64,
-    /// Acknowledged spans per second.
-    pub spans_per_second: f64,
+    pub items_sent: u64,
+    pub items_acknowledged: u64,
+    /// Items the target refused inside acknowledged requests (partial success).
+    pub items_rejected: u64,
+    /// Acknowledged items per second.
+    pub items_per_second: f64,
+    /// `items_per_second` of a traces run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spans_per_second: Option<f64>,
+    /// `items_per_second` of a metrics run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_points_per_second: Option<f64>,
     /// Failed or partially failed requests.
     pub errors: u64,
     /// `errors` by kind: `http_<status>`, `grpc_<code>`, `transport`, `timeout`, `partial_success`.
@@ -42,12 +54,12 @@ pub struct IngestReport {
     /// CPU the load generator itself used.
     pub generator_cpu_seconds: Option<f64>,
     pub server_cpu_seconds: Option<f64>,
-    pub server_cpu_seconds_per_million_spans: Option<f64>,
+    pub server_cpu_seconds_per_million_items: Option<f64>,
     /// The server's peak resident memory since it started (VmHWM).
     pub server_peak_rss_bytes: Option<u64>,
-    /// Growth of the `*.parquet` files under `--data-dir`.
+    /// Growth of the signal's `*.parquet` files under `--data-dir`.
     pub parquet_bytes: Option<u64>,
-    pub parquet_bytes_per_span: Option<f64>,
+    pub parquet_bytes_per_item: Option<f64>,
 }
 
 /// The result of `skein bench query`. Times are milliseconds; p50 of
@@ -94,10 +106,12 @@ fn errors_line(out: &mut String, total: u64, by_kind: &BTreeMap<String, u64>) {
 impl IngestReport {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let rate = self.target_spans_per_second.map_or_else(|| "max".into(), |r| format!("{r:.0} spans/s"));
+        let (item, items) = (self.signal.item(), self.signal.items_short());
+        let rate = self.target_items_per_second.map_or_else(|| "max".into(), |r| format!("{r:.0} {items}/s"));
         let _ = writeln!(
             out,
-            "skein bench ingest: {} {} · {} connections · batch {} · rate {rate} · {:.1} s",
+            "skein bench ingest: {} over {} {} · {} connections · batch {} · rate {rate} · {:.1} s",
+            self.signal.name(),
             self.protocol.name(),
             self.endpoint,
             self.connections,
@@ -106,11 +120,11 @@ impl IngestReport {
         );
         let _ = writeln!(
             out,
-            "  acknowledged  {} spans in {} requests: {:.0} spans/s",
-            self.spans_acknowledged, self.requests, self.spans_per_second
+            "  acknowledged  {} {items} in {} requests: {:.0} {items}/s",
+            self.items_acknowledged, self.requests, self.items_per_second
         );
-        if self.spans_rejected > 0 {
-            let _ = writeln!(out, "  rejected      {} spans", self.spans_rejected);
+        if self.items_rejected > 0 {
+            let _ = writeln!(out, "  rejected      {} {items}", self.items_rejected);
         }
         errors_line(&mut out, self.errors, &self.errors_by_kind);
         let _ = writeln!(
@@ -123,13 +137,13 @@ impl IngestReport {
         );
         if let Some(cpu) = self.server_cpu_seconds {
             let per_million =
-                self.server_cpu_seconds_per_million_spans.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
+                self.server_cpu_seconds_per_million_items.map_or_else(|| "-".into(), |v| format!("{v:.2}"));
             let rss = self.server_peak_rss_bytes.map_or_else(|| "-".into(), mib);
-            let _ = writeln!(out, "  server        {cpu:.2} cpu s ({per_million} per million spans), peak rss {rss}");
+            let _ = writeln!(out, "  server        {cpu:.2} cpu s ({per_million} per million {items}), peak rss {rss}");
         }
         if let Some(bytes) = self.parquet_bytes {
-            let per_span = self.parquet_bytes_per_span.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
-            let _ = writeln!(out, "  disk          {} of parquet, {per_span} bytes per span", mib(bytes));
+            let per_item = self.parquet_bytes_per_item.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+            let _ = writeln!(out, "  disk          {} of parquet, {per_item} bytes per {item}", mib(bytes));
         }
         if let Some(cpu) = self.generator_cpu_seconds {
             let _ = writeln!(out, "  generator     {cpu:.2} cpu s");

@@ -1,18 +1,20 @@
 //! Plain OTLP exporters over one connection each: gRPC (a unary
-//! `TraceService/Export` call whose body is the pre-encoded request) or
-//! HTTP (`POST /v1/traces`, `application/x-protobuf`). Any OTLP backend
-//! can be the target, not only Skein.
+//! `TraceService/Export` or `MetricsService/Export` call whose body is the
+//! pre-encoded request) or HTTP (`POST /v1/traces` or `/v1/metrics`,
+//! `application/x-protobuf`). Any OTLP backend can be the target, not only
+//! Skein. Only the paths and the partial-success field depend on the
+//! [`Signal`].
 
 use std::error::Error as _;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::{BufMut, Bytes};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use prost::Message;
+use bytes::{Buf, BufMut, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
 use tonic_types::StatusExt;
+
+use super::signal::Signal;
 
 /// Which OTLP transport to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
@@ -43,7 +45,7 @@ impl Protocol {
 /// How one export ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Acknowledged; `rejected` spans were refused (OTLP partial success).
+    /// Acknowledged; `rejected` items were refused (OTLP partial success).
     Accepted { rejected: u64 },
     /// Not acknowledged. `kind` names the failure (`http_503`,
     /// `grpc_resource_exhausted`, `transport`, `timeout`); `retry_after` is
@@ -51,18 +53,23 @@ pub enum Outcome {
     Failed { kind: String, retry_after: Option<Duration> },
 }
 
-/// One connection to the target.
-pub enum Exporter {
+/// One connection to the target, exporting one signal.
+pub struct Exporter {
+    signal: Signal,
+    transport: Transport,
+}
+
+enum Transport {
     Grpc(tonic::client::Grpc<Channel>),
     Http { client: reqwest::Client, url: String },
 }
 
-const GRPC_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The URL requests go to: gRPC uses the endpoint as given; HTTP appends the
-/// OTLP path `/v1/traces` unless the endpoint already has a path.
-pub fn target_url(protocol: Protocol, endpoint: &str) -> anyhow::Result<String> {
+/// signal's OTLP path (`/v1/traces`, `/v1/metrics`) unless the endpoint
+/// already has a path.
+pub fn target_url(protocol: Protocol, signal: Signal, endpoint: &str) -> anyhow::Result<String> {
     let uri: http::Uri = endpoint.parse().with_context(|| format!("endpoint {endpoint:?} is not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
@@ -74,7 +81,7 @@ pub fn target_url(protocol: Protocol, endpoint: &str) -> anyhow::Result<String> 
     }
     let base = endpoint.trim_end_matches('/');
     Ok(match (protocol, uri.path()) {
-        (Protocol::Http, "" | "/") => format!("{base}/v1/traces"),
+        (Protocol::Http, "" | "/") => format!("{base}{}", signal.http_path()),
         _ => base.to_owned(),
     })
 }
@@ -82,8 +89,8 @@ pub fn target_url(protocol: Protocol, endpoint: &str) -> anyhow::Result<String> 
 impl Exporter {
     /// Opens the connection (eagerly for gRPC, so a wrong endpoint fails
     /// before the clock starts). `timeout` bounds every export.
-    pub async fn connect(protocol: Protocol, url: &str, timeout: Duration) -> anyhow::Result<Self> {
-        match protocol {
+    pub async fn connect(protocol: Protocol, signal: Signal, url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let transport = match protocol {
             Protocol::Grpc => {
                 let channel = Endpoint::from_shared(url.to_owned())
                     .with_context(|| format!("endpoint {url:?}"))?
@@ -93,7 +100,7 @@ impl Exporter {
                     .connect()
                     .await
                     .with_context(|| format!("cannot connect to the OTLP/gRPC endpoint {url}"))?;
-                Ok(Exporter::Grpc(tonic::client::Grpc::new(channel)))
+                Transport::Grpc(tonic::client::Grpc::new(channel))
             }
             Protocol::Http => {
                 let client = reqwest::Client::builder()
@@ -104,27 +111,28 @@ impl Exporter {
                     .tcp_nodelay(true)
                     .build()
                     .context("building the HTTP client")?;
-                Ok(Exporter::Http { client, url: url.to_owned() })
+                Transport::Http { client, url: url.to_owned() }
             }
-        }
+        };
+        Ok(Self { signal, transport })
     }
 
-    /// Sends one pre-encoded `ExportTraceServiceRequest`.
+    /// Sends one pre-encoded export request of the exporter's signal.
     pub async fn export(&mut self, body: Bytes) -> Outcome {
-        match self {
-            Exporter::Grpc(grpc) => export_grpc(grpc, body).await,
-            Exporter::Http { client, url } => export_http(client, url, body).await,
+        match &mut self.transport {
+            Transport::Grpc(grpc) => export_grpc(grpc, self.signal, body).await,
+            Transport::Http { client, url } => export_http(client, self.signal, url, body).await,
         }
     }
 }
 
-async fn export_grpc(grpc: &mut tonic::client::Grpc<Channel>, body: Bytes) -> Outcome {
+async fn export_grpc(grpc: &mut tonic::client::Grpc<Channel>, signal: Signal, body: Bytes) -> Outcome {
     if grpc.ready().await.is_err() {
         return Outcome::Failed { kind: "transport".into(), retry_after: None };
     }
-    let path = http::uri::PathAndQuery::from_static(GRPC_PATH);
+    let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
     match grpc.unary(tonic::Request::new(body), path, RawCodec).await {
-        Ok(response) => Outcome::Accepted { rejected: rejected_spans(response.get_ref()) },
+        Ok(response) => Outcome::Accepted { rejected: signal.rejected_items(response.get_ref()) },
         Err(status) => Outcome::Failed {
             kind: grpc_failure_kind(&status),
             retry_after: status.get_details_retry_info().and_then(|info| info.retry_delay),
@@ -141,7 +149,7 @@ fn grpc_failure_kind(status: &tonic::Status) -> String {
     format!("grpc_{}", snake_case(&format!("{:?}", status.code())))
 }
 
-async fn export_http(client: &reqwest::Client, url: &str, body: Bytes) -> Outcome {
+async fn export_http(client: &reqwest::Client, signal: Signal, url: &str, body: Bytes) -> Outcome {
     let sent = client.post(url).header(http::header::CONTENT_TYPE, "application/x-protobuf").body(body).send().await;
     let response = match sent {
         Ok(response) => response,
@@ -159,19 +167,13 @@ async fn export_http(client: &reqwest::Client, url: &str, body: Bytes) -> Outcom
     }
     match response.bytes().await {
         // An empty or non-protobuf body still acknowledges the whole request.
-        Ok(body) => Outcome::Accepted {
-            rejected: ExportTraceServiceResponse::decode(body).map(|r| rejected_spans(&r)).unwrap_or(0),
-        },
+        Ok(body) => Outcome::Accepted { rejected: signal.rejected_items(&body) },
         Err(err) => Outcome::Failed { kind: reqwest_kind(&err), retry_after: None },
     }
 }
 
 fn reqwest_kind(err: &reqwest::Error) -> String {
     if err.is_timeout() { "timeout".into() } else { "transport".into() }
-}
-
-fn rejected_spans(response: &ExportTraceServiceResponse) -> u64 {
-    response.partial_success.as_ref().map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
 }
 
 /// `ResourceExhausted` → `resource_exhausted`.
@@ -186,13 +188,14 @@ fn snake_case(name: &str) -> String {
     out
 }
 
-/// Sends already-encoded request bytes; decodes the response with prost.
+/// Sends already-encoded request bytes and hands back the response's bytes
+/// (decoded by [`Signal::rejected_items`]), so one codec serves every signal.
 #[derive(Debug, Clone, Copy, Default)]
 struct RawCodec;
 
 impl Codec for RawCodec {
     type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
+    type Decode = Bytes;
     type Encoder = RawEncoder;
     type Decoder = ResponseDecoder;
 
@@ -223,36 +226,96 @@ impl Encoder for RawEncoder {
 struct ResponseDecoder;
 
 impl Decoder for ResponseDecoder {
-    type Item = ExportTraceServiceResponse;
+    type Item = Bytes;
     type Error = tonic::Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        ExportTraceServiceResponse::decode(src)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(format!("bad ExportTraceServiceResponse: {e}")))
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use prost::Message;
+
     use super::*;
+    use crate::bench::metrics_workload::MetricsPlan;
+    use crate::bench::pool::Pool;
+
+    /// The generated OTLP metrics service, recording what it decodes and
+    /// refusing one point per request.
+    #[derive(Default)]
+    struct Recorder(Arc<Mutex<Vec<ExportMetricsServiceRequest>>>);
+
+    #[tonic::async_trait]
+    impl MetricsService for Recorder {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0.lock().map_err(|_| tonic::Status::internal("poisoned"))?.push(request.into_inner());
+            let partial_success =
+                Some(ExportMetricsPartialSuccess { rejected_data_points: 1, error_message: "one refused".into() });
+            Ok(tonic::Response::new(ExportMetricsServiceResponse { partial_success }))
+        }
+    }
+
+    #[tokio::test]
+    async fn pre_encoded_metrics_reach_the_generated_grpc_service() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let recorder = Recorder::default();
+        let seen = recorder.0.clone();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(MetricsServiceServer::new(recorder))
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        let url = target_url(Protocol::Grpc, Signal::Metrics, &format!("http://{address}")).expect("url");
+        let mut exporter =
+            Exporter::connect(Protocol::Grpc, Signal::Metrics, &url, Duration::from_secs(10)).await.expect("connects");
+        let plan = MetricsPlan { seed: 1, requests: 2, points: 50, now_ns: 1_750_000_000_000_000_000, rate: None };
+        let pool = Pool::metrics(&plan, 3).expect("pool");
+        let (body, points) = pool.request(1, 0).expect("request");
+        assert_eq!(points, 50);
+        assert_eq!(exporter.export(body.clone()).await, Outcome::Accepted { rejected: 1 });
+        let seen = seen.lock().expect("not poisoned").clone();
+        assert_eq!(seen, vec![ExportMetricsServiceRequest::decode(body).expect("valid protobuf")]);
+        server.abort();
+    }
 
     #[test]
     fn endpoints_are_checked_and_http_gets_the_otlp_path() {
-        assert_eq!(target_url(Protocol::Grpc, "http://127.0.0.1:4317").ok().as_deref(), Some("http://127.0.0.1:4317"));
+        let (traces, metrics) = (Signal::Traces, Signal::Metrics);
         assert_eq!(
-            target_url(Protocol::Http, "http://127.0.0.1:4318/").ok().as_deref(),
+            target_url(Protocol::Grpc, traces, "http://127.0.0.1:4317").ok().as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(
+            target_url(Protocol::Http, traces, "http://127.0.0.1:4318/").ok().as_deref(),
             Some("http://127.0.0.1:4318/v1/traces")
         );
         assert_eq!(
-            target_url(Protocol::Http, "http://collector:4318/custom/traces").ok().as_deref(),
+            target_url(Protocol::Http, metrics, "http://127.0.0.1:4318").ok().as_deref(),
+            Some("http://127.0.0.1:4318/v1/metrics")
+        );
+        assert_eq!(
+            target_url(Protocol::Http, traces, "http://collector:4318/custom/traces").ok().as_deref(),
             Some("http://collector:4318/custom/traces")
         );
-        let err = target_url(Protocol::Grpc, "https://x:4317").expect_err("tls refused");
+        let err = target_url(Protocol::Grpc, traces, "https://x:4317").expect_err("tls refused");
         assert!(err.to_string().contains("TLS"), "{err}");
-        let err = target_url(Protocol::Grpc, "grpc://x:4317").expect_err("scheme refused");
+        let err = target_url(Protocol::Grpc, metrics, "grpc://x:4317").expect_err("scheme refused");
         assert!(err.to_string().contains("http://"), "{err}");
-        assert!(target_url(Protocol::Http, "not a url").is_err());
+        assert!(target_url(Protocol::Http, traces, "not a url").is_err());
     }
 
     #[test]
