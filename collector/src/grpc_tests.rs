@@ -12,6 +12,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use crate::signal::{Signal, Traces};
 use crate::test_support::{
     Failure, Running, TEST_MAX_REQUEST_BYTES, TestWriter, bomb_request, gzip, request, span, spans_request,
 };
@@ -29,12 +30,131 @@ async fn export(
     client.export(request).await.map(tonic::Response::into_inner)
 }
 
+/// What the gRPC checks shared by both signals need from a signal.
+pub(crate) trait GrpcSignal: Signal<Response: std::fmt::Debug> {
+    type Client;
+    const EXPORT_PATH: &'static str;
+    async fn client(server: &Running) -> Self::Client;
+    fn send_gzip(client: Self::Client) -> Self::Client;
+    async fn export(client: &mut Self::Client, request: Self::Request) -> Result<Self::Response, Status>;
+    /// A valid request of `n` items.
+    fn request(n: u64) -> Self::Request;
+    /// A valid request encoding to more than `len` bytes.
+    fn bomb(len: usize) -> Self::Request;
+    /// Items the writer has stored.
+    fn stored(writer: &TestWriter) -> usize;
+}
+
+impl GrpcSignal for Traces {
+    type Client = TraceServiceClient<Channel>;
+    const EXPORT_PATH: &'static str = EXPORT_PATH;
+    async fn client(server: &Running) -> Self::Client {
+        client(server).await
+    }
+    fn send_gzip(client: Self::Client) -> Self::Client {
+        client.send_compressed(CompressionEncoding::Gzip)
+    }
+    async fn export(client: &mut Self::Client, request: Self::Request) -> Result<Self::Response, Status> {
+        export(client, request).await
+    }
+    fn request(n: u64) -> Self::Request {
+        spans_request(n)
+    }
+    fn bomb(len: usize) -> Self::Request {
+        bomb_request(len)
+    }
+    fn stored(writer: &TestWriter) -> usize {
+        writer.span_count()
+    }
+}
+
 /// A valid export that must succeed, proving the server is healthy.
-async fn assert_accepts(client: &mut TraceServiceClient<Channel>, writer: &TestWriter) {
-    let before = writer.span_count();
-    let response = export(client, spans_request(3)).await.expect("export succeeds");
-    assert_eq!(response.partial_success, None);
-    assert_eq!(writer.span_count(), before + 3);
+async fn assert_accepts<S: GrpcSignal>(client: &mut S::Client, writer: &TestWriter) {
+    let before = S::stored(writer);
+    let response = S::export(client, S::request(3)).await.expect("export succeeds");
+    assert!(S::is_full_success(&response));
+    assert_eq!(S::stored(writer), before + 3);
+}
+
+/// Asserts the server's metrics count `n` gRPC requests of `S` with `outcome`.
+fn assert_outcome<S: GrpcSignal>(server: &Running, outcome: &str, n: u64) {
+    let text = server.metrics_text();
+    let line = format!(
+        r#"skein_collector_requests_total{{signal="{}",transport="grpc",outcome="{outcome}"}} {n}"#,
+        S::KIND.as_str()
+    );
+    assert!(text.contains(&line), "{text}");
+}
+
+/// Malformed messages and bad gzip are `InvalidArgument`; the same
+/// hand-built frames, when valid, are stored.
+pub(crate) async fn check_undecodable_requests<S: GrpcSignal>() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let mut client = S::client(&server).await;
+
+    let status = raw_export(&server, S::EXPORT_PATH, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("invalid export request"), "{status:?}");
+    assert_accepts::<S>(&mut client, &writer).await;
+
+    let status = raw_export(&server, S::EXPORT_PATH, true, b"definitely not gzip").await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_accepts::<S>(&mut client, &writer).await;
+
+    let before = S::stored(&writer);
+    assert!(raw_export(&server, S::EXPORT_PATH, false, &S::request(2).encode_to_vec()).await.is_none());
+    assert!(raw_export(&server, S::EXPORT_PATH, true, &gzip(&S::request(2).encode_to_vec())).await.is_none());
+    assert_eq!(S::stored(&writer), before + 4);
+
+    assert_outcome::<S>(&server, "invalid_argument", 2);
+    drop(client);
+    server.stop().await;
+}
+
+/// Messages over the size limit, plain or as a gzip bomb, are
+/// `InvalidArgument`, and the server stays healthy.
+pub(crate) async fn check_oversized_messages<S: GrpcSignal>() {
+    let writer = TestWriter::new(1);
+    let server = Running::start(writer.clone()).await;
+    let mut plain = S::client(&server).await;
+    let err = S::export(&mut plain, S::bomb(TEST_MAX_REQUEST_BYTES)).await.expect_err("over the limit");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("limit"), "{err:?}");
+    assert_accepts::<S>(&mut plain, &writer).await;
+
+    // A gzip bomb: tiny on the wire, over the limit once decompressed.
+    let mut gzipped = S::send_gzip(S::client(&server).await);
+    let err = S::export(&mut gzipped, S::bomb(TEST_MAX_REQUEST_BYTES * 16)).await.expect_err("bomb");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_accepts::<S>(&mut gzipped, &writer).await;
+
+    assert_outcome::<S>(&server, "payload_too_large", 2);
+    drop((plain, gzipped));
+    server.stop().await;
+}
+
+/// Each storage failure maps to its gRPC code and retry info; a good
+/// request follows each. `items` per failing request.
+pub(crate) async fn check_storage_failures<S: GrpcSignal>(items: u64) {
+    let writer = TestWriter::new(2);
+    let server = Running::start(writer.clone()).await;
+    let mut client = S::client(&server).await;
+    for (failure, code, delay) in [
+        (Failure::Overloaded, Code::ResourceExhausted, Some(Duration::from_secs(2))),
+        (Failure::Unavailable, Code::Unavailable, Some(Duration::from_secs(3))),
+        (Failure::Internal, Code::Internal, None),
+    ] {
+        writer.fail_with(Some(failure));
+        let status = S::export(&mut client, S::request(items)).await.expect_err("write fails");
+        assert_eq!(status.code(), code, "{failure:?}: {status:?}");
+        assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), delay, "{failure:?}");
+        writer.fail_with(None);
+        assert_accepts::<S>(&mut client, &writer).await;
+    }
+    assert_outcome::<S>(&server, "unavailable", 1);
+    drop(client);
+    server.stop().await;
 }
 
 /// Sends one gRPC frame built by hand to `path`. Returns the status of a
@@ -119,80 +239,15 @@ async fn partial_success_counts_rejected_spans() {
 
 #[tokio::test]
 async fn undecodable_requests_are_invalid_argument() {
-    let writer = TestWriter::new(1);
-    let server = Running::start(writer.clone()).await;
-    let mut client = client(&server).await;
-
-    let status = raw_export(&server, EXPORT_PATH, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("invalid export request"), "{status:?}");
-    assert_accepts(&mut client, &writer).await;
-
-    let status = raw_export(&server, EXPORT_PATH, true, b"definitely not gzip").await.expect("refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_accepts(&mut client, &writer).await;
-
-    // The same hand-built frames, when valid, are decoded and stored.
-    let before = writer.span_count();
-    assert!(raw_export(&server, EXPORT_PATH, false, &spans_request(2).encode_to_vec()).await.is_none());
-    assert!(raw_export(&server, EXPORT_PATH, true, &gzip(&spans_request(2).encode_to_vec())).await.is_none());
-    assert_eq!(writer.span_count(), before + 4);
-
-    let text = server.metrics_text();
-    assert!(
-        text.contains(
-            r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="invalid_argument"} 2"#
-        ),
-        "{text}"
-    );
-    drop(client);
-    server.stop().await;
+    check_undecodable_requests::<Traces>().await;
 }
 
 #[tokio::test]
 async fn oversized_messages_are_invalid_argument() {
-    let writer = TestWriter::new(1);
-    let server = Running::start(writer.clone()).await;
-    let mut plain = client(&server).await;
-    let err = export(&mut plain, bomb_request(TEST_MAX_REQUEST_BYTES)).await.expect_err("over the limit");
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("limit"), "{err:?}");
-    assert_accepts(&mut plain, &writer).await;
-
-    // A gzip bomb: tiny on the wire, over the limit once decompressed.
-    let mut gzipped = client(&server).await.send_compressed(CompressionEncoding::Gzip);
-    let err = export(&mut gzipped, bomb_request(TEST_MAX_REQUEST_BYTES * 16)).await.expect_err("bomb");
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert_accepts(&mut gzipped, &writer).await;
-
-    let text = server.metrics_text();
-    assert!(
-        text.contains(
-            r#"skein_collector_requests_total{signal="traces",transport="grpc",outcome="payload_too_large"} 2"#
-        ),
-        "{text}"
-    );
-    drop((plain, gzipped));
-    server.stop().await;
+    check_oversized_messages::<Traces>().await;
 }
 
 #[tokio::test]
 async fn storage_failures_carry_codes_and_retry_info() {
-    let writer = TestWriter::new(2);
-    let server = Running::start(writer.clone()).await;
-    let mut client = client(&server).await;
-    for (failure, code, delay) in [
-        (Failure::Overloaded, Code::ResourceExhausted, Some(Duration::from_secs(2))),
-        (Failure::Unavailable, Code::Unavailable, Some(Duration::from_secs(3))),
-        (Failure::Internal, Code::Internal, None),
-    ] {
-        writer.fail_with(Some(failure));
-        let status = export(&mut client, spans_request(4)).await.expect_err("write fails");
-        assert_eq!(status.code(), code, "{failure:?}: {status:?}");
-        assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), delay, "{failure:?}");
-        writer.fail_with(None);
-        assert_accepts(&mut client, &writer).await;
-    }
-    drop(client);
-    server.stop().await;
+    check_storage_failures::<Traces>(4).await;
 }

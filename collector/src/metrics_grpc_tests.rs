@@ -14,12 +14,13 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::grpc_tests::raw_export;
+use crate::grpc_tests::{GrpcSignal, check_oversized_messages, check_storage_failures, check_undecodable_requests};
 use crate::metric_fixtures::{
     all_types_request, assert_stored_exactly, gauge, gauge_point, metric_bomb_request, metrics_request, point_total,
     points_request, series_ids,
 };
-use crate::test_support::{Failure, Running, TEST_MAX_REQUEST_BYTES, TestWriter, gzip, spans_request};
+use crate::signal::Metrics;
+use crate::test_support::{Running, TEST_MAX_REQUEST_BYTES, TestWriter, spans_request};
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
 
@@ -34,12 +35,27 @@ async fn export(
     client.export(request).await.map(tonic::Response::into_inner)
 }
 
-/// A valid export that must succeed, proving the server is healthy.
-async fn assert_accepts(client: &mut MetricsServiceClient<Channel>, writer: &TestWriter) {
-    let before = writer.point_count();
-    let response = export(client, points_request(3)).await.expect("export succeeds");
-    assert_eq!(response.partial_success, None);
-    assert_eq!(writer.point_count(), before + 3);
+impl GrpcSignal for Metrics {
+    type Client = MetricsServiceClient<Channel>;
+    const EXPORT_PATH: &'static str = EXPORT_PATH;
+    async fn client(server: &Running) -> Self::Client {
+        client(server).await
+    }
+    fn send_gzip(client: Self::Client) -> Self::Client {
+        client.send_compressed(CompressionEncoding::Gzip)
+    }
+    async fn export(client: &mut Self::Client, request: Self::Request) -> Result<Self::Response, Status> {
+        export(client, request).await
+    }
+    fn request(n: u64) -> Self::Request {
+        points_request(n)
+    }
+    fn bomb(len: usize) -> Self::Request {
+        metric_bomb_request(len)
+    }
+    fn stored(writer: &TestWriter) -> usize {
+        writer.point_count()
+    }
 }
 
 #[tokio::test]
@@ -160,87 +176,17 @@ async fn partial_success_counts_rejected_points() {
 
 #[tokio::test]
 async fn undecodable_requests_are_invalid_argument() {
-    let writer = TestWriter::new(1);
-    let server = Running::start(writer.clone()).await;
-    let mut client = client(&server).await;
-
-    let status = raw_export(&server, EXPORT_PATH, false, &[0x0a, 0xff, 0xff, 0xff, 0x0f]).await.expect("refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("invalid export request"), "{status:?}");
-    assert_accepts(&mut client, &writer).await;
-
-    let status = raw_export(&server, EXPORT_PATH, true, b"definitely not gzip").await.expect("refused");
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert_accepts(&mut client, &writer).await;
-
-    // The same hand-built frames, when valid, are decoded and stored.
-    let before = writer.point_count();
-    assert!(raw_export(&server, EXPORT_PATH, false, &points_request(2).encode_to_vec()).await.is_none());
-    assert!(raw_export(&server, EXPORT_PATH, true, &gzip(&points_request(2).encode_to_vec())).await.is_none());
-    assert_eq!(writer.point_count(), before + 4);
-
-    let text = server.metrics_text();
-    assert!(
-        text.contains(
-            r#"skein_collector_requests_total{signal="metrics",transport="grpc",outcome="invalid_argument"} 2"#
-        ),
-        "{text}"
-    );
-    drop(client);
-    server.stop().await;
+    check_undecodable_requests::<Metrics>().await;
 }
 
 #[tokio::test]
 async fn oversized_messages_are_invalid_argument() {
-    let writer = TestWriter::new(1);
-    let server = Running::start(writer.clone()).await;
-    let mut plain = client(&server).await;
-    let err = export(&mut plain, metric_bomb_request(TEST_MAX_REQUEST_BYTES)).await.expect_err("over the limit");
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert!(err.message().contains("limit"), "{err:?}");
-    assert_accepts(&mut plain, &writer).await;
-
-    // A gzip bomb: tiny on the wire, over the limit once decompressed.
-    let mut gzipped = client(&server).await.send_compressed(CompressionEncoding::Gzip);
-    let err = export(&mut gzipped, metric_bomb_request(TEST_MAX_REQUEST_BYTES * 16)).await.expect_err("bomb");
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-    assert_accepts(&mut gzipped, &writer).await;
-
-    let text = server.metrics_text();
-    assert!(
-        text.contains(
-            r#"skein_collector_requests_total{signal="metrics",transport="grpc",outcome="payload_too_large"} 2"#
-        ),
-        "{text}"
-    );
-    drop((plain, gzipped));
-    server.stop().await;
+    check_oversized_messages::<Metrics>().await;
 }
 
 #[tokio::test]
 async fn storage_failures_carry_codes_and_retry_info() {
-    let writer = TestWriter::new(2);
-    let server = Running::start(writer.clone()).await;
-    let mut client = client(&server).await;
-    for (failure, code, delay) in [
-        (Failure::Overloaded, Code::ResourceExhausted, Some(Duration::from_secs(2))),
-        (Failure::Unavailable, Code::Unavailable, Some(Duration::from_secs(3))),
-        (Failure::Internal, Code::Internal, None),
-    ] {
-        writer.fail_with(Some(failure));
-        let status = export(&mut client, points_request(8)).await.expect_err("write fails");
-        assert_eq!(status.code(), code, "{failure:?}: {status:?}");
-        assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), delay, "{failure:?}");
-        writer.fail_with(None);
-        assert_accepts(&mut client, &writer).await;
-    }
-    let text = server.metrics_text();
-    assert!(
-        text.contains(r#"skein_collector_requests_total{signal="metrics",transport="grpc",outcome="unavailable"} 1"#),
-        "{text}"
-    );
-    drop(client);
-    server.stop().await;
+    check_storage_failures::<Metrics>(8).await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skein_model::metrics::metrics_to_arrow;
-use skein_model::{ConvertLimits, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow};
+use skein_model::{ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow};
 
 use crate::CollectorError;
 
@@ -54,6 +54,19 @@ pub(crate) struct Converted {
     pub truncated: u64,
     /// Why the first item was refused (or a value truncated).
     pub first_error: Option<String>,
+}
+
+impl Converted {
+    /// Splits either signal's conversion result over `shard_count` shards.
+    fn split(converted: ConvertedBatch, shard_count: usize) -> Result<Self, ModelError> {
+        Ok(Converted {
+            parts: converted.split_by_shard(shard_count)?,
+            accepted: converted.batch.num_rows() as u64,
+            rejected: converted.rejected,
+            truncated: converted.truncated_values,
+            first_error: converted.first_error,
+        })
+    }
 }
 
 /// The rejected count and reason for a response's `partial_success`.
@@ -101,14 +114,7 @@ impl Signal for Traces {
     const KIND: SignalKind = SignalKind::Traces;
 
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
-        let converted = spans_to_arrow(request, limits, shard_count)?;
-        Ok(Converted {
-            parts: converted.split_by_shard(shard_count)?,
-            accepted: converted.batch.num_rows() as u64,
-            rejected: converted.rejected,
-            truncated: converted.truncated_values,
-            first_error: converted.first_error,
-        })
+        Converted::split(spans_to_arrow(request, limits, shard_count)?, shard_count)
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -139,14 +145,7 @@ impl Signal for Metrics {
     const KIND: SignalKind = SignalKind::Metrics;
 
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
-        let converted = metrics_to_arrow(request, limits, shard_count)?;
-        Ok(Converted {
-            parts: converted.split_by_shard(shard_count)?,
-            accepted: converted.batch.num_rows() as u64,
-            rejected: converted.rejected,
-            truncated: converted.truncated_values,
-            first_error: converted.first_error,
-        })
+        Converted::split(metrics_to_arrow(request, limits, shard_count)?, shard_count)
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {

@@ -11,7 +11,35 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 
 const SERVICES: [&str; 6] = ["frontend", "cart", "checkout", "payment", "currency", "product-catalog"];
-const BASE_NS: u64 = 1_700_000_000_000_000_000;
+pub const BASE_NS: u64 = 1_700_000_000_000_000_000;
+
+/// The schema URL of every scope.
+pub const SCOPE_SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.26.0";
+
+/// The resource of one service's SDK.
+pub fn resource(service: &str) -> Resource {
+    Resource {
+        attributes: vec![
+            s("service.name", service),
+            s("service.version", "2.0.2"),
+            s("service.namespace", "shop"),
+            s("host.name", &format!("{service}-7d9f8c6b5-x2k4q")),
+            s("telemetry.sdk.language", "rust"),
+            s("telemetry.sdk.name", "opentelemetry"),
+            s("telemetry.sdk.version", "0.31.0"),
+        ],
+        ..Default::default()
+    }
+}
+
+/// The instrumentation scope of every request.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope {
+        name: "opentelemetry-instrumentation".into(),
+        version: "0.31.0".into(),
+        ..Default::default()
+    }
+}
 
 /// xorshift64*: enough variety for benchmark data, no dependency.
 struct Rng(u64);
@@ -29,11 +57,11 @@ impl Rng {
     }
 }
 
-fn kv(key: &str, value: Value) -> KeyValue {
+pub fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
 }
 
-fn s(key: &str, value: &str) -> KeyValue {
+pub fn s(key: &str, value: &str) -> KeyValue {
     kv(key, Value::StringValue(value.into()))
 }
 
@@ -162,27 +190,8 @@ pub fn request(spans: usize) -> ExportTraceServiceRequest {
         .zip(SERVICES)
         .filter(|(spans, _)| !spans.is_empty())
         .map(|(spans, service)| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", service),
-                    s("service.version", "2.0.2"),
-                    s("service.namespace", "shop"),
-                    s("host.name", &format!("{service}-7d9f8c6b5-x2k4q")),
-                    s("telemetry.sdk.language", "rust"),
-                    s("telemetry.sdk.name", "opentelemetry"),
-                    s("telemetry.sdk.version", "0.31.0"),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "opentelemetry-instrumentation".into(),
-                    version: "0.31.0".into(),
-                    ..Default::default()
-                }),
-                spans,
-                schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
-            }],
+            resource: Some(resource(service)),
+            scope_spans: vec![ScopeSpans { scope: Some(scope()), spans, schema_url: SCOPE_SCHEMA_URL.into() }],
             schema_url: String::new(),
         })
         .collect();

@@ -3,39 +3,36 @@
 //! hashing and shard assignment) and Arrow → OTLP
 //! (`metric_requests_from_batch`). Run with `cargo bench -p skein-model --bench metrics`.
 
+// The resource and scope are shared with the span benches; the span
+// generator is not used here.
+#[allow(dead_code)]
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, exemplar, number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use skein_model::{ConvertLimits, metric_requests_from_batch, metrics_to_arrow};
+
+use common::{BASE_NS, SCOPE_SCHEMA_URL, kv, resource, s, scope};
 
 const POINTS: usize = 1000;
 const SHARDS: usize = 4;
 const SERVICES: [&str; 5] = ["frontend", "cart", "checkout", "payment", "product-catalog"];
 /// Series per metric per service: 5 services × 5 metrics × 40 = 1000 points.
 const SERIES: usize = 40;
-const BASE_NS: u64 = 1_700_000_000_000_000_000;
 /// OTel's default explicit bucket bounds for durations in ms.
 const BOUNDS: [f64; 15] =
     [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 7500.0, 10000.0];
-
-fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
-}
-
-fn s(key: &str, value: &str) -> KeyValue {
-    kv(key, Value::StringValue(value.into()))
-}
 
 /// HTTP server attributes of series `i` (route × method × status).
 fn http_attrs(i: usize) -> Vec<KeyValue> {
@@ -161,26 +158,11 @@ fn request() -> ExportMetricsServiceRequest {
         .iter()
         .enumerate()
         .map(|(n, service)| ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", service),
-                    s("service.version", "2.0.2"),
-                    s("service.namespace", "shop"),
-                    s("host.name", &format!("{service}-7d9f8c6b5-x2k4q")),
-                    s("telemetry.sdk.language", "rust"),
-                    s("telemetry.sdk.name", "opentelemetry"),
-                    s("telemetry.sdk.version", "0.31.0"),
-                ],
-                ..Default::default()
-            }),
+            resource: Some(resource(service)),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "opentelemetry-instrumentation".into(),
-                    version: "0.31.0".into(),
-                    ..Default::default()
-                }),
+                scope: Some(scope()),
                 metrics: service_metrics(n),
-                schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
+                schema_url: SCOPE_SCHEMA_URL.into(),
             }],
             schema_url: String::new(),
         })

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     ArrayRef, MapBuilder, MapFieldNames, RecordBatch, StringArray, StringBuilder, TimestampNanosecondBuilder,
-    UInt32Array,
+    UInt32Array, UInt32Builder,
 };
 use datafusion::arrow::compute::take_record_batch;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -230,6 +230,68 @@ impl AttrsBuilder {
 
     pub fn finish(&mut self) -> (ArrayRef, ArrayRef) {
         (Arc::new(self.map.finish()), Arc::new(self.types.finish()))
+    }
+}
+
+/// The resource and scope columns every signal carries, in schema order
+/// (see [`schema::resource_scope_fields`]).
+pub(crate) struct ResourceScopeBuilders {
+    pub res_attrs: AttrsBuilder,
+    pub res_dropped: UInt32Builder,
+    pub res_schema_url: StringBuilder,
+    pub scope_name: StringBuilder,
+    pub scope_version: StringBuilder,
+    pub scope_attrs: AttrsBuilder,
+    pub scope_dropped: UInt32Builder,
+    pub scope_schema_url: StringBuilder,
+}
+
+impl ResourceScopeBuilders {
+    /// Builders with Arrow's default capacities.
+    pub fn new() -> Self {
+        Self {
+            res_attrs: AttrsBuilder::new(),
+            res_dropped: UInt32Builder::new(),
+            res_schema_url: StringBuilder::new(),
+            scope_name: StringBuilder::new(),
+            scope_version: StringBuilder::new(),
+            scope_attrs: AttrsBuilder::new(),
+            scope_dropped: UInt32Builder::new(),
+            scope_schema_url: StringBuilder::new(),
+        }
+    }
+
+    /// Builders sized for `rows` rows, so the hot path rarely regrows.
+    pub fn with_capacity(rows: usize) -> Self {
+        let strings = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        Self {
+            res_attrs: AttrsBuilder::with_capacity(rows),
+            res_dropped: UInt32Builder::with_capacity(rows),
+            res_schema_url: strings(0),
+            scope_name: strings(24),
+            scope_version: strings(8),
+            scope_attrs: AttrsBuilder::with_capacity(rows),
+            scope_dropped: UInt32Builder::with_capacity(rows),
+            scope_schema_url: strings(40),
+        }
+    }
+
+    /// The ten columns, in schema order.
+    pub fn finish(&mut self) -> [ArrayRef; 10] {
+        let (res_attrs, res_types) = self.res_attrs.finish();
+        let (scope_attrs, scope_types) = self.scope_attrs.finish();
+        [
+            res_attrs,
+            res_types,
+            Arc::new(self.res_dropped.finish()),
+            Arc::new(self.res_schema_url.finish()),
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+            scope_attrs,
+            scope_types,
+            Arc::new(self.scope_dropped.finish()),
+            Arc::new(self.scope_schema_url.finish()),
+        ]
     }
 }
 

@@ -30,7 +30,7 @@ pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{ErrorClass, ModelError};
 pub use metrics::{PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow};
-pub use otlp_to_arrow::{ConvertLimits, SpanBatch, spans_to_arrow};
+pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow};
 pub use schema::span_schema;
 
 /// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a

@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use crate::arrow_build::{AttrsBuilder, timestamp_builder};
+use crate::arrow_build::{AttrsBuilder, ResourceScopeBuilders, timestamp_builder};
 use crate::ids::{hex_lower, valid_span_id, valid_trace_id};
 use crate::schema::{self, UNKNOWN_SERVICE, event_fields, link_fields, list_item, span_schema};
 use crate::{ModelError, shard_for_trace};
@@ -33,14 +33,15 @@ impl Default for ConvertLimits {
     }
 }
 
-/// The result of converting one export request.
+/// The result of converting one export request of either signal (spans or
+/// metric data points): the accepted rows and what was refused or cut.
 #[derive(Debug)]
-pub struct SpanBatch {
-    /// Accepted spans, in request order.
+pub struct ConvertedBatch {
+    /// Accepted items (spans or data points), in request order.
     pub batch: RecordBatch,
     /// Shard of each row of `batch` (empty when converted for one shard).
     pub shard_of_row: Vec<u32>,
-    /// Spans refused (invalid IDs).
+    /// Items refused (spans with invalid IDs; points per [`crate::metrics_to_arrow`]).
     pub rejected: u64,
     /// Attribute values cut to the size limit.
     pub truncated_values: u64,
@@ -48,12 +49,15 @@ pub struct SpanBatch {
     pub first_error: Option<String>,
 }
 
-impl SpanBatch {
+impl ConvertedBatch {
     /// Splits the batch into one batch per shard, skipping empty shards.
     pub fn split_by_shard(&self, shard_count: usize) -> Result<Vec<(usize, RecordBatch)>, ModelError> {
         crate::arrow_build::split_by_shard(&self.batch, &self.shard_of_row, shard_count)
     }
 }
+
+/// The result of converting one traces export request.
+pub type SpanBatch = ConvertedBatch;
 
 /// Column builders for one batch of spans.
 struct SpanBuilders {
@@ -86,14 +90,7 @@ struct SpanBuilders {
     link_attrs: AttrsBuilder,
     link_dropped: UInt32Builder,
     dropped_links: UInt32Builder,
-    res_attrs: AttrsBuilder,
-    res_dropped: UInt32Builder,
-    res_schema_url: StringBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attrs: AttrsBuilder,
-    scope_dropped: UInt32Builder,
-    scope_schema_url: StringBuilder,
+    resource_scope: ResourceScopeBuilders,
 }
 
 impl SpanBuilders {
@@ -128,14 +125,7 @@ impl SpanBuilders {
             link_attrs: AttrsBuilder::new(),
             link_dropped: UInt32Builder::new(),
             dropped_links: UInt32Builder::new(),
-            res_attrs: AttrsBuilder::new(),
-            res_dropped: UInt32Builder::new(),
-            res_schema_url: StringBuilder::new(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attrs: AttrsBuilder::new(),
-            scope_dropped: UInt32Builder::new(),
-            scope_schema_url: StringBuilder::new(),
+            resource_scope: ResourceScopeBuilders::new(),
         }
     }
 
@@ -227,9 +217,7 @@ impl SpanBuilders {
             None,
         )?;
 
-        let (res_attrs, res_types) = self.res_attrs.finish();
-        let (scope_attrs, scope_types) = self.scope_attrs.finish();
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
             Arc::new(self.parent_span_id.finish()),
@@ -250,17 +238,8 @@ impl SpanBuilders {
             Arc::new(self.dropped_events.finish()),
             Arc::new(links),
             Arc::new(self.dropped_links.finish()),
-            res_attrs,
-            res_types,
-            Arc::new(self.res_dropped.finish()),
-            Arc::new(self.res_schema_url.finish()),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            scope_attrs,
-            scope_types,
-            Arc::new(self.scope_dropped.finish()),
-            Arc::new(self.scope_schema_url.finish()),
         ];
+        columns.extend(self.resource_scope.finish());
         Ok(RecordBatch::try_new(span_schema(), columns)?)
     }
 }
@@ -320,14 +299,18 @@ pub fn spans_to_arrow(
                 }
                 b.append_span(span, limits, &mut truncated)?;
                 b.service_name.append_value(service);
-                b.res_attrs.append(res_attrs, limits, &mut truncated)?;
-                b.res_dropped.append_value(res_dropped);
-                b.res_schema_url.append_value(&rs.schema_url);
-                b.scope_name.append_value(scope.map_or("", |s| s.name.as_str()));
-                b.scope_version.append_value(scope.map_or("", |s| s.version.as_str()));
-                b.scope_attrs.append(scope.map_or(&[][..], |s| &s.attributes[..]), limits, &mut truncated)?;
-                b.scope_dropped.append_value(scope.map_or(0, |s| s.dropped_attributes_count));
-                b.scope_schema_url.append_value(&ss.schema_url);
+                b.resource_scope.res_attrs.append(res_attrs, limits, &mut truncated)?;
+                b.resource_scope.res_dropped.append_value(res_dropped);
+                b.resource_scope.res_schema_url.append_value(&rs.schema_url);
+                b.resource_scope.scope_name.append_value(scope.map_or("", |s| s.name.as_str()));
+                b.resource_scope.scope_version.append_value(scope.map_or("", |s| s.version.as_str()));
+                b.resource_scope.scope_attrs.append(
+                    scope.map_or(&[][..], |s| &s.attributes[..]),
+                    limits,
+                    &mut truncated,
+                )?;
+                b.resource_scope.scope_dropped.append_value(scope.map_or(0, |s| s.dropped_attributes_count));
+                b.resource_scope.scope_schema_url.append_value(&ss.schema_url);
             }
         }
     }

@@ -107,11 +107,37 @@ pub fn list_item(fields: Fields) -> Arc<Field> {
     Arc::new(Field::new("item", DataType::Struct(fields), false))
 }
 
+/// An attribute map column and its type-code column (null when every value
+/// is a string).
+pub(crate) fn attribute_fields(map: &str, types: &str) -> [Field; 2] {
+    [Field::new(map, attributes_type(), false), Field::new(types, DataType::Utf8, true)]
+}
+
+/// The resource and scope columns both tables carry, in schema order (built
+/// by `arrow_build::ResourceScopeBuilders`).
+pub(crate) fn resource_scope_fields() -> [Field; 10] {
+    use col::*;
+    let [res_attrs, res_types] = attribute_fields(RESOURCE_ATTRIBUTES, RESOURCE_ATTRIBUTE_TYPES);
+    let [scope_attrs, scope_types] = attribute_fields(SCOPE_ATTRIBUTES, SCOPE_ATTRIBUTE_TYPES);
+    [
+        res_attrs,
+        res_types,
+        Field::new(RESOURCE_DROPPED_ATTRIBUTES_COUNT, DataType::UInt32, false),
+        Field::new(RESOURCE_SCHEMA_URL, DataType::Utf8, false),
+        Field::new(SCOPE_NAME, DataType::Utf8, false),
+        Field::new(SCOPE_VERSION, DataType::Utf8, false),
+        scope_attrs,
+        scope_types,
+        Field::new(SCOPE_DROPPED_ATTRIBUTES_COUNT, DataType::UInt32, false),
+        Field::new(SCOPE_SCHEMA_URL, DataType::Utf8, false),
+    ]
+}
+
 static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
     let u32f = |name: &str| Field::new(name, DataType::UInt32, false);
-    Arc::new(Schema::new(vec![
+    let mut fields = vec![
         utf8(TRACE_ID),
         utf8(SPAN_ID),
         Field::new(PARENT_SPAN_ID, DataType::Utf8, true),
@@ -132,17 +158,9 @@ static SPAN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         u32f(DROPPED_EVENTS_COUNT),
         Field::new(LINKS, DataType::List(list_item(link_fields())), false),
         u32f(DROPPED_LINKS_COUNT),
-        Field::new(RESOURCE_ATTRIBUTES, attributes_type(), false),
-        Field::new(RESOURCE_ATTRIBUTE_TYPES, DataType::Utf8, true),
-        u32f(RESOURCE_DROPPED_ATTRIBUTES_COUNT),
-        utf8(RESOURCE_SCHEMA_URL),
-        utf8(SCOPE_NAME),
-        utf8(SCOPE_VERSION),
-        Field::new(SCOPE_ATTRIBUTES, attributes_type(), false),
-        Field::new(SCOPE_ATTRIBUTE_TYPES, DataType::Utf8, true),
-        u32f(SCOPE_DROPPED_ATTRIBUTES_COUNT),
-        utf8(SCOPE_SCHEMA_URL),
-    ]))
+    ];
+    fields.extend(resource_scope_fields());
+    Arc::new(Schema::new(fields))
 });
 
 /// The schema of every span batch, in memory, in the WAL and in Parquet.

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile
 
 use super::schema::{self, exemplar_fields, metric_schema, quantile_fields, temporality_name};
 use super::series::series_id_digits;
-use crate::arrow_build::{AttrsBuilder, EncodedAttrs, timestamp_builder};
+use crate::arrow_build::{AttrsBuilder, EncodedAttrs, ResourceScopeBuilders, timestamp_builder};
 use crate::{ConvertLimits, ModelError};
 
 /// What a metric contributes to each of its rows, encoded once per metric.
@@ -108,14 +108,7 @@ pub(super) struct PointBuilders {
     metadata: AttrsBuilder,
     series_id: StringBuilder,
     service_name: StringBuilder,
-    res_attrs: AttrsBuilder,
-    res_dropped: UInt32Builder,
-    res_schema_url: StringBuilder,
-    scope_name: StringBuilder,
-    scope_version: StringBuilder,
-    scope_attrs: AttrsBuilder,
-    scope_dropped: UInt32Builder,
-    scope_schema_url: StringBuilder,
+    resource_scope: ResourceScopeBuilders,
     attrs: AttrsBuilder,
     start: TimestampNanosecondBuilder,
     time: TimestampNanosecondBuilder,
@@ -162,14 +155,7 @@ impl PointBuilders {
             metadata: AttrsBuilder::with_capacity(rows),
             series_id: strings(16),
             service_name: strings(16),
-            res_attrs: AttrsBuilder::with_capacity(rows),
-            res_dropped: UInt32Builder::with_capacity(rows),
-            res_schema_url: strings(0),
-            scope_name: strings(24),
-            scope_version: strings(8),
-            scope_attrs: AttrsBuilder::with_capacity(rows),
-            scope_dropped: UInt32Builder::with_capacity(rows),
-            scope_schema_url: strings(40),
+            resource_scope: ResourceScopeBuilders::with_capacity(rows),
             attrs: AttrsBuilder::with_capacity(rows),
             start: timestamp_builder(rows),
             time: timestamp_builder(rows),
@@ -221,14 +207,14 @@ impl PointBuilders {
         self.metadata.append_encoded(metric.metadata)?;
         self.series_id.append_value(series_id_digits(point.series_hash, &mut [0; 16]));
         self.service_name.append_value(metric.service_name);
-        self.res_attrs.append_encoded(metric.resource)?;
-        self.res_dropped.append_value(metric.resource_dropped);
-        self.res_schema_url.append_value(metric.resource_schema_url);
-        self.scope_name.append_value(metric.scope_name);
-        self.scope_version.append_value(metric.scope_version);
-        self.scope_attrs.append_encoded(metric.scope)?;
-        self.scope_dropped.append_value(metric.scope_dropped);
-        self.scope_schema_url.append_value(metric.scope_schema_url);
+        self.resource_scope.res_attrs.append_encoded(metric.resource)?;
+        self.resource_scope.res_dropped.append_value(metric.resource_dropped);
+        self.resource_scope.res_schema_url.append_value(metric.resource_schema_url);
+        self.resource_scope.scope_name.append_value(metric.scope_name);
+        self.resource_scope.scope_version.append_value(metric.scope_version);
+        self.resource_scope.scope_attrs.append_encoded(metric.scope)?;
+        self.resource_scope.scope_dropped.append_value(metric.scope_dropped);
+        self.resource_scope.scope_schema_url.append_value(metric.scope_schema_url);
         self.attrs.append_encoded(point.attributes)?;
         // 0 means "unknown start" in OTLP (always so for gauges).
         let start = point.start_time_unix_nano;
@@ -313,10 +299,8 @@ impl PointBuilders {
             None,
         )?;
         let (metadata, metadata_types) = self.metadata.finish();
-        let (res_attrs, res_types) = self.res_attrs.finish();
-        let (scope_attrs, scope_types) = self.scope_attrs.finish();
         let (attrs, attr_types) = self.attrs.finish();
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.metric_name.finish()),
             Arc::new(self.metric_type.finish()),
             Arc::new(self.unit.finish()),
@@ -325,16 +309,9 @@ impl PointBuilders {
             metadata_types,
             Arc::new(self.series_id.finish()),
             Arc::new(self.service_name.finish()),
-            res_attrs,
-            res_types,
-            Arc::new(self.res_dropped.finish()),
-            Arc::new(self.res_schema_url.finish()),
-            Arc::new(self.scope_name.finish()),
-            Arc::new(self.scope_version.finish()),
-            scope_attrs,
-            scope_types,
-            Arc::new(self.scope_dropped.finish()),
-            Arc::new(self.scope_schema_url.finish()),
+        ];
+        columns.extend(self.resource_scope.finish());
+        columns.extend([
             attrs,
             attr_types,
             Arc::new(self.start.finish()),
@@ -359,7 +336,7 @@ impl PointBuilders {
             Arc::new(self.neg_counts.finish()),
             Arc::new(quantiles),
             Arc::new(exemplars),
-        ];
+        ]);
         Ok(RecordBatch::try_new(metric_schema(), columns)?)
     }
 }

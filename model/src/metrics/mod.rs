@@ -16,33 +16,10 @@ mod to_arrow;
 #[cfg(test)]
 mod tests;
 
-use datafusion::arrow::array::RecordBatch;
-
 pub use from_arrow::metric_requests_from_batch;
 pub use schema::{col, metric_schema, metric_type, temporality};
 pub use series::{series_hash, series_id, shard_for_series};
 pub use to_arrow::metrics_to_arrow;
 
-use crate::ModelError;
-
 /// The result of converting one metrics export request.
-#[derive(Debug)]
-pub struct PointBatch {
-    /// Accepted data points, in request order.
-    pub batch: RecordBatch,
-    /// Shard of each row of `batch` (empty when converted for one shard).
-    pub shard_of_row: Vec<u32>,
-    /// Data points refused (see [`metrics_to_arrow`] for the rules).
-    pub rejected: u64,
-    /// Attribute values cut to the size limit.
-    pub truncated_values: u64,
-    /// A human-readable reason for the first refusal or truncation.
-    pub first_error: Option<String>,
-}
-
-impl PointBatch {
-    /// Splits the batch into one batch per shard, skipping empty shards.
-    pub fn split_by_shard(&self, shard_count: usize) -> Result<Vec<(usize, RecordBatch)>, ModelError> {
-        crate::arrow_build::split_by_shard(&self.batch, &self.shard_of_row, shard_count)
-    }
-}
+pub type PointBatch = crate::otlp_to_arrow::ConvertedBatch;

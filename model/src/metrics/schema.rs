@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
-use crate::schema::{attributes_type, timestamp_type};
+use crate::schema::{attribute_fields, attributes_type, resource_scope_fields, timestamp_type};
 
 /// Column names of the `metrics` table, in schema order.
 pub mod col {
@@ -18,16 +18,12 @@ pub mod col {
     pub const METRIC_METADATA_TYPES: &str = "metric_metadata_types";
     pub const SERIES_ID: &str = "series_id";
     pub const SERVICE_NAME: &str = "service_name";
-    pub const RESOURCE_ATTRIBUTES: &str = "resource_attributes";
-    pub const RESOURCE_ATTRIBUTE_TYPES: &str = "resource_attribute_types";
-    pub const RESOURCE_DROPPED_ATTRIBUTES_COUNT: &str = "resource_dropped_attributes_count";
-    pub const RESOURCE_SCHEMA_URL: &str = "resource_schema_url";
-    pub const SCOPE_NAME: &str = "scope_name";
-    pub const SCOPE_VERSION: &str = "scope_version";
-    pub const SCOPE_ATTRIBUTES: &str = "scope_attributes";
-    pub const SCOPE_ATTRIBUTE_TYPES: &str = "scope_attribute_types";
-    pub const SCOPE_DROPPED_ATTRIBUTES_COUNT: &str = "scope_dropped_attributes_count";
-    pub const SCOPE_SCHEMA_URL: &str = "scope_schema_url";
+    // The resource and scope columns, named as in the `spans` table.
+    pub use crate::schema::col::{
+        RESOURCE_ATTRIBUTE_TYPES, RESOURCE_ATTRIBUTES, RESOURCE_DROPPED_ATTRIBUTES_COUNT, RESOURCE_SCHEMA_URL,
+        SCOPE_ATTRIBUTE_TYPES, SCOPE_ATTRIBUTES, SCOPE_DROPPED_ATTRIBUTES_COUNT, SCOPE_NAME, SCOPE_SCHEMA_URL,
+        SCOPE_VERSION,
+    };
     pub const ATTRIBUTES: &str = "attributes";
     pub const ATTRIBUTE_TYPES: &str = "attribute_types";
     pub const START_TIME: &str = "start_time";
@@ -131,31 +127,13 @@ static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     use col::*;
     let utf8 = |name: &str| Field::new(name, DataType::Utf8, false);
     let u32f = |name: &str| Field::new(name, DataType::UInt32, false);
-    let attrs = |name: &str| Field::new(name, attributes_type(), false);
-    // Type strings are null when every value is a string (see `attributes`).
-    let types = |name: &str| Field::new(name, DataType::Utf8, true);
     let opt = |name: &str, t: DataType| Field::new(name, t, true);
-    Arc::new(Schema::new(vec![
-        utf8(METRIC_NAME),
-        utf8(METRIC_TYPE),
-        utf8(UNIT),
-        utf8(DESCRIPTION),
-        attrs(METRIC_METADATA),
-        types(METRIC_METADATA_TYPES),
-        utf8(SERIES_ID),
-        utf8(SERVICE_NAME),
-        attrs(RESOURCE_ATTRIBUTES),
-        types(RESOURCE_ATTRIBUTE_TYPES),
-        u32f(RESOURCE_DROPPED_ATTRIBUTES_COUNT),
-        utf8(RESOURCE_SCHEMA_URL),
-        utf8(SCOPE_NAME),
-        utf8(SCOPE_VERSION),
-        attrs(SCOPE_ATTRIBUTES),
-        types(SCOPE_ATTRIBUTE_TYPES),
-        u32f(SCOPE_DROPPED_ATTRIBUTES_COUNT),
-        utf8(SCOPE_SCHEMA_URL),
-        attrs(ATTRIBUTES),
-        types(ATTRIBUTE_TYPES),
+    let mut fields = vec![utf8(METRIC_NAME), utf8(METRIC_TYPE), utf8(UNIT), utf8(DESCRIPTION)];
+    fields.extend(attribute_fields(METRIC_METADATA, METRIC_METADATA_TYPES));
+    fields.extend([utf8(SERIES_ID), utf8(SERVICE_NAME)]);
+    fields.extend(resource_scope_fields());
+    fields.extend(attribute_fields(ATTRIBUTES, ATTRIBUTE_TYPES));
+    fields.extend([
         opt(START_TIME, timestamp_type()),
         Field::new(TIME, timestamp_type(), false),
         u32f(FLAGS),
@@ -178,7 +156,8 @@ static METRIC_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         opt(NEGATIVE_BUCKET_COUNTS, u64_list_type()),
         opt(QUANTILE_VALUES, DataType::List(crate::schema::list_item(quantile_fields()))),
         Field::new(EXEMPLARS, DataType::List(crate::schema::list_item(exemplar_fields())), false),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 });
 
 /// The schema of every metric point batch, in memory, in the WAL and in Parquet.

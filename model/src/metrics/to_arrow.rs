@@ -48,13 +48,21 @@ macro_rules! common_fields {
             self.flags
         }
     };
+    (with_exemplars) => {
+        common_fields!();
+        fn exemplars(&self) -> &[Exemplar] {
+            &self.exemplars
+        }
+    };
+}
+
+/// The count, sum, min and max both histogram types carry.
+fn histogram_values<'a>(count: u64, sum: Option<f64>, min: Option<f64>, max: Option<f64>) -> PointValues<'a> {
+    PointValues { count: Some(count), sum, min, max, ..Default::default() }
 }
 
 impl DataPoint for NumberDataPoint {
-    common_fields!();
-    fn exemplars(&self) -> &[Exemplar] {
-        &self.exemplars
-    }
+    common_fields!(with_exemplars);
     fn values(&self) -> PointValues<'_> {
         let (value, value_int) = match self.value {
             Some(number_data_point::Value::AsDouble(d)) => (Some(d), None),
@@ -67,19 +75,12 @@ impl DataPoint for NumberDataPoint {
 }
 
 impl DataPoint for HistogramDataPoint {
-    common_fields!();
-    fn exemplars(&self) -> &[Exemplar] {
-        &self.exemplars
-    }
+    common_fields!(with_exemplars);
     fn values(&self) -> PointValues<'_> {
         PointValues {
-            count: Some(self.count),
-            sum: self.sum,
-            min: self.min,
-            max: self.max,
             explicit_bounds: Some(&self.explicit_bounds),
             bucket_counts: Some(&self.bucket_counts),
-            ..Default::default()
+            ..histogram_values(self.count, self.sum, self.min, self.max)
         }
     }
     fn problem(&self) -> Option<String> {
@@ -99,22 +100,15 @@ impl DataPoint for HistogramDataPoint {
 }
 
 impl DataPoint for ExponentialHistogramDataPoint {
-    common_fields!();
-    fn exemplars(&self) -> &[Exemplar] {
-        &self.exemplars
-    }
+    common_fields!(with_exemplars);
     fn values(&self) -> PointValues<'_> {
         PointValues {
-            count: Some(self.count),
-            sum: self.sum,
-            min: self.min,
-            max: self.max,
             scale: Some(self.scale),
             zero_count: Some(self.zero_count),
             zero_threshold: Some(self.zero_threshold),
             positive: self.positive.as_ref().map(|b| (b.offset, &b.bucket_counts[..])),
             negative: self.negative.as_ref().map(|b| (b.offset, &b.bucket_counts[..])),
-            ..Default::default()
+            ..histogram_values(self.count, self.sum, self.min, self.max)
         }
     }
 }
