@@ -70,10 +70,6 @@ impl Signal {
     }
 }
 
-async fn post(node: &TestNode, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-    post_to(node, Signal::Traces, content_type, encoding, body).await
-}
-
 async fn post_to(
     node: &TestNode,
     signal: Signal,
@@ -168,7 +164,7 @@ async fn storage_unavailable_answers_503_and_unavailable_with_retry_info() {
     // Storage going away (as during shutdown) must be retryable for clients.
     node.storage.close().await.expect("storage closes");
 
-    let r = post(&node, "application/json", None, good_request(2).to_string().into_bytes()).await;
+    let r = post_to(&node, Signal::Traces, "application/json", None, good_request(2).to_string().into_bytes()).await;
     assert_eq!(r.status(), 503);
     let retry_after: u64 = r.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
     assert!(retry_after >= 1);

@@ -72,11 +72,10 @@ struct Acked {
 }
 
 async fn assert_exactly(process: &SkeinProcess, acked: Acked) {
-    let total = count(&process.query, "SELECT count(*) FROM spans").await;
+    let (total, points) = totals(process).await;
     let distinct = count(&process.query, "SELECT count(DISTINCT span_id) FROM spans").await;
     assert_eq!(distinct, total, "no span may be stored twice");
     assert!(total >= acked.spans, "{total} spans stored but {} were acknowledged", acked.spans);
-    let points = count(&process.query, "SELECT count(*) FROM metrics").await;
     let distinct =
         count(&process.query, "SELECT count(*) FROM (SELECT DISTINCT series_id, time FROM metrics) AS d").await;
     assert_eq!(distinct, points, "no metric point may be stored twice");
@@ -88,6 +87,12 @@ async fn totals(process: &SkeinProcess) -> (i64, i64) {
         count(&process.query, "SELECT count(*) FROM spans").await,
         count(&process.query, "SELECT count(*) FROM metrics").await,
     )
+}
+
+/// POSTs an OTLP/JSON export; true once the server acknowledged it.
+async fn acknowledged(client: &reqwest::Client, url: &str, body: &Value) -> bool {
+    let sent = client.post(url).header("content-type", "application/json").body(body.to_string()).send().await;
+    sent.is_ok_and(|r| r.status() == 200)
 }
 
 fn parquet_files(dir: &Path) -> usize {
@@ -120,26 +125,14 @@ async fn acknowledged_spans_and_points_survive_sigkill_exactly_once() {
             let mut trace = 0;
             while !stop.load(Ordering::SeqCst) {
                 trace += 1;
-                let sent = client
-                    .post(format!("{url}/v1/traces"))
-                    .header("content-type", "application/json")
-                    .body(request(trace, 10).to_string())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == 200 => acked.lock().expect("lock").spans += 10,
-                    _ => break,
+                if !acknowledged(&client, &format!("{url}/v1/traces"), &request(trace, 10)).await {
+                    break;
                 }
-                let sent = client
-                    .post(format!("{url}/v1/metrics"))
-                    .header("content-type", "application/json")
-                    .body(metrics_request(trace, 10).to_string())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status() == 200 => acked.lock().expect("lock").points += 10,
-                    _ => break,
+                acked.lock().expect("lock").spans += 10;
+                if !acknowledged(&client, &format!("{url}/v1/metrics"), &metrics_request(trace, 10)).await {
+                    break;
                 }
+                acked.lock().expect("lock").points += 10;
             }
         })
     };

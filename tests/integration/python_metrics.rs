@@ -123,8 +123,8 @@ async fn round_trip(protocol: &str, temporality: &str) {
     let node = ClusterBuilder::new().shards(3).start().await;
     let service = format!("py-{protocol}-{temporality}");
     let endpoint = if protocol == "grpc" { node.otlp_grpc() } else { node.otlp_http() };
-    let (endpoint, protocol_owned, temporality_owned, service_owned) =
-        (endpoint, protocol.to_owned(), temporality.to_owned(), service.clone());
+    let (protocol_owned, temporality_owned, service_owned) =
+        (protocol.to_owned(), temporality.to_owned(), service.clone());
     let sent = tokio::task::spawn_blocking(move || {
         send_metrics(&endpoint, &protocol_owned, &temporality_owned, &service_owned)
     })
