@@ -164,6 +164,29 @@ fn bytes_on_disk(dir: &Path, extension: &str) -> u64 {
     total
 }
 
+/// Compressed Parquet bytes per top-level column, over every file under `dir`.
+fn column_bytes(dir: &Path) -> std::collections::HashMap<String, u64> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut totals = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(dir).expect("list data directory") {
+        let path = entry.expect("directory entry").path();
+        if path.is_dir() {
+            for (name, bytes) in column_bytes(&path) {
+                *totals.entry(name).or_default() += bytes;
+            }
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            let reader = SerializedFileReader::new(std::fs::File::open(&path).expect("open parquet")).expect("footer");
+            for row_group in reader.metadata().row_groups() {
+                for column in row_group.columns() {
+                    let root = column.column_path().parts()[0].clone();
+                    *totals.entry(root).or_default() += column.compressed_size() as u64;
+                }
+            }
+        }
+    }
+    totals
+}
+
 fn wal_append(c: &mut Criterion) {
     let runtime = runtime();
     let (_dir, storage) = open_storage(&runtime);
@@ -232,6 +255,10 @@ fn parquet_flush(c: &mut Criterion) {
         per_span(wal),
         per_span(arrow as u64),
     );
+    let mut columns: Vec<(String, u64)> = column_bytes(dir.path()).into_iter().collect();
+    columns.sort_by(|a, b| b.1.cmp(&a.1));
+    let shares: Vec<String> = columns.iter().map(|(name, bytes)| format!("{name} {:.1}", per_span(*bytes))).collect();
+    eprintln!("parquet bytes per span by column: {}", shares.join(", "));
 
     let mut group = c.benchmark_group("parquet_flush");
     // Each iteration takes a good fraction of a second with its setup.

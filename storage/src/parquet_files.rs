@@ -3,12 +3,16 @@
 //!
 //! Rows are split by the hour of the signal's partition column (spans:
 //! `start_time`, metrics: `time`) into `date=YYYY-MM-DD/hour=HH/<name>.parquet`
-//! under the signal directory and sorted by the signal's sort columns within
-//! a file (spans: `(trace_id, start_time)`, so a trace's spans are adjacent;
-//! metrics: `(metric_name, series_id, time)`, so a series is contiguous), which
-//! keeps row-group statistics on the leading column tight. Each file is
-//! written under a temporary name, synced and renamed, with its `.tidx`
-//! sidecar when the signal has a trace index.
+//! under the signal directory. Spans keep their arrival order (the buffered
+//! batches are encoded as they are, without a copy; a trace's spans arrive
+//! close together, and lookups by trace ID go through the `.tidx` sidecar and
+//! the bloom filters). Metric points are sorted by `(metric_name, series_id,
+//! time)`, so a series is contiguous and row-group statistics on the metric
+//! name are tight. Nearly unique columns (span IDs, timestamps, durations)
+//! skip the dictionary for an encoding that suits them, and nested columns
+//! skip statistics no query can use. Each file is written under a temporary
+//! name, synced and renamed, with its `.tidx` sidecar when the signal has a
+//! trace index.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -16,10 +20,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-use datafusion::arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, max, min, take, take_record_batch};
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, max, min, take, take_record_batch,
+};
 use datafusion::arrow::datatypes::TimestampNanosecondType;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
@@ -83,6 +89,21 @@ fn writer_properties(spec: &SignalSpec, row_group_rows: usize, rows: usize) -> R
         .set_max_row_group_row_count(Some(row_group_rows))
         // Page-level statistics also write the column and offset indexes.
         .set_statistics_enabled(EnabledStatistics::Page);
+    // Nested columns (attribute maps, events, links) cannot be pruned by
+    // statistics: computing min/max for every key and value is wasted work.
+    let descriptor = ArrowSchemaConverter::new().convert(&spec.schema)?;
+    for leaf in descriptor.columns() {
+        if leaf.path().parts().len() > 1 {
+            builder = builder.set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
+        }
+    }
+    for (column, encoding) in spec.unique_columns {
+        let path = ColumnPath::from(*column);
+        builder = builder
+            .set_column_dictionary_enabled(path.clone(), false)
+            .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
+            .set_column_encoding(path, *encoding);
+    }
     for column in spec.bloom_columns {
         let path = ColumnPath::from(*column);
         builder = builder
@@ -128,10 +149,48 @@ fn write_partitions_inner(
     name_prefix: &str,
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<WrittenFile>, StorageError> {
-    let spec = target.spec;
+    let hours = if target.spec.sort_columns.is_empty() {
+        split_by_hour(target.spec, batches)?
+    } else {
+        sort_by_hour(target.spec, batches)?
+    };
+    let mut written = Vec::with_capacity(hours.len());
+    for (hour, part) in hours {
+        let relative = format!("{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
+        written.push(write_file(target, &relative, &part, hour, created)?);
+    }
+    Ok(written)
+}
+
+/// The rows of each hour in arrival order. A batch within one hour (nearly
+/// all of them) is passed on as it is: no copy, which keeps the flush's CPU
+/// and memory to the Parquet encoding itself.
+fn split_by_hour(spec: &SignalSpec, batches: &[RecordBatch]) -> Result<BTreeMap<i64, Vec<RecordBatch>>, StorageError> {
+    let mut hours: BTreeMap<i64, Vec<RecordBatch>> = BTreeMap::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let batch_hours: Int64Array = timestamps(batch, spec.partition_column)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
+        let (first, last) = (min(&batch_hours), max(&batch_hours));
+        if first == last {
+            if let Some(hour) = first {
+                hours.entry(hour).or_default().push(batch.clone());
+            }
+            continue;
+        }
+        let distinct: std::collections::BTreeSet<i64> = batch_hours.values().iter().copied().collect();
+        for hour in distinct {
+            let mask = datafusion::arrow::compute::kernels::cmp::eq(&batch_hours, &Int64Array::new_scalar(hour))?;
+            hours.entry(hour).or_default().push(filter_record_batch(batch, &mask)?);
+        }
+    }
+    Ok(hours)
+}
+
+/// The rows of each hour sorted by the signal's sort columns (one copy).
+fn sort_by_hour(spec: &SignalSpec, batches: &[RecordBatch]) -> Result<BTreeMap<i64, Vec<RecordBatch>>, StorageError> {
     let all = concat_batches(&spec.schema, batches)?;
+    let mut parts = BTreeMap::new();
     if all.num_rows() == 0 {
-        return Ok(Vec::new());
+        return Ok(parts);
     }
     let hours: Int64Array = timestamps(&all, spec.partition_column)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
     let mut sort_columns = vec![SortColumn { values: Arc::new(hours.clone()), options: None }];
@@ -145,7 +204,6 @@ fn write_partitions_inner(
     let sorted_hours: &Int64Array = sorted_hours.as_primitive();
     drop(all);
 
-    let mut written = Vec::new();
     let mut start = 0;
     while start < sorted.num_rows() {
         let hour = sorted_hours.value(start);
@@ -153,18 +211,16 @@ fn write_partitions_inner(
         while end < sorted.num_rows() && sorted_hours.value(end) == hour {
             end += 1;
         }
-        let part = sorted.slice(start, end - start);
-        let relative = format!("{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
-        written.push(write_file(target, &relative, &part, hour, created)?);
+        parts.insert(hour, vec![sorted.slice(start, end - start)]);
         start = end;
     }
-    Ok(written)
+    Ok(parts)
 }
 
 fn write_file(
     target: &Target<'_>,
     relative: &str,
-    batch: &RecordBatch,
+    batches: &[RecordBatch],
     hour: i64,
     created: &mut Vec<PathBuf>,
 ) -> Result<WrittenFile, StorageError> {
@@ -173,12 +229,15 @@ fn write_file(
     let dir = path.parent().ok_or_else(|| StorageError::Task(format!("{relative} has no parent directory")))?;
     create_dir_durable(dir).ctx(|| format!("creating {}", dir.display()))?;
 
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let properties = writer_properties(spec, target.row_group_rows, batch.num_rows())?;
-    let mut writer = ArrowWriter::try_new(&file, batch.schema(), Some(properties))?;
-    writer.write(batch)?;
+    let properties = writer_properties(spec, target.row_group_rows, rows)?;
+    let mut writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.close()?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
     let size_bytes = file.metadata().ctx(|| format!("reading {}", tmp.display()))?.len();
@@ -186,7 +245,8 @@ fn write_file(
 
     let index = match spec.trace_index_column {
         Some(column) => {
-            let index = TraceIndex::build([strings(batch, column)?]);
+            let ids = batches.iter().map(|b| strings(b, column)).collect::<Result<Vec<_>, _>>()?;
+            let index = TraceIndex::build(ids);
             let sidecar = sidecar_path(&path);
             created.push(sidecar.clone());
             index.write(&sidecar)?;
@@ -200,7 +260,7 @@ fn write_file(
     debug!(
         signal = %spec.signal,
         file = relative,
-        rows = batch.num_rows(),
+        rows,
         traces = index.as_ref().map(TraceIndex::len),
         bytes = size_bytes,
         "wrote parquet file"
@@ -208,13 +268,22 @@ fn write_file(
 
     let mut ranges = BTreeMap::new();
     for column in spec.range_columns {
-        let values = timestamps(batch, column)?;
-        // Null in every row: nothing to record, pruning keeps the file.
-        if let (Some(min_ns), Some(max_ns)) = (min(values), max(values)) {
-            ranges.insert((*column).to_owned(), TimeRange { min_ns, max_ns });
+        let mut range: Option<TimeRange> = None;
+        for batch in batches {
+            let values = timestamps(batch, column)?;
+            // Null in every row: nothing to record, pruning keeps the file.
+            if let (Some(min_ns), Some(max_ns)) = (min(values), max(values)) {
+                range = Some(match range {
+                    None => TimeRange { min_ns, max_ns },
+                    Some(r) => TimeRange { min_ns: r.min_ns.min(min_ns), max_ns: r.max_ns.max(max_ns) },
+                });
+            }
+        }
+        if let Some(range) = range {
+            ranges.insert((*column).to_owned(), range);
         }
     }
-    let meta = FileMeta { path: relative.to_owned(), size_bytes, rows: batch.num_rows() as u64, hour, ranges };
+    let meta = FileMeta { path: relative.to_owned(), size_bytes, rows: rows as u64, hour, ranges };
     Ok(WrittenFile { meta, index })
 }
 

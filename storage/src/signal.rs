@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::basic::Encoding;
 use skein_model::metrics::schema::{BLOOM_FILTER_COLUMNS, PARTITION_TIME_COLUMN, SORT_COLUMNS};
 use skein_model::metrics::{col as metric_col, metric_schema};
 use skein_model::schema::col as span_col;
@@ -40,10 +41,17 @@ impl Signal {
                 dir: "spans",
                 schema: span_schema(),
                 partition_column: span_col::START_TIME,
-                sort_columns: &[span_col::TRACE_ID, span_col::START_TIME],
+                sort_columns: &[],
                 bloom_columns: &[span_col::TRACE_ID, span_col::SERVICE_NAME, span_col::NAME],
                 range_columns: &[span_col::START_TIME, span_col::END_TIME],
                 trace_index_column: Some(span_col::TRACE_ID),
+                unique_columns: &[
+                    (span_col::SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
+                    (span_col::PARENT_SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
+                    (span_col::START_TIME, Encoding::BYTE_STREAM_SPLIT),
+                    (span_col::END_TIME, Encoding::BYTE_STREAM_SPLIT),
+                    (span_col::DURATION_NS, Encoding::BYTE_STREAM_SPLIT),
+                ],
             }),
             Signal::Metrics => METRICS.get_or_init(|| SignalSpec {
                 signal: self,
@@ -54,6 +62,7 @@ impl Signal {
                 bloom_columns: &BLOOM_FILTER_COLUMNS,
                 range_columns: &[metric_col::TIME, metric_col::START_TIME],
                 trace_index_column: None,
+                unique_columns: &[],
             }),
         }
     }
@@ -75,7 +84,10 @@ pub(crate) struct SignalSpec {
     /// Non-null nanosecond timestamp column whose hour partitions the files.
     pub partition_column: &'static str,
     /// Row order within a file (after the hour): what the common queries
-    /// select on first, so row-group statistics on it are tight.
+    /// select on first, so row-group statistics on it are tight. Empty:
+    /// arrival order, written without a copy (spans: a lookup by trace ID
+    /// goes through the trace index and bloom filters, not the order, and
+    /// the spans of a trace arrive close together anyway).
     pub sort_columns: &'static [&'static str],
     pub bloom_columns: &'static [&'static str],
     /// Nanosecond timestamp columns whose per-file min/max the manifest keeps
@@ -83,6 +95,9 @@ pub(crate) struct SignalSpec {
     pub range_columns: &'static [&'static str],
     /// Utf8 trace-ID column indexed per file in a `.tidx` sidecar, if any.
     pub trace_index_column: Option<&'static str>,
+    /// Columns whose values rarely repeat within a file, with the encoding
+    /// that suits them: a dictionary would cost hashing and bytes for nothing.
+    pub unique_columns: &'static [(&'static str, Encoding)],
 }
 
 #[cfg(test)]
