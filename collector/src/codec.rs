@@ -108,19 +108,12 @@ pub(crate) fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, CollectorErro
     Ok(out)
 }
 
-/// Decodes an export request of signal `S`.
-pub(crate) fn decode_request<S: Signal>(body: &[u8], encoding: Encoding) -> Result<S::Request, CollectorError> {
-    match encoding {
-        Encoding::Protobuf => {
-            S::Request::decode(body).map_err(|e| CollectorError::InvalidRequest(format!("invalid protobuf body: {e}")))
-        }
-        Encoding::Json => {
-            let request = serde_json::from_slice(body)
-                .map_err(|e| CollectorError::InvalidRequest(format!("invalid OTLP/JSON body: {e}")))?;
-            S::check_json(body, &request)?;
-            Ok(request)
-        }
-    }
+/// Decodes an OTLP/JSON export request of signal `S`.
+pub(crate) fn decode_json<S: Signal>(body: &[u8]) -> Result<S::Request, CollectorError> {
+    let request = serde_json::from_slice(body)
+        .map_err(|e| CollectorError::InvalidRequest(format!("invalid OTLP/JSON body: {e}")))?;
+    S::check_json(body, &request)?;
+    Ok(request)
 }
 
 pub(crate) fn encode_response<S: Signal>(response: &S::Response, encoding: Encoding) -> Vec<u8> {

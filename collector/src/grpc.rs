@@ -1,12 +1,14 @@
 //! The OTLP/gRPC receivers (`TraceService/Export`, `MetricsService/Export`).
 //!
-//! [`GrpcEndpoint`] wraps one of tonic's generated services (one per
-//! signal, all on the same server): it admits the request
-//! (the concurrency limit shared with HTTP) *before* tonic reads and decodes
-//! the message, and it corrects the status of requests tonic could not
-//! decode. Tonic reports a malformed message or bad gzip as INTERNAL and an
-//! oversized one as OUT_OF_RANGE or RESOURCE_EXHAUSTED; OTLP clients would
-//! retry the latter forever, so they become INVALID_ARGUMENT (bad data).
+//! [`GrpcEndpoint`] is one signal's gRPC service, written on tonic's server
+//! machinery with a codec that hands the request over as bytes: decoding
+//! happens with the conversion, off the async workers (traces straight from
+//! the bytes, without copying strings). It admits the request (the
+//! concurrency limit shared with HTTP) *before* tonic reads the message, and
+//! it corrects the status of requests tonic could not read. Tonic reports
+//! bad gzip as INTERNAL and an oversized message as OUT_OF_RANGE or
+//! RESOURCE_EXHAUSTED; OTLP clients would retry the latter forever, so they
+//! become INVALID_ARGUMENT (bad data).
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -14,27 +16,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use prost::Message;
+use bytes::{Buf, Bytes};
 use tokio::sync::OwnedSemaphorePermit;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service};
-use tonic::server::NamedService;
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 
 use crate::CollectorError;
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
-use crate::signal::{Metrics, Signal, SignalKind, Traces};
+use crate::signal::{Payload, Signal, SignalKind};
 
 /// Travels with an admitted request (in its extensions): holds the
 /// concurrency permit until the request is done and records whether the
-/// handler ran, i.e. whether tonic decoded the message.
+/// handler ran, i.e. whether tonic could read the message.
 #[derive(Clone)]
 struct Admission(Arc<AdmissionInner>);
 
@@ -43,103 +39,108 @@ struct AdmissionInner {
     handled: AtomicBool,
 }
 
-/// The service implementation behind tonic's generated server for signal `S`.
-pub(crate) struct Receiver<S> {
+/// The `Export` method of signal `S`: the request arrives as bytes.
+struct ExportMethod<S> {
     ingest: Arc<Ingest>,
     signal: PhantomData<fn() -> S>,
 }
 
-impl<S: Signal> Receiver<S> {
-    fn new(ingest: Arc<Ingest>) -> Self {
-        Self { ingest, signal: PhantomData }
-    }
+impl<S: Signal> UnaryService<Bytes> for ExportMethod<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<tonic::Response<S::Response>, Status>;
 
-    async fn export(&self, request: tonic::Request<S::Request>) -> Result<tonic::Response<S::Response>, Status> {
-        let (_metadata, extensions, message) = request.into_parts();
-        if let Some(admission) = extensions.get::<Admission>() {
-            admission.0.handled.store(true, Ordering::Relaxed);
-        }
-        self.ingest.metrics().observe_body(S::KIND, Transport::Grpc, message.encoded_len());
-        let result = self.ingest.export::<S>(Transport::Grpc, message).await;
-        // The permit (in the extensions) is held until the write is done.
-        drop(extensions);
-        match result {
-            Ok(response) => Ok(tonic::Response::new(response)),
-            Err(error) => {
-                self.ingest.failed(S::KIND, Transport::Grpc, &error);
-                Err(error.to_grpc_status())
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let ingest = Arc::clone(&self.ingest);
+        Box::pin(async move {
+            let (_metadata, extensions, body) = request.into_parts();
+            if let Some(admission) = extensions.get::<Admission>() {
+                admission.0.handled.store(true, Ordering::Relaxed);
             }
-        }
+            ingest.metrics().observe_body(S::KIND, Transport::Grpc, body.len());
+            let result = ingest.export::<S>(Transport::Grpc, Payload::Protobuf(body)).await;
+            // The permit (in the extensions) is held until the write is done.
+            drop(extensions);
+            match result {
+                Ok(response) => Ok(tonic::Response::new(response)),
+                Err(error) => {
+                    ingest.failed(S::KIND, Transport::Grpc, &error);
+                    Err(error.to_grpc_status())
+                }
+            }
+        })
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for Receiver<Traces> {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, Status> {
-        Receiver::export(self, request).await
+/// Tonic codec: the request message as bytes, the response as protobuf.
+struct ExportCodec<R>(PhantomData<fn() -> R>);
+
+impl<R: prost::Message + Send + 'static> Codec for ExportCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder<R>;
+    type Decoder = BytesDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ResponseEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesDecoder
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Receiver<Metrics> {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, Status> {
-        Receiver::export(self, request).await
+struct ResponseEncoder<R>(PhantomData<fn() -> R>);
+
+impl<R: prost::Message> Encoder for ResponseEncoder<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response: {e}")))
     }
 }
 
-/// One of tonic's generated services with admission control and
-/// decode-error mapping.
-#[derive(Clone)]
-pub(crate) struct GrpcEndpoint<T> {
-    inner: T,
-    signal: SignalKind,
+struct BytesDecoder;
+
+impl Decoder for BytesDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // Tonic hands over one whole message; taking it is zero-copy.
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// One signal's OTLP/gRPC service, with admission control and
+/// read-error mapping.
+pub(crate) struct GrpcEndpoint<S> {
     ingest: Arc<Ingest>,
     max_request_bytes: usize,
+    signal: PhantomData<fn() -> S>,
 }
 
-/// Tonic's settings for every OTLP service: gzip both ways, and the
-/// message size limit.
-macro_rules! otlp_service {
-    ($server:ident, $ingest:expr, $max_request_bytes:expr) => {
-        $server::new(Receiver::new(Arc::clone($ingest)))
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size($max_request_bytes)
-    };
-}
-
-impl GrpcEndpoint<TraceServiceServer<Receiver<Traces>>> {
-    pub(crate) fn traces(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
-        let inner = otlp_service!(TraceServiceServer, &ingest, max_request_bytes);
-        Self { inner, signal: SignalKind::Traces, ingest, max_request_bytes }
+impl<S> Clone for GrpcEndpoint<S> {
+    fn clone(&self) -> Self {
+        Self { ingest: Arc::clone(&self.ingest), max_request_bytes: self.max_request_bytes, signal: PhantomData }
     }
 }
 
-impl GrpcEndpoint<MetricsServiceServer<Receiver<Metrics>>> {
-    pub(crate) fn metrics(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
-        let inner = otlp_service!(MetricsServiceServer, &ingest, max_request_bytes);
-        Self { inner, signal: SignalKind::Metrics, ingest, max_request_bytes }
+impl<S: Signal> GrpcEndpoint<S> {
+    pub(crate) fn new(ingest: Arc<Ingest>, max_request_bytes: usize) -> Self {
+        Self { ingest, max_request_bytes, signal: PhantomData }
+    }
+
+    fn is_export(path: &str) -> bool {
+        path.strip_prefix('/').and_then(|p| p.strip_prefix(S::GRPC_SERVICE)).is_some_and(|method| method == "/Export")
     }
 }
 
-impl<T: NamedService> NamedService for GrpcEndpoint<T> {
-    const NAME: &'static str = T::NAME;
+impl<S: Signal> NamedService for GrpcEndpoint<S> {
+    const NAME: &'static str = S::GRPC_SERVICE;
 }
 
-impl<T> Service<http::Request<tonic::body::Body>> for GrpcEndpoint<T>
-where
-    T: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    T::Future: Send + 'static,
-{
+impl<S: Signal> Service<http::Request<tonic::body::Body>> for GrpcEndpoint<S> {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
@@ -149,25 +150,33 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
-        let signal = self.signal;
+        if !Self::is_export(request.uri().path()) {
+            let status = Status::unimplemented(format!("{} has only the Export method", S::GRPC_SERVICE));
+            return Box::pin(std::future::ready(Ok(status.into_http())));
+        }
         let permit = match self.ingest.try_acquire() {
             Ok(permit) => permit,
             Err(error) => {
-                self.ingest.failed(signal, Transport::Grpc, &error);
+                self.ingest.failed(S::KIND, Transport::Grpc, &error);
                 return Box::pin(std::future::ready(Ok(error.to_grpc_status().into_http())));
             }
         };
         let admission = Admission(Arc::new(AdmissionInner { _permit: permit, handled: AtomicBool::new(false) }));
         request.extensions_mut().insert(admission.clone());
-        let mut inner = self.inner.clone();
         let ingest = Arc::clone(&self.ingest);
         let limit = self.max_request_bytes;
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(ExportCodec::<S::Response>(PhantomData))
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(limit), None);
+            let method = ExportMethod::<S> { ingest: Arc::clone(&ingest), signal: PhantomData };
+            let response = grpc.unary(method, request).await;
             if admission.0.handled.load(Ordering::Relaxed) {
                 return Ok(response);
             }
-            Ok(correct_decode_failure(response, signal, &ingest, limit))
+            Ok(correct_decode_failure(response, S::KIND, &ingest, limit))
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::CollectorError;
 use crate::codec::{self, Compression, Encoding};
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
-use crate::signal::{Metrics, Signal, Traces};
+use crate::signal::{Metrics, Payload, Signal, Traces};
 
 /// Where each signal is accepted, for messages pointing clients there.
 const ACCEPTED_AT: &str = "traces at POST /v1/traces and metrics at POST /v1/metrics";
@@ -89,7 +89,11 @@ async fn export<S: Signal>(
             Compression::Gzip => codec::gunzip(&body, limit)?,
         };
         metrics.observe_body(S::KIND, Transport::Http, raw.len());
-        codec::decode_request::<S>(&raw, encoding)
+        match encoding {
+            // Decoded with the conversion, in one pass.
+            Encoding::Protobuf => Ok(Payload::Protobuf(raw.into())),
+            Encoding::Json => codec::decode_json::<S>(&raw).map(Payload::Decoded),
+        }
     })
     .await
     .map_err(|e| CollectorError::Internal(format!("request decoding task failed: {e}")))??;

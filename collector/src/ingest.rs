@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, Transport};
-use crate::signal::{Converted, PartialSuccess, Signal, SignalKind};
+use crate::signal::{Converted, PartialSuccess, Payload, Signal, SignalKind};
 
 pub(crate) struct Ingest {
     writer: Arc<dyn ShardWriter>,
@@ -56,15 +56,18 @@ impl Ingest {
     pub(crate) async fn export<S: Signal>(
         &self,
         transport: Transport,
-        request: S::Request,
+        request: Payload<S::Request>,
     ) -> Result<S::Response, CollectorError> {
         let limits = self.limits;
         let shard_count = self.writer.shard_count();
-        // Conversion is CPU-bound (and proportional to the request size), so
-        // it runs off the async workers.
-        let converted = tokio::task::spawn_blocking(move || S::convert(&request, &limits, shard_count))
-            .await
-            .map_err(|e| CollectorError::Internal(format!("{} conversion task failed: {e}", S::KIND.as_str())))??;
+        // Decoding and conversion are CPU-bound (and proportional to the
+        // request size), so they run off the async workers.
+        let converted = tokio::task::spawn_blocking(move || match request {
+            Payload::Protobuf(body) => S::convert_protobuf(&body, &limits, shard_count),
+            Payload::Decoded(request) => Ok(S::convert(&request, &limits, shard_count)?),
+        })
+        .await
+        .map_err(|e| CollectorError::Internal(format!("{} conversion task failed: {e}", S::KIND.as_str())))??;
         let Converted { parts, accepted, rejected, truncated, first_error } = converted;
 
         // All parts are written to completion, even when one fails early, so
@@ -184,6 +187,10 @@ mod tests {
     use crate::signal::{Metrics, Traces};
     use crate::test_support::{Failure, TestWriter, request, span, spans_request};
 
+    fn protobuf<R: prost::Message>(request: &R) -> Payload<R> {
+        Payload::Protobuf(request.encode_to_vec().into())
+    }
+
     fn ingest(writer: Arc<TestWriter>, max_concurrent: usize) -> Ingest {
         let metrics = CollectorMetrics::register(&mut Registry::default());
         Ingest::new(writer, ConvertLimits { max_attribute_value_bytes: 16 }, max_concurrent, metrics)
@@ -194,7 +201,8 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         let request = spans_request(40);
-        let response = ingest.export::<Traces>(Transport::Http, request).await.expect("export succeeds");
+        let response =
+            ingest.export::<Traces>(Transport::Http, Payload::Decoded(request)).await.expect("export succeeds");
         assert_eq!(response.partial_success, None);
         let written = writer.batches();
         assert!(written.len() > 1, "40 traces should land on several of 4 shards");
@@ -217,8 +225,10 @@ mod tests {
         bad.trace_id = vec![0; 16];
         let mut long = span(2, 2);
         long.attributes.push(crate::test_support::string_attr("big", &"x".repeat(100)));
-        let response =
-            ingest.export::<Traces>(Transport::Grpc, request(vec![bad, long, span(3, 3)])).await.expect("export");
+        let response = ingest
+            .export::<Traces>(Transport::Grpc, protobuf(&request(vec![bad, long, span(3, 3)])))
+            .await
+            .expect("export");
         let partial = response.partial_success.expect("partial success is set");
         assert_eq!(partial.rejected_spans, 1);
         assert!(partial.error_message.contains("1 span(s) rejected"), "{}", partial.error_message);
@@ -238,7 +248,7 @@ mod tests {
         let mut bad = span(1, 1);
         bad.span_id = vec![];
         let partial = ingest
-            .export::<Traces>(Transport::Http, request(vec![bad]))
+            .export::<Traces>(Transport::Http, Payload::Decoded(request(vec![bad])))
             .await
             .expect("export")
             .partial_success
@@ -253,10 +263,11 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         writer.fail_with(Some(Failure::Unavailable));
-        let err = ingest.export::<Traces>(Transport::Http, spans_request(20)).await.expect_err("write fails");
+        let err =
+            ingest.export::<Traces>(Transport::Http, protobuf(&spans_request(20))).await.expect_err("write fails");
         assert!(matches!(err.class(), ErrorClass::Unavailable { .. }), "{err}");
         writer.fail_with(None);
-        ingest.export::<Traces>(Transport::Http, spans_request(20)).await.expect("export after recovery");
+        ingest.export::<Traces>(Transport::Http, protobuf(&spans_request(20))).await.expect("export after recovery");
     }
 
     #[tokio::test]
@@ -264,7 +275,7 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         let sent = all_types_request();
-        let response = ingest.export::<Metrics>(Transport::Grpc, sent.clone()).await.expect("export succeeds");
+        let response = ingest.export::<Metrics>(Transport::Grpc, protobuf(&sent)).await.expect("export succeeds");
         assert_eq!(response.partial_success, None);
         assert_stored_exactly(&writer, &sent);
         assert!(writer.batches().is_empty(), "points never go through write_spans");
@@ -278,7 +289,7 @@ mod tests {
         no_time.time_unix_nano = 0;
         let request = metrics_request(vec![gauge("cpu", vec![no_time, gauge_point(2, 2, 2.0)])]);
         let partial = ingest
-            .export::<Metrics>(Transport::Http, request)
+            .export::<Metrics>(Transport::Http, Payload::Decoded(request))
             .await
             .expect("export")
             .partial_success
@@ -288,7 +299,8 @@ mod tests {
         assert_eq!(writer.point_count(), 1);
 
         writer.fail_with(Some(Failure::Overloaded));
-        let err = ingest.export::<Metrics>(Transport::Http, all_types_request()).await.expect_err("write fails");
+        let err =
+            ingest.export::<Metrics>(Transport::Http, protobuf(&all_types_request())).await.expect_err("write fails");
         assert!(matches!(err.class(), ErrorClass::Overloaded { .. }), "{err}");
         assert_eq!(writer.point_count(), 1);
     }

@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{exemplar, number_data_point};
 
-use crate::codec::{Encoding, decode_request};
+use crate::codec::decode_json;
 use crate::signal::{Metrics, Traces};
 
 /// `examples/trace.json` from opentelemetry-proto, verbatim.
@@ -250,7 +250,7 @@ pub(crate) const METRICS_RICH_EXAMPLE: &str = r#"{
 
 #[test]
 fn decodes_the_spec_example() {
-    let request = decode_request::<Traces>(SPEC_EXAMPLE.as_bytes(), Encoding::Json).expect("spec example decodes");
+    let request = decode_json::<Traces>(SPEC_EXAMPLE.as_bytes()).expect("spec example decodes");
     let rs = &request.resource_spans[0];
     let service = &rs.resource.as_ref().expect("resource").attributes[0];
     assert_eq!(service.key, "service.name");
@@ -269,7 +269,7 @@ fn decodes_the_spec_example() {
 
 #[test]
 fn decodes_numbers_strings_all_value_types_and_ignores_unknown_fields() {
-    let request = decode_request::<Traces>(RICH_EXAMPLE.as_bytes(), Encoding::Json).expect("rich example decodes");
+    let request = decode_json::<Traces>(RICH_EXAMPLE.as_bytes()).expect("rich example decodes");
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(span.kind, 3);
     assert_eq!(span.flags, 257);
@@ -297,7 +297,7 @@ fn decodes_numbers_strings_all_value_types_and_ignores_unknown_fields() {
 
 #[test]
 fn empty_object_is_an_empty_request() {
-    let request = decode_request::<Traces>(b"{}", Encoding::Json).expect("empty object");
+    let request = decode_json::<Traces>(b"{}").expect("empty object");
     assert!(request.resource_spans.is_empty());
 }
 
@@ -309,7 +309,7 @@ fn malformed_json_is_a_clear_invalid_request() {
         (br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}"#, "Invalid"),
         (br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}"#, "invalid digit"),
     ] {
-        let err = decode_request::<Traces>(body, Encoding::Json).expect_err("malformed body");
+        let err = decode_json::<Traces>(body).expect_err("malformed body");
         assert!(matches!(err, crate::CollectorError::InvalidRequest(_)), "{err}");
         let text = err.to_string();
         assert!(text.starts_with("invalid OTLP/JSON body"), "{text}");
@@ -318,7 +318,7 @@ fn malformed_json_is_a_clear_invalid_request() {
 }
 
 fn decode_metrics(body: &str) -> ExportMetricsServiceRequest {
-    decode_request::<Metrics>(body.as_bytes(), Encoding::Json).expect("metrics example decodes")
+    decode_json::<Metrics>(body.as_bytes()).expect("metrics example decodes")
 }
 
 #[test]
@@ -411,7 +411,7 @@ fn malformed_metrics_json_is_a_clear_invalid_request() {
             "invalid digit",
         ),
     ] {
-        let err = decode_request::<Metrics>(body.as_bytes(), Encoding::Json).expect_err("malformed body");
+        let err = decode_json::<Metrics>(body.as_bytes()).expect_err("malformed body");
         assert!(matches!(err, crate::CollectorError::InvalidRequest(_)), "{err}");
         let text = err.to_string();
         assert!(text.starts_with("invalid OTLP/JSON body"), "{text}");

@@ -6,7 +6,7 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use prost::Message;
 
-use crate::codec::{Encoding, decode_request};
+use crate::codec;
 use crate::http_tests::{GZIP, JSON, PROTOBUF};
 use crate::json_tests::{METRICS_RICH_EXAMPLE, METRICS_SPEC_EXAMPLE};
 use crate::metric_fixtures::{
@@ -16,7 +16,7 @@ use crate::signal::Metrics;
 use crate::test_support::{Running, TestWriter, gzip, http_post};
 
 fn decode_json(body: &str) -> ExportMetricsServiceRequest {
-    decode_request::<Metrics>(body.as_bytes(), Encoding::Json).expect("valid OTLP/JSON")
+    codec::decode_json::<Metrics>(body.as_bytes()).expect("valid OTLP/JSON")
 }
 
 #[tokio::test]

@@ -127,12 +127,12 @@ fn check_oneof<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Encoding, decode_request};
+    use crate::codec::decode_json;
     use crate::json_tests::{METRICS_RICH_EXAMPLE, METRICS_SPEC_EXAMPLE};
     use crate::signal::Metrics;
 
     fn decode(body: &str) -> Result<ExportMetricsServiceRequest, CollectorError> {
-        decode_request::<Metrics>(body.as_bytes(), Encoding::Json)
+        decode_json::<Metrics>(body.as_bytes())
     }
 
     fn wrap(metric: &str) -> String {

@@ -13,6 +13,7 @@ use tracing::info;
 use crate::grpc::GrpcEndpoint;
 use crate::ingest::Ingest;
 use crate::metrics::CollectorMetrics;
+use crate::signal::{Metrics, Traces};
 use crate::{CollectorConfig, CollectorError};
 
 /// The collector role: an OTLP/gRPC and an OTLP/HTTP receiver, each for
@@ -60,8 +61,8 @@ impl CollectorServer {
         let max_request_bytes = self.config.max_request_bytes;
 
         let grpc = tonic::transport::Server::builder()
-            .add_service(GrpcEndpoint::traces(Arc::clone(&self.ingest), max_request_bytes))
-            .add_service(GrpcEndpoint::metrics(Arc::clone(&self.ingest), max_request_bytes))
+            .add_service(GrpcEndpoint::<Traces>::new(Arc::clone(&self.ingest), max_request_bytes))
+            .add_service(GrpcEndpoint::<Metrics>::new(Arc::clone(&self.ingest), max_request_bytes))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                 stop.clone().cancelled_owned(),

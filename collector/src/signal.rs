@@ -13,7 +13,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skein_model::metrics::metrics_to_arrow;
-use skein_model::{ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow};
+use skein_model::{
+    ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow,
+    spans_to_arrow_from_protobuf,
+};
 
 use crate::CollectorError;
 
@@ -69,6 +72,14 @@ impl Converted {
     }
 }
 
+/// An export request as received: protobuf bytes, decoded in the
+/// conversion task (traces without copying strings), or a message decoded
+/// from OTLP/JSON.
+pub(crate) enum Payload<R> {
+    Protobuf(bytes::Bytes),
+    Decoded(R),
+}
+
 /// The rejected count and reason for a response's `partial_success`.
 pub(crate) struct PartialSuccess {
     pub rejected: u64,
@@ -82,10 +93,19 @@ pub(crate) trait Signal: Send + Sync + 'static {
     type Response: prost::Message + Serialize + Send + 'static;
 
     const KIND: SignalKind;
+    /// The gRPC service (`package.Service`) whose `Export` method takes the signal.
+    const GRPC_SERVICE: &'static str;
 
     /// Validates and converts a request (CPU work; run off the async
     /// workers) and splits it over `shard_count` shards.
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError>;
+
+    /// [`Signal::convert`] for a protobuf-encoded request; bytes that do not
+    /// decode are the client's error.
+    fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
+        let request = <Self::Request as prost::Message>::decode(body).map_err(invalid_protobuf)?;
+        Ok(Self::convert(&request, limits, shard_count)?)
+    }
 
     /// Durably writes one shard's part.
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>>;
@@ -112,9 +132,18 @@ impl Signal for Traces {
     type Response = ExportTraceServiceResponse;
 
     const KIND: SignalKind = SignalKind::Traces;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
         Converted::split(spans_to_arrow(request, limits, shard_count)?, shard_count)
+    }
+
+    fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
+        match spans_to_arrow_from_protobuf(body, limits, shard_count) {
+            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
+            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -143,6 +172,7 @@ impl Signal for Metrics {
     type Response = ExportMetricsServiceResponse;
 
     const KIND: SignalKind = SignalKind::Metrics;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
 
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
         Converted::split(metrics_to_arrow(request, limits, shard_count)?, shard_count)
@@ -168,4 +198,8 @@ impl Signal for Metrics {
     fn check_json(body: &[u8], request: &Self::Request) -> Result<(), CollectorError> {
         crate::metrics_json::check(body, request)
     }
+}
+
+fn invalid_protobuf(error: prost::DecodeError) -> CollectorError {
+    CollectorError::InvalidRequest(format!("invalid protobuf body: {error}"))
 }

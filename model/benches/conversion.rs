@@ -1,6 +1,8 @@
 //! Hot paths of ingest and trace lookup on a realistic 512-span request:
-//! OTLP protobuf decode, OTLP → Arrow (`spans_to_arrow`) and Arrow → OTLP
-//! (`records_from_batch`). Run with `cargo bench -p skein-model`.
+//! OTLP protobuf decode (prost), OTLP → Arrow (`spans_to_arrow`), the
+//! ingest path's protobuf bytes → Arrow in one pass
+//! (`spans_to_arrow_from_protobuf`) and Arrow → OTLP (`records_from_batch`).
+//! Run with `cargo bench -p skein-model`.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
-use skein_model::{ConvertLimits, records_from_batch, spans_to_arrow};
+use skein_model::{ConvertLimits, records_from_batch, spans_to_arrow, spans_to_arrow_from_protobuf};
 
 const SPANS: usize = 512;
 /// A typical all-in-one shard count; it only changes the shard column.
@@ -36,6 +38,17 @@ fn otlp_to_arrow(c: &mut Criterion) {
     group.finish();
 }
 
+fn protobuf_to_arrow(c: &mut Criterion) {
+    let encoded = common::request(SPANS).encode_to_vec();
+    let limits = ConvertLimits::default();
+    let mut group = c.benchmark_group("protobuf_to_arrow");
+    group.throughput(Throughput::Elements(SPANS as u64));
+    group.bench_function("512_spans", |b| {
+        b.iter(|| spans_to_arrow_from_protobuf(black_box(&encoded), &limits, SHARDS).expect("converts"))
+    });
+    group.finish();
+}
+
 fn arrow_to_otlp(c: &mut Criterion) {
     let converted = spans_to_arrow(&common::request(SPANS), &ConvertLimits::default(), SHARDS).expect("converts");
     assert_eq!(converted.batch.num_rows(), SPANS, "every generated span is valid");
@@ -47,5 +60,5 @@ fn arrow_to_otlp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, otlp_decode, otlp_to_arrow, arrow_to_otlp);
+criterion_group!(benches, otlp_decode, otlp_to_arrow, protobuf_to_arrow, arrow_to_otlp);
 criterion_main!(benches);

@@ -8,10 +8,9 @@ use datafusion::arrow::array::{
     UInt32Array, UInt32Builder,
 };
 use datafusion::arrow::compute::take_record_batch;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
-use crate::attributes::{code, encode_value_into};
+use crate::attributes::{ValueRef, code};
 use crate::otlp_to_arrow::ConvertLimits;
 use crate::{ModelError, schema};
 
@@ -71,6 +70,11 @@ pub(crate) struct EncodedAttrs {
 impl EncodedAttrs {
     /// Encodes `attrs`, replacing the previous content.
     pub fn encode(&mut self, attrs: &[KeyValue], limits: &ConvertLimits) {
+        self.encode_refs(attrs.iter().map(attr_ref), limits);
+    }
+
+    /// [`Self::encode`] for borrowed attributes.
+    pub fn encode_refs<'v>(&mut self, attrs: impl IntoIterator<Item = AttrRef<'v>>, limits: &ConvertLimits) {
         self.text.clear();
         self.parts.clear();
         self.types.clear();
@@ -79,19 +83,15 @@ impl EncodedAttrs {
         self.truncated = 0;
         self.frozen = None;
         let mut previous: &str = "";
-        for kv in attrs {
-            self.sorted &= previous <= kv.key.as_str();
-            previous = &kv.key;
+        for (key, value) in attrs {
+            self.sorted &= previous <= key;
+            previous = key;
             let key_start = self.text.len();
-            self.text.push_str(&kv.key);
+            self.text.push_str(key);
             let key_end = self.text.len();
-            let ty = match kv.value.as_ref() {
-                Some(v) if over_limit(v, limits.max_attribute_value_bytes) => {
-                    self.truncated += 1;
-                    encode_value_into(Some(&truncate_value(v, limits.max_attribute_value_bytes)), &mut self.text)
-                }
-                other => encode_value_into(other, &mut self.text),
-            };
+            let (value, cut) = value.truncated(limits.max_attribute_value_bytes);
+            self.truncated += u64::from(cut);
+            let ty = value.encode_into(&mut self.text);
             self.parts.push((key_start, key_end, self.text.len(), ty));
             self.types.push(ty);
             self.all_strings &= ty == code::STRING;
@@ -156,12 +156,16 @@ impl AttrsBuilder {
 
     /// Sized for `rows` rows of a few short attributes each.
     pub fn with_capacity(rows: usize) -> Self {
+        Self::sized(rows, rows * 4)
+    }
+
+    /// Sized for `rows` rows holding `entries` short attributes in all.
+    pub fn sized(rows: usize, entries: usize) -> Self {
         let names = MapFieldNames {
             entry: schema::MAP_ENTRIES.into(),
             key: schema::MAP_KEY.into(),
             value: schema::MAP_VALUE.into(),
         };
-        let entries = rows * 4;
         Self {
             map: MapBuilder::with_capacity(
                 Some(names),
@@ -182,18 +186,24 @@ impl AttrsBuilder {
         limits: &ConvertLimits,
         truncated: &mut u64,
     ) -> Result<(), ModelError> {
+        self.append_refs(attrs.iter().map(attr_ref), limits, truncated)
+    }
+
+    /// [`Self::append`] for borrowed attributes.
+    pub fn append_refs<'v>(
+        &mut self,
+        attrs: impl IntoIterator<Item = AttrRef<'v>>,
+        limits: &ConvertLimits,
+        truncated: &mut u64,
+    ) -> Result<(), ModelError> {
         self.type_scratch.clear();
         let mut all_strings = true;
-        for kv in attrs {
-            self.map.keys().append_value(&kv.key);
+        for (key, value) in attrs {
+            self.map.keys().append_value(key);
             let values = self.map.values();
-            let ty = match kv.value.as_ref() {
-                Some(v) if over_limit(v, limits.max_attribute_value_bytes) => {
-                    *truncated += 1;
-                    encode_value_into(Some(&truncate_value(v, limits.max_attribute_value_bytes)), values)
-                }
-                other => encode_value_into(other, values),
-            };
+            let (value, cut) = value.truncated(limits.max_attribute_value_bytes);
+            *truncated += u64::from(cut);
+            let ty = value.encode_into(values);
             // Ends the value written above.
             values.append_value("");
             all_strings &= ty == code::STRING;
@@ -247,20 +257,6 @@ pub(crate) struct ResourceScopeBuilders {
 }
 
 impl ResourceScopeBuilders {
-    /// Builders with Arrow's default capacities.
-    pub fn new() -> Self {
-        Self {
-            res_attrs: AttrsBuilder::new(),
-            res_dropped: UInt32Builder::new(),
-            res_schema_url: StringBuilder::new(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attrs: AttrsBuilder::new(),
-            scope_dropped: UInt32Builder::new(),
-            scope_schema_url: StringBuilder::new(),
-        }
-    }
-
     /// Builders sized for `rows` rows, so the hot path rarely regrows.
     pub fn with_capacity(rows: usize) -> Self {
         let strings = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
@@ -295,25 +291,9 @@ impl ResourceScopeBuilders {
     }
 }
 
-fn over_limit(v: &AnyValue, max: usize) -> bool {
-    match &v.value {
-        Some(Value::StringValue(s)) => s.len() > max,
-        Some(Value::BytesValue(b)) => b.len() > max,
-        _ => false,
-    }
-}
+/// One attribute, borrowed: key and value.
+pub(crate) type AttrRef<'a> = (&'a str, ValueRef<'a>);
 
-fn truncate_value(v: &AnyValue, max: usize) -> AnyValue {
-    let value = match &v.value {
-        Some(Value::StringValue(s)) => {
-            let mut end = max;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            Some(Value::StringValue(s[..end].to_owned()))
-        }
-        Some(Value::BytesValue(b)) => Some(Value::BytesValue(b[..max].to_vec())),
-        other => other.clone(),
-    };
-    AnyValue { value }
+pub(crate) fn attr_ref(kv: &KeyValue) -> AttrRef<'_> {
+    (kv.key.as_str(), ValueRef::of(kv.value.as_ref()))
 }

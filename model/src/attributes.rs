@@ -52,37 +52,90 @@ pub fn encode_value(value: Option<&AnyValue>) -> (std::borrow::Cow<'_, str>, cha
 /// Like [`encode_value`], writing the text to `out` (a `String` or an Arrow
 /// string builder; no allocation for scalar values): the converters' hot path.
 pub fn encode_value_into<W: std::fmt::Write>(value: Option<&AnyValue>, out: &mut W) -> char {
-    // Writing to a String or a string builder cannot fail.
-    let _ = match value.and_then(|v| v.value.as_ref()) {
-        None | Some(Value::StringValueStrindex(_)) => Ok(()),
-        Some(Value::StringValue(s)) => out.write_str(s),
-        Some(Value::BoolValue(b)) => out.write_str(if *b { "true" } else { "false" }),
-        Some(Value::IntValue(i)) => write!(out, "{i}"),
-        Some(Value::DoubleValue(d)) => write!(out, "{d:?}"),
-        Some(Value::BytesValue(b)) => write!(out, "{}", Base64Display::new(b, &BASE64)),
-        Some(v @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => out.write_str(&any_value_json(v)),
-    };
-    type_code(value)
+    ValueRef::of(value).encode_into(out)
 }
 
 /// The type code of a value, as [`encode_value`] gives it.
 pub fn type_code(value: Option<&AnyValue>) -> char {
-    match value.and_then(|v| v.value.as_ref()) {
-        None | Some(Value::StringValueStrindex(_)) => code::EMPTY,
-        Some(Value::StringValue(_)) => code::STRING,
-        Some(Value::BoolValue(_)) => code::BOOL,
-        Some(Value::IntValue(_)) => code::INT,
-        Some(Value::DoubleValue(_)) => code::DOUBLE,
-        Some(Value::BytesValue(_)) => code::BYTES,
-        Some(Value::ArrayValue(_)) => code::ARRAY,
-        Some(Value::KvlistValue(_)) => code::KVLIST,
-    }
+    ValueRef::of(value).type_code()
 }
 
-fn any_value_json(v: &Value) -> String {
-    let any = AnyValue { value: Some(v.clone()) };
-    // Serializing a generated message to a String cannot fail.
-    serde_json::to_string(&any).unwrap_or_default()
+/// A borrowed attribute value: what the converters need of an `AnyValue`,
+/// whether it comes from a decoded message or straight from protobuf bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ValueRef<'a> {
+    /// No value (or a profiles-only string-table reference, which OTLP says
+    /// to treat as absent outside the profiling signal).
+    Empty,
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// Arrays and key-value lists: rare, so kept as (or decoded into) a message.
+    Nested(std::borrow::Cow<'a, AnyValue>),
+}
+
+impl<'a> ValueRef<'a> {
+    pub fn of(value: Option<&'a AnyValue>) -> Self {
+        match value.and_then(|v| v.value.as_ref()) {
+            None | Some(Value::StringValueStrindex(_)) => ValueRef::Empty,
+            Some(Value::StringValue(s)) => ValueRef::Str(s),
+            Some(Value::BoolValue(b)) => ValueRef::Bool(*b),
+            Some(Value::IntValue(i)) => ValueRef::Int(*i),
+            Some(Value::DoubleValue(d)) => ValueRef::Double(*d),
+            Some(Value::BytesValue(b)) => ValueRef::Bytes(b),
+            Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => {
+                ValueRef::Nested(std::borrow::Cow::Borrowed(value.expect("a value is set")))
+            }
+        }
+    }
+
+    pub fn type_code(&self) -> char {
+        match self {
+            ValueRef::Empty => code::EMPTY,
+            ValueRef::Str(_) => code::STRING,
+            ValueRef::Bool(_) => code::BOOL,
+            ValueRef::Int(_) => code::INT,
+            ValueRef::Double(_) => code::DOUBLE,
+            ValueRef::Bytes(_) => code::BYTES,
+            ValueRef::Nested(any) => match any.value {
+                Some(Value::KvlistValue(_)) => code::KVLIST,
+                _ => code::ARRAY,
+            },
+        }
+    }
+
+    /// Writes the stored text of the value to `out`; returns its type code.
+    pub fn encode_into<W: std::fmt::Write>(&self, out: &mut W) -> char {
+        // Writing to a String or a string builder cannot fail.
+        let _ = match self {
+            ValueRef::Empty => Ok(()),
+            ValueRef::Str(s) => out.write_str(s),
+            ValueRef::Bool(b) => out.write_str(if *b { "true" } else { "false" }),
+            ValueRef::Int(i) => write!(out, "{i}"),
+            ValueRef::Double(d) => write!(out, "{d:?}"),
+            ValueRef::Bytes(b) => write!(out, "{}", Base64Display::new(b, &BASE64)),
+            ValueRef::Nested(any) => out.write_str(&serde_json::to_string(any.as_ref()).unwrap_or_default()),
+        };
+        self.type_code()
+    }
+
+    /// The value cut to `max` bytes (strings at a character boundary), and
+    /// whether it was cut. Only strings and bytes are ever long.
+    pub fn truncated(self, max: usize) -> (Self, bool) {
+        match self {
+            ValueRef::Str(s) if s.len() > max => {
+                let mut end = max;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                (ValueRef::Str(&s[..end]), true)
+            }
+            ValueRef::Bytes(b) if b.len() > max => (ValueRef::Bytes(&b[..max]), true),
+            other => (other, false),
+        }
+    }
 }
 
 /// Rebuilds an OTLP value from its stored text and type code.

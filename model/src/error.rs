@@ -13,6 +13,8 @@ pub enum ModelError {
     Corrupt(String),
     #[error("column {0} is missing or has an unexpected type")]
     Column(&'static str),
+    #[error("invalid protobuf: {0}")]
+    InvalidProtobuf(#[from] prost::DecodeError),
 }
 
 /// How a failure is reported to clients. Every crate's error maps into this,

@@ -22,7 +22,9 @@ pub mod ids;
 pub mod metrics;
 pub mod otlp_to_arrow;
 pub mod schema;
+mod span_view;
 pub mod trace_json;
+mod wire;
 
 use std::time::Duration;
 
@@ -30,7 +32,7 @@ pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{ErrorClass, ModelError};
 pub use metrics::{PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow};
-pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow};
+pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow, spans_to_arrow_from_protobuf};
 pub use schema::span_schema;
 
 /// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a

@@ -11,13 +11,13 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::OffsetBuffer;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
 
-use crate::arrow_build::{AttrsBuilder, ResourceScopeBuilders, timestamp_builder};
+use crate::arrow_build::{AttrRef, AttrsBuilder, EncodedAttrs, ResourceScopeBuilders, timestamp_builder};
+use crate::attributes::ValueRef;
 use crate::ids::{hex_lower, valid_span_id, valid_trace_id};
 use crate::schema::{self, UNKNOWN_SERVICE, event_fields, link_fields, list_item, span_schema};
+use crate::span_view::{SpanView, TracesView};
 use crate::{ModelError, shard_for_trace};
 
 /// Limits applied while converting; values over them are truncated.
@@ -94,83 +94,91 @@ struct SpanBuilders {
 }
 
 impl SpanBuilders {
-    fn new() -> Self {
+    /// Builders sized for `rows` spans carrying `attrs` attributes in all
+    /// (events and links included), so the hot path rarely regrows.
+    fn with_capacity(rows: usize, attrs: usize) -> Self {
+        let strings = |bytes_per_row: usize| StringBuilder::with_capacity(rows, rows * bytes_per_row);
         Self {
-            trace_id: StringBuilder::new(),
-            span_id: StringBuilder::new(),
-            parent_span_id: StringBuilder::new(),
-            trace_state: StringBuilder::new(),
-            flags: UInt32Builder::new(),
-            name: StringBuilder::new(),
-            kind: StringBuilder::new(),
-            start: timestamp_builder(0),
-            end: timestamp_builder(0),
-            duration: Int64Builder::new(),
-            status_code: StringBuilder::new(),
-            status_message: StringBuilder::new(),
-            service_name: StringBuilder::new(),
-            attrs: AttrsBuilder::new(),
-            dropped_attrs: UInt32Builder::new(),
-            event_lens: Vec::new(),
+            trace_id: strings(32),
+            span_id: strings(16),
+            parent_span_id: strings(16),
+            trace_state: strings(0),
+            flags: UInt32Builder::with_capacity(rows),
+            name: strings(24),
+            kind: strings(8),
+            start: timestamp_builder(rows),
+            end: timestamp_builder(rows),
+            duration: Int64Builder::with_capacity(rows),
+            status_code: strings(5),
+            status_message: strings(0),
+            service_name: strings(16),
+            attrs: AttrsBuilder::sized(rows, attrs),
+            dropped_attrs: UInt32Builder::with_capacity(rows),
+            event_lens: Vec::with_capacity(rows),
             event_time: timestamp_builder(0),
             event_name: StringBuilder::new(),
             event_attrs: AttrsBuilder::new(),
             event_dropped: UInt32Builder::new(),
-            dropped_events: UInt32Builder::new(),
-            link_lens: Vec::new(),
+            dropped_events: UInt32Builder::with_capacity(rows),
+            link_lens: Vec::with_capacity(rows),
             link_trace_id: StringBuilder::new(),
             link_span_id: StringBuilder::new(),
             link_trace_state: StringBuilder::new(),
             link_flags: UInt32Builder::new(),
             link_attrs: AttrsBuilder::new(),
             link_dropped: UInt32Builder::new(),
-            dropped_links: UInt32Builder::new(),
-            resource_scope: ResourceScopeBuilders::new(),
+            dropped_links: UInt32Builder::with_capacity(rows),
+            resource_scope: ResourceScopeBuilders::with_capacity(rows),
         }
     }
 
-    fn append_span(&mut self, span: &Span, limits: &ConvertLimits, truncated: &mut u64) -> Result<(), ModelError> {
-        self.trace_id.append_value(hex_lower(&span.trace_id));
-        self.span_id.append_value(hex_lower(&span.span_id));
+    fn append_span(
+        &mut self,
+        view: &TracesView<'_>,
+        span: &SpanView<'_>,
+        limits: &ConvertLimits,
+        truncated: &mut u64,
+    ) -> Result<(), ModelError> {
+        self.trace_id.append_value(hex_lower(span.trace_id));
+        self.span_id.append_value(hex_lower(span.span_id));
         if span.parent_span_id.is_empty() {
             self.parent_span_id.append_null();
         } else {
-            self.parent_span_id.append_value(hex_lower(&span.parent_span_id));
+            self.parent_span_id.append_value(hex_lower(span.parent_span_id));
         }
-        self.trace_state.append_value(&span.trace_state);
+        self.trace_state.append_value(span.trace_state);
         self.flags.append_value(span.flags);
-        self.name.append_value(&span.name);
+        self.name.append_value(span.name);
         self.kind.append_value(schema::kind_name(span.kind));
         // Nanosecond timestamps are u64 on the wire; the cast is bit-exact and
         // only wraps after the year 2262.
-        self.start.append_value(span.start_time_unix_nano as i64);
-        self.end.append_value(span.end_time_unix_nano as i64);
-        self.duration.append_value((span.end_time_unix_nano as i64).wrapping_sub(span.start_time_unix_nano as i64));
-        let (code, message) = span.status.as_ref().map_or((0, ""), |s| (s.code, s.message.as_str()));
-        self.status_code.append_value(schema::status_name(code));
-        self.status_message.append_value(message);
-        self.attrs.append(&span.attributes, limits, truncated)?;
-        self.dropped_attrs.append_value(span.dropped_attributes_count);
+        self.start.append_value(span.start as i64);
+        self.end.append_value(span.end as i64);
+        self.duration.append_value((span.end as i64).wrapping_sub(span.start as i64));
+        self.status_code.append_value(schema::status_name(span.status_code));
+        self.status_message.append_value(span.status_message);
+        self.attrs.append_refs(view.attrs(&span.attrs).iter().cloned(), limits, truncated)?;
+        self.dropped_attrs.append_value(span.dropped_attrs);
 
         self.event_lens.push(span.events.len());
-        for event in &span.events {
-            self.event_time.append_value(event.time_unix_nano as i64);
-            self.event_name.append_value(&event.name);
-            self.event_attrs.append(&event.attributes, limits, truncated)?;
-            self.event_dropped.append_value(event.dropped_attributes_count);
+        for event in &view.events[span.events.clone()] {
+            self.event_time.append_value(event.time as i64);
+            self.event_name.append_value(event.name);
+            self.event_attrs.append_refs(view.attrs(&event.attrs).iter().cloned(), limits, truncated)?;
+            self.event_dropped.append_value(event.dropped_attrs);
         }
-        self.dropped_events.append_value(span.dropped_events_count);
+        self.dropped_events.append_value(span.dropped_events);
 
         self.link_lens.push(span.links.len());
-        for link in &span.links {
-            self.link_trace_id.append_value(hex_lower(&link.trace_id));
-            self.link_span_id.append_value(hex_lower(&link.span_id));
-            self.link_trace_state.append_value(&link.trace_state);
+        for link in &view.links[span.links.clone()] {
+            self.link_trace_id.append_value(hex_lower(link.trace_id));
+            self.link_span_id.append_value(hex_lower(link.span_id));
+            self.link_trace_state.append_value(link.trace_state);
             self.link_flags.append_value(link.flags);
-            self.link_attrs.append(&link.attributes, limits, truncated)?;
-            self.link_dropped.append_value(link.dropped_attributes_count);
+            self.link_attrs.append_refs(view.attrs(&link.attrs).iter().cloned(), limits, truncated)?;
+            self.link_dropped.append_value(link.dropped_attrs);
         }
-        self.dropped_links.append_value(span.dropped_links_count);
+        self.dropped_links.append_value(span.dropped_links);
         Ok(())
     }
 
@@ -245,15 +253,15 @@ impl SpanBuilders {
 }
 
 /// Why a span is refused, or `None` when it is valid.
-pub fn span_problem(span: &Span) -> Option<String> {
-    if !valid_trace_id(&span.trace_id) {
+fn span_problem(span: &SpanView<'_>) -> Option<String> {
+    if !valid_trace_id(span.trace_id) {
         return Some(format!(
             "span {:?}: trace_id must be 16 bytes and not all zero (got {} bytes)",
             span.name,
             span.trace_id.len()
         ));
     }
-    if !valid_span_id(&span.span_id) {
+    if !valid_span_id(span.span_id) {
         return Some(format!(
             "span {:?}: span_id must be 8 bytes and not all zero (got {} bytes)",
             span.name,
@@ -277,40 +285,65 @@ pub fn spans_to_arrow(
     limits: &ConvertLimits,
     shard_count: usize,
 ) -> Result<SpanBatch, ModelError> {
-    let mut b = SpanBuilders::new();
+    convert(&TracesView::of(request), limits, shard_count)
+}
+
+/// [`spans_to_arrow`] for an encoded `ExportTraceServiceRequest`, decoded
+/// without copying its strings (see `wire.rs`); input the fast decoder does
+/// not handle goes through prost, so the result is always prost's.
+pub fn spans_to_arrow_from_protobuf(
+    bytes: &[u8],
+    limits: &ConvertLimits,
+    shard_count: usize,
+) -> Result<SpanBatch, ModelError> {
+    match crate::wire::traces_view(bytes) {
+        Ok(view) => convert(&view, limits, shard_count),
+        Err(crate::wire::Unsupported) => {
+            let request = ExportTraceServiceRequest::decode(bytes).map_err(ModelError::InvalidProtobuf)?;
+            spans_to_arrow(&request, limits, shard_count)
+        }
+    }
+}
+
+fn convert(view: &TracesView<'_>, limits: &ConvertLimits, shard_count: usize) -> Result<SpanBatch, ModelError> {
+    let mut b = SpanBuilders::with_capacity(view.spans.len(), view.attrs.len());
     let mut rejected = 0u64;
     let mut truncated = 0u64;
     let mut first_error = None;
     let mut shard_of_row = Vec::new();
-    for rs in &request.resource_spans {
-        let (res_attrs, res_dropped) =
-            rs.resource.as_ref().map_or((&[][..], 0), |r| (&r.attributes[..], r.dropped_attributes_count));
+    let mut resource_attrs = EncodedAttrs::default();
+    let mut scope_attrs = EncodedAttrs::default();
+    for resource in &view.resources {
+        let res_attrs = view.attrs(&resource.attrs);
         let service = service_name(res_attrs);
-        for ss in &rs.scope_spans {
-            let scope = ss.scope.as_ref();
-            for span in &ss.spans {
+        resource_attrs.encode_refs(res_attrs.iter().cloned(), limits);
+        resource_attrs.freeze();
+        for scope in &view.scopes[resource.scopes.clone()] {
+            scope_attrs.encode_refs(view.attrs(&scope.attrs).iter().cloned(), limits);
+            scope_attrs.freeze();
+            for span in &view.spans[scope.spans.clone()] {
                 if let Some(problem) = span_problem(span) {
                     rejected += 1;
                     first_error.get_or_insert(problem);
                     continue;
                 }
                 if shard_count > 1 {
-                    shard_of_row.push(shard_for_trace(&span.trace_id, shard_count) as u32);
+                    shard_of_row.push(shard_for_trace(span.trace_id, shard_count) as u32);
                 }
-                b.append_span(span, limits, &mut truncated)?;
+                b.append_span(view, span, limits, &mut truncated)?;
                 b.service_name.append_value(service);
-                b.resource_scope.res_attrs.append(res_attrs, limits, &mut truncated)?;
-                b.resource_scope.res_dropped.append_value(res_dropped);
-                b.resource_scope.res_schema_url.append_value(&rs.schema_url);
-                b.resource_scope.scope_name.append_value(scope.map_or("", |s| s.name.as_str()));
-                b.resource_scope.scope_version.append_value(scope.map_or("", |s| s.version.as_str()));
-                b.resource_scope.scope_attrs.append(
-                    scope.map_or(&[][..], |s| &s.attributes[..]),
-                    limits,
-                    &mut truncated,
-                )?;
-                b.resource_scope.scope_dropped.append_value(scope.map_or(0, |s| s.dropped_attributes_count));
-                b.resource_scope.scope_schema_url.append_value(&ss.schema_url);
+                let rs = &mut b.resource_scope;
+                rs.res_attrs.append_encoded(&resource_attrs)?;
+                rs.res_dropped.append_value(resource.dropped_attrs);
+                rs.res_schema_url.append_value(resource.schema_url);
+                rs.scope_name.append_value(scope.name);
+                rs.scope_version.append_value(scope.version);
+                rs.scope_attrs.append_encoded(&scope_attrs)?;
+                rs.scope_dropped.append_value(scope.dropped_attrs);
+                rs.scope_schema_url.append_value(scope.schema_url);
+                // Resource and scope values are cut once per row, as if
+                // each span carried its own copy.
+                truncated += resource_attrs.truncated + scope_attrs.truncated;
             }
         }
     }
@@ -324,12 +357,12 @@ pub fn spans_to_arrow(
 }
 
 /// `service.name` of a resource, or `unknown_service` when absent or not a string.
-pub fn service_name(resource_attributes: &[KeyValue]) -> &str {
+pub(crate) fn service_name<'a>(resource_attributes: &[AttrRef<'a>]) -> &'a str {
     resource_attributes
         .iter()
-        .find(|kv| kv.key == "service.name")
-        .and_then(|kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Value::StringValue(s)) if !s.is_empty() => Some(s.as_str()),
+        .find(|(key, _)| *key == "service.name")
+        .and_then(|(_, value)| match value {
+            ValueRef::Str(s) if !s.is_empty() => Some(*s),
             _ => None,
         })
         .unwrap_or(UNKNOWN_SERVICE)

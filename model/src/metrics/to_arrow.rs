@@ -15,7 +15,7 @@ use super::PointBatch;
 use super::builders::{MetricRow, PointBuilders, PointRow, PointValues};
 use super::schema::metric_type;
 use super::series::{shard_for_series, write_attrs, write_str};
-use crate::arrow_build::EncodedAttrs;
+use crate::arrow_build::{EncodedAttrs, attr_ref};
 use crate::otlp_to_arrow::service_name;
 use crate::{ConvertLimits, ModelError};
 
@@ -259,7 +259,7 @@ pub fn metrics_to_arrow(
         resource.freeze();
         resource_key.clear();
         write_attrs(&mut resource_key, &resource, &mut c.order);
-        let service = service_name(res_attrs);
+        let service = service_name(&res_attrs.iter().map(attr_ref).collect::<Vec<_>>());
         for sm in &rm.scope_metrics {
             let sc = sm.scope.as_ref();
             scope.encode(sc.map_or(&[][..], |s| &s.attributes[..]), limits);
