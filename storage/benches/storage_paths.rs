@@ -256,7 +256,7 @@ fn parquet_flush(c: &mut Criterion) {
         per_span(arrow as u64),
     );
     let mut columns: Vec<(String, u64)> = column_bytes(dir.path()).into_iter().collect();
-    columns.sort_by(|a, b| b.1.cmp(&a.1));
+    columns.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
     let shares: Vec<String> = columns.iter().map(|(name, bytes)| format!("{name} {:.1}", per_span(*bytes))).collect();
     eprintln!("parquet bytes per span by column: {}", shares.join(", "));
 

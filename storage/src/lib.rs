@@ -74,6 +74,7 @@ mod fsutil;
 mod layout;
 mod manifest;
 mod metrics;
+mod parquet_encode;
 mod parquet_files;
 mod provider;
 mod pruning;

@@ -34,6 +34,7 @@ use tracing::debug;
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
+use crate::parquet_encode::write_parallel;
 use crate::signal::SignalSpec;
 use crate::tidx::{TraceIndex, sidecar_path};
 
@@ -97,12 +98,12 @@ fn writer_properties(spec: &SignalSpec, row_group_rows: usize, rows: usize) -> R
             builder = builder.set_column_statistics_enabled(leaf.path().clone(), EnabledStatistics::None);
         }
     }
-    for (column, encoding) in spec.unique_columns {
+    for (column, encoding) in spec.plain_columns {
         let path = ColumnPath::from(*column);
-        builder = builder
-            .set_column_dictionary_enabled(path.clone(), false)
-            .set_column_statistics_enabled(path.clone(), EnabledStatistics::None)
-            .set_column_encoding(path, *encoding);
+        builder = builder.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, *encoding);
+    }
+    for column in spec.unindexed_columns {
+        builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
     for column in spec.bloom_columns {
         let path = ColumnPath::from(*column);
@@ -234,11 +235,8 @@ fn write_file(
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
     let properties = writer_properties(spec, target.row_group_rows, rows)?;
-    let mut writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
-    for batch in batches {
-        writer.write(batch)?;
-    }
-    writer.close()?;
+    let writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
+    write_parallel(writer, &spec.schema, batches, target.row_group_rows)?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
     let size_bytes = file.metadata().ctx(|| format!("reading {}", tmp.display()))?.len();
     drop(file);

@@ -45,12 +45,27 @@ impl Signal {
                 bloom_columns: &[span_col::TRACE_ID, span_col::SERVICE_NAME, span_col::NAME],
                 range_columns: &[span_col::START_TIME, span_col::END_TIME],
                 trace_index_column: Some(span_col::TRACE_ID),
-                unique_columns: &[
+                plain_columns: &[
                     (span_col::SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
                     (span_col::PARENT_SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY),
                     (span_col::START_TIME, Encoding::BYTE_STREAM_SPLIT),
                     (span_col::END_TIME, Encoding::BYTE_STREAM_SPLIT),
                     (span_col::DURATION_NS, Encoding::BYTE_STREAM_SPLIT),
+                ],
+                // Random IDs (trace IDs too, in arrival order) and free text:
+                // min/max prune nothing, and computing them costs the flush.
+                unindexed_columns: &[
+                    span_col::TRACE_ID,
+                    span_col::SPAN_ID,
+                    span_col::PARENT_SPAN_ID,
+                    span_col::TRACE_STATE,
+                    span_col::STATUS_MESSAGE,
+                    span_col::SPAN_ATTRIBUTE_TYPES,
+                    span_col::RESOURCE_ATTRIBUTE_TYPES,
+                    span_col::RESOURCE_SCHEMA_URL,
+                    span_col::SCOPE_VERSION,
+                    span_col::SCOPE_ATTRIBUTE_TYPES,
+                    span_col::SCOPE_SCHEMA_URL,
                 ],
             }),
             Signal::Metrics => METRICS.get_or_init(|| SignalSpec {
@@ -62,7 +77,8 @@ impl Signal {
                 bloom_columns: &BLOOM_FILTER_COLUMNS,
                 range_columns: &[metric_col::TIME, metric_col::START_TIME],
                 trace_index_column: None,
-                unique_columns: &[],
+                plain_columns: &[],
+                unindexed_columns: &[],
             }),
         }
     }
@@ -97,7 +113,9 @@ pub(crate) struct SignalSpec {
     pub trace_index_column: Option<&'static str>,
     /// Columns whose values rarely repeat within a file, with the encoding
     /// that suits them: a dictionary would cost hashing and bytes for nothing.
-    pub unique_columns: &'static [(&'static str, Encoding)],
+    pub plain_columns: &'static [(&'static str, Encoding)],
+    /// Top-level columns without statistics (nested columns never get them).
+    pub unindexed_columns: &'static [&'static str],
 }
 
 #[cfg(test)]
