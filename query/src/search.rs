@@ -2,14 +2,17 @@
 //!
 //! Two phases, both planned with DataFusion expressions (values are
 //! literals, never spliced into SQL):
-//! 1. candidates: spans matching every filter, grouped by trace, newest
-//!    first, `limit` trace IDs. Filters reach the shards, so storage can
-//!    prune files and row groups.
+//! 1. candidates: the `limit` traces whose latest matching span is newest,
+//!    looked for in time windows going back from the end (1 s, then four
+//!    times longer each step) until enough are found. Filters (and each
+//!    window's time bounds) reach the shards, so storage prunes files and
+//!    row groups: a common search reads the newest data only.
 //! 2. summaries: one aggregate over all spans of exactly those traces
 //!    (`trace_id IN (...)`), giving root span, duration, counts, services.
 //!
 //! A trace matches when any one of its spans matches all filters.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -30,6 +33,17 @@ use crate::engine::SPANS_TABLE;
 use crate::params::{Params, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
 use crate::{QueryConfig, QueryEngine, QueryError};
+
+/// The first search window, and how much longer each next one is.
+const FIRST_WINDOW_NS: i64 = 1_000_000_000;
+const WINDOW_GROWTH: i64 = 4;
+/// Without a start, windows stop growing here and the last one is open.
+const LAST_WINDOW_NS: i64 = 7 * 24 * 3_600 * 1_000_000_000;
+
+fn now_ns() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
 
 const PARAMETERS: [&str; 10] =
     ["service", "name", "attr", "tags", "min_duration", "max_duration", "status", "start", "end", "limit"];
@@ -199,26 +213,81 @@ impl QueryEngine {
         .await
     }
 
-    /// Phase 1: IDs of the newest `limit` traces with a matching span.
+    /// Phase 1: IDs of the `limit` traces whose latest matching span is
+    /// newest. Searched in time windows going back from the end (1 s, then
+    /// four times longer each step) until `limit` traces are found or the
+    /// range is covered: a trace first found in a window has its latest match
+    /// there, so the answer is exact, and a common search reads the newest
+    /// files only (files and row groups are pruned by time) instead of the
+    /// whole range.
     async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<String>, QueryError> {
-        const FIRST_START: &str = "first_start";
+        let anchor = query.end_ns.unwrap_or_else(now_ns);
+        let mut found: HashMap<String, i64> = HashMap::new();
+        let mut upper: Option<i64> = None;
+        let mut width = FIRST_WINDOW_NS;
+        loop {
+            let lower = anchor.saturating_sub(width);
+            // The last window reaches back to the query's start, or forever.
+            let last = match query.start_ns {
+                Some(start) => lower <= start,
+                None => width >= LAST_WINDOW_NS,
+            };
+            let lower = (!last).then_some(lower);
+            self.latest_matches(ctx, query, lower, upper, &mut found).await?;
+            if found.len() >= query.limit || last {
+                break;
+            }
+            upper = lower;
+            width = width.saturating_mul(WINDOW_GROWTH);
+        }
+        let mut ranked: Vec<(String, i64)> = found.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        ranked.truncate(query.limit);
+        Ok(ranked.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Adds the traces with a span matching `query` that starts in
+    /// `[lower, upper)` (either side open when `None`), with their latest
+    /// matching start, to `found`.
+    async fn latest_matches(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        lower: Option<i64>,
+        upper: Option<i64>,
+        found: &mut HashMap<String, i64>,
+    ) -> Result<(), QueryError> {
+        const LATEST: &str = "latest_start";
         let df_error = |e| self.datafusion_error(e);
+        let mut filters: Vec<Expr> = query.span_filter().into_iter().collect();
+        if let Some(lower) = lower {
+            filters.push(col(span_col::START_TIME).gt_eq(timestamp(lower)));
+        }
+        if let Some(upper) = upper {
+            filters.push(col(span_col::START_TIME).lt(timestamp(upper)));
+        }
         let mut frame = ctx.table(SPANS_TABLE).await.map_err(df_error)?;
-        if let Some(filter) = query.span_filter() {
+        if let Some(filter) = conjunction(filters) {
             frame = frame.filter(filter).map_err(df_error)?;
         }
         let frame = frame
-            .aggregate(vec![col(span_col::TRACE_ID)], vec![min(col(span_col::START_TIME)).alias(FIRST_START)])
-            .and_then(|f| f.sort(vec![col(FIRST_START).sort(false, false), col(span_col::TRACE_ID).sort(true, false)]))
+            .aggregate(vec![col(span_col::TRACE_ID)], vec![max(col(span_col::START_TIME)).alias(LATEST)])
+            .and_then(|f| f.sort(vec![col(LATEST).sort(false, false), col(span_col::TRACE_ID).sort(true, false)]))
             .and_then(|f| f.limit(0, Some(query.limit)))
             .map_err(df_error)?;
         let result = self.collect(frame, query.limit).await?;
-        let mut ids = Vec::with_capacity(result.row_count);
         for batch in &result.batches {
-            let column = utf8(batch.column(0))?;
-            ids.extend(column.as_string::<i32>().iter().flatten().map(str::to_owned));
+            let ids = utf8(batch.column(0))?;
+            let latest = int64(batch.column(1))?;
+            let latest = latest.as_primitive::<Int64Type>();
+            for (id, start) in ids.as_string::<i32>().iter().zip(latest.iter()) {
+                if let (Some(id), Some(start)) = (id, start) {
+                    let entry = found.entry(id.to_owned()).or_insert(start);
+                    *entry = (*entry).max(start);
+                }
+            }
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// Phase 2: one summary per trace in `ids`.
@@ -328,6 +397,29 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::test_support::{BASE, T1, T2, T3, get};
+
+    /// Traces by latest matching span, searched in growing windows back
+    /// from `end`: T3 (matches at 20 s and 21 s), T2 (10 s), T1 (0 s).
+    #[tokio::test]
+    async fn windows_find_the_traces_with_the_newest_matches() {
+        let engine = crate::test_support::engine();
+        let at = |seconds: f64| BASE as i64 + (seconds * 1e9) as i64;
+        let ids = |summaries: Vec<TraceSummary>| summaries.into_iter().map(|s| s.trace_id).collect::<Vec<_>>();
+        let query = |limit: usize| SearchQuery { end_ns: Some(at(21.5)), ..SearchQuery::newest(limit) };
+        // The first window (1 s) holds T3's step; the next only T3 again;
+        // the one after reaches T2; T1 needs a window back to 0 s.
+        assert_eq!(ids(engine.search(&query(1)).await.expect("search")), [T3]);
+        assert_eq!(ids(engine.search(&query(2)).await.expect("search")), [T3, T2]);
+        assert_eq!(ids(engine.search(&query(5)).await.expect("search")), [T3, T2, T1]);
+        // With a start, the last window stops there.
+        let bounded = SearchQuery { start_ns: Some(at(5.0)), ..query(5) };
+        assert_eq!(ids(engine.search(&bounded).await.expect("search")), [T3, T2]);
+        // A filter that only older spans match: found in a later window.
+        let process = SearchQuery { span_name: Some("process".into()), ..query(5) };
+        assert_eq!(ids(engine.search(&process).await.expect("search")), [T3]);
+        let nothing = SearchQuery { span_name: Some("nope".into()), ..query(5) };
+        assert!(engine.search(&nothing).await.expect("search").is_empty());
+    }
 
     /// The trace IDs a search returns, in order.
     async fn search_ids(query: &str) -> Vec<String> {
