@@ -20,6 +20,10 @@ pub(crate) struct Ingest {
     limits: ConvertLimits,
     permits: Arc<Semaphore>,
     max_concurrent: usize,
+    /// Conversions running at once: one per core. More would not finish
+    /// sooner, and each would hold its decoded rows (and a blocking thread
+    /// with its allocator cache) meanwhile; under overload that was GiBs.
+    conversions: Semaphore,
     metrics: CollectorMetrics,
     failure_log: LogThrottle,
 }
@@ -36,6 +40,7 @@ impl Ingest {
             limits,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
+            conversions: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             metrics,
             failure_log: LogThrottle::new(Duration::from_secs(10)),
         }
@@ -61,13 +66,20 @@ impl Ingest {
         let limits = self.limits;
         let shard_count = self.writer.shard_count();
         // Decoding and conversion are CPU-bound (and proportional to the
-        // request size), so they run off the async workers.
+        // request size), so they run off the async workers, a core's worth
+        // at a time; admitted requests wait here holding only their bytes.
+        let slot = self
+            .conversions
+            .acquire()
+            .await
+            .map_err(|e| CollectorError::Internal(format!("conversion slots closed: {e}")))?;
         let converted = tokio::task::spawn_blocking(move || match request {
             Payload::Protobuf(body) => S::convert_protobuf(&body, &limits, shard_count),
             Payload::Decoded(request) => Ok(S::convert(&request, &limits, shard_count)?),
         })
         .await
         .map_err(|e| CollectorError::Internal(format!("{} conversion task failed: {e}", S::KIND.as_str())))??;
+        drop(slot);
         let Converted { parts, accepted, rejected, truncated, first_error } = converted;
 
         // All parts are written to completion, even when one fails early, so

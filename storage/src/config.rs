@@ -46,7 +46,7 @@ impl Default for StorageConfig {
             shards: 1,
             flush_max_bytes: 64 * MIB,
             flush_interval: Duration::from_secs(30),
-            max_buffer_bytes: 256 * MIB,
+            max_buffer_bytes: 192 * MIB,
             wal_queue_depth: 1024,
             row_group_rows: 65_536,
             retention: None,
