@@ -138,19 +138,31 @@ pub(crate) fn traces_view(bytes: &[u8]) -> Result<TracesView<'_>> {
     Ok(view)
 }
 
-fn resource_spans<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> {
-    let mut resource = None;
+/// `ResourceSpans` and `ScopeSpans` share a shape: a header message (1),
+/// repeated children (2) and a schema URL (3). Decodes the children with
+/// `child`; returns the header bytes and the schema URL.
+fn container<'a>(
+    bytes: &'a [u8],
+    view: &mut TracesView<'a>,
+    child: fn(&'a [u8], &mut TracesView<'a>) -> Result<()>,
+) -> Result<(Option<&'a [u8]>, &'a str)> {
+    let mut header = None;
     let mut schema_url = "";
-    let first_scope = view.scopes.len();
     for_each_field(bytes, |field, wire| {
         match field {
-            1 => once(&mut resource, wire)?,
-            2 => scope_spans(wire.bytes()?, view)?,
+            1 => once(&mut header, wire)?,
+            2 => child(wire.bytes()?, view)?,
             3 => schema_url = wire.str()?,
             _ => {}
         }
         Ok(())
     })?;
+    Ok((header, schema_url))
+}
+
+fn resource_spans<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> {
+    let first_scope = view.scopes.len();
+    let (resource, schema_url) = container(bytes, view, scope_spans)?;
     let mut out = ResourceView { schema_url, scopes: first_scope..view.scopes.len(), ..ResourceView::default() };
     let first_attr = view.attrs.len();
     if let Some(resource) = resource {
@@ -169,18 +181,8 @@ fn resource_spans<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> 
 }
 
 fn scope_spans<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> {
-    let mut scope = None;
-    let mut schema_url = "";
     let first_span = view.spans.len();
-    for_each_field(bytes, |field, wire| {
-        match field {
-            1 => once(&mut scope, wire)?,
-            2 => span(wire.bytes()?, view)?,
-            3 => schema_url = wire.str()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
+    let (scope, schema_url) = container(bytes, view, span)?;
     let mut out = ScopeView { schema_url, spans: first_span..view.spans.len(), ..ScopeView::default() };
     let first_attr = view.attrs.len();
     if let Some(scope) = scope {
