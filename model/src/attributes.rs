@@ -35,29 +35,14 @@ pub mod code {
 /// Renders one attribute value as its stored text and type code.
 pub fn encode_value(value: Option<&AnyValue>) -> (std::borrow::Cow<'_, str>, char) {
     use std::borrow::Cow;
-    match value.and_then(|v| v.value.as_ref()) {
-        // A profiles-only string-table reference means nothing outside the
-        // profiling signal; OTLP says to treat it as absent.
-        None | Some(Value::StringValueStrindex(_)) => (Cow::Borrowed(""), code::EMPTY),
-        Some(Value::StringValue(s)) => (Cow::Borrowed(s.as_str()), code::STRING),
-        Some(Value::BoolValue(b)) => (Cow::Borrowed(if *b { "true" } else { "false" }), code::BOOL),
-        Some(_) => {
+    match ValueRef::of(value) {
+        ValueRef::Str(s) => (Cow::Borrowed(s), code::STRING),
+        other => {
             let mut text = String::new();
-            let ty = encode_value_into(value, &mut text);
+            let ty = other.encode_into(&mut text);
             (Cow::Owned(text), ty)
         }
     }
-}
-
-/// Like [`encode_value`], writing the text to `out` (a `String` or an Arrow
-/// string builder; no allocation for scalar values): the converters' hot path.
-pub fn encode_value_into<W: std::fmt::Write>(value: Option<&AnyValue>, out: &mut W) -> char {
-    ValueRef::of(value).encode_into(out)
-}
-
-/// The type code of a value, as [`encode_value`] gives it.
-pub fn type_code(value: Option<&AnyValue>) -> char {
-    ValueRef::of(value).type_code()
 }
 
 /// A borrowed attribute value: what the converters need of an `AnyValue`,

@@ -315,7 +315,7 @@ fn convert(view: &TracesView<'_>, limits: &ConvertLimits, shard_count: usize) ->
     let mut scope_attrs = EncodedAttrs::default();
     for resource in &view.resources {
         let res_attrs = view.attrs(&resource.attrs);
-        let service = service_name(res_attrs);
+        let service = service_name(res_attrs.iter().cloned());
         resource_attrs.encode_refs(res_attrs.iter().cloned(), limits);
         resource_attrs.freeze();
         for scope in &view.scopes[resource.scopes.clone()] {
@@ -357,12 +357,12 @@ fn convert(view: &TracesView<'_>, limits: &ConvertLimits, shard_count: usize) ->
 }
 
 /// `service.name` of a resource, or `unknown_service` when absent or not a string.
-pub(crate) fn service_name<'a>(resource_attributes: &[AttrRef<'a>]) -> &'a str {
+pub(crate) fn service_name<'a>(resource_attributes: impl IntoIterator<Item = AttrRef<'a>>) -> &'a str {
     resource_attributes
-        .iter()
+        .into_iter()
         .find(|(key, _)| *key == "service.name")
         .and_then(|(_, value)| match value {
-            ValueRef::Str(s) if !s.is_empty() => Some(*s),
+            ValueRef::Str(s) if !s.is_empty() => Some(s),
             _ => None,
         })
         .unwrap_or(UNKNOWN_SERVICE)

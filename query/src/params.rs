@@ -79,6 +79,12 @@ pub(crate) fn parse_time(name: &str, text: &str) -> Result<i64, QueryError> {
 }
 
 /// A time from [`parse_time`] as a literal comparable with timestamp columns.
+/// The current time in unix nanoseconds (saturating; 0 before 1970).
+pub(crate) fn now_ns() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn timestamp(unix_nanos: i64) -> Expr {
     lit(ScalarValue::TimestampNanosecond(Some(unix_nanos), Some("UTC".into())))
 }

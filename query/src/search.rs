@@ -30,7 +30,7 @@ use serde::Serialize;
 use skein_model::schema::col as span_col;
 
 use crate::engine::SPANS_TABLE;
-use crate::params::{Params, parse_duration, parse_time, timestamp};
+use crate::params::{Params, now_ns, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
 use crate::{QueryConfig, QueryEngine, QueryError};
 
@@ -39,11 +39,6 @@ const FIRST_WINDOW_NS: i64 = 1_000_000_000;
 const WINDOW_GROWTH: i64 = 4;
 /// Without a start, windows stop growing here and the last one is open.
 const LAST_WINDOW_NS: i64 = 7 * 24 * 3_600 * 1_000_000_000;
-
-fn now_ns() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
-}
 
 const PARAMETERS: [&str; 10] =
     ["service", "name", "attr", "tags", "min_duration", "max_duration", "status", "start", "end", "limit"];

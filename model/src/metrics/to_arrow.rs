@@ -259,7 +259,7 @@ pub fn metrics_to_arrow(
         resource.freeze();
         resource_key.clear();
         write_attrs(&mut resource_key, &resource, &mut c.order);
-        let service = service_name(&res_attrs.iter().map(attr_ref).collect::<Vec<_>>());
+        let service = service_name(res_attrs.iter().map(attr_ref));
         for sm in &rm.scope_metrics {
             let sc = sm.scope.as_ref();
             scope.encode(sc.map_or(&[][..], |s| &s.attributes[..]), limits);

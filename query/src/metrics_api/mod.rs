@@ -26,7 +26,6 @@ mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -42,7 +41,7 @@ pub use request::{LabelMatcher, ListQuery, RangeQuery, TimeBounds};
 use self::catalog::{SeriesRow, Start, point_filter};
 use self::range::Evaluation;
 use crate::format::float;
-use crate::params::Params;
+use crate::params::{Params, now_ns};
 use crate::server::AppState;
 use crate::{QueryEngine, QueryError};
 
@@ -152,8 +151,7 @@ pub(crate) async fn list_series(State(state): State<Arc<AppState>>, Path(name): 
 pub(crate) async fn query_range(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     state
         .observe("metric_query_range", async {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
-            let query = RangeQuery::from_params(&Params::from_uri(&uri)?, &state.config, now)?;
+            let query = RangeQuery::from_params(&Params::from_uri(&uri)?, &state.config, now_ns())?;
             let result = state.engine.query_range(&query).await?;
             Ok(Json(range_json(&query, &result)).into_response())
         })
