@@ -17,7 +17,9 @@
 //! (`write_spans` / `write_metrics`), and the client is acknowledged only
 //! once all parts are durable. Invalid spans and points are reported in
 //! `partial_success`; failures are classified once, by
-//! [`CollectorError::class`], into HTTP statuses and gRPC codes.
+//! [`CollectorError::class`], into HTTP statuses and gRPC codes. In a
+//! cluster the writer is a [`RemoteShardWriter`], which sends each shard's
+//! batch to the storage node that owns it over Arrow Flight.
 //!
 //! [`ShardWriter`]: skein_model::ShardWriter
 
@@ -29,6 +31,7 @@ mod http;
 mod ingest;
 mod metrics;
 mod metrics_json;
+mod remote;
 mod server;
 mod signal;
 
@@ -51,4 +54,5 @@ mod test_support;
 
 pub use config::CollectorConfig;
 pub use error::CollectorError;
+pub use remote::RemoteShardWriter;
 pub use server::CollectorServer;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use prometheus_client::registry::Registry;
 use skein_model::{ConvertLimits, ShardWriter};
 use tokio::net::TcpListener;
@@ -26,6 +27,8 @@ pub struct CollectorServer {
     http: TcpListener,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
+    /// Routes served on the OTLP/HTTP port beside OTLP (readiness, metrics).
+    extra_routes: Router,
 }
 
 impl CollectorServer {
@@ -42,7 +45,14 @@ impl CollectorServer {
         let metrics = CollectorMetrics::register(registry);
         let limits = ConvertLimits { max_attribute_value_bytes: config.max_attribute_value_bytes };
         let ingest = Arc::new(Ingest::new(writer, limits, config.max_concurrent_requests, metrics));
-        Ok(Self { config, ingest, grpc, http, grpc_addr, http_addr })
+        Ok(Self { config, ingest, grpc, http, grpc_addr, http_addr, extra_routes: Router::new() })
+    }
+
+    /// Also serves `routes` on the OTLP/HTTP port (a collector running
+    /// alone serves its `/readyz` and `/metrics` there).
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.extra_routes = routes;
+        self
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -69,7 +79,7 @@ impl CollectorServer {
             );
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
-        let router = crate::http::router(Arc::clone(&self.ingest), max_request_bytes);
+        let router = crate::http::router(Arc::clone(&self.ingest), max_request_bytes).merge(self.extra_routes);
         let http = axum::serve(self.http, router).with_graceful_shutdown(stop.clone().cancelled_owned());
         let http = async { http.await.map_err(|e| CollectorError::Serve { what: "OTLP/HTTP", reason: e.to_string() }) };
 

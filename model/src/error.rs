@@ -15,6 +15,8 @@ pub enum ModelError {
     Column(&'static str),
     #[error("invalid protobuf: {0}")]
     InvalidProtobuf(#[from] prost::DecodeError),
+    #[error("invalid shard map: {0}")]
+    InvalidShardMap(String),
 }
 
 /// How a failure is reported to clients. Every crate's error maps into this,

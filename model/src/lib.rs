@@ -11,17 +11,23 @@
 //! with [`records_from_batch`] / [`metric_requests_from_batch`] and renders
 //! them as Skein JSON ([`trace_json`]) or OTLP/JSON. Both schemas are
 //! lossless: what is read back equals what was sent. [`ErrorClass`] is the
-//! single mapping of failures to HTTP statuses and gRPC codes.
+//! single mapping of failures to HTTP statuses and gRPC codes. In a
+//! cluster, [`ShardMap`] says which storage node owns each shard, and
+//! [`cluster`] holds the Arrow Flight messages between roles and the
+//! collectors' and query nodes' view of the storage nodes (channels, health).
 
 mod arrow_build;
 mod arrow_read;
 pub mod arrow_to_otlp;
 pub mod attributes;
+pub mod cluster;
 mod error;
 pub mod ids;
 pub mod metrics;
 pub mod otlp_to_arrow;
 pub mod schema;
+mod shard_map;
+mod signal;
 mod span_view;
 pub mod trace_json;
 mod wire;
@@ -34,6 +40,8 @@ pub use error::{ErrorClass, ModelError};
 pub use metrics::{PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow};
 pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow, spans_to_arrow_from_protobuf};
 pub use schema::span_schema;
+pub use shard_map::ShardMap;
+pub use signal::Signal;
 
 /// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a
 /// zero high half (64-bit tracers) still spread evenly.
@@ -53,6 +61,10 @@ pub enum WriteError {
     Unavailable { reason: String, retry_after: Duration },
     #[error("no such shard {0}")]
     NoSuchShard(usize),
+    /// The node asked does not own the shard (the sender's shard map is
+    /// stale or misconfigured); retryable once the sender routes again.
+    #[error("storage node {node} refused shard {shard}: {reason}")]
+    NotOwner { shard: usize, node: String, reason: String, retry_after: Duration },
     #[error("storage failed: {0}")]
     Internal(String),
 }
@@ -61,7 +73,9 @@ impl WriteError {
     pub fn class(&self) -> ErrorClass {
         match self {
             WriteError::Overloaded { retry_after } => ErrorClass::Overloaded { retry_after: *retry_after },
-            WriteError::Unavailable { retry_after, .. } => ErrorClass::Unavailable { retry_after: *retry_after },
+            WriteError::Unavailable { retry_after, .. } | WriteError::NotOwner { retry_after, .. } => {
+                ErrorClass::Unavailable { retry_after: *retry_after }
+            }
             WriteError::NoSuchShard(_) | WriteError::Internal(_) => ErrorClass::Internal,
         }
     }

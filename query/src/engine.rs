@@ -94,6 +94,11 @@ impl QueryEngine {
         self.spans.shard_count()
     }
 
+    /// The span table of one shard (`shard < shard_count()`).
+    pub(crate) fn span_shard(&self, shard: usize) -> Option<Arc<dyn TableProvider>> {
+        self.spans.shard(shard)
+    }
+
     pub fn max_result_rows(&self) -> usize {
         self.max_result_rows
     }

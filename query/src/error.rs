@@ -50,6 +50,9 @@ pub enum QueryError {
     TooMuchData { what: &'static str, limit: usize, key: &'static str },
     #[error("the query service is shutting down")]
     ShuttingDown,
+    /// A shard's storage node could not be reached: the answer would be incomplete.
+    #[error("{0}")]
+    ShardUnavailable(String),
     /// A failure of the engine or of the storage it reads.
     #[error("query failed: {0}")]
     Execution(String),
@@ -72,7 +75,9 @@ impl QueryError {
             QueryError::MemoryExhausted { .. } | QueryError::TooManyRows { .. } | QueryError::TooMuchData { .. } => {
                 ErrorClass::QueryTooExpensive
             }
-            QueryError::ShuttingDown => ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER },
+            QueryError::ShuttingDown | QueryError::ShardUnavailable(_) => {
+                ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER }
+            }
             QueryError::Bind { .. }
             | QueryError::Serve(_)
             | QueryError::Execution(_)
@@ -96,6 +101,9 @@ impl QueryError {
             | DataFusionError::NotImplemented(_)
             | DataFusionError::Configuration(_) => QueryError::BadQuery(message),
             DataFusionError::ArrowError(arrow, _) if is_bad_value(arrow) => QueryError::BadQuery(message),
+            DataFusionError::External(inner) if inner.is::<crate::remote::ShardUnavailable>() => {
+                QueryError::ShardUnavailable(inner.to_string())
+            }
             _ => QueryError::Execution(err.strip_backtrace()),
         }
     }

@@ -70,6 +70,11 @@ impl FederatedTable {
         self.shards.len()
     }
 
+    /// The table of shard `shard`; tables are indexed by shard ID.
+    pub(crate) fn shard(&self, shard: usize) -> Option<Arc<dyn TableProvider>> {
+        self.shards.get(shard).cloned()
+    }
+
     /// The pushdown each shard offers for each filter (`[shard][filter]`).
     fn shard_pushdowns(&self, filters: &[&Expr]) -> Result<Vec<Vec<TableProviderFilterPushDown>>> {
         self.shards.iter().map(|shard| shard.supports_filters_pushdown(filters)).collect()

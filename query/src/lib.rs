@@ -18,8 +18,12 @@
 //! label matchers down to the shards, then do the step math (last sample,
 //! sum/avg/min/max, rate with resets and both temporalities, quantiles from
 //! explicit and exponential buckets or summaries) in Rust. [`QueryServer`]
-//! binds the listener and serves the API plus health and metrics.
+//! binds the listener and serves the API plus health and metrics. On a
+//! query node of a cluster each shard is a [`RemoteShardTable`], which reads
+//! the shard from its storage node over Arrow Flight, and
+//! `/api/v1/cluster` reports the storage nodes ([`Topology`]).
 
+mod cluster_api;
 mod config;
 mod engine;
 mod error;
@@ -28,6 +32,7 @@ mod format;
 mod metrics;
 mod metrics_api;
 mod params;
+mod remote;
 mod safety;
 mod search;
 mod server;
@@ -39,6 +44,7 @@ mod views;
 #[cfg(test)]
 mod test_support;
 
+pub use cluster_api::Topology;
 pub use config::QueryConfig;
 pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPANS_TABLE, Tables};
 pub use error::QueryError;
@@ -48,6 +54,7 @@ pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,
     SeriesInfo, TimeBounds,
 };
+pub use remote::{RemoteShardTable, ShardUnavailable};
 pub use search::{SearchQuery, TraceSummary};
 pub use server::QueryServer;
 pub use services::Operation;

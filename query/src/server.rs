@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{QueryConfig, QueryEngine, QueryError, Tables, metrics_api, search, services, sql_api, traces};
 
@@ -31,13 +32,29 @@ pub(crate) struct AppState {
     metrics: QueryMetrics,
     registry: Registry,
     serving: AtomicBool,
+    pub(crate) topology: Topology,
+    pub(crate) local_addr: SocketAddr,
 }
 
 impl AppState {
-    fn new(config: QueryConfig, tables: Tables, mut registry: Registry) -> Result<Self, QueryError> {
+    fn new(
+        config: QueryConfig,
+        tables: Tables,
+        mut registry: Registry,
+        topology: Topology,
+        local_addr: SocketAddr,
+    ) -> Result<Self, QueryError> {
         let engine = QueryEngine::new(&config, tables)?;
         let metrics = QueryMetrics::register(&mut registry);
-        Ok(Self { engine, config, metrics, registry, serving: AtomicBool::new(false) })
+        Ok(Self { engine, config, metrics, registry, serving: AtomicBool::new(false), topology, local_addr })
+    }
+
+    /// This process's role, as `/api/v1/cluster` names it.
+    pub(crate) fn role_name(&self) -> &'static str {
+        match self.topology {
+            Topology::AllInOne => "all-in-one",
+            Topology::Cluster(_) => "query",
+        }
     }
 
     /// Runs one request's work, records its duration and outcome, and turns
@@ -82,12 +99,23 @@ impl QueryServer {
     /// `registry` is the process's metrics registry: the query metrics are
     /// registered in it and it is served, whole, at `/metrics`.
     pub async fn bind(config: QueryConfig, tables: Tables, registry: Registry) -> Result<Self, QueryError> {
+        Self::bind_with_topology(config, tables, registry, Topology::AllInOne).await
+    }
+
+    /// As [`QueryServer::bind`], for a query node whose shards are where
+    /// `topology` says (reported at `/api/v1/cluster`).
+    pub async fn bind_with_topology(
+        config: QueryConfig,
+        tables: Tables,
+        registry: Registry,
+        topology: Topology,
+    ) -> Result<Self, QueryError> {
         config.validate().map_err(QueryError::Config)?;
         let addr = config.listen;
         let shard_count = tables.spans.len();
-        let state = Arc::new(AppState::new(config, tables, registry)?);
         let listener = TcpListener::bind(addr).await.map_err(|source| QueryError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| QueryError::Bind { addr, source })?;
+        let state = Arc::new(AppState::new(config, tables, registry, topology, local_addr)?);
         info!(addr = %local_addr, shards = shard_count, "query service listening");
         Ok(Self { listener, local_addr, state })
     }
@@ -127,6 +155,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/metrics", get(metrics_api::list_metrics))
         .route("/api/v1/metrics/query_range", get(metrics_api::query_range))
         .route("/api/v1/metrics/{name}/series", get(metrics_api::list_series))
+        .route("/api/v1/cluster", get(cluster_api::get_cluster))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -167,8 +196,10 @@ pub(crate) fn test_router(config: QueryConfig) -> Router {
 
 #[cfg(test)]
 pub(crate) fn test_router_with_state(config: QueryConfig) -> (Router, Arc<AppState>) {
+    let addr = config.listen;
+    let tables = crate::test_support::mem_tables();
     let state =
-        Arc::new(AppState::new(config, crate::test_support::mem_tables(), Registry::default()).expect("test state"));
+        Arc::new(AppState::new(config, tables, Registry::default(), Topology::AllInOne, addr).expect("test state"));
     (router(Arc::clone(&state)), state)
 }
 

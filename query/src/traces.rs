@@ -9,9 +9,8 @@ use axum::response::{IntoResponse, Response};
 use datafusion::logical_expr::{col, lit};
 use skein_model::schema::col as span_col;
 use skein_model::trace_json::trace_to_json;
-use skein_model::{SpanRecord, ids, records_from_batch, records_to_request};
+use skein_model::{SpanRecord, ids, records_from_batch, records_to_request, shard_for_trace};
 
-use crate::engine::SPANS_TABLE;
 use crate::params::Params;
 use crate::server::AppState;
 use crate::{QueryEngine, QueryError};
@@ -19,12 +18,17 @@ use crate::{QueryEngine, QueryError};
 impl QueryEngine {
     /// The spans of one trace (`trace_id` in stored form: 32 lowercase hex
     /// digits), ordered by start time; empty when the trace is unknown.
+    /// Only the shard that owns the trace is asked.
     pub async fn trace(&self, trace_id: &str) -> Result<Vec<SpanRecord>, QueryError> {
+        let id_bytes = const_hex::decode(trace_id)
+            .map_err(|_| QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}")))?;
+        let Some(shard) = self.span_shard(shard_for_trace(&id_bytes, self.shard_count())) else {
+            return Ok(Vec::new());
+        };
         self.limited(async {
             let ctx = self.session()?;
             let frame = ctx
-                .table(SPANS_TABLE)
-                .await
+                .read_table(shard)
                 .and_then(|spans| spans.filter(col(span_col::TRACE_ID).eq(lit(trace_id))))
                 .map_err(|e| self.datafusion_error(e))?;
             let result = self.collect(frame, self.max_result_rows()).await?;

@@ -5,13 +5,16 @@
 //! underscore, e.g. `SKEIN_STORAGE__DATA_DIR=/var/lib/skein` or
 //! `SKEIN_QUERY__TIMEOUT=10s`. Unknown keys are errors, wherever they come from.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_collector::CollectorConfig;
+use skein_model::cluster::parse_storage_node;
 use skein_query::QueryConfig;
 use skein_storage::StorageConfig;
 
@@ -38,6 +41,89 @@ impl Default for LogConfig {
     }
 }
 
+/// How the roles of a multi-process cluster find each other. Unused by
+/// all-in-one. `storage.shards` is the cluster's virtual shard count and
+/// must be equal on every member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This storage node's ID (storage role): one of `storage_nodes`. Shard
+    /// ownership follows the IDs, so an ID must stay with its data directory.
+    pub node_id: String,
+    /// Every storage node as `id=host:port` (its internal port). Collectors
+    /// and query nodes need the addresses; storage nodes only the IDs.
+    pub storage_nodes: Vec<String>,
+    /// Storage role: Arrow Flight (writes, scans, node info) and gRPC health.
+    pub internal_listen: SocketAddr,
+    /// Storage role: HTTP `/healthz`, `/readyz` and `/metrics`.
+    pub admin_listen: SocketAddr,
+    /// How often collectors and query nodes check every storage node.
+    #[serde(with = "humantime_serde")]
+    pub health_interval: Duration,
+    /// Time to connect to a storage node.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time for one write or health check; a hung node is unavailable after it.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            storage_nodes: Vec::new(),
+            internal_listen: SocketAddr::from(([0, 0, 0, 0], 7400)),
+            admin_listen: SocketAddr::from(([0, 0, 0, 0], 7401)),
+            health_interval: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// The `storage_nodes` entries as (ID, address); every one needs an
+    /// address (collectors and query nodes).
+    pub fn storage_addresses(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let mut nodes = Vec::with_capacity(self.storage_nodes.len());
+        for entry in &self.storage_nodes {
+            let (id, address) = parse_storage_node(entry).map_err(|e| anyhow::anyhow!("cluster.storage_nodes: {e}"))?;
+            let address = address.with_context(|| {
+                format!("cluster.storage_nodes: {entry:?} has no address; write it as id=host:port")
+            })?;
+            nodes.push((id, address));
+        }
+        if nodes.is_empty() {
+            bail!("cluster.storage_nodes is empty: list every storage node as id=host:port");
+        }
+        Ok(nodes)
+    }
+
+    /// The storage node IDs (addresses optional: storage nodes).
+    pub fn storage_ids(&self) -> anyhow::Result<Vec<String>> {
+        let mut ids = Vec::with_capacity(self.storage_nodes.len());
+        for entry in &self.storage_nodes {
+            ids.push(parse_storage_node(entry).map_err(|e| anyhow::anyhow!("cluster.storage_nodes: {e}"))?.0);
+        }
+        Ok(ids)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.storage_ids()?;
+        for (name, value) in [
+            ("health_interval", self.health_interval),
+            ("connect_timeout", self.connect_timeout),
+            ("request_timeout", self.request_timeout),
+        ] {
+            if value.is_zero() {
+                bail!("cluster.{name} must be greater than 0");
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole configuration of a Skein process.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +131,7 @@ pub struct SkeinConfig {
     pub collector: CollectorConfig,
     pub storage: StorageConfig,
     pub query: QueryConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -66,9 +153,21 @@ pub struct ConfigFlags {
     /// Query API listen address.
     #[arg(long, global = true)]
     pub query_listen: Option<String>,
-    /// Number of storage shards in this process.
+    /// Number of shards (of the whole cluster, equal on every member).
     #[arg(long, global = true)]
     pub shards: Option<usize>,
+    /// Storage role: this node's ID.
+    #[arg(long, global = true)]
+    pub node_id: Option<String>,
+    /// Every storage node, comma-separated `id=host:port` entries.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub storage_nodes: Option<Vec<String>>,
+    /// Storage role: internal (Arrow Flight) listen address.
+    #[arg(long, global = true)]
+    pub internal_listen: Option<String>,
+    /// Storage role: HTTP health and metrics listen address.
+    #[arg(long, global = true)]
+    pub admin_listen: Option<String>,
     /// Log filter, e.g. `debug` or `skein_storage=debug,info`.
     #[arg(long, global = true)]
     pub log_filter: Option<String>,
@@ -101,6 +200,18 @@ impl ConfigFlags {
         }
         if let Some(v) = &self.query_listen {
             set("query", "listen", serde_json::json!(v));
+        }
+        if let Some(v) = &self.node_id {
+            set("cluster", "node_id", serde_json::json!(v));
+        }
+        if let Some(v) = &self.storage_nodes {
+            set("cluster", "storage_nodes", serde_json::json!(v));
+        }
+        if let Some(v) = &self.internal_listen {
+            set("cluster", "internal_listen", serde_json::json!(v));
+        }
+        if let Some(v) = &self.admin_listen {
+            set("cluster", "admin_listen", serde_json::json!(v));
         }
         if let Some(v) = &self.log_filter {
             set("log", "filter", serde_json::json!(v));
@@ -139,6 +250,7 @@ impl SkeinConfig {
         self.collector.validate().map_err(|e| anyhow::anyhow!("collector: {e}"))?;
         self.storage.validate().map_err(|e| anyhow::anyhow!("storage: {e}"))?;
         self.query.validate().map_err(|e| anyhow::anyhow!("query: {e}"))?;
+        self.cluster.validate()?;
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             bail!("log: filter {:?} is not a valid tracing filter", self.log.filter);
         }

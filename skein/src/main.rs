@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use skein::{AllInOne, ConfigFlags, SkeinConfig, init_logging};
+use skein::cluster_up::{UpArgs, write_json_atomically};
+use skein::roles::{Role, Started};
+use skein::{AllInOne, ConfigFlags, SkeinConfig, init_logging, wait_for_signal};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc returns freed Arrow buffers to the OS promptly and allocates
@@ -21,14 +23,28 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+struct ReadyFile {
+    /// Once ready, write the bound addresses as JSON to this file
+    /// (for scripts and tests that bind port 0).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every role in one process (the default).
-    AllInOne {
-        /// Once ready, write the bound addresses as JSON to this file
-        /// (for scripts and tests that bind port 0).
-        #[arg(long)]
-        ready_file: Option<PathBuf>,
+    AllInOne(ReadyFile),
+    /// Run a collector: OTLP in, routed to the storage nodes by shard.
+    Collector(ReadyFile),
+    /// Run a storage node: the shards its node ID owns, served over Arrow Flight.
+    Storage(ReadyFile),
+    /// Run a query node: SQL and the HTTP API over every storage node.
+    Query(ReadyFile),
+    /// A local multi-process cluster, and a cluster's status.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
     },
     /// Print the effective configuration (all sources merged) as JSON and exit.
     Config,
@@ -39,9 +55,24 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start collectors, storage nodes and query nodes as separate processes on this machine.
+    Up(UpArgs),
+    /// Members, health, shard ownership and unflushed bytes, as a query node sees them.
+    Status {
+        /// A query node's base URL, e.g. http://127.0.0.1:7300.
+        #[arg(long, default_value = "http://127.0.0.1:7300")]
+        query: String,
+        /// Print the raw JSON of `/api/v1/cluster`.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::AllInOne { ready_file: None }) {
+    match cli.command.unwrap_or(Command::AllInOne(ReadyFile { ready_file: None })) {
         // The load generator is a client: it neither reads nor depends on the server's configuration.
         Command::Bench { command } => runtime("skein-bench")?.block_on(skein::bench::run(command)),
         Command::Config => {
@@ -49,12 +80,24 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }
-        Command::AllInOne { ready_file } => {
-            let config = SkeinConfig::load(&cli.config)?;
-            init_logging(&config.log);
-            runtime("skein")?.block_on(run_all_in_one(config, ready_file))
+        Command::Cluster { command: ClusterCommand::Status { query, json } } => {
+            runtime("skein")?.block_on(skein::cluster_up::status(&query, json))
         }
+        Command::Cluster { command: ClusterCommand::Up(args) } => {
+            init_logging(&skein::config::LogConfig::default());
+            runtime("skein")?.block_on(skein::cluster_up::up(args))
+        }
+        Command::AllInOne(ready) => run_role(&cli.config, Role::AllInOne, ready.ready_file),
+        Command::Collector(ready) => run_role(&cli.config, Role::Collector, ready.ready_file),
+        Command::Storage(ready) => run_role(&cli.config, Role::Storage, ready.ready_file),
+        Command::Query(ready) => run_role(&cli.config, Role::Query, ready.ready_file),
     }
+}
+
+fn run_role(flags: &ConfigFlags, role: Role, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = SkeinConfig::load(flags)?;
+    init_logging(&config.log);
+    runtime("skein")?.block_on(serve(config, role, ready_file))
 }
 
 fn runtime(thread_name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -65,36 +108,29 @@ fn runtime(thread_name: &str) -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-async fn run_all_in_one(config: SkeinConfig, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(config: SkeinConfig, role: Role, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
-    let node = AllInOne::start(config, shutdown.clone()).await?;
+    let (addresses, supervisor) = match role {
+        Role::AllInOne => {
+            let node = AllInOne::start(config, shutdown.clone()).await?;
+            (serde_json::to_value(node.addresses())?, node.into_supervisor())
+        }
+        Role::Collector | Role::Storage | Role::Query => {
+            let Started { addresses, supervisor } = match role {
+                Role::Collector => skein::roles::start_collector(&config, &shutdown).await?,
+                Role::Storage => skein::roles::start_storage(&config, &shutdown).await?,
+                _ => skein::roles::start_query(&config, &shutdown).await?,
+            };
+            (serde_json::to_value(addresses)?, supervisor)
+        }
+    };
     if let Some(path) = ready_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(&node.addresses())?)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        write_json_atomically(&path, &addresses)?;
     }
+    let signalled = shutdown.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        shutdown.cancel();
+        signalled.cancel();
     });
-    node.run().await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "cannot listen for SIGTERM; only ctrl-c stops skein");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("signal received");
+    supervisor.run(shutdown).await
 }

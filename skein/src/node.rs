@@ -12,11 +12,11 @@ use skein_collector::CollectorServer;
 use skein_model::ShardWriter;
 use skein_query::{QueryServer, Tables};
 use skein_storage::Storage;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::SkeinConfig;
+use crate::supervisor::Supervisor;
 
 /// The addresses a running node actually bound (ports may have been 0).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -30,10 +30,7 @@ pub struct Addresses {
 pub struct AllInOne {
     addresses: Addresses,
     storage: Arc<Storage>,
-    collector: JoinHandle<Result<(), skein_collector::CollectorError>>,
-    query: JoinHandle<Result<(), skein_query::QueryError>>,
-    collector_stop: CancellationToken,
-    query_stop: CancellationToken,
+    supervisor: Supervisor,
     shutdown: CancellationToken,
 }
 
@@ -42,8 +39,9 @@ impl AllInOne {
     /// the node is ready: WALs are replayed and every port is bound.
     pub async fn start(config: SkeinConfig, shutdown: CancellationToken) -> anyhow::Result<Self> {
         let mut registry = Registry::default();
-        let storage_stop = shutdown.child_token();
-        let storage = Storage::open(config.storage.clone(), &mut registry, storage_stop)
+        // Storage's background flushing runs until its own close, not until
+        // SIGTERM: the collector may still be draining then.
+        let storage = Storage::open(config.storage.clone(), &mut registry, CancellationToken::new())
             .await
             .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
         let writer: Arc<dyn ShardWriter> = storage.clone();
@@ -55,12 +53,12 @@ impl AllInOne {
             QueryServer::bind(config.query.clone(), tables, registry).await.context("binding the query service")?;
         let addresses =
             Addresses { otlp_grpc: collector.grpc_addr(), otlp_http: collector.http_addr(), query: query.local_addr() };
-        // The roles stop in order (collector, then storage, then query), so
-        // each gets its own token rather than the shared one.
-        let collector_stop = CancellationToken::new();
-        let query_stop = CancellationToken::new();
-        let collector = tokio::spawn(collector.run(collector_stop.clone()));
-        let query = tokio::spawn(query.run(query_stop.clone()));
+        // Shutdown order: stop accepting spans and drain, flush storage, stop queries.
+        let mut supervisor = Supervisor::new();
+        supervisor.spawn("collector", move |stop: CancellationToken| collector.run(stop));
+        let closing = Arc::clone(&storage);
+        supervisor.then("storage flush", async move { closing.close().await.context("flushing storage") });
+        supervisor.spawn("query service", move |stop: CancellationToken| query.run(stop));
         info!(
             otlp_grpc = %addresses.otlp_grpc,
             otlp_http = %addresses.otlp_http,
@@ -69,7 +67,7 @@ impl AllInOne {
             shards = config.storage.shards,
             "skein all-in-one ready"
         );
-        Ok(Self { addresses, storage, collector, query, collector_stop, query_stop, shutdown })
+        Ok(Self { addresses, storage, supervisor, shutdown })
     }
 
     pub fn addresses(&self) -> Addresses {
@@ -81,21 +79,15 @@ impl AllInOne {
         &self.storage
     }
 
-    /// Serves until the shutdown token is cancelled, then shuts down in order:
-    /// stop accepting spans, drain in-flight requests, flush storage, stop
-    /// the query service.
+    /// The coordinator that runs the roles; `run` of it serves.
+    pub fn into_supervisor(self) -> Supervisor {
+        self.supervisor
+    }
+
+    /// Serves until the shutdown token is cancelled or a role stops, then
+    /// shuts down in order: stop accepting spans, drain in-flight requests,
+    /// flush storage, stop the query service.
     pub async fn run(self) -> anyhow::Result<()> {
-        self.shutdown.cancelled().await;
-        info!("shutting down: no longer accepting spans or metrics");
-        self.collector_stop.cancel();
-        let collector = self.collector.await.context("collector task panicked")?;
-        let flushed = self.storage.close().await.context("flushing storage");
-        self.query_stop.cancel();
-        let query = self.query.await.context("query task panicked")?;
-        collector.context("collector failed")?;
-        flushed?;
-        query.context("query service failed")?;
-        info!("shutdown complete");
-        Ok(())
+        self.supervisor.run(self.shutdown).await
     }
 }

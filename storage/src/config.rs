@@ -20,7 +20,8 @@ pub struct StorageConfig {
     /// Root directory; each shard lives in `shard-NNNN/` below it, one
     /// directory per signal (`spans/`, `metrics/`).
     pub data_dir: PathBuf,
-    /// Number of local shards (1..=1024). It may grow between runs, never shrink.
+    /// Number of shards of the whole cluster (1..=1024): all of them in
+    /// all-in-one, those this node owns in a cluster. Fixed for a data directory.
     pub shards: usize,
     /// Buffered bytes of one signal in a shard that trigger a flush to Parquet.
     pub flush_max_bytes: u64,

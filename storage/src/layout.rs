@@ -27,8 +27,13 @@ pub(crate) fn signal_dir(data_dir: &Path, shard: usize, spec: &SignalSpec) -> Pa
     data_dir.join(shard_dir_name(shard)).join(spec.dir)
 }
 
+/// Records the shard count a data directory was created with: the hash
+/// that places traces depends on it, so it may never change.
+const SHARD_COUNT_FILE: &str = "shard_count";
+
 /// Checks the shard directories under `data_dir` before anything is opened
-/// (and so before recovery deletes files it does not recognize).
+/// (and so before recovery deletes files it does not recognize), and pins
+/// the directory's shard count on first use.
 pub(crate) fn check_data_dir(data_dir: &Path, shards: usize) -> Result<(), StorageError> {
     let mut highest = None;
     for entry in std::fs::read_dir(data_dir).ctx(|| format!("listing {}", data_dir.display()))? {
@@ -39,14 +44,30 @@ pub(crate) fn check_data_dir(data_dir: &Path, shards: usize) -> Result<(), Stora
         highest = highest.max(Some(id));
         check_not_old_layout(&entry.path())?;
     }
-    match highest {
-        // Refused: the missing shards' data would silently disappear from queries.
-        Some(id) if id >= shards => Err(StorageError::Config(format!(
-            "{} holds data of {} shards but storage.shards is {shards}; the shard count can grow but not shrink",
+    let pinned_path = data_dir.join(SHARD_COUNT_FILE);
+    let pinned = match std::fs::read_to_string(&pinned_path) {
+        Ok(text) => Some(text.trim().parse::<usize>().map_err(|_| {
+            StorageError::Config(format!("{} does not hold a shard count: {text:?}", pinned_path.display()))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).ctx(|| format!("reading {}", pinned_path.display())),
+    };
+    match (pinned, highest) {
+        // Refused: traces would hash to other shards than the ones holding them.
+        (Some(pinned), _) if pinned != shards => Err(StorageError::Config(format!(
+            "{} was created with {pinned} shards but storage.shards is {shards}; the shard count of a data \
+             directory (and of a cluster) is fixed",
+            data_dir.display()
+        ))),
+        (None, Some(id)) if id >= shards => Err(StorageError::Config(format!(
+            "{} holds data of {} shards but storage.shards is {shards}; the shard count of a data directory (and \
+             of a cluster) is fixed",
             data_dir.display(),
             id + 1
         ))),
-        _ => Ok(()),
+        (Some(_), _) => Ok(()),
+        (None, _) => crate::fsutil::write_atomically(&pinned_path, format!("{shards}\n").as_bytes())
+            .ctx(|| format!("writing {}", pinned_path.display())),
     }
 }
 
@@ -76,6 +97,7 @@ fn check_not_old_layout(shard_dir: &Path) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::SignalExt;
 
     #[test]
     fn shard_dir_names() {

@@ -24,10 +24,17 @@
 //! statistics, bloom filters and page indexes) with the buffered batches.
 //! If `retention` is set, hour partitions older than it are dropped.
 //!
+//! A storage node of a cluster opens only the shards it owns
+//! ([`Storage::open_shards`]) and serves them to collectors and query nodes
+//! over Arrow Flight ([`StorageFlight`] on the [`InternalServer`]): `DoPut`
+//! is a `write_spans`/`write_metrics` call, `DoGet` a scan of one shard's
+//! table with the sender's projection, filters and limit.
+//!
 //! # On-disk layout
 //!
 //! ```text
 //! <data_dir>/
+//!   shard_count                       the cluster's shard count, fixed at first open
 //!   shard-0000/                       one directory per shard (shard-NNNN)
 //!     spans/                          one directory per signal, each with the
 //!     metrics/                        same layout:
@@ -70,6 +77,7 @@
 mod buffer;
 mod config;
 mod error;
+mod flight;
 mod fsutil;
 mod layout;
 mod manifest;
@@ -102,6 +110,7 @@ use tracing::{error, info};
 
 pub use config::{MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
+pub use flight::{InternalServer, StorageFlight};
 pub use provider::ShardTable;
 pub use signal::Signal;
 
@@ -112,25 +121,41 @@ use crate::shard::{Shard, unix_nanos};
 /// How often retention looks for expired hour partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The shards of one signal, and their tables.
+/// The local shards of one signal, and their tables.
 struct SignalShards {
+    /// In ascending shard ID order.
     shards: Vec<Arc<Shard>>,
     tables: Vec<Arc<ShardTable>>,
+    /// Shard ID → index into `shards`, `None` for shards another node owns.
+    index_of_id: Vec<Option<usize>>,
 }
 
 impl SignalShards {
-    async fn open(signal: Signal, config: &StorageConfig, metrics: &Metrics) -> Result<Self, StorageError> {
-        let mut shards = Vec::with_capacity(config.shards);
-        for id in 0..config.shards {
+    async fn open(
+        signal: Signal,
+        shard_ids: &[usize],
+        config: &StorageConfig,
+        metrics: &Metrics,
+    ) -> Result<Self, StorageError> {
+        let mut shards = Vec::with_capacity(shard_ids.len());
+        let mut index_of_id = vec![None; config.shards];
+        for &id in shard_ids {
+            index_of_id[id] = Some(shards.len());
             shards.push(Shard::open(id, signal, config, metrics.signal(signal)).await?);
         }
         let tables = shards.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect();
-        Ok(Self { shards, tables })
+        Ok(Self { shards, tables, index_of_id })
+    }
+
+    fn get(&self, shard: usize) -> Option<usize> {
+        self.index_of_id.get(shard).copied().flatten()
     }
 }
 
 /// All local shards of a storage node, every signal.
 pub struct Storage {
+    /// Shards of the whole cluster; this node holds some or all of them.
+    shard_count: usize,
     spans: SignalShards,
     metrics: SignalShards,
     retention: Option<Duration>,
@@ -150,15 +175,34 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (creating) every shard under `data_dir`, replays WALs, and
+    /// Opens (creating) every one of `config.shards` shards under
+    /// `data_dir` (all-in-one); see [`Storage::open_shards`].
+    pub async fn open(
+        config: StorageConfig,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Storage>, StorageError> {
+        let all: Vec<usize> = (0..config.shards).collect();
+        Self::open_shards(config, &all, registry, shutdown).await
+    }
+
+    /// Opens (creating) the shards `shard_ids` of a cluster of
+    /// `config.shards` shards under `data_dir`, replays their WALs, and
     /// starts the background flush (and retention) tasks, which stop when
     /// `shutdown` is cancelled. Data is flushed on [`Storage::close`].
-    pub async fn open(
+    pub async fn open_shards(
         mut config: StorageConfig,
+        shard_ids: &[usize],
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
+        let mut shard_ids = shard_ids.to_vec();
+        shard_ids.sort_unstable();
+        shard_ids.dedup();
+        if let Some(&bad) = shard_ids.iter().find(|&&id| id >= config.shards) {
+            return Err(StorageError::NoSuchShard(bad));
+        }
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).ctx(|| format!("creating {}", data_dir.display()))?;
         // Absolute, because DataFusion's object store addresses files by absolute path.
@@ -167,15 +211,16 @@ impl Storage {
 
         let metrics = Metrics::register(registry);
         let storage = Arc::new(Storage {
-            spans: SignalShards::open(Signal::Spans, &config, &metrics).await?,
-            metrics: SignalShards::open(Signal::Metrics, &config, &metrics).await?,
+            spans: SignalShards::open(Signal::Spans, &shard_ids, &config, &metrics).await?,
+            metrics: SignalShards::open(Signal::Metrics, &shard_ids, &config, &metrics).await?,
+            shard_count: config.shards,
             retention: config.retention,
             closed: AtomicBool::new(false),
             close_done: tokio::sync::Mutex::new(false),
             tasks: shutdown.child_token(),
             task_handles: parking_lot::Mutex::new(Vec::new()),
         });
-        let mut handles = Vec::with_capacity(2 * config.shards + 1);
+        let mut handles = Vec::with_capacity(2 * shard_ids.len() + 1);
         for shard in storage.all_shards() {
             handles.push(tokio::spawn(Arc::clone(shard).run_flush_loop(storage.tasks.clone(), config.flush_interval)));
         }
@@ -187,7 +232,7 @@ impl Storage {
             handles.push(tokio::spawn(retention_loop(shards, retention, storage.tasks.clone())));
         }
         *storage.task_handles.lock() = handles;
-        info!(data_dir = %config.data_dir.display(), shards = config.shards, "storage open");
+        info!(data_dir = %config.data_dir.display(), shard_count = config.shards, local_shards = shard_ids.len(), "storage open");
         Ok(storage)
     }
 
@@ -220,9 +265,23 @@ impl Storage {
         self.tables(Signal::Metrics)
     }
 
-    /// The `signal` table of one shard, with its pruning introspection.
+    /// The `signal` table of one shard, with its pruning introspection;
+    /// `None` for a shard this node does not hold.
     pub fn shard_table(&self, signal: Signal, shard: usize) -> Option<Arc<ShardTable>> {
-        self.signal(signal).tables.get(shard).cloned()
+        let signal = self.signal(signal);
+        signal.get(shard).map(|i| Arc::clone(&signal.tables[i]))
+    }
+
+    /// The IDs of the shards this node holds, ascending.
+    pub fn local_shards(&self) -> Vec<usize> {
+        self.spans.shards.iter().map(|s| s.id).collect()
+    }
+
+    /// Buffered (not yet flushed to Parquet) bytes of one shard, all signals.
+    pub fn unflushed_bytes(&self, shard: usize) -> Option<u64> {
+        let spans = self.shard(Signal::Spans, shard)?;
+        let metrics = self.shard(Signal::Metrics, shard)?;
+        Some(spans.buffer.buffered_bytes() + metrics.buffer.buffered_bytes())
     }
 
     /// Stops accepting writes, flushes every buffer to Parquet and closes
@@ -290,7 +349,8 @@ impl Storage {
     }
 
     fn shard(&self, signal: Signal, shard: usize) -> Option<&Arc<Shard>> {
-        self.signal(signal).shards.get(shard)
+        let signal = self.signal(signal);
+        signal.get(shard).map(|i| &signal.shards[i])
     }
 
     async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
@@ -311,7 +371,7 @@ impl Drop for Storage {
 #[async_trait]
 impl ShardWriter for Storage {
     fn shard_count(&self) -> usize {
-        self.spans.shards.len()
+        self.shard_count
     }
 
     async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {

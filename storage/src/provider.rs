@@ -30,7 +30,7 @@ use tracing::debug;
 
 use crate::buffer::{DataFile, ShardBuffer};
 use crate::pruning::Pruning;
-use crate::signal::Signal;
+use crate::signal::{Signal, SignalExt};
 use crate::tidx::trace_key;
 
 /// One shard's rows of one signal as a DataFusion table (schema:

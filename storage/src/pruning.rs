@@ -201,7 +201,7 @@ mod tests {
 
     use super::*;
     use crate::manifest::{FileMeta, TimeRange};
-    use crate::signal::Signal;
+    use crate::signal::{Signal, SignalExt};
     use crate::tidx::TraceIndex;
     use skein_model::metrics::col as mcol;
     use skein_model::schema::col;

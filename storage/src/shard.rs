@@ -35,7 +35,7 @@ use crate::manifest::{FileMeta, Manifest};
 use crate::metrics::{SignalMetrics, gauge_value};
 use crate::parquet_files::{NS_PER_HOUR, write_partitions};
 use crate::recovery::{WAL_DIR, recover};
-use crate::signal::{Signal, SignalSpec};
+use crate::signal::{Signal, SignalExt, SignalSpec};
 use crate::tidx::sidecar_path;
 use crate::wal::{MAX_RECORD_BYTES, delete_segments_up_to, encode_batch};
 use crate::writer::{AppendRequest, Command, WalWriter};

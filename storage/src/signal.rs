@@ -12,27 +12,15 @@ use skein_model::metrics::{col as metric_col, metric_schema};
 use skein_model::schema::col as span_col;
 use skein_model::span_schema;
 
-/// A kind of telemetry data with its own tables, WALs and files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Signal {
-    Spans,
-    Metrics,
+pub use skein_model::Signal;
+
+/// The storage description of a [`Signal`].
+pub(crate) trait SignalExt {
+    fn spec(self) -> &'static SignalSpec;
 }
 
-impl Signal {
-    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Metrics];
-
-    /// The signal's directory in a shard, and its `signal` metrics label.
-    pub fn name(self) -> &'static str {
-        self.spec().dir
-    }
-
-    /// The Arrow schema of the signal's rows and tables.
-    pub fn schema(self) -> SchemaRef {
-        self.spec().schema.clone()
-    }
-
-    pub(crate) fn spec(self) -> &'static SignalSpec {
+impl SignalExt for Signal {
+    fn spec(self) -> &'static SignalSpec {
         static SPANS: OnceLock<SignalSpec> = OnceLock::new();
         static METRICS: OnceLock<SignalSpec> = OnceLock::new();
         match self {
@@ -81,12 +69,6 @@ impl Signal {
                 unindexed_columns: &[],
             }),
         }
-    }
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
     }
 }
 

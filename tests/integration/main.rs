@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod bench;
+mod cluster;
 mod crash;
 mod otlp_json;
 mod python_metrics;

@@ -108,7 +108,7 @@ async fn retention_drops_whole_expired_hours() {
 }
 
 #[tokio::test]
-async fn shard_count_cannot_shrink() {
+async fn shard_count_is_fixed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = open(StorageConfig { shards: 2, ..quiet_config(dir.path()) }).await;
     storage.close().await.expect("closes");
@@ -117,10 +117,13 @@ async fn shard_count_cannot_shrink() {
         .await
         .expect_err("shrinking refused");
     assert!(matches!(err, StorageError::Config(_)), "{err}");
-    assert!(err.to_string().contains("can grow but not shrink"), "{err}");
-    // Growing is fine.
-    let storage = open(StorageConfig { shards: 3, ..quiet_config(dir.path()) }).await;
-    assert_eq!(storage.span_tables().len(), 3);
+    assert!(err.to_string().contains("created with 2 shards"), "{err}");
+    // Growing is refused too: traces would hash to shards that do not hold them.
+    let config = StorageConfig { shards: 3, ..quiet_config(dir.path()) };
+    let err = Storage::open(config, &mut Registry::default(), CancellationToken::new()).await.expect_err("growing");
+    assert!(err.to_string().contains("is fixed"), "{err}");
+    let storage = open(StorageConfig { shards: 2, ..quiet_config(dir.path()) }).await;
+    assert_eq!(storage.span_tables().len(), 2);
 }
 
 #[tokio::test]

@@ -1,0 +1,65 @@
+//! The collector's [`ShardWriter`] in a cluster: each shard's batch goes to
+//! the storage node that owns the shard, over Arrow Flight `DoPut`, and the
+//! write returns once that node has it in its write-ahead log. A node that
+//! cannot be reached, is overloaded or refuses the shard turns into a
+//! retryable answer for the OTLP client (503 / UNAVAILABLE or 429 /
+//! RESOURCE_EXHAUSTED, with retry info), never a silent drop.
+
+use std::sync::Arc;
+
+use arrow_flight::FlightDescriptor;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use skein_model::cluster::{DEFAULT_RETRY_AFTER, PutCommand, StorageNodes, write_error_from_status};
+use skein_model::{RecordBatch, ShardWriter, Signal, WriteError};
+
+/// Writes each shard's rows to its owner among `nodes`.
+#[derive(Debug, Clone)]
+pub struct RemoteShardWriter {
+    nodes: Arc<StorageNodes>,
+}
+
+impl RemoteShardWriter {
+    pub fn new(nodes: Arc<StorageNodes>) -> Self {
+        Self { nodes }
+    }
+
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        let node = self.nodes.owner(shard).ok_or(WriteError::NoSuchShard(shard))?;
+        let command =
+            PutCommand { signal, shard, shard_count: self.nodes.map().shard_count(), node_id: node.id.clone() };
+        let cmd = serde_json::to_vec(&command).map_err(|e| WriteError::Internal(e.to_string()))?;
+        let messages = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd)))
+            .build(futures::stream::iter([Ok(batch)]));
+        let answer = async {
+            let results = node.flight().do_put(messages).await?;
+            results.try_collect::<Vec<_>>().await
+        };
+        match answer.await {
+            Ok(_) => Ok(()),
+            Err(FlightError::Tonic(status)) => Err(write_error_from_status(&status, &node.id, shard)),
+            Err(other) => Err(WriteError::Unavailable {
+                reason: format!("writing to storage node {} (shard {shard}) failed: {other}", node.id),
+                retry_after: DEFAULT_RETRY_AFTER,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ShardWriter for RemoteShardWriter {
+    fn shard_count(&self) -> usize {
+        self.nodes.map().shard_count()
+    }
+
+    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(Signal::Spans, shard, batch).await
+    }
+
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(Signal::Metrics, shard, batch).await
+    }
+}

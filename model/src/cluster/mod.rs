@@ -1,0 +1,208 @@
+//! The messages storage nodes, collectors and query nodes exchange over
+//! Arrow Flight, on each storage node's internal port.
+//!
+//! - **Write** (`DoPut`): the descriptor's command is a JSON [`PutCommand`]
+//!   naming the signal, shard and expected owner; the stream carries the
+//!   rows (Arrow IPC, the signal's schema). The storage node answers once the
+//!   batch is in the shard's write-ahead log, exactly as a local write.
+//! - **Scan** (`DoGet`): the ticket is a JSON [`ScanTicket`] with the shard,
+//!   projection, filters (DataFusion logical expressions, protobuf-encoded)
+//!   and limit; the answer streams the matching rows of the shard's table
+//!   (buffered and flushed data).
+//! - **Node info** (`DoAction` [`ACTION_NODE_INFO`]): a JSON [`NodeInfo`]
+//!   with the node's ID, shard count and per-shard unflushed bytes, used for
+//!   health checks, the join-time shard count check and cluster status.
+//!
+//! Every request carries the sender's shard count and the node ID it meant
+//! to reach, so a node refuses work from a member with a different cluster
+//! configuration (typed, FAILED_PRECONDITION) instead of storing rows on
+//! the wrong shard.
+
+mod nodes;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use nodes::{MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node};
+
+use crate::{Signal, WriteError};
+
+/// The `DoAction` type that returns [`NodeInfo`].
+pub const ACTION_NODE_INFO: &str = "node_info";
+
+/// Which node and shard a `DoPut` stream is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutCommand {
+    pub signal: Signal,
+    pub shard: usize,
+    /// The sender's cluster shard count; must equal the node's.
+    pub shard_count: usize,
+    /// The node the sender believes owns `shard`.
+    pub node_id: String,
+}
+
+/// A scan of one shard's table of one signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanTicket {
+    pub signal: Signal,
+    pub shard: usize,
+    pub shard_count: usize,
+    pub node_id: String,
+    /// Column indexes of the signal's schema to return; all when `None`.
+    pub projection: Option<Vec<usize>>,
+    /// Conjunctive filters, each a DataFusion `Expr` as protobuf bytes,
+    /// base64-encoded. The node applies them; the sender re-applies any it
+    /// needs exactly.
+    pub filters: Vec<String>,
+    pub limit: Option<usize>,
+}
+
+/// A storage node's identity and state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub node_id: String,
+    pub shard_count: usize,
+    /// The shards the node holds, ascending.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// One shard on a storage node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub shard: usize,
+    /// Acknowledged bytes (all signals) not yet in Parquet: what a crash
+    /// would make the node replay from its write-ahead log.
+    pub unflushed_bytes: u64,
+}
+
+/// The three ways a request can address the wrong member, checked in this
+/// order by every storage node before any work.
+pub fn check_addressing(
+    node_id: &str,
+    shard_count: usize,
+    request_node: &str,
+    request_shard_count: usize,
+    owns_shard: bool,
+    shard: usize,
+) -> Result<(), String> {
+    if request_shard_count != shard_count {
+        return Err(format!(
+            "cluster shard counts differ: the sender has {request_shard_count} shards, storage node {node_id} has \
+             {shard_count}; every member of a cluster needs the same storage.shards"
+        ));
+    }
+    if request_node != node_id {
+        return Err(format!(
+            "the sender meant storage node {request_node:?} but reached {node_id:?}; its storage_nodes list names \
+             the wrong address"
+        ));
+    }
+    if !owns_shard {
+        return Err(format!("storage node {node_id} does not own shard {shard}"));
+    }
+    Ok(())
+}
+
+/// gRPC metadata key carrying how long to wait before retrying, in milliseconds.
+const RETRY_AFTER_MS: &str = "skein-retry-after-ms";
+
+/// How a storage node answers a refused write on the wire.
+pub fn write_error_to_status(error: &WriteError) -> tonic::Status {
+    let code = match error {
+        WriteError::NotOwner { .. } => tonic::Code::FailedPrecondition,
+        other => other.class().grpc_code(),
+    };
+    let mut status = tonic::Status::new(code, error.to_string());
+    if let Some(retry_after) = error.class().retry_after()
+        && let Ok(value) = retry_after.as_millis().to_string().parse()
+    {
+        status.metadata_mut().insert(RETRY_AFTER_MS, value);
+    }
+    status
+}
+
+/// The write error a sender reports for a storage node's answer `status`
+/// (`node` names the node in messages): retryable for the client when the
+/// node is busy, down, or not the owner.
+pub fn write_error_from_status(status: &tonic::Status, node: &str, shard: usize) -> WriteError {
+    let retry_after = status
+        .metadata()
+        .get(RETRY_AFTER_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_RETRY_AFTER, Duration::from_millis);
+    match status.code() {
+        tonic::Code::ResourceExhausted => WriteError::Overloaded { retry_after },
+        tonic::Code::FailedPrecondition => {
+            WriteError::NotOwner { shard, node: node.to_owned(), reason: status.message().to_owned(), retry_after }
+        }
+        tonic::Code::Unavailable
+        | tonic::Code::DeadlineExceeded
+        | tonic::Code::Cancelled
+        | tonic::Code::Unknown
+        | tonic::Code::Aborted => WriteError::Unavailable {
+            reason: format!("storage node {node} (shard {shard}) is unreachable: {}", status.message()),
+            retry_after,
+        },
+        _ => WriteError::Internal(format!("storage node {node} (shard {shard}): {}", status.message())),
+    }
+}
+
+/// Retry hint when a node gave none (it could not be reached at all).
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_cross_the_wire_with_their_retry_hint() {
+        let sent = WriteError::Overloaded { retry_after: Duration::from_millis(1500) };
+        let received = write_error_from_status(&write_error_to_status(&sent), "s-0", 2);
+        assert!(
+            matches!(received, WriteError::Overloaded { retry_after } if retry_after == Duration::from_millis(1500))
+        );
+        let sent = WriteError::NotOwner {
+            shard: 2,
+            node: "s-0".into(),
+            reason: "not here".into(),
+            retry_after: Duration::from_secs(1),
+        };
+        let received = write_error_from_status(&write_error_to_status(&sent), "s-0", 2);
+        assert!(matches!(received, WriteError::NotOwner { shard: 2, .. }), "{received}");
+        let down = tonic::Status::unavailable("connection refused");
+        let received = write_error_from_status(&down, "s-1", 5);
+        assert!(matches!(received, WriteError::Unavailable { .. }), "{received}");
+        assert!(received.to_string().contains("s-1"), "{received}");
+    }
+
+    #[test]
+    fn addressing_checks_shard_count_then_node_then_shard() {
+        assert!(check_addressing("s-0", 8, "s-0", 8, true, 1).is_ok());
+        let err = check_addressing("s-0", 8, "s-0", 16, true, 1).expect_err("count");
+        assert!(err.contains("shard counts differ"), "{err}");
+        let err = check_addressing("s-0", 8, "s-1", 8, true, 1).expect_err("node");
+        assert!(err.contains("wrong address"), "{err}");
+        let err = check_addressing("s-0", 8, "s-0", 8, false, 3).expect_err("owner");
+        assert!(err.contains("does not own shard 3"), "{err}");
+    }
+
+    #[test]
+    fn tickets_round_trip_as_json() {
+        let ticket = ScanTicket {
+            signal: Signal::Metrics,
+            shard: 3,
+            shard_count: 8,
+            node_id: "s-1".into(),
+            projection: Some(vec![0, 2]),
+            filters: vec!["AAE=".into()],
+            limit: Some(10),
+        };
+        let json = serde_json::to_string(&ticket).expect("json");
+        assert!(json.contains(r#""signal":"metrics""#), "{json}");
+        assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), ticket);
+    }
+}

@@ -1,0 +1,265 @@
+//! The storage nodes of a cluster as collectors and query nodes see them:
+//! the static list of IDs and addresses, one lazily connected Flight
+//! channel per node, and a health check loop that asks each node who it is
+//! (catching a wrong address or a different shard count at join).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, SystemTime};
+
+use arrow_flight::{Action, FlightClient};
+use futures::TryStreamExt;
+use parking_lot::RwLock;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use tracing::{error, info, warn};
+
+use super::{ACTION_NODE_INFO, NodeInfo};
+use crate::{ModelError, ShardMap};
+
+/// Largest gRPC message exchanged with storage nodes (a write is one
+/// collector request at most, a scan streams many smaller messages).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One `storage_nodes` entry: `id=host:port`, or a bare `id` where only the
+/// IDs matter (on storage nodes themselves).
+pub fn parse_storage_node(entry: &str) -> Result<(String, Option<String>), String> {
+    let (id, address) = match entry.split_once('=') {
+        Some((id, address)) => (id.trim(), Some(address.trim())),
+        None => (entry.trim(), None),
+    };
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+        return Err(format!("storage node entry {entry:?}: the ID must be letters, digits, '-', '_' or '.'"));
+    }
+    match address {
+        Some("") => Err(format!("storage node entry {entry:?} has an empty address")),
+        Some(address) => Ok((id.to_owned(), Some(address.to_owned()))),
+        None => Ok((id.to_owned(), None)),
+    }
+}
+
+/// Timeouts for talking to storage nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeTimeouts {
+    /// To establish a connection.
+    pub connect: Duration,
+    /// For one write or node-info call (scans are bounded by the query's own limit).
+    pub request: Duration,
+}
+
+/// What the last health check of a node found.
+#[derive(Debug, Clone, Default)]
+pub struct NodeHealth {
+    pub healthy: bool,
+    /// Why the node is not healthy.
+    pub error: Option<String>,
+    /// What the node reported at its last successful check.
+    pub info: Option<NodeInfo>,
+    pub checked_at: Option<SystemTime>,
+}
+
+/// One storage node.
+#[derive(Debug)]
+pub struct StorageNode {
+    pub id: String,
+    pub address: String,
+    channel: Channel,
+    health: RwLock<NodeHealth>,
+    up: Gauge<i64, AtomicI64>,
+}
+
+impl StorageNode {
+    /// A Flight client over the node's shared channel (cheap; reconnects as needed).
+    pub fn flight(&self) -> FlightClient {
+        FlightClient::new_from_inner(
+            arrow_flight::flight_service_client::FlightServiceClient::new(self.channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+    }
+
+    pub fn health(&self) -> NodeHealth {
+        self.health.read().clone()
+    }
+
+    /// Asks the node for its [`NodeInfo`].
+    pub async fn node_info(&self) -> Result<NodeInfo, String> {
+        let mut client = self.flight();
+        let action = Action { r#type: ACTION_NODE_INFO.into(), body: Default::default() };
+        let bodies: Vec<_> = client
+            .do_action(action)
+            .await
+            .map_err(|e| e.to_string())?
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body = bodies.first().ok_or("the node sent no node info")?;
+        serde_json::from_slice(body).map_err(|e| format!("the node info does not parse: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+/// Every storage node of the cluster and the shard map over them.
+#[derive(Debug)]
+pub struct StorageNodes {
+    map: ShardMap,
+    /// In the map's node order.
+    nodes: Vec<Arc<StorageNode>>,
+    changes: Counter,
+}
+
+impl StorageNodes {
+    /// The nodes `entries` (`(id, address)`) of a cluster of `shard_count`
+    /// shards; connections are made on first use.
+    pub fn new(
+        shard_count: usize,
+        entries: &[(String, String)],
+        timeouts: NodeTimeouts,
+        registry: &mut Registry,
+    ) -> Result<Arc<Self>, ModelError> {
+        let map = ShardMap::new(shard_count, entries.iter().map(|(id, _)| id.clone()))?;
+        let up = Family::<NodeLabels, Gauge<i64, AtomicI64>>::default();
+        let changes = Counter::default();
+        registry.register(
+            "skein_cluster_storage_node_up",
+            "Whether the last health check of a storage node passed",
+            up.clone(),
+        );
+        registry.register(
+            "skein_cluster_membership_changes",
+            "Storage nodes that turned healthy or unhealthy",
+            changes.clone(),
+        );
+        let mut nodes = Vec::with_capacity(entries.len());
+        for id in map.nodes() {
+            let address = entries.iter().find(|(i, _)| i == id).map(|(_, a)| a.clone()).unwrap_or_default();
+            let uri = if address.contains("://") { address.clone() } else { format!("http://{address}") };
+            let channel = Endpoint::from_shared(uri)
+                .map_err(|e| ModelError::InvalidShardMap(format!("storage node {id}: bad address {address:?}: {e}")))?
+                .connect_timeout(timeouts.connect)
+                .timeout(timeouts.request)
+                .tcp_nodelay(true)
+                .connect_lazy();
+            let gauge = up.get_or_create(&NodeLabels { node: id.clone() }).clone();
+            nodes.push(Arc::new(StorageNode {
+                id: id.clone(),
+                address,
+                channel,
+                health: RwLock::new(NodeHealth::default()),
+                up: gauge,
+            }));
+        }
+        Ok(Arc::new(Self { map, nodes, changes }))
+    }
+
+    pub fn map(&self) -> &ShardMap {
+        &self.map
+    }
+
+    pub fn nodes(&self) -> &[Arc<StorageNode>] {
+        &self.nodes
+    }
+
+    /// The node that owns `shard`.
+    pub fn owner(&self, shard: usize) -> Option<&Arc<StorageNode>> {
+        let id = self.map.owner(shard)?;
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Checks every node once, concurrently.
+    pub async fn check_all(&self) {
+        futures::future::join_all(self.nodes.iter().map(|node| self.check(node))).await;
+    }
+
+    async fn check(&self, node: &StorageNode) {
+        let outcome = node.node_info().await.and_then(|info| {
+            if info.node_id != node.id {
+                Err(format!(
+                    "{} answers as storage node {:?}, not {:?}: the storage_nodes list names the wrong address",
+                    node.address, info.node_id, node.id
+                ))
+            } else if info.shard_count != self.map.shard_count() {
+                Err(format!(
+                    "storage node {} has {} shards but this member has {}; every member of a cluster needs the same \
+                     storage.shards, so it is not used",
+                    node.id,
+                    info.shard_count,
+                    self.map.shard_count()
+                ))
+            } else {
+                Ok(info)
+            }
+        });
+        let mut health = node.health.write();
+        let was_healthy = health.healthy;
+        health.checked_at = Some(SystemTime::now());
+        match outcome {
+            Ok(info) => {
+                health.healthy = true;
+                health.error = None;
+                health.info = Some(info);
+            }
+            Err(reason) => {
+                health.healthy = false;
+                health.error = Some(reason);
+            }
+        }
+        node.up.set(i64::from(health.healthy));
+        if health.healthy != was_healthy || health.checked_at.is_none() {
+            self.changes.inc();
+        }
+        match (&health.error, was_healthy, health.healthy) {
+            (None, false, true) => info!(node = %node.id, address = %node.address, "storage node is healthy"),
+            (Some(reason), true, false) => {
+                warn!(node = %node.id, address = %node.address, error = %reason, "storage node is unhealthy")
+            }
+            (Some(reason), false, false) if reason.contains("shards") || reason.contains("answers as") => {
+                error!(node = %node.id, address = %node.address, error = %reason, "storage node refused");
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks every node every `interval` until `shutdown` is cancelled.
+    pub fn spawn_health_checks(
+        self: &Arc<Self>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let nodes = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => return,
+                    _ = ticks.tick() => nodes.check_all().await,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_node_entries_parse() {
+        assert_eq!(parse_storage_node("s-0=127.0.0.1:7400"), Ok(("s-0".into(), Some("127.0.0.1:7400".into()))));
+        assert_eq!(parse_storage_node("s-0"), Ok(("s-0".into(), None)));
+        assert!(parse_storage_node("=x").is_err());
+        assert!(parse_storage_node("a b=x").is_err());
+        assert!(parse_storage_node("s-0=").is_err());
+    }
+}

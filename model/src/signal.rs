@@ -1,0 +1,42 @@
+//! The kinds of telemetry Skein stores, as one value every role shares:
+//! storage keeps each in its own tables and files, and the cluster's wire
+//! protocol names them in write and scan requests.
+
+use datafusion::arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+/// A kind of telemetry data with its own schema, tables and files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// Spans, one row each ([`crate::span_schema`]).
+    Spans,
+    /// Metric data points, one row each ([`crate::metric_schema`]).
+    Metrics,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Metrics];
+
+    /// `spans` or `metrics`: directory names, metric labels, wire names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Spans => "spans",
+            Signal::Metrics => "metrics",
+        }
+    }
+
+    /// The Arrow schema of the signal's rows and tables.
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Signal::Spans => crate::span_schema(),
+            Signal::Metrics => crate::metric_schema(),
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,173 @@
+//! Each role of a cluster as its own process: `skein storage`, `skein
+//! collector` and `skein query`. They share the configuration file and
+//! differ in what they start; each gets readiness, metrics and the
+//! shutdown coordinator, and all-in-one (node.rs) is these roles in one
+//! process without the network between them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use skein_collector::{CollectorServer, RemoteShardWriter};
+use skein_model::cluster::{NodeTimeouts, StorageNodes};
+use skein_model::{ShardMap, ShardWriter, Signal};
+use skein_query::{QueryServer, RemoteShardTable, Tables, Topology};
+use skein_storage::{InternalServer, Storage, StorageFlight};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::admin;
+use crate::config::{ClusterConfig, SkeinConfig};
+use crate::supervisor::Supervisor;
+
+/// Which role a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Collector,
+    Storage,
+    Query,
+    AllInOne,
+}
+
+/// What a started role bound, for the ready file: the keys that apply.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoleAddresses {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_grpc: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_http: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub internal: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin: Option<SocketAddr>,
+}
+
+/// A role that is ready and serving under its supervisor.
+pub struct Started {
+    pub addresses: RoleAddresses,
+    pub supervisor: Supervisor,
+}
+
+fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
+    NodeTimeouts { connect: cluster.connect_timeout, request: cluster.request_timeout }
+}
+
+fn storage_nodes(config: &SkeinConfig, registry: &mut Registry) -> anyhow::Result<Arc<StorageNodes>> {
+    let entries = config.cluster.storage_addresses()?;
+    StorageNodes::new(config.storage.shards, &entries, timeouts(&config.cluster), registry)
+        .context("invalid cluster.storage_nodes")
+}
+
+/// A storage node: opens the shards it owns and serves them on its
+/// internal port; `/healthz`, `/readyz` and `/metrics` on its admin port.
+pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
+    let node_id = config.cluster.node_id.clone();
+    if node_id.is_empty() {
+        bail!("the storage role needs cluster.node_id (or --node-id): one of cluster.storage_nodes");
+    }
+    let ids = config.cluster.storage_ids()?;
+    if !ids.contains(&node_id) {
+        bail!("cluster.node_id {node_id:?} is not in cluster.storage_nodes ({})", ids.join(", "));
+    }
+    let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
+    let owned = map.shards_of(&node_id);
+    let mut registry = Registry::default();
+    let storage = Storage::open_shards(config.storage.clone(), &owned, &mut registry, CancellationToken::new())
+        .await
+        .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
+    let stopping = shutdown.child_token();
+    let internal =
+        InternalServer::bind(config.cluster.internal_listen, StorageFlight::new(Arc::clone(&storage), node_id.clone()))
+            .await;
+    let internal = match internal {
+        Ok(server) => server,
+        Err(e) => {
+            // Nothing was acknowledged yet, but replayed WAL data is flushed cleanly.
+            storage.close().await.ok();
+            return Err(e).context("binding the internal port");
+        }
+    };
+    let admin_listener = tokio::net::TcpListener::bind(config.cluster.admin_listen)
+        .await
+        .with_context(|| format!("binding the admin port {}", config.cluster.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let addresses =
+        RoleAddresses { internal: Some(internal.local_addr()), admin: Some(admin_addr), ..RoleAddresses::default() };
+
+    let mut supervisor = Supervisor::new();
+    // Stop taking writes (collectors get UNAVAILABLE and retry), then flush.
+    supervisor.spawn("internal port", move |stop: CancellationToken| internal.serve(stop));
+    let closing = Arc::clone(&storage);
+    supervisor.then("storage flush", async move { closing.close().await.context("flushing storage") });
+    // Last, so `/healthz` answers while the node drains and flushes.
+    let router = admin::router(Arc::new(registry), stopping.clone());
+    supervisor.spawn("admin http", move |stop: CancellationToken| async move {
+        axum::serve(admin_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+    });
+    info!(
+        node_id = %node_id,
+        internal = %addresses.internal.map(|a| a.to_string()).unwrap_or_default(),
+        admin = %admin_addr,
+        shard_count = config.storage.shards,
+        owned_shards = ?owned,
+        "skein storage ready"
+    );
+    Ok(Started { addresses, supervisor })
+}
+
+/// A collector: OTLP in, each shard's rows to the storage node that owns it.
+pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
+    let mut registry = Registry::default();
+    let nodes = storage_nodes(config, &mut registry)?;
+    let writer: Arc<dyn ShardWriter> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
+    let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
+        .await
+        .context("binding the OTLP collector")?;
+    let stopping = shutdown.child_token();
+    let collector = collector.with_routes(admin::readiness_and_metrics(Arc::new(registry), stopping.clone()));
+    let addresses = RoleAddresses {
+        otlp_grpc: Some(collector.grpc_addr()),
+        otlp_http: Some(collector.http_addr()),
+        ..RoleAddresses::default()
+    };
+    let mut supervisor = Supervisor::new();
+    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
+    supervisor.spawn("collector", move |stop: CancellationToken| collector.run(stop));
+    supervisor.then("health checks", async move {
+        stopping.cancel();
+        health.await.context("health checks panicked")
+    });
+    info!(otlp_grpc = ?addresses.otlp_grpc, otlp_http = ?addresses.otlp_http, storage_nodes = nodes.nodes().len(), "skein collector ready");
+    Ok(Started { addresses, supervisor })
+}
+
+/// A query node: SQL and the HTTP API over every shard, read from the
+/// storage nodes over Arrow Flight.
+pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
+    let mut registry = Registry::default();
+    let nodes = storage_nodes(config, &mut registry)?;
+    let tables = Tables {
+        spans: RemoteShardTable::all(Signal::Spans, &nodes),
+        metrics: RemoteShardTable::all(Signal::Metrics, &nodes),
+    };
+    let query =
+        QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))
+            .await
+            .context("binding the query service")?;
+    let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
+    let stopping = shutdown.child_token();
+    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
+    let mut supervisor = Supervisor::new();
+    supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));
+    supervisor.then("health checks", async move {
+        stopping.cancel();
+        health.await.context("health checks panicked")
+    });
+    info!(query = ?addresses.query, storage_nodes = nodes.nodes().len(), "skein query ready");
+    Ok(Started { addresses, supervisor })
+}

@@ -1,0 +1,264 @@
+//! The storage node's internal service: Arrow Flight for writes from
+//! collectors (`DoPut`), shard scans for query nodes (`DoGet`) and node
+//! info (`DoAction`), plus the gRPC health-checking protocol, on one port.
+//! The messages are defined in [`skein_model::cluster`].
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
+    PollInfo, PutResult, SchemaResult, Ticket,
+};
+use base64::Engine as _;
+use datafusion::arrow::compute::concat_batches;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_proto::bytes::Serializeable;
+use futures::{Stream, StreamExt, TryStreamExt};
+use skein_model::cluster::{
+    ACTION_NODE_INFO, MAX_MESSAGE_BYTES, NodeInfo, PutCommand, ScanTicket, ShardInfo, check_addressing,
+    write_error_to_status,
+};
+use skein_model::{ShardWriter, Signal, WriteError};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::Storage;
+use crate::error::{IoContext, StorageError};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Flight service over this node's shards.
+#[derive(Debug, Clone)]
+pub struct StorageFlight {
+    storage: Arc<Storage>,
+    node_id: String,
+}
+
+impl StorageFlight {
+    pub fn new(storage: Arc<Storage>, node_id: String) -> Self {
+        Self { storage, node_id }
+    }
+
+    fn check(&self, request_node: &str, request_shard_count: usize, shard: usize) -> Result<(), Status> {
+        let owns = self.storage.local_shards().binary_search(&shard).is_ok();
+        check_addressing(&self.node_id, self.storage.shard_count(), request_node, request_shard_count, owns, shard)
+            .map_err(Status::failed_precondition)
+    }
+
+    /// What this node holds, for health checks and cluster status.
+    pub fn node_info(&self) -> NodeInfo {
+        let shards = self
+            .storage
+            .local_shards()
+            .into_iter()
+            .map(|shard| ShardInfo { shard, unflushed_bytes: self.storage.unflushed_bytes(shard).unwrap_or(0) })
+            .collect();
+        NodeInfo { node_id: self.node_id.clone(), shard_count: self.storage.shard_count(), shards }
+    }
+
+    fn scan_session() -> SessionContext {
+        let mut config = SessionConfig::new();
+        // Storage serves plain Utf8 columns, as the query side expects.
+        config.options_mut().execution.parquet.schema_force_view_types = false;
+        SessionContext::new_with_config(config)
+    }
+
+    async fn scan(&self, ticket: ScanTicket) -> Result<BoxStream<FlightData>, Status> {
+        self.check(&ticket.node_id, ticket.shard_count, ticket.shard)?;
+        let table = self
+            .storage
+            .shard_table(ticket.signal, ticket.shard)
+            .ok_or_else(|| Status::failed_precondition(format!("shard {} is not open here", ticket.shard)))?;
+        let ctx = Self::scan_session();
+        let task_ctx = ctx.task_ctx();
+        let mut frame = ctx.read_table(table).map_err(datafusion_status)?;
+        for encoded in &ticket.filters {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| Status::invalid_argument(format!("a scan filter is not base64: {e}")))?;
+            let filter = Expr::from_bytes_with_ctx(&bytes, &task_ctx)
+                .map_err(|e| Status::invalid_argument(format!("a scan filter does not decode: {e}")))?;
+            frame = frame.filter(filter).map_err(datafusion_status)?;
+        }
+        if let Some(projection) = &ticket.projection {
+            let schema = ticket.signal.schema();
+            let mut names = Vec::with_capacity(projection.len());
+            for &index in projection {
+                let field = schema.fields().get(index).ok_or_else(|| {
+                    Status::invalid_argument(format!("column {index} is past the {} schema", ticket.signal))
+                })?;
+                names.push(field.name().as_str());
+            }
+            frame = frame.select_columns(&names).map_err(datafusion_status)?;
+        }
+        if let Some(limit) = ticket.limit {
+            frame = frame.limit(0, Some(limit)).map_err(datafusion_status)?;
+        }
+        let stream = frame.execute_stream().await.map_err(datafusion_status)?;
+        let schema = stream.schema();
+        let batches = stream.map_err(|e| FlightError::ExternalError(Box::new(e)));
+        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches);
+        Ok(Box::pin(encoded.map_err(Status::from)))
+    }
+
+    async fn put(&self, mut stream: Streaming<FlightData>) -> Result<(), Status> {
+        let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty DoPut stream"))?;
+        let command: PutCommand = first
+            .flight_descriptor
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("the first DoPut message has no descriptor"))
+            .and_then(|d| {
+                serde_json::from_slice(&d.cmd)
+                    .map_err(|e| Status::invalid_argument(format!("the DoPut command is not a write: {e}")))
+            })?;
+        if let Err(status) = self.check(&command.node_id, command.shard_count, command.shard) {
+            warn!(shard = command.shard, node = %command.node_id, error = %status.message(), "write refused");
+            return Err(status);
+        }
+        let messages =
+            futures::stream::once(async { Ok(first) }).chain(stream).map_err(|e| FlightError::Tonic(Box::new(e)));
+        let batches: Vec<_> = FlightRecordBatchStream::new_from_flight_data(messages)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("the DoPut stream is not valid Arrow data: {e}")))?;
+        let schema = command.signal.schema();
+        let batch = concat_batches(&schema, &batches)
+            .map_err(|e| Status::invalid_argument(format!("rows do not fit the {} schema: {e}", command.signal)))?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let written = match command.signal {
+            Signal::Spans => self.storage.write_spans(command.shard, batch).await,
+            Signal::Metrics => self.storage.write_metrics(command.shard, batch).await,
+        };
+        written.map_err(|e| match e {
+            WriteError::NoSuchShard(shard) => Status::failed_precondition(format!("shard {shard} is not open here")),
+            other => write_error_to_status(&other),
+        })
+    }
+}
+
+fn datafusion_status(error: datafusion::error::DataFusionError) -> Status {
+    Status::internal(format!("scan failed: {error}"))
+}
+
+#[tonic::async_trait]
+impl FlightService for StorageFlight {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoExchangeStream = BoxStream<FlightData>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented("handshake is not used"))
+    }
+
+    async fn list_flights(&self, _request: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(Status::unimplemented("list_flights is not used"))
+    }
+
+    async fn get_flight_info(&self, _request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::unimplemented("get_flight_info is not used; scan with DoGet"))
+    }
+
+    async fn poll_flight_info(&self, _request: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented("poll_flight_info is not used"))
+    }
+
+    async fn get_schema(&self, _request: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        Err(Status::unimplemented("get_schema is not used"))
+    }
+
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let ticket: ScanTicket = serde_json::from_slice(&request.get_ref().ticket)
+            .map_err(|e| Status::invalid_argument(format!("the ticket is not a scan: {e}")))?;
+        Ok(Response::new(self.scan(ticket).await?))
+    }
+
+    async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        self.put(request.into_inner()).await?;
+        let done = futures::stream::once(async { Ok(PutResult { app_metadata: Default::default() }) });
+        Ok(Response::new(Box::pin(done)))
+    }
+
+    async fn do_exchange(
+        &self,
+        _request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented("do_exchange is not used"))
+    }
+
+    async fn do_action(&self, request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        if request.get_ref().r#type != ACTION_NODE_INFO {
+            return Err(Status::invalid_argument(format!("unknown action {:?}", request.get_ref().r#type)));
+        }
+        let body = serde_json::to_vec(&self.node_info()).map_err(|e| Status::internal(e.to_string()))?;
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
+    }
+
+    async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        let action = ActionType { r#type: ACTION_NODE_INFO.into(), description: "node ID, shards, lag".into() };
+        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(action) }))))
+    }
+}
+
+/// The internal listener of a storage node: Flight and gRPC health.
+#[derive(Debug)]
+pub struct InternalServer {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    flight: StorageFlight,
+}
+
+impl InternalServer {
+    /// Binds `addr` (port 0 allowed); nothing is served until `serve`.
+    pub async fn bind(addr: SocketAddr, flight: StorageFlight) -> Result<Self, StorageError> {
+        let listener = tokio::net::TcpListener::bind(addr).await.ctx(|| format!("binding internal port {addr}"))?;
+        let local_addr = listener.local_addr().ctx(|| "reading the internal address".into())?;
+        Ok(Self { listener, local_addr, flight })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` is cancelled; then health turns NOT_SERVING,
+    /// new calls are refused and in-flight calls finish.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), StorageError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<FlightServiceServer<StorageFlight>>().await;
+        let service = FlightServiceServer::new(self.flight)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        info!(addr = %self.local_addr, "storage internal port serving");
+        let stopping = {
+            let health = health.clone();
+            async move {
+                shutdown.cancelled().await;
+                health.set_not_serving::<FlightServiceServer<StorageFlight>>().await;
+            }
+        };
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, stopping)
+            .await
+            .map_err(|e| StorageError::Task(format!("internal server: {e}")))
+    }
+}

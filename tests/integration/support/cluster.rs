@@ -1,0 +1,252 @@
+//! A multi-process cluster for tests: every member is the real `skein`
+//! binary in its own process on port 0 (`skein storage`, `skein collector`,
+//! `skein query`), started in dependency order and awaited through ready
+//! files with deadlines. Members can be killed (`kill -9`), frozen
+//! (`SIGSTOP`) and restarted over the same data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One member process.
+pub struct Member {
+    pub name: String,
+    args: Vec<String>,
+    ready_file: PathBuf,
+    child: Option<Child>,
+    pub addresses: Value,
+}
+
+impl Member {
+    fn spawn(name: &str, args: Vec<String>, run_dir: &Path) -> Self {
+        let ready_file = run_dir.join(format!("{name}.json"));
+        let mut member = Self { name: name.to_owned(), args, ready_file, child: None, addresses: Value::Null };
+        member.start();
+        member
+    }
+
+    /// (Re)starts the process with the same arguments and waits until ready.
+    pub fn start(&mut self) {
+        let _ = std::fs::remove_file(&self.ready_file);
+        let child = Command::new(env!("CARGO_BIN_EXE_skein"))
+            .args(&self.args)
+            .arg("--ready-file")
+            .arg(&self.ready_file)
+            // Nothing is flushed by age during a test.
+            .env("SKEIN_STORAGE__FLUSH_INTERVAL", "1h")
+            .env("SKEIN_CLUSTER__HEALTH_INTERVAL", "200ms")
+            .env("SKEIN_CLUSTER__REQUEST_TIMEOUT", "3s")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("skein binary starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.ready_file) {
+                self.addresses = serde_json::from_str(&text).expect("ready file is JSON");
+                self.pin_ports();
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().expect("poll child")) {
+                panic!("{} exited before it was ready: {status}", self.name);
+            }
+            assert!(Instant::now() < deadline, "{} was not ready within {READY_TIMEOUT:?}", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A restart binds the ports of the first start, as a restarted
+    /// server would: the other members know it by address.
+    fn pin_ports(&mut self) {
+        const FLAGS: [(&str, &str); 5] = [
+            ("--internal-listen", "internal"),
+            ("--admin-listen", "admin"),
+            ("--otlp-grpc-listen", "otlp_grpc"),
+            ("--otlp-http-listen", "otlp_http"),
+            ("--query-listen", "query"),
+        ];
+        for (flag, key) in FLAGS {
+            if let (Some(i), Some(bound)) = (self.args.iter().position(|a| a == flag), self.addresses[key].as_str()) {
+                self.args[i + 1] = bound.to_owned();
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn address(&self, key: &str) -> String {
+        self.addresses[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} has no {key}: {}", self.name, self.addresses))
+            .to_owned()
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        format!("http://{}", self.address(key))
+    }
+
+    /// SIGKILL: no chance to flush or drain.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        if let Some(mut child) = self.child.take() {
+            let status = child.wait().expect("reaped");
+            assert!(status.success(), "{} exited with {status} after SIGTERM", self.name);
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Builds a [`ProcessCluster`].
+pub struct ProcessClusterBuilder {
+    collectors: usize,
+    storage: usize,
+    query: usize,
+    shards: usize,
+}
+
+impl ProcessClusterBuilder {
+    pub fn new() -> Self {
+        Self { collectors: 1, storage: 2, query: 1, shards: 8 }
+    }
+
+    pub fn collectors(mut self, n: usize) -> Self {
+        self.collectors = n;
+        self
+    }
+
+    pub fn storage(mut self, n: usize) -> Self {
+        self.storage = n;
+        self
+    }
+
+    pub fn query(mut self, n: usize) -> Self {
+        self.query = n;
+        self
+    }
+
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Starts storage nodes, then collectors and query nodes with their addresses.
+    pub fn start(self) -> ProcessCluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let run_dir = temp.path().join("run");
+        std::fs::create_dir_all(&run_dir).expect("run dir");
+        let common = |role: &str| -> Vec<String> {
+            vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), "warn".into(), role.into()]
+        };
+        let ids: Vec<String> = (0..self.storage).map(|i| format!("storage-{i}")).collect();
+        let storage: Vec<Member> = ids
+            .iter()
+            .map(|id| {
+                let mut args: Vec<String> = vec![
+                    "--node-id".into(),
+                    id.clone(),
+                    "--storage-nodes".into(),
+                    ids.join(","),
+                    "--data-dir".into(),
+                    temp.path().join(id).display().to_string(),
+                    "--internal-listen".into(),
+                    "127.0.0.1:0".into(),
+                    "--admin-listen".into(),
+                    "127.0.0.1:0".into(),
+                ];
+                args.extend(common("storage"));
+                Member::spawn(id, args, &run_dir)
+            })
+            .collect();
+        let storage_nodes: Vec<String> =
+            storage.iter().map(|m| format!("{}={}", m.name, m.address("internal"))).collect();
+        let frontend = |extra: &[&str], role: &str| -> Vec<String> {
+            let mut args: Vec<String> = vec!["--storage-nodes".into(), storage_nodes.join(",")];
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+            args.extend(common(role));
+            args
+        };
+        let collectors = (0..self.collectors)
+            .map(|i| {
+                let args =
+                    frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
+                Member::spawn(&format!("collector-{i}"), args, &run_dir)
+            })
+            .collect();
+        let query = (0..self.query)
+            .map(|i| {
+                Member::spawn(&format!("query-{i}"), frontend(&["--query-listen", "127.0.0.1:0"], "query"), &run_dir)
+            })
+            .collect();
+        ProcessCluster { storage, collectors, query, _temp: temp }
+    }
+}
+
+/// A running multi-process cluster.
+pub struct ProcessCluster {
+    pub storage: Vec<Member>,
+    pub collectors: Vec<Member>,
+    pub query: Vec<Member>,
+    _temp: TempDir,
+}
+
+impl ProcessCluster {
+    /// A query node's base URL.
+    pub fn query_url(&self, i: usize) -> String {
+        self.query[i].url("query")
+    }
+
+    /// A collector's OTLP/HTTP base URL.
+    pub fn otlp_http(&self, i: usize) -> String {
+        self.collectors[i].url("otlp_http")
+    }
+
+    /// Waits (with a deadline) until the query node reports every storage node healthy.
+    pub async fn wait_healthy(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let body: Value = reqwest::get(format!("{}/api/v1/cluster", self.query_url(0)))
+                .await
+                .expect("cluster status")
+                .json()
+                .await
+                .expect("json");
+            let storage: Vec<&Value> =
+                body["members"].as_array().expect("members").iter().filter(|m| m["role"] == "storage").collect();
+            if storage.len() == self.storage.len() && storage.iter().all(|m| m["healthy"] == true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "storage nodes not healthy: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
