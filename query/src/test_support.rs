@@ -136,13 +136,21 @@ pub(crate) fn sample_spans() -> (RecordBatch, RecordBatch) {
     (convert(a), convert(b))
 }
 
-/// Two in-memory shards holding [`sample_spans`].
+/// Two in-memory shards holding the spans of [`shard_requests`], each
+/// trace on the shard its ID hashes to (trace lookups ask only that one).
 pub(crate) fn mem_shards() -> Vec<Arc<dyn TableProvider>> {
-    let (a, b) = sample_spans();
-    [a, b]
+    let (a, b) = shard_requests();
+    let mut shards: Vec<Vec<RecordBatch>> = vec![Vec::new(), Vec::new()];
+    for request in [a, b] {
+        let converted = spans_to_arrow(&request, &ConvertLimits::default(), 2).expect("converts");
+        for (shard, batch) in converted.split_by_shard(2).expect("splits") {
+            shards[shard].push(batch);
+        }
+    }
+    shards
         .into_iter()
-        .map(|batch| {
-            Arc::new(MemTable::try_new(span_schema(), vec![vec![batch]]).expect("mem table")) as Arc<dyn TableProvider>
+        .map(|batches| {
+            Arc::new(MemTable::try_new(span_schema(), vec![batches]).expect("mem table")) as Arc<dyn TableProvider>
         })
         .collect()
 }
