@@ -6,6 +6,7 @@ mod bad_input;
 mod bench;
 mod cluster;
 mod crash;
+mod deploy;
 mod otlp_json;
 mod python_metrics;
 mod python_sdk;
