@@ -345,3 +345,33 @@ async fn cluster_up_starts_every_member_and_sigterm_stops_them() {
         assert!(!alive, "member {} still runs after cluster up stopped", member["name"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_spans_reach_every_shard_through_a_collector() {
+    let cluster = ProcessClusterBuilder::new().collectors(1).storage(3).query(1).shards(8).start();
+    cluster.wait_healthy().await;
+    let endpoint = cluster.collectors[0].url("otlp_grpc");
+    let sdk_spans = tokio::task::spawn_blocking(move || {
+        crate::support::python::send_traces(&endpoint, "grpc", "python-cluster", 6)
+    })
+    .await
+    .expect("python thread");
+    assert_eq!(sdk_spans.len(), 6 * 5, "the script emits five spans per trace");
+    let client = reqwest::Client::new();
+    let query = cluster.query_url(0);
+    let stored = count(&client, &query, "SELECT count(*) FROM spans WHERE service_name = 'python-cluster'").await;
+    let distinct = count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await;
+    assert_eq!(stored, 30);
+    assert_eq!(distinct, 30, "no span stored twice");
+    // Each trace comes back whole from the one shard that owns it.
+    let mut spans_per_trace = std::collections::BTreeMap::<String, usize>::new();
+    for span in &sdk_spans {
+        let trace_id = span["traceId"].as_str().unwrap_or_else(|| panic!("no traceId in {span}"));
+        *spans_per_trace.entry(trace_id.to_owned()).or_default() += 1;
+    }
+    for (trace_id, expected) in spans_per_trace {
+        let (status, body) = get(&client, &format!("{query}/api/v1/traces/{trace_id}")).await;
+        assert_eq!(status, 200, "trace {trace_id}: {body}");
+        assert_eq!(body["spans"].as_array().map(Vec::len), Some(expected), "trace {trace_id}");
+    }
+}
