@@ -83,7 +83,12 @@ impl ShardMap {
 
     /// The ID of the node that owns `shard`, or `None` past the shard count.
     pub fn owner(&self, shard: usize) -> Option<&str> {
-        self.owner_of_shard.get(shard).map(|&i| self.nodes[i as usize].as_str())
+        self.owner_index(shard).map(|i| self.nodes[i].as_str())
+    }
+
+    /// The position in [`ShardMap::nodes`] of the node that owns `shard`.
+    pub fn owner_index(&self, shard: usize) -> Option<usize> {
+        self.owner_of_shard.get(shard).map(|&i| i as usize)
     }
 
     /// The shards `node_id` owns, ascending (empty for an unknown node).

@@ -63,6 +63,21 @@ fn storage_nodes(config: &SkeinConfig, registry: &mut Registry) -> anyhow::Resul
         .context("invalid cluster.storage_nodes")
 }
 
+/// Checks `nodes` until `stopping` is cancelled, which happens on SIGTERM or
+/// at the supervisor's step after the roles added before it stopped.
+fn check_health_until_stopped(
+    supervisor: &mut Supervisor,
+    nodes: &Arc<StorageNodes>,
+    config: &SkeinConfig,
+    stopping: CancellationToken,
+) {
+    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
+    supervisor.then("health checks", async move {
+        stopping.cancel();
+        health.await.context("health checks panicked")
+    });
+}
+
 /// A storage node: opens the shards it owns and serves them on its
 /// internal port; `/healthz`, `/readyz` and `/metrics` on its admin port.
 pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
@@ -136,12 +151,8 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
         ..RoleAddresses::default()
     };
     let mut supervisor = Supervisor::new();
-    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
     supervisor.spawn("collector", move |stop: CancellationToken| collector.run(stop));
-    supervisor.then("health checks", async move {
-        stopping.cancel();
-        health.await.context("health checks panicked")
-    });
+    check_health_until_stopped(&mut supervisor, &nodes, config, stopping);
     info!(otlp_grpc = ?addresses.otlp_grpc, otlp_http = ?addresses.otlp_http, storage_nodes = nodes.nodes().len(), "skein collector ready");
     Ok(Started { addresses, supervisor })
 }
@@ -160,14 +171,9 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
             .await
             .context("binding the query service")?;
     let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
-    let stopping = shutdown.child_token();
-    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
     let mut supervisor = Supervisor::new();
     supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));
-    supervisor.then("health checks", async move {
-        stopping.cancel();
-        health.await.context("health checks panicked")
-    });
+    check_health_until_stopped(&mut supervisor, &nodes, config, shutdown.child_token());
     info!(query = ?addresses.query, storage_nodes = nodes.nodes().len(), "skein query ready");
     Ok(Started { addresses, supervisor })
 }

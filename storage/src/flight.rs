@@ -48,7 +48,7 @@ impl StorageFlight {
     }
 
     fn check(&self, request_node: &str, request_shard_count: usize, shard: usize) -> Result<(), Status> {
-        let owns = self.storage.local_shards().binary_search(&shard).is_ok();
+        let owns = self.storage.holds_shard(shard);
         check_addressing(&self.node_id, self.storage.shard_count(), request_node, request_shard_count, owns, shard)
             .map_err(Status::failed_precondition)
     }

@@ -272,6 +272,11 @@ impl Storage {
         signal.get(shard).map(|i| Arc::clone(&signal.tables[i]))
     }
 
+    /// Whether this node holds `shard`.
+    pub fn holds_shard(&self, shard: usize) -> bool {
+        self.spans.get(shard).is_some()
+    }
+
     /// The IDs of the shards this node holds, ascending.
     pub fn local_shards(&self) -> Vec<usize> {
         self.spans.shards.iter().map(|s| s.id).collect()

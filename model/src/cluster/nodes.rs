@@ -171,8 +171,7 @@ impl StorageNodes {
 
     /// The node that owns `shard`.
     pub fn owner(&self, shard: usize) -> Option<&Arc<StorageNode>> {
-        let id = self.map.owner(shard)?;
-        self.nodes.iter().find(|n| n.id == id)
+        self.nodes.get(self.map.owner_index(shard)?)
     }
 
     /// Checks every node once, concurrently.
@@ -214,7 +213,7 @@ impl StorageNodes {
             }
         }
         node.up.set(i64::from(health.healthy));
-        if health.healthy != was_healthy || health.checked_at.is_none() {
+        if health.healthy != was_healthy {
             self.changes.inc();
         }
         match (&health.error, was_healthy, health.healthy) {
