@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use futures::StreamExt;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 
 use crate::CollectorError;
@@ -56,14 +56,22 @@ async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
 }
 
 async fn export_handler<S: Signal>(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
-    match export::<S>(&state, &headers, body).await {
+    let mut body_read = false;
+    match export::<S>(&state, &headers, body, &mut body_read).await {
         Ok((encoding, response)) => {
             let body = codec::encode_response::<S>(&response, encoding);
             (StatusCode::OK, [(CONTENT_TYPE, encoding.content_type())], body).into_response()
         }
         Err(error) => {
             state.ingest.failed(S::KIND, Transport::Http, &error);
-            error_response(&error, Encoding::for_errors(&headers))
+            let mut response = error_response(&error, Encoding::for_errors(&headers));
+            if !body_read {
+                // The rest of the body is still on the wire, so this connection
+                // cannot carry another request; say so, or a client reusing it
+                // from its pool races the close and loses its next request.
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
         }
     }
 }
@@ -72,6 +80,7 @@ async fn export<S: Signal>(
     state: &HttpState,
     headers: &HeaderMap,
     body: Body,
+    body_read: &mut bool,
 ) -> Result<(Encoding, S::Response), CollectorError> {
     let encoding = Encoding::of_request(headers)?;
     let compression = Compression::of_request(headers)?;
@@ -82,6 +91,7 @@ async fn export<S: Signal>(
     }
     let _permit = state.ingest.try_acquire()?;
     let body = read_body(body, limit, declared).await?;
+    *body_read = true;
     let metrics = state.ingest.metrics().clone();
     let request = tokio::task::spawn_blocking(move || {
         let raw = match compression {

@@ -232,12 +232,15 @@ async fn oversized_bodies_are_413_however_they_arrive() {
     for target in TARGETS {
         let path = target.path();
         // Declared too large: refused from the headers alone, body never sent.
+        // The client asks to keep the connection; the server must close it.
         let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: c\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             TEST_MAX_REQUEST_BYTES + 1
         );
         let response = http_raw(server.http, head.as_bytes()).await;
         assert_eq!(response.status, 413, "{target:?}");
+        // The body was left unread, so the connection is not offered for reuse.
+        assert_eq!(response.header("connection"), Some("close"), "{target:?}");
         let (code, message) = response.json_status();
         assert_eq!(code, 3);
         assert!(message.contains(&format!("limit of {TEST_MAX_REQUEST_BYTES} bytes")), "{message}");
