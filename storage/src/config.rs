@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bucket::ObjectStoreConfig;
+
 /// Most shards one process may host (each has a WAL writer thread per signal).
 pub const MAX_SHARDS: usize = 1024;
 
@@ -38,6 +40,9 @@ pub struct StorageConfig {
     /// Drop hour partitions whose whole hour is older than this; `None` keeps data forever.
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
+    /// Keep flushed data (Parquet files and manifests) in an object store,
+    /// with the data directory as its cache; unset keeps it on local disk only.
+    pub object_store: Option<ObjectStoreConfig>,
 }
 
 impl Default for StorageConfig {
@@ -51,6 +56,7 @@ impl Default for StorageConfig {
             wal_queue_depth: 1024,
             row_group_rows: 65_536,
             retention: None,
+            object_store: None,
         }
     }
 }
@@ -92,6 +98,9 @@ impl StorageConfig {
                 "storage.retention must be at least 1h, as data is dropped in whole hour partitions (got {})",
                 humantime_serde::re::humantime::format_duration(retention)
             ));
+        }
+        if let Some(object_store) = &self.object_store {
+            object_store.validate()?;
         }
         Ok(())
     }

@@ -35,6 +35,20 @@ pub enum StorageError {
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot open {path}: {reason}")]
     UnsupportedLayout { path: PathBuf, reason: String },
+    #[error("object store {store}: {context}: {source}")]
+    ObjectStore {
+        store: String,
+        context: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("object store {store} did not answer within {after:?}")]
+    ObjectStoreTimeout { store: String, after: Duration },
+    #[error(
+        "shard {shard}: {key} in the object store {store} was committed by another writer (another node \
+         writes this shard, or an earlier commit of this node is unresolved); restart the node to reload the shard"
+    )]
+    ManifestConflict { shard: usize, key: String, store: String },
     #[error("storage is closed")]
     Closed,
     #[error("no such shard {0}")]
@@ -47,15 +61,22 @@ impl StorageError {
     pub fn class(&self) -> ErrorClass {
         match self {
             StorageError::Config(_) | StorageError::UnsupportedLayout { .. } => ErrorClass::InvalidArgument,
-            StorageError::Closed => ErrorClass::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER },
+            StorageError::Closed | StorageError::ObjectStore { .. } | StorageError::ObjectStoreTimeout { .. } => {
+                ErrorClass::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER }
+            }
             StorageError::NoSuchShard(_) => ErrorClass::NotFound,
             StorageError::Io { .. }
             | StorageError::Arrow(_)
             | StorageError::Parquet(_)
             | StorageError::DataFusion(_)
             | StorageError::Corrupt { .. }
+            | StorageError::ManifestConflict { .. }
             | StorageError::Task(_) => ErrorClass::Internal,
         }
+    }
+
+    pub(crate) fn object_store(store: &str, context: &str, source: object_store::Error) -> Self {
+        StorageError::ObjectStore { store: store.to_owned(), context: context.to_owned(), source }
     }
 
     pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> Self {

@@ -24,6 +24,13 @@
 //! statistics, bloom filters and page indexes) with the buffered batches.
 //! If `retention` is set, hour partitions older than it are dropped.
 //!
+//! With `[storage.object_store]` set, flushed data also goes to an object
+//! store (S3 or a directory, through `object_store`), which becomes its
+//! system of record: a flush uploads its files and commits by creating the
+//! next manifest version there (one writer per generation), and opening a
+//! shard first reconciles the data directory with the bucket (module
+//! `bucket`; layout in ARCHITECTURE.md).
+//!
 //! A storage node of a cluster opens only the shards it owns
 //! ([`Storage::open_shards`]) and serves them to collectors and query nodes
 //! over Arrow Flight ([`StorageFlight`] on the [`InternalServer`]): `DoPut`
@@ -40,7 +47,7 @@
 //!     metrics/                        same layout:
 //!       manifest.json                 the committed state, replaced atomically
 //!                                     (write manifest.json.tmp, fsync, rename,
-//!                                     fsync dir): {"version": 2,
+//!                                     fsync dir): {"version": 2, "generation",
 //!                                     "wal_checkpoint": <seq>, "files": [{"path",
 //!                                     "size_bytes", "rows", "hour", "ranges":
 //!                                     {"<column>": {"min_ns", "max_ns"}}}]}
@@ -74,6 +81,7 @@
 //! with `manifest.json` or `wal/` directly inside (the layout before
 //! metrics) is refused with [`StorageError::UnsupportedLayout`].
 
+mod bucket;
 mod buffer;
 mod config;
 mod error;
@@ -108,12 +116,14 @@ use skein_model::{ShardWriter, WriteError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+pub use bucket::ObjectStoreConfig;
 pub use config::{MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
 pub use provider::ShardTable;
 pub use signal::Signal;
 
+use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
 use crate::metrics::Metrics;
 use crate::shard::{Shard, unix_nanos};
@@ -135,13 +145,14 @@ impl SignalShards {
         signal: Signal,
         shard_ids: &[usize],
         config: &StorageConfig,
+        bucket: Option<&Bucket>,
         metrics: &Metrics,
     ) -> Result<Self, StorageError> {
         let mut shards = Vec::with_capacity(shard_ids.len());
         let mut index_of_id = vec![None; config.shards];
         for &id in shard_ids {
             index_of_id[id] = Some(shards.len());
-            shards.push(Shard::open(id, signal, config, metrics.signal(signal)).await?);
+            shards.push(Shard::open(id, signal, config, bucket, metrics.signal(signal)).await?);
         }
         let tables = shards.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect();
         Ok(Self { shards, tables, index_of_id })
@@ -156,6 +167,8 @@ impl SignalShards {
 pub struct Storage {
     /// Shards of the whole cluster; this node holds some or all of them.
     shard_count: usize,
+    /// Where flushed data is kept besides the data directory, if anywhere.
+    bucket: Option<Bucket>,
     spans: SignalShards,
     metrics: SignalShards,
     retention: Option<Duration>,
@@ -209,10 +222,20 @@ impl Storage {
         config.data_dir = std::fs::canonicalize(&data_dir).ctx(|| format!("resolving {}", data_dir.display()))?;
         layout::check_data_dir(&config.data_dir, config.shards)?;
 
+        let bucket = match &config.object_store {
+            Some(object_store) => {
+                let bucket = Bucket::connect(object_store).await?;
+                bucket.pin_shard_count(config.shards).await?;
+                info!(object_store = %bucket.name, "flushed data goes to the object store");
+                Some(bucket)
+            }
+            None => None,
+        };
         let metrics = Metrics::register(registry);
         let storage = Arc::new(Storage {
-            spans: SignalShards::open(Signal::Spans, &shard_ids, &config, &metrics).await?,
-            metrics: SignalShards::open(Signal::Metrics, &shard_ids, &config, &metrics).await?,
+            spans: SignalShards::open(Signal::Spans, &shard_ids, &config, bucket.as_ref(), &metrics).await?,
+            metrics: SignalShards::open(Signal::Metrics, &shard_ids, &config, bucket.as_ref(), &metrics).await?,
+            bucket: bucket.clone(),
             shard_count: config.shards,
             retention: config.retention,
             closed: AtomicBool::new(false),
@@ -234,6 +257,18 @@ impl Storage {
         *storage.task_handles.lock() = handles;
         info!(data_dir = %config.data_dir.display(), shard_count = config.shards, local_shards = shard_ids.len(), "storage open");
         Ok(storage)
+    }
+
+    /// Whether the object store answers `within` (always, without one):
+    /// what a storage node's `/readyz` reports.
+    pub async fn check_object_store(&self, within: Duration) -> Result<(), StorageError> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        match tokio::time::timeout(within, bucket.probe()).await {
+            Ok(answer) => answer,
+            Err(_) => Err(StorageError::ObjectStoreTimeout { store: bucket.name.to_string(), after: within }),
+        }
     }
 
     fn signal(&self, signal: Signal) -> &SignalShards {

@@ -19,6 +19,10 @@ const VERSION: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Manifest {
     pub version: u32,
+    /// Bumped by every commit; with an object store, the number of the
+    /// manifest version in the bucket (`manifest/<generation>.json`).
+    #[serde(default)]
+    pub generation: u64,
     /// Every WAL segment with a sequence number up to this is in Parquet.
     pub wal_checkpoint: u64,
     pub files: Vec<FileMeta>,
@@ -47,7 +51,7 @@ pub(crate) struct TimeRange {
 
 impl Default for Manifest {
     fn default() -> Self {
-        Self { version: VERSION, wal_checkpoint: 0, files: Vec::new() }
+        Self { version: VERSION, generation: 0, wal_checkpoint: 0, files: Vec::new() }
     }
 }
 
@@ -71,21 +75,30 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(e).ctx(|| format!("reading {}", path.display())),
         };
+        Self::parse(&bytes, &path)
+    }
+
+    /// Parses a manifest read from `origin` (a file or an object key, for messages).
+    pub fn parse(bytes: &[u8], origin: &Path) -> Result<Self, StorageError> {
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| StorageError::corrupt(&path, e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| StorageError::corrupt(origin, e.to_string()))?;
         if manifest.version != VERSION {
             return Err(StorageError::corrupt(
-                &path,
+                origin,
                 format!("unsupported manifest version {} (expected {VERSION})", manifest.version),
             ));
         }
         Ok(manifest)
     }
 
+    pub fn to_json(&self) -> Result<Vec<u8>, StorageError> {
+        serde_json::to_vec_pretty(self).map_err(|e| StorageError::Task(e.to_string()))
+    }
+
     /// Atomically replaces the manifest in `dir` (durable on return).
     pub fn store(&self, dir: &Path) -> Result<(), StorageError> {
         let path = dir.join(MANIFEST_FILE);
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| StorageError::Task(e.to_string()))?;
+        let bytes = self.to_json()?;
         write_atomically(&path, &bytes).ctx(|| format!("writing {}", path.display()))
     }
 }
@@ -100,6 +113,7 @@ mod tests {
         assert_eq!(Manifest::load(dir.path()).expect("loads"), Manifest::default());
         let manifest = Manifest {
             version: VERSION,
+            generation: 3,
             wal_checkpoint: 9,
             files: vec![FileMeta {
                 path: "date=2023-11-14/hour=22/a.parquet".into(),

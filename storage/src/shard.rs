@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::bucket::{Bucket, SignalBucket, sidecar_of};
 use crate::buffer::{DataFile, FlushDue, ShardBuffer};
 use crate::config::StorageConfig;
 use crate::error::{IoContext, OVERLOADED_RETRY_AFTER, StorageError, UNAVAILABLE_RETRY_AFTER, closed_write_error};
@@ -48,9 +49,11 @@ const FLUSH_RETRY_DELAY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FailPoint {
     /// Parquet files renamed into place, manifest not yet replaced.
-    AfterParquet,
+    ParquetWritten,
+    /// Files uploaded to the object store, its manifest not yet created.
+    Uploaded,
     /// Manifest replaced, WAL segments not yet deleted.
-    AfterManifest,
+    ManifestCommitted,
 }
 
 /// One signal of one shard.
@@ -62,6 +65,8 @@ pub(crate) struct Shard {
     pub buffer: Arc<ShardBuffer>,
     tx: mpsc::Sender<Command>,
     writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The object-store copy of flushed data, when configured.
+    bucket: Option<SignalBucket>,
     /// The manifest as on disk; its lock serializes flushes and retention.
     manifest: tokio::sync::Mutex<Manifest>,
     row_group_rows: usize,
@@ -83,10 +88,15 @@ impl Shard {
         id: usize,
         signal: Signal,
         config: &StorageConfig,
+        bucket: Option<&Bucket>,
         metrics: SignalMetrics,
     ) -> Result<Arc<Self>, StorageError> {
         let spec = signal.spec();
         let dir = signal_dir(&config.data_dir, id, spec);
+        let bucket = bucket.map(|b| b.signal(id, spec));
+        if let Some(bucket) = &bucket {
+            bucket.reconcile(&dir, spec).await?;
+        }
         let recovered = {
             let dir = dir.clone();
             blocking(move || recover(id, spec, &dir)).await?
@@ -112,6 +122,7 @@ impl Shard {
             buffer,
             tx,
             writer: parking_lot::Mutex::new(Some(writer)),
+            bucket,
             manifest: tokio::sync::Mutex::new(recovered.manifest),
             row_group_rows: config.row_group_rows,
             max_buffer_bytes: config.max_buffer_bytes,
@@ -192,18 +203,30 @@ impl Shard {
             blocking(move || write_partitions(spec, &dir, &batches, row_group_rows, &prefix)).await?
         };
         #[cfg(test)]
-        self.check_fail_point(FailPoint::AfterParquet)?;
+        self.check_fail_point(FailPoint::ParquetWritten)?;
 
         let mut files = Vec::with_capacity(written.len());
         let mut next = manifest.clone();
+        next.generation += 1;
         next.wal_checkpoint = checkpoint;
         for file in written {
             next.files.push(file.meta.clone());
             files.push(Arc::new(DataFile::new(&self.dir, file.meta, file.index)?));
         }
+        let new_files: Vec<FileMeta> = next.files[manifest.files.len()..].to_vec();
+        if let Some(bucket) = &self.bucket
+            && let Err(e) = self.commit_to_bucket(bucket, &next, &new_files).await
+        {
+            let dir = self.dir.clone();
+            blocking(move || {
+                remove_data_files(&dir, &new_files);
+                Ok(())
+            })
+            .await?;
+            return Err(e);
+        }
         let next = {
             let dir = self.dir.clone();
-            let new_files: Vec<FileMeta> = next.files[manifest.files.len()..].to_vec();
             blocking(move || match next.store(&dir) {
                 Ok(()) => Ok(next),
                 Err(e) => {
@@ -214,7 +237,7 @@ impl Shard {
             .await?
         };
         #[cfg(test)]
-        self.check_fail_point(FailPoint::AfterManifest)?;
+        self.check_fail_point(FailPoint::ManifestCommitted)?;
 
         let file_count = files.len();
         self.buffer.commit_flush(&frozen, files);
@@ -247,6 +270,25 @@ impl Shard {
         Ok(())
     }
 
+    /// Uploads a flush's files (with their sidecars), then commits `next` in
+    /// the bucket: from then on the flush is durable off this node.
+    async fn commit_to_bucket(
+        &self,
+        bucket: &SignalBucket,
+        next: &Manifest,
+        new_files: &[FileMeta],
+    ) -> Result<(), StorageError> {
+        for file in new_files {
+            bucket.upload(&self.dir, &file.path).await?;
+            if self.spec.trace_index_column.is_some() {
+                bucket.upload(&self.dir, &sidecar_of(&file.path)).await?;
+            }
+        }
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::Uploaded)?;
+        bucket.commit_manifest(next).await
+    }
+
     #[cfg(test)]
     fn check_fail_point(&self, at: FailPoint) -> Result<(), StorageError> {
         if *self.fail_point.lock() == Some(at) {
@@ -269,7 +311,11 @@ impl Shard {
             return Ok(0);
         }
         let mut next = manifest.clone();
+        next.generation += 1;
         next.files.retain(|f| !expired.contains(f));
+        if let Some(bucket) = &self.bucket {
+            bucket.commit_manifest(&next).await?;
+        }
         let next = {
             let dir = self.dir.clone();
             blocking(move || next.store(&dir).map(|()| next)).await?
@@ -280,11 +326,15 @@ impl Shard {
 
         let count = expired.len();
         let dir = self.dir.clone();
+        let objects: Vec<String> = expired.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect();
         blocking(move || {
             remove_data_files(&dir, &expired);
             Ok(())
         })
         .await?;
+        if let Some(bucket) = &self.bucket {
+            bucket.delete(&objects).await;
+        }
         info!(shard = self.id, signal = %self.spec.signal, files = count, "dropped expired hour partitions");
         Ok(count)
     }

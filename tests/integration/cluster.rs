@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::cluster::{ProcessCluster, ProcessClusterBuilder};
 use crate::support::process::SkeinProcess;
+use crate::support::seaweedfs::SeaweedFs;
 
 fn trace_id(trace: u32) -> String {
     format!("{:032x}", 0xC1A5_7E00_0000_u128 * 1_000_000 + u128::from(trace))
@@ -374,4 +375,44 @@ async fn python_sdk_spans_reach_every_shard_through_a_collector() {
         assert_eq!(status, 200, "trace {trace_id}: {body}");
         assert_eq!(body["spans"].as_array().map(Vec::len), Some(expected), "trace {trace_id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushed_data_lives_in_seaweedfs_and_outlives_a_storage_nodes_disk() {
+    let mut weed = SeaweedFs::start().await;
+    let mut cluster =
+        ProcessClusterBuilder::new().collectors(1).storage(2).query(1).shards(4).object_store(&weed).start();
+    cluster.wait_healthy().await;
+    let client = reqwest::Client::new();
+    for trace in 1..=12 {
+        assert_eq!(send(&client, &cluster.otlp_http(0), trace).await.0, 200);
+    }
+
+    // A clean stop flushes storage-0's shards; its Parquet files and
+    // manifests land in the bucket.
+    cluster.storage[0].terminate();
+    let prefix = cluster.object_prefix();
+    let keys = weed.keys(&prefix).await;
+    assert!(keys.iter().any(|k| k.ends_with(".parquet")), "no Parquet file in the bucket: {keys:?}");
+    assert!(keys.iter().any(|k| k.contains("/manifest/")), "no manifest in the bucket: {keys:?}");
+    assert!(keys.iter().any(|k| k == &format!("{prefix}/shard_count")), "{keys:?}");
+
+    // Its disk is lost; restarted empty, it serves its shards from the bucket.
+    std::fs::remove_dir_all(cluster.storage_dir(0)).expect("wipes storage-0's data directory");
+    cluster.storage[0].start();
+    cluster.wait_healthy().await;
+    assert_eq!(count(&client, &cluster.query_url(0), "SELECT count(*) FROM spans").await, 12 * 4);
+    for trace in 1..=12 {
+        let (status, body) = get(&client, &format!("{}/api/v1/traces/{}", cluster.query_url(0), trace_id(trace))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["spans"].as_array().map(Vec::len), Some(4));
+    }
+
+    // An object-store outage shows in the storage nodes' readiness, naming the endpoint.
+    weed.kill();
+    let admin = cluster.storage[1].url("admin");
+    let response = client.get(format!("{admin}/readyz")).send().await.expect("readyz answers");
+    assert_eq!(response.status(), 503);
+    let reason = response.text().await.expect("body");
+    assert!(reason.contains(&weed.endpoint()), "{reason}");
 }

@@ -43,7 +43,7 @@ async fn crash_after_parquet_rename_before_manifest_keeps_rows_once() {
     for b in &batches {
         write(&storage, b.clone()).await;
     }
-    *span_shard(&storage).fail_point.lock() = Some(FailPoint::AfterParquet);
+    *span_shard(&storage).fail_point.lock() = Some(FailPoint::ParquetWritten);
     storage.flush_all().await.expect_err("simulated crash");
     let spans = spans_dir(dir.path());
     assert_eq!(files_with_suffix(&spans, ".parquet").len(), 2, "both hour files were renamed into place");
@@ -68,7 +68,7 @@ async fn crash_after_manifest_before_segment_deletion_keeps_rows_once() {
     for b in &batches {
         write(&storage, b.clone()).await;
     }
-    *span_shard(&storage).fail_point.lock() = Some(FailPoint::AfterManifest);
+    *span_shard(&storage).fail_point.lock() = Some(FailPoint::ManifestCommitted);
     storage.flush_all().await.expect_err("simulated crash");
     let wal = spans_dir(dir.path()).join("wal");
     assert_eq!(files_with_suffix(&wal, ".wal").len(), 1, "segment still there");

@@ -48,7 +48,7 @@ async fn acknowledged_points_survive_a_crash_via_wal_replay() {
 
 #[tokio::test]
 async fn metric_flush_crashes_keep_points_once() {
-    for fail_point in [FailPoint::AfterParquet, FailPoint::AfterManifest] {
+    for fail_point in [FailPoint::ParquetWritten, FailPoint::ManifestCommitted] {
         let dir = tempfile::tempdir().expect("tempdir");
         // Two hours, so two files.
         let batches = [metric_batch(mixed_metrics(BASE_NS)), metric_batch(mixed_metrics(BASE_NS + HOUR_NS))];
@@ -65,9 +65,10 @@ async fn metric_flush_crashes_keep_points_once() {
         let storage = open(quiet_config(dir.path())).await;
         let (files, segments) = match fail_point {
             // Orphans deleted, points come back from the WAL.
-            FailPoint::AfterParquet => (0, 1),
+            FailPoint::ParquetWritten => (0, 1),
             // Points come from Parquet; the covered segment is deleted.
-            FailPoint::AfterManifest => (2, 0),
+            FailPoint::ManifestCommitted => (2, 0),
+            FailPoint::Uploaded => unreachable!("only reached with an object store (tests/bucket.rs)"),
         };
         assert_eq!(files_with_suffix(&metrics_dir(dir.path()), ".parquet").len(), files, "{fail_point:?}");
         assert_eq!(metric_table(&storage).file_count(), files);

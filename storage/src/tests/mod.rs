@@ -1,6 +1,7 @@
 //! End-to-end tests of the storage role through its public API (plus the
 //! crate-internal crash and pause hooks), with real files in a temp dir.
 
+mod bucket;
 mod durability;
 mod limits;
 mod metric_data;

@@ -11,21 +11,24 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::seaweedfs::{BUCKET, SeaweedFs};
+
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One member process.
 pub struct Member {
     pub name: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     ready_file: PathBuf,
     child: Option<Child>,
     pub addresses: Value,
 }
 
 impl Member {
-    fn spawn(name: &str, args: Vec<String>, run_dir: &Path) -> Self {
+    fn spawn(name: &str, args: Vec<String>, env: Vec<(String, String)>, run_dir: &Path) -> Self {
         let ready_file = run_dir.join(format!("{name}.json"));
-        let mut member = Self { name: name.to_owned(), args, ready_file, child: None, addresses: Value::Null };
+        let mut member = Self { name: name.to_owned(), args, env, ready_file, child: None, addresses: Value::Null };
         member.start();
         member
     }
@@ -41,6 +44,7 @@ impl Member {
             .env("SKEIN_STORAGE__FLUSH_INTERVAL", "1h")
             .env("SKEIN_CLUSTER__HEALTH_INTERVAL", "200ms")
             .env("SKEIN_CLUSTER__REQUEST_TIMEOUT", "3s")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("skein binary starts");
@@ -132,11 +136,19 @@ pub struct ProcessClusterBuilder {
     storage: usize,
     query: usize,
     shards: usize,
+    /// S3 endpoint of the object store for flushed data, if any.
+    object_store: Option<String>,
 }
 
 impl ProcessClusterBuilder {
     pub fn new() -> Self {
-        Self { collectors: 1, storage: 2, query: 1, shards: 8 }
+        Self { collectors: 1, storage: 2, query: 1, shards: 8, object_store: None }
+    }
+
+    /// Storage nodes keep flushed data in `weed`'s test bucket.
+    pub fn object_store(mut self, weed: &SeaweedFs) -> Self {
+        self.object_store = Some(weed.endpoint());
+        self
     }
 
     pub fn collectors(mut self, n: usize) -> Self {
@@ -183,8 +195,21 @@ impl ProcessClusterBuilder {
                     "--admin-listen".into(),
                     "127.0.0.1:0".into(),
                 ];
+                let mut env = Vec::new();
+                if let Some(endpoint) = &self.object_store {
+                    let prefix = temp.path().file_name().and_then(|n| n.to_str()).unwrap_or("cluster");
+                    args.extend([
+                        "--object-store".into(),
+                        format!("s3://{BUCKET}/{prefix}"),
+                        "--object-store-endpoint".into(),
+                        endpoint.clone(),
+                    ]);
+                    // SeaweedFS without an identity config accepts any key.
+                    env.push(("AWS_ACCESS_KEY_ID".to_owned(), "skein-test".to_owned()));
+                    env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "skein-test".to_owned()));
+                }
                 args.extend(common("storage"));
-                Member::spawn(id, args, &run_dir)
+                Member::spawn(id, args, env, &run_dir)
             })
             .collect();
         let storage_nodes: Vec<String> =
@@ -199,15 +224,16 @@ impl ProcessClusterBuilder {
             .map(|i| {
                 let args =
                     frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-                Member::spawn(&format!("collector-{i}"), args, &run_dir)
+                Member::spawn(&format!("collector-{i}"), args, Vec::new(), &run_dir)
             })
             .collect();
         let query = (0..self.query)
             .map(|i| {
-                Member::spawn(&format!("query-{i}"), frontend(&["--query-listen", "127.0.0.1:0"], "query"), &run_dir)
+                let args = frontend(&["--query-listen", "127.0.0.1:0"], "query");
+                Member::spawn(&format!("query-{i}"), args, Vec::new(), &run_dir)
             })
             .collect();
-        ProcessCluster { storage, collectors, query, _temp: temp }
+        ProcessCluster { storage, collectors, query, temp }
     }
 }
 
@@ -216,10 +242,20 @@ pub struct ProcessCluster {
     pub storage: Vec<Member>,
     pub collectors: Vec<Member>,
     pub query: Vec<Member>,
-    _temp: TempDir,
+    temp: TempDir,
 }
 
 impl ProcessCluster {
+    /// Storage node `i`'s data directory.
+    pub fn storage_dir(&self, i: usize) -> PathBuf {
+        self.temp.path().join(&self.storage[i].name)
+    }
+
+    /// The key prefix of this cluster's data in the object store's bucket.
+    pub fn object_prefix(&self) -> String {
+        self.temp.path().file_name().and_then(|n| n.to_str()).unwrap_or("cluster").to_owned()
+    }
+
     /// A query node's base URL.
     pub fn query_url(&self, i: usize) -> String {
         self.query[i].url("query")

@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod process;
 pub mod python;
+pub mod seaweedfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
