@@ -466,6 +466,17 @@ mod tests {
     }
 
     #[test]
+    fn a_histogram_recorded_once_with_start_equal_to_time_has_a_quantile() {
+        // A short-lived job: one point, start time equal to its time (ms clock).
+        for cumulative in [true, false] {
+            let mut once = histogram_series(cumulative, &[(15, [0.0, 4.0, 0.0])], None);
+            once.samples[0].start_time = Some(15 * S);
+            let q = evaluation(MetricType::Histogram, Aggregation::Quantile(0.5), &[]).run(vec![once]);
+            assert_eq!(points(&q), vec![vec![(20, 15.0)]], "cumulative: {cumulative}");
+        }
+    }
+
+    #[test]
     fn exponential_quantile_merges_series_at_different_scales() {
         let exp = |scale, offset, counts: &[f64]| Series {
             labels: Labels::new(),

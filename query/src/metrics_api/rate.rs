@@ -78,10 +78,10 @@ pub(crate) fn pieces<T: Increment>(
     for point in points {
         let piece = match (&previous, cumulative) {
             (_, false) => {
-                let from = point.start_time.filter(|s| *s < point.time).or(previous.as_ref().map(|p| p.time));
+                let from = point.start_time.filter(|s| *s <= point.time).or(previous.as_ref().map(|p| p.time));
                 from.map(|from| Piece { from, to: point.time, amount: point.amount.clone() })
             }
-            (None, true) => point.start_time.filter(|s| *s >= read_from && *s < point.time).map(|from| Piece {
+            (None, true) => point.start_time.filter(|s| *s >= read_from && *s <= point.time).map(|from| Piece {
                 from,
                 to: point.time,
                 amount: point.amount.clone(),
@@ -93,13 +93,13 @@ pub(crate) fn pieces<T: Increment>(
                     Some(amount) => Piece { from: earlier.time, to: point.time, amount },
                     None => {
                         // Restarted from 0: at its start time if that is known and after the earlier point.
-                        let from = point.start_time.filter(|s| *s >= earlier.time && *s < point.time);
+                        let from = point.start_time.filter(|s| *s >= earlier.time && *s <= point.time);
                         Piece { from: from.unwrap_or(earlier.time), to: point.time, amount: point.amount.clone() }
                     }
                 })
             }
         };
-        if let Some(piece) = piece.filter(|p| p.from < p.to) {
+        if let Some(piece) = piece.filter(|p| p.from <= p.to) {
             pieces.push(piece);
         }
         previous = Some(point);
@@ -107,12 +107,23 @@ pub(crate) fn pieces<T: Increment>(
     pieces
 }
 
+/// How much of a step's window the pieces reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Coverage {
+    /// Nanoseconds of the window that pieces span.
+    pub nanos: i64,
+    /// An instantaneous piece (start time equal to its time) fell in it.
+    pub instant: bool,
+}
+
 /// Calls `add(step, amount, share)` for every piece overlapping a step's
 /// window, `share` being the fraction of the piece inside the window, and
-/// returns how many nanoseconds of each window the pieces cover.
+/// returns how much of each window the pieces cover. An instantaneous
+/// piece (`from == to`: what an SDK with a coarse clock sends for a job
+/// that recorded once) counts whole into the window holding its time.
 /// `pieces` must be in time order.
-pub(crate) fn spread<T>(pieces: &[Piece<T>], steps: &Steps, mut add: impl FnMut(usize, &T, f64)) -> Vec<i64> {
-    let mut covered = vec![0i64; steps.count];
+pub(crate) fn spread<T>(pieces: &[Piece<T>], steps: &Steps, mut add: impl FnMut(usize, &T, f64)) -> Vec<Coverage> {
+    let mut covered = vec![Coverage::default(); steps.count];
     let mut first = 0;
     for (i, covered) in covered.iter_mut().enumerate() {
         let (lo, hi) = steps.window(i);
@@ -120,12 +131,18 @@ pub(crate) fn spread<T>(pieces: &[Piece<T>], steps: &Steps, mut add: impl FnMut(
             first += 1;
         }
         for piece in &pieces[first..] {
-            if piece.from >= hi {
+            if piece.from > hi || (piece.from == hi && piece.to > hi) {
                 break;
+            }
+            if piece.from == piece.to {
+                // lo < to <= hi, as earlier pieces were skipped.
+                covered.instant = true;
+                add(i, &piece.amount, 1.0);
+                continue;
             }
             let overlap = piece.to.min(hi) - piece.from.max(lo);
             if overlap > 0 {
-                *covered += overlap;
+                covered.nanos += overlap;
                 add(i, &piece.amount, overlap as f64 / (piece.to - piece.from) as f64);
             }
         }
@@ -133,14 +150,21 @@ pub(crate) fn spread<T>(pieces: &[Piece<T>], steps: &Steps, mut add: impl FnMut(
     covered
 }
 
-/// Per-second rate of one series at every step (None where no piece reaches).
+/// Per-second rate of one series at every step (None where no piece
+/// reaches). Increases in a window are divided by the seconds pieces cover
+/// in it; a window that only instantaneous pieces reached divides by the
+/// whole step.
 pub(crate) fn rates(pieces: &[Piece<f64>], steps: &Steps) -> Vec<Option<f64>> {
     let mut increase = vec![0.0; steps.count];
     let covered = spread(pieces, steps, |i, amount, share| increase[i] += amount * share);
     increase
         .into_iter()
         .zip(covered)
-        .map(|(increase, nanos)| (nanos > 0).then(|| increase / (nanos as f64 / 1e9)))
+        .map(|(increase, covered)| match covered {
+            Coverage { nanos, .. } if nanos > 0 => Some(increase / (nanos as f64 / 1e9)),
+            Coverage { instant: true, .. } => Some(increase / (steps.step as f64 / 1e9)),
+            Coverage { .. } => None,
+        })
         .collect()
 }
 
@@ -242,5 +266,16 @@ mod tests {
         assert_close(rates_of(vec![point(10, Some(5), 20.0)], true, true), vec![None, Some(4.0), None, None, None]);
         // Started long before the read range: nothing is known about the step.
         assert_close(rates_of(vec![point(10, Some(-100), 20.0)], true, true), vec![None; 5]);
+    }
+
+    #[test]
+    fn a_point_whose_start_time_equals_its_time_counts_in_its_step() {
+        // A short-lived job with a millisecond clock: recorded once, start == time.
+        assert_close(rates_of(vec![point(10, Some(10), 20.0)], true, true), vec![None, Some(2.0), None, None, None]);
+        assert_close(rates_of(vec![point(10, Some(10), 20.0)], false, true), vec![None, Some(2.0), None, None, None]);
+        // Beside a regular piece in the same window, it adds to the increase
+        // spread over the seconds that piece covers.
+        let points = vec![point(2, Some(0), 4.0), point(4, Some(4), 6.0)];
+        assert_close(rates_of(points, false, true), vec![None, Some(5.0), None, None, None]);
     }
 }
