@@ -39,7 +39,7 @@ const MANIFEST_VERSIONS_KEPT: u64 = 8;
 const SHARD_COUNT_KEY: &str = "shard_count";
 
 /// Where flushed data is kept: an S3-compatible bucket or a directory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ObjectStoreConfig {
     /// `s3://bucket[/prefix]` or `file:///absolute/path`.
@@ -51,6 +51,8 @@ pub struct ObjectStoreConfig {
     /// Credentials; when unset, the standard `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY` environment variables are used.
     pub access_key_id: Option<String>,
+    /// Never printed (`skein config`, logs).
+    #[serde(skip_serializing)]
     pub secret_access_key: Option<String>,
     /// Allow a plain-HTTP endpoint (local SeaweedFS or MinIO).
     pub allow_http: bool,
@@ -70,6 +72,20 @@ impl Default for ObjectStoreConfig {
             allow_http: false,
             request_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl std::fmt::Debug for ObjectStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreConfig")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field("allow_http", &self.allow_http)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
     }
 }
 

@@ -151,3 +151,10 @@ async fn an_unreachable_store_is_named_in_the_error() {
     assert!(message.contains("s3://skein-test at http://127.0.0.1:9"), "{message}");
     assert!(matches!(err, StorageError::ObjectStore { .. }), "{err:?}");
 }
+
+#[test]
+fn the_secret_key_is_never_printed() {
+    let config = ObjectStoreConfig { secret_access_key: Some("hunter2".into()), ..ObjectStoreConfig::default() };
+    assert!(!format!("{config:?}").contains("hunter2"));
+    assert!(!serde_json::to_string(&config).expect("serializes").contains("hunter2"));
+}
