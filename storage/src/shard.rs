@@ -217,6 +217,14 @@ impl Shard {
         if let Some(bucket) = &self.bucket
             && let Err(e) = self.commit_to_bucket(bucket, &next, &new_files).await
         {
+            // Another writer's manifest holds this generation, so these
+            // uploads are certainly unlisted. After other errors the commit
+            // may have landed unseen; the next open sorts that out.
+            if matches!(e, StorageError::ManifestConflict { .. }) {
+                bucket
+                    .delete(&new_files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect::<Vec<_>>())
+                    .await;
+            }
             let dir = self.dir.clone();
             blocking(move || {
                 remove_data_files(&dir, &new_files);

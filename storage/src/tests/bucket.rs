@@ -116,6 +116,7 @@ async fn a_second_writer_of_a_shard_is_fenced_by_the_manifest() {
     write(&b, batch_of(trace_spans(2, 1, BASE_NS))).await;
     let err = b.flush_all().await.expect_err("the second writer's commit loses");
     assert!(matches!(err, StorageError::ManifestConflict { shard: 0, .. }), "{err}");
+    assert_eq!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").len(), 1, "the loser's uploads are removed");
     // Its rows are still buffered and in its WAL: nothing it acknowledged is dropped.
     assert_eq!(all_records(&b).await.len(), 1);
 }
