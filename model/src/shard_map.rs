@@ -20,8 +20,9 @@ pub struct ShardMap {
     shard_count: usize,
     /// Node IDs, sorted and distinct.
     nodes: Vec<String>,
-    /// Index into `nodes` of each shard's owner.
-    owner_of_shard: Vec<u32>,
+    /// Per shard, indexes into `nodes` by descending rendezvous score: the
+    /// owner first, then who takes the shard over if the owner fails.
+    ranking: Vec<Vec<u32>>,
 }
 
 impl ShardMap {
@@ -48,13 +49,14 @@ impl ShardMap {
             return Err(ModelError::InvalidShardMap("no storage nodes are configured".into()));
         }
         let nodes: Vec<String> = unique.into_iter().collect();
-        let owner_of_shard = (0..shard_count)
+        let ranking = (0..shard_count)
             .map(|shard| {
-                let best = (0..nodes.len()).max_by_key(|&i| (weight(&nodes[i], shard), std::cmp::Reverse(i)));
-                best.unwrap_or(0) as u32
+                let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
+                order.sort_by_key(|&i| (std::cmp::Reverse(weight(&nodes[i as usize], shard)), i));
+                order
             })
             .collect();
-        Ok(Self { shard_count, nodes, owner_of_shard })
+        Ok(Self { shard_count, nodes, ranking })
     }
 
     /// One process owning every shard (all-in-one).
@@ -88,13 +90,28 @@ impl ShardMap {
 
     /// The position in [`ShardMap::nodes`] of the node that owns `shard`.
     pub fn owner_index(&self, shard: usize) -> Option<usize> {
-        self.owner_of_shard.get(shard).map(|&i| i as usize)
+        self.ranking.get(shard).and_then(|order| order.first()).map(|&i| i as usize)
+    }
+
+    /// The position of the node that owns `shard` when only the nodes for
+    /// which `live` (given a position) is true may own shards: the live
+    /// node with the highest score. Removing a node this way moves only
+    /// the shards it owned. When no node is live, the owner over all.
+    pub fn live_owner_index(&self, shard: usize, live: impl Fn(usize) -> bool) -> Option<usize> {
+        let order = self.ranking.get(shard)?;
+        order.iter().map(|&i| i as usize).find(|&i| live(i)).or_else(|| self.owner_index(shard))
     }
 
     /// The shards `node_id` owns, ascending (empty for an unknown node).
     pub fn shards_of(&self, node_id: &str) -> Vec<usize> {
+        self.live_shards_of(node_id, |_| true)
+    }
+
+    /// The shards `node_id` owns when only the nodes `live` says may own
+    /// shards (see [`ShardMap::live_owner_index`]).
+    pub fn live_shards_of(&self, node_id: &str, live: impl Fn(usize) -> bool) -> Vec<usize> {
         match self.nodes.iter().position(|n| n == node_id) {
-            Some(index) => (0..self.shard_count).filter(|&s| self.owner_of_shard[s] as usize == index).collect(),
+            Some(index) => (0..self.shard_count).filter(|&s| self.live_owner_index(s, &live) == Some(index)).collect(),
             None => Vec::new(),
         }
     }
@@ -156,6 +173,33 @@ mod tests {
             assert_eq!(without, previous);
             previous = next;
         }
+    }
+
+    #[test]
+    fn a_failed_nodes_shards_spread_over_the_live_ones_and_only_those_move() {
+        let map = ShardMap::new(256, names(4)).expect("map");
+        let failed = map.nodes().iter().position(|n| n == "storage-2").expect("listed");
+        let live = |i: usize| i != failed;
+        let mut takers = BTreeSet::new();
+        for shard in 0..256 {
+            let owner = map.owner_index(shard).expect("owner");
+            let live_owner = map.live_owner_index(shard, live).expect("live owner");
+            if owner == failed {
+                assert_ne!(live_owner, failed);
+                takers.insert(live_owner);
+            } else {
+                assert_eq!(live_owner, owner, "shard {shard} of a live node moved");
+            }
+        }
+        assert_eq!(takers.len(), 3, "the failed node's shards spread over every live node");
+        // The same answer as a map built without the failed node.
+        let without = ShardMap::new(256, ["storage-0", "storage-1", "storage-3"]).expect("map");
+        for node in without.nodes() {
+            assert_eq!(map.live_shards_of(node, live), without.shards_of(node));
+        }
+        assert!(map.live_shards_of("storage-2", live).is_empty());
+        // No live node at all: the owners over all nodes.
+        assert_eq!(map.live_owner_index(7, |_| false), map.owner_index(7));
     }
 
     #[test]

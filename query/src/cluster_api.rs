@@ -38,6 +38,7 @@ async fn cluster_response(state: &AppState) -> Result<Response, QueryError> {
         Topology::Cluster(nodes) => {
             nodes.check_all().await;
             let mut members = vec![self_member];
+            let now = std::time::Instant::now();
             members.extend(nodes.nodes().iter().map(|node| {
                 let health = node.health();
                 let unflushed: Vec<Value> = health
@@ -56,11 +57,17 @@ async fn cluster_response(state: &AppState) -> Result<Response, QueryError> {
                         .checked_at
                         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                         .map(|d| d.as_millis() as u64),
-                    "owned_shards": nodes.map().shards_of(&node.id),
+                    "owned_shards": nodes.live_shards_of(&node.id),
+                    "failed": nodes.has_failed(node, now),
                     "shards": unflushed,
                 })
             }));
-            json!({ "mode": "cluster", "shard_count": shard_count, "members": members })
+            json!({
+                "mode": "cluster",
+                "shard_count": shard_count,
+                "failover": nodes.failover_enabled(),
+                "members": members,
+            })
         }
     };
     Ok(axum::Json(body).into_response())

@@ -143,17 +143,26 @@ async fn start_all(
             role.into(),
         ]
     };
-    for id in &storage_ids {
+    // With a shared object store shards fail over, and storage nodes watch
+    // each other: each needs its peers' addresses before any starts.
+    let (internal, storage_list) = if store.url.is_empty() {
+        (vec!["127.0.0.1:0".to_owned(); storage_ids.len()], storage_ids.clone())
+    } else {
+        let internal = free_loopback_addresses(storage_ids.len())?;
+        let list = storage_ids.iter().zip(&internal).map(|(id, address)| format!("{id}={address}")).collect();
+        (internal, list)
+    };
+    for (id, internal) in storage_ids.iter().zip(&internal) {
         let data_dir = args.data_dir.join(id);
         let mut flags = vec![
             "--node-id".into(),
             id.clone(),
             "--storage-nodes".into(),
-            storage_ids.join(","),
+            storage_list.join(","),
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--internal-listen".into(),
-            "127.0.0.1:0".into(),
+            internal.clone(),
             "--admin-listen".into(),
             "127.0.0.1:0".into(),
         ];
@@ -189,6 +198,15 @@ async fn start_all(
         members.push(spawn_member(exe, Role::Query, &name, &flags, &[], run_dir, log_dir, exited).await?);
     }
     Ok(())
+}
+
+/// Free loopback addresses, found by binding port 0 and letting go (a
+/// member that then cannot bind one fails its start with a clear error).
+fn free_loopback_addresses(count: usize) -> anyhow::Result<Vec<String>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.to_string())).collect()
 }
 
 /// Starts one member and waits until its ready file appears.

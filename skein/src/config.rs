@@ -66,6 +66,12 @@ pub struct ClusterConfig {
     /// Time for one write or health check; a hung node is unavailable after it.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long a storage node must fail every health check before its
+    /// shards move to the live storage nodes. Shards fail over only when
+    /// storage nodes have an object store and every `storage_nodes` entry
+    /// has an address (their WAL is then in the object store).
+    #[serde(with = "humantime_serde")]
+    pub failover_after: Duration,
 }
 
 impl Default for ClusterConfig {
@@ -78,6 +84,7 @@ impl Default for ClusterConfig {
             health_interval: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
+            failover_after: Duration::from_secs(10),
         }
     }
 }
@@ -119,6 +126,14 @@ impl ClusterConfig {
             if value.is_zero() {
                 bail!("cluster.{name} must be greater than 0");
             }
+        }
+        if self.failover_after < self.health_interval {
+            bail!(
+                "cluster.failover_after ({:?}) must be at least cluster.health_interval ({:?}): a node must miss a \
+                 health check before its shards move",
+                self.failover_after,
+                self.health_interval
+            );
         }
         Ok(())
     }

@@ -15,9 +15,9 @@ use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
 use skein_model::{ShardMap, ShardWriter, Signal};
 use skein_query::{QueryServer, RemoteShardTable, Tables, Topology};
-use skein_storage::{InternalServer, Storage, StorageFlight};
+use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::admin;
 use crate::config::{ClusterConfig, SkeinConfig};
@@ -58,7 +58,11 @@ pub struct Started {
 }
 
 fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
-    NodeTimeouts { connect: cluster.connect_timeout, request: cluster.request_timeout }
+    NodeTimeouts {
+        connect: cluster.connect_timeout,
+        request: cluster.request_timeout,
+        failover_after: cluster.failover_after,
+    }
 }
 
 fn storage_nodes(config: &SkeinConfig, registry: &mut Registry) -> anyhow::Result<Arc<StorageNodes>> {
@@ -96,7 +100,19 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
     let owned = map.shards_of(&node_id);
     let mut registry = Registry::default();
-    let storage = Storage::open_shards(config.storage.clone(), &owned, &mut registry, CancellationToken::new())
+    // Failover needs the WAL where another node can replay it, and the
+    // peers' addresses to see which of them are alive.
+    let peers = if config.storage.object_store.is_none() {
+        info!("shards do not fail over: without storage.object_store the write-ahead log is on this node's disk");
+        None
+    } else if config.cluster.storage_addresses().is_err() {
+        warn!("shards do not fail over: cluster.storage_nodes has no addresses (list every node as id=host:port)");
+        None
+    } else {
+        Some(storage_nodes(config, &mut registry)?)
+    };
+    let wal = if peers.is_some() { WalPlacement::ObjectStore } else { WalPlacement::LocalDisk };
+    let storage = Storage::open_shards(config.storage.clone(), &owned, wal, &mut registry, CancellationToken::new())
         .await
         .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
     let stopping = shutdown.child_token();
@@ -119,6 +135,16 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         RoleAddresses { internal: Some(internal.local_addr()), admin: Some(admin_addr), ..RoleAddresses::default() };
 
     let mut supervisor = Supervisor::new();
+    if let Some(peers) = &peers {
+        // First to stop: no shard changes hands while the node drains.
+        let (storage, watched, id, interval) =
+            (Arc::clone(&storage), Arc::clone(peers), node_id.clone(), config.cluster.health_interval);
+        supervisor.spawn("shard ownership", move |stop: CancellationToken| async move {
+            keep_owned_shards(storage, watched, id, interval, stop).await;
+            anyhow::Ok(())
+        });
+        check_health_until_stopped(&mut supervisor, peers, config, stopping.child_token());
+    }
     // Stop taking writes (collectors get UNAVAILABLE and retry), then flush.
     supervisor.spawn("internal port", move |stop: CancellationToken| internal.serve(stop));
     let closing = Arc::clone(&storage);
@@ -139,6 +165,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         admin = %admin_addr,
         shard_count = config.storage.shards,
         owned_shards = ?owned,
+        wal = ?wal,
         "skein storage ready"
     );
     Ok(Started { addresses, supervisor })

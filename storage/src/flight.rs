@@ -61,7 +61,12 @@ impl StorageFlight {
             .into_iter()
             .map(|shard| ShardInfo { shard, unflushed_bytes: self.storage.unflushed_bytes(shard).unwrap_or(0) })
             .collect();
-        NodeInfo { node_id: self.node_id.clone(), shard_count: self.storage.shard_count(), shards }
+        NodeInfo {
+            node_id: self.node_id.clone(),
+            shard_count: self.storage.shard_count(),
+            shards,
+            failover: self.storage.wal_placement() == crate::WalPlacement::ObjectStore,
+        }
     }
 
     fn scan_session() -> SessionContext {

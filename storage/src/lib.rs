@@ -32,7 +32,12 @@
 //! `bucket`; layout in ARCHITECTURE.md).
 //!
 //! A storage node of a cluster opens only the shards it owns
-//! ([`Storage::open_shards`]) and serves them to collectors and query nodes
+//! ([`Storage::open_shards`]). With [`WalPlacement::ObjectStore`] each
+//! group commit is an object in the bucket instead of a local segment, and
+//! the set of shards changes at run time: [`keep_owned_shards`] takes over
+//! the shards of failed peers ([`Storage::acquire`], which fences the
+//! previous owner through conditional creates) and lets them go when their
+//! owner is back ([`Storage::release`]). It serves its shards to collectors and query nodes
 //! over Arrow Flight ([`StorageFlight`] on the [`InternalServer`]): `DoPut`
 //! is a `write_spans`/`write_metrics` call, `DoGet` a scan of one shard's
 //! table with the sender's projection, filters and limit.
@@ -84,12 +89,14 @@
 mod bucket;
 mod buffer;
 mod config;
+mod dedup;
 mod error;
 mod flight;
 mod fsutil;
 mod layout;
 mod manifest;
 mod metrics;
+mod ownership;
 mod parquet_encode;
 mod parquet_files;
 mod provider;
@@ -106,7 +113,7 @@ mod tests;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
@@ -114,13 +121,15 @@ use datafusion::datasource::TableProvider;
 use prometheus_client::registry::Registry;
 use skein_model::{ShardWriter, WriteError};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use bucket::ObjectStoreConfig;
 pub use config::{MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
+pub use ownership::keep_owned_shards;
 pub use provider::ShardTable;
+pub use shard::WalPlacement;
 pub use signal::Signal;
 
 use crate::bucket::Bucket;
@@ -131,46 +140,70 @@ use crate::shard::{Shard, unix_nanos};
 /// How often retention looks for expired hour partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The local shards of one signal, and their tables.
-struct SignalShards {
-    /// In ascending shard ID order.
-    shards: Vec<Arc<Shard>>,
-    tables: Vec<Arc<ShardTable>>,
-    /// Shard ID → index into `shards`, `None` for shards another node owns.
-    index_of_id: Vec<Option<usize>>,
+/// Both signals of one shard this node holds, with their tables and
+/// background flush tasks.
+struct OpenShard {
+    id: usize,
+    spans: Arc<Shard>,
+    metrics: Arc<Shard>,
+    span_table: Arc<ShardTable>,
+    metric_table: Arc<ShardTable>,
+    /// Stops this shard's flush loops (a child of the storage's token).
+    tasks: CancellationToken,
+    handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-impl SignalShards {
-    async fn open(
-        signal: Signal,
-        shard_ids: &[usize],
-        config: &StorageConfig,
-        bucket: Option<&Bucket>,
-        metrics: &Metrics,
-    ) -> Result<Self, StorageError> {
-        let mut shards = Vec::with_capacity(shard_ids.len());
-        let mut index_of_id = vec![None; config.shards];
-        for &id in shard_ids {
-            index_of_id[id] = Some(shards.len());
-            shards.push(Shard::open(id, signal, config, bucket, metrics.signal(signal)).await?);
+impl OpenShard {
+    fn signal(&self, signal: Signal) -> &Arc<Shard> {
+        match signal {
+            Signal::Spans => &self.spans,
+            Signal::Metrics => &self.metrics,
         }
-        let tables = shards.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect();
-        Ok(Self { shards, tables, index_of_id })
     }
 
-    fn get(&self, shard: usize) -> Option<usize> {
-        self.index_of_id.get(shard).copied().flatten()
+    fn table(&self, signal: Signal) -> &Arc<ShardTable> {
+        match signal {
+            Signal::Spans => &self.span_table,
+            Signal::Metrics => &self.metric_table,
+        }
+    }
+
+    fn both(&self) -> [&Arc<Shard>; 2] {
+        [&self.spans, &self.metrics]
+    }
+
+    fn is_fenced(&self) -> bool {
+        self.spans.is_fenced() || self.metrics.is_fenced()
+    }
+
+    /// Stops the flush loops and waits for them; a flush in progress completes first.
+    async fn stop_tasks(&self) {
+        self.tasks.cancel();
+        let handles = std::mem::take(&mut *self.handles.lock());
+        for handle in handles {
+            if let Err(e) = handle.await {
+                error!(shard = self.id, error = %e, "shard flush task failed");
+            }
+        }
     }
 }
 
-/// All local shards of a storage node, every signal.
+/// The local shards of a storage node, every signal. In a cluster whose
+/// WAL is in the object store the set changes at run time: a node takes
+/// shards over ([`Storage::acquire`]) and lets them go
+/// ([`Storage::release`]) as the live members change.
 pub struct Storage {
     /// Shards of the whole cluster; this node holds some or all of them.
     shard_count: usize,
+    config: StorageConfig,
+    wal: WalPlacement,
     /// Where flushed data is kept besides the data directory, if anywhere.
     bucket: Option<Bucket>,
-    spans: SignalShards,
-    metrics: SignalShards,
+    metrics: Metrics,
+    /// Indexed by shard ID; `None` for shards this node does not hold.
+    open: parking_lot::RwLock<Vec<Option<Arc<OpenShard>>>>,
+    /// Serializes acquire, release and close.
+    changes: tokio::sync::Mutex<()>,
     retention: Option<Duration>,
     /// Set first by `close`: writes are refused from then on.
     closed: AtomicBool,
@@ -183,7 +216,7 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").field("shards", &self.spans.shards.len()).finish_non_exhaustive()
+        f.debug_struct("Storage").field("shards", &self.local_shards().len()).finish_non_exhaustive()
     }
 }
 
@@ -196,23 +229,22 @@ impl Storage {
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         let all: Vec<usize> = (0..config.shards).collect();
-        Self::open_shards(config, &all, registry, shutdown).await
+        Self::open_shards(config, &all, WalPlacement::LocalDisk, registry, shutdown).await
     }
 
     /// Opens (creating) the shards `shard_ids` of a cluster of
-    /// `config.shards` shards under `data_dir`, replays their WALs, and
-    /// starts the background flush (and retention) tasks, which stop when
-    /// `shutdown` is cancelled. Data is flushed on [`Storage::close`].
+    /// `config.shards` shards under `data_dir`, with their write-ahead logs
+    /// where `wal` says, replays them, and starts the background flush (and
+    /// retention) tasks, which stop when `shutdown` is cancelled. Data is
+    /// flushed on [`Storage::close`].
     pub async fn open_shards(
         mut config: StorageConfig,
         shard_ids: &[usize],
+        wal: WalPlacement,
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
-        let mut shard_ids = shard_ids.to_vec();
-        shard_ids.sort_unstable();
-        shard_ids.dedup();
         if let Some(&bad) = shard_ids.iter().find(|&&id| id >= config.shards) {
             return Err(StorageError::NoSuchShard(bad));
         }
@@ -226,37 +258,148 @@ impl Storage {
             Some(object_store) => {
                 let bucket = Bucket::connect(object_store).await?;
                 bucket.pin_shard_count(config.shards).await?;
-                info!(object_store = %bucket.name, "flushed data goes to the object store");
+                info!(object_store = %bucket.name, wal = ?wal, "flushed data goes to the object store");
                 Some(bucket)
+            }
+            None if wal == WalPlacement::ObjectStore => {
+                return Err(StorageError::Config(
+                    "a write-ahead log in the object store needs storage.object_store".into(),
+                ));
             }
             None => None,
         };
-        let metrics = Metrics::register(registry);
         let storage = Arc::new(Storage {
-            spans: SignalShards::open(Signal::Spans, &shard_ids, &config, bucket.as_ref(), &metrics).await?,
-            metrics: SignalShards::open(Signal::Metrics, &shard_ids, &config, bucket.as_ref(), &metrics).await?,
-            bucket: bucket.clone(),
             shard_count: config.shards,
             retention: config.retention,
+            open: parking_lot::RwLock::new(vec![None; config.shards]),
+            changes: tokio::sync::Mutex::new(()),
+            metrics: Metrics::register(registry),
+            config,
+            wal,
+            bucket,
             closed: AtomicBool::new(false),
             close_done: tokio::sync::Mutex::new(false),
             tasks: shutdown.child_token(),
             task_handles: parking_lot::Mutex::new(Vec::new()),
         });
-        let mut handles = Vec::with_capacity(2 * shard_ids.len() + 1);
-        for shard in storage.all_shards() {
-            handles.push(tokio::spawn(Arc::clone(shard).run_flush_loop(storage.tasks.clone(), config.flush_interval)));
+        let mut shard_ids = shard_ids.to_vec();
+        shard_ids.sort_unstable();
+        shard_ids.dedup();
+        for &id in &shard_ids {
+            storage.acquire(id).await?;
         }
-        if let Some(retention) = config.retention {
-            let shards: Vec<Arc<Shard>> = storage.all_shards().cloned().collect();
+        if let Some(retention) = storage.retention {
             // Expired data goes at once (the node may have been down a while);
             // the loop then checks once per interval.
-            enforce_retention(&shards, retention, SystemTime::now()).await?;
-            handles.push(tokio::spawn(retention_loop(shards, retention, storage.tasks.clone())));
+            storage.enforce_retention().await?;
+            let handle = tokio::spawn(retention_loop(Arc::downgrade(&storage), retention, storage.tasks.clone()));
+            storage.task_handles.lock().push(handle);
         }
-        *storage.task_handles.lock() = handles;
-        info!(data_dir = %config.data_dir.display(), shard_count = config.shards, local_shards = shard_ids.len(), "storage open");
+        info!(data_dir = %storage.config.data_dir.display(), shard_count = storage.shard_count, local_shards = shard_ids.len(), "storage open");
         Ok(storage)
+    }
+
+    /// Opens shard `id` (both signals) and starts its flush loops; with the
+    /// WAL in the object store this takes the shard over from any node that
+    /// held it before, which can no longer write or flush it afterwards.
+    /// A shard already held (and not fenced off) is left as it is.
+    pub async fn acquire(&self, id: usize) -> Result<(), StorageError> {
+        if id >= self.shard_count {
+            return Err(StorageError::NoSuchShard(id));
+        }
+        let _changing = self.changes.lock().await;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::Closed);
+        }
+        if let Some(held) = self.open_shard(id) {
+            if !held.is_fenced() {
+                return Ok(());
+            }
+            self.drop_shard(&held).await;
+        }
+        let started = Instant::now();
+        let open = |signal: Signal| {
+            Shard::open(id, signal, &self.config, self.bucket.as_ref(), self.wal, self.metrics.signal(signal))
+        };
+        let spans = open(Signal::Spans).await?;
+        let metrics = match open(Signal::Metrics).await {
+            Ok(metrics) => metrics,
+            Err(e) => {
+                spans.stop_writer().await.ok();
+                return Err(e);
+            }
+        };
+        let shard = Arc::new(OpenShard {
+            id,
+            span_table: Arc::new(ShardTable::new(Arc::clone(&spans.buffer))),
+            metric_table: Arc::new(ShardTable::new(Arc::clone(&metrics.buffer))),
+            spans,
+            metrics,
+            tasks: self.tasks.child_token(),
+            handles: parking_lot::Mutex::new(Vec::new()),
+        });
+        *shard.handles.lock() = shard
+            .both()
+            .into_iter()
+            .map(|s| tokio::spawn(Arc::clone(s).run_flush_loop(shard.tasks.clone(), self.config.flush_interval)))
+            .collect();
+        self.open.write()[id] = Some(shard);
+        if self.wal == WalPlacement::ObjectStore {
+            info!(shard = id, millis = started.elapsed().as_millis() as u64, "took the shard over");
+        }
+        Ok(())
+    }
+
+    /// Lets shard `id` go: refuses its writes from now on, flushes what it
+    /// buffered (best effort: with the WAL in the object store, the next
+    /// owner replays whatever a failed flush left) and stops it.
+    pub async fn release(&self, id: usize) -> Result<(), StorageError> {
+        let _changing = self.changes.lock().await;
+        let Some(shard) = self.open.write().get_mut(id).and_then(Option::take) else {
+            return Ok(());
+        };
+        shard.stop_tasks().await;
+        let mut result = Ok(());
+        for signal in shard.both() {
+            signal.stop_writer().await?;
+            if signal.is_fenced() {
+                continue;
+            }
+            if let Err(e) = signal.flush().await {
+                warn!(shard = id, signal = %signal.spec.signal, error = %e, "could not flush a released shard");
+                result = Err(e);
+            }
+        }
+        info!(shard = id, "released the shard");
+        if self.wal == WalPlacement::ObjectStore { Ok(()) } else { result }
+    }
+
+    /// Where the shards' write-ahead logs are.
+    pub fn wal_placement(&self) -> WalPlacement {
+        self.wal
+    }
+
+    /// Shards another node took over (see [`WalPlacement::ObjectStore`]):
+    /// this node must stop serving them, and may take them back.
+    pub fn fenced_shards(&self) -> Vec<usize> {
+        self.open.read().iter().flatten().filter(|s| s.is_fenced()).map(|s| s.id).collect()
+    }
+
+    /// Removes a shard from the open set and stops it, without a flush.
+    async fn drop_shard(&self, shard: &Arc<OpenShard>) {
+        {
+            let mut open = self.open.write();
+            if open[shard.id].as_ref().is_some_and(|held| Arc::ptr_eq(held, shard)) {
+                open[shard.id] = None;
+            }
+        }
+        shard.stop_tasks().await;
+        for signal in shard.both() {
+            if let Err(e) = signal.stop_writer().await {
+                warn!(shard = shard.id, error = %e, "could not stop the wal writer of a fenced shard");
+            }
+        }
+        warn!(shard = shard.id, "dropped a shard another node took over");
     }
 
     /// Whether the object store answers `within` (always, without one):
@@ -271,22 +414,19 @@ impl Storage {
         }
     }
 
-    fn signal(&self, signal: Signal) -> &SignalShards {
-        match signal {
-            Signal::Spans => &self.spans,
-            Signal::Metrics => &self.metrics,
-        }
+    fn open_shard(&self, id: usize) -> Option<Arc<OpenShard>> {
+        self.open.read().get(id).cloned().flatten()
     }
 
-    /// Every signal's shards: spans first, then metrics.
-    fn all_shards(&self) -> impl Iterator<Item = &Arc<Shard>> {
-        self.spans.shards.iter().chain(&self.metrics.shards)
+    /// Every shard held now, ascending.
+    fn open_shards_now(&self) -> Vec<Arc<OpenShard>> {
+        self.open.read().iter().flatten().cloned().collect()
     }
 
     /// One DataFusion table per shard holding `signal`, schema
     /// [`Signal::schema`]; each sees flushed and buffered data.
     pub fn tables(&self, signal: Signal) -> Vec<Arc<dyn TableProvider>> {
-        self.signal(signal).tables.iter().map(|t| Arc::clone(t) as Arc<dyn TableProvider>).collect()
+        self.open_shards_now().iter().map(|s| Arc::clone(s.table(signal)) as Arc<dyn TableProvider>).collect()
     }
 
     /// One table of spans per shard, schema [`skein_model::span_schema`].
@@ -303,25 +443,23 @@ impl Storage {
     /// The `signal` table of one shard, with its pruning introspection;
     /// `None` for a shard this node does not hold.
     pub fn shard_table(&self, signal: Signal, shard: usize) -> Option<Arc<ShardTable>> {
-        let signal = self.signal(signal);
-        signal.get(shard).map(|i| Arc::clone(&signal.tables[i]))
+        self.open_shard(shard).map(|s| Arc::clone(s.table(signal)))
     }
 
-    /// Whether this node holds `shard`.
+    /// Whether this node holds `shard` (and no other node took it over).
     pub fn holds_shard(&self, shard: usize) -> bool {
-        self.spans.get(shard).is_some()
+        self.open_shard(shard).is_some_and(|s| !s.is_fenced())
     }
 
     /// The IDs of the shards this node holds, ascending.
     pub fn local_shards(&self) -> Vec<usize> {
-        self.spans.shards.iter().map(|s| s.id).collect()
+        self.open.read().iter().flatten().filter(|s| !s.is_fenced()).map(|s| s.id).collect()
     }
 
     /// Buffered (not yet flushed to Parquet) bytes of one shard, all signals.
     pub fn unflushed_bytes(&self, shard: usize) -> Option<u64> {
-        let spans = self.shard(Signal::Spans, shard)?;
-        let metrics = self.shard(Signal::Metrics, shard)?;
-        Some(spans.buffer.buffered_bytes() + metrics.buffer.buffered_bytes())
+        let shard = self.open_shard(shard)?;
+        Some(shard.spans.buffer.buffered_bytes() + shard.metrics.buffer.buffered_bytes())
     }
 
     /// Stops accepting writes, flushes every buffer to Parquet and closes
@@ -332,10 +470,14 @@ impl Storage {
         if *done {
             return Ok(());
         }
+        let _changing = self.changes.lock().await;
         self.stop_background_tasks().await;
-        for shard in self.all_shards() {
-            // Writes queued before this point are committed and frozen.
-            shard.stop_writer().await?;
+        for shard in self.open_shards_now() {
+            shard.stop_tasks().await;
+            for signal in shard.both() {
+                // Writes queued before this point are committed and frozen.
+                signal.stop_writer().await?;
+            }
         }
         self.flush_all().await?;
         *done = true;
@@ -343,8 +485,7 @@ impl Storage {
         Ok(())
     }
 
-    /// Stops the flush and retention tasks and waits for them; a flush in
-    /// progress completes first.
+    /// Stops the retention task and waits for it.
     async fn stop_background_tasks(&self) {
         self.tasks.cancel();
         let handles = std::mem::take(&mut *self.task_handles.lock());
@@ -355,13 +496,19 @@ impl Storage {
         }
     }
 
-    /// Flushes the buffers of every shard and signal to Parquet now.
+    /// Flushes the buffers of every shard and signal to Parquet now (shards
+    /// another node took over are skipped: it replays their WAL).
     pub async fn flush_all(&self) -> Result<(), StorageError> {
         let mut first_error = None;
-        for shard in self.all_shards() {
-            if let Err(e) = shard.flush().await {
-                error!(shard = shard.id, signal = %shard.spec.signal, error = %e, "flush failed");
-                first_error.get_or_insert(e);
+        for shard in self.open_shards_now() {
+            for signal in shard.both() {
+                if signal.is_fenced() {
+                    continue;
+                }
+                if let Err(e) = signal.flush().await {
+                    error!(shard = signal.id, signal = %signal.spec.signal, error = %e, "flush failed");
+                    first_error.get_or_insert(e);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -370,13 +517,20 @@ impl Storage {
     /// Drops hour partitions (of every signal) older than the configured
     /// retention now; returns how many files were dropped (0 without retention).
     pub async fn enforce_retention(&self) -> Result<usize, StorageError> {
-        match self.retention {
-            Some(retention) => {
-                let shards: Vec<Arc<Shard>> = self.all_shards().cloned().collect();
-                enforce_retention(&shards, retention, SystemTime::now()).await
+        let Some(retention) = self.retention else {
+            return Ok(0);
+        };
+        let cutoff =
+            unix_nanos(SystemTime::now()).saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
+        let mut dropped = 0;
+        for shard in self.open_shards_now() {
+            for signal in shard.both() {
+                if !signal.is_fenced() {
+                    dropped += signal.enforce_retention(cutoff).await?;
+                }
             }
-            None => Ok(0),
         }
+        Ok(dropped)
     }
 
     /// Waits until `signal` of shard `shard` has completed `count` flushes
@@ -388,9 +542,8 @@ impl Storage {
         Ok(())
     }
 
-    fn shard(&self, signal: Signal, shard: usize) -> Option<&Arc<Shard>> {
-        let signal = self.signal(signal);
-        signal.get(shard).map(|i| &signal.shards[i])
+    fn shard(&self, signal: Signal, shard: usize) -> Option<Arc<Shard>> {
+        self.open_shard(shard).map(|s| Arc::clone(s.signal(signal)))
     }
 
     async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
@@ -423,16 +576,7 @@ impl ShardWriter for Storage {
     }
 }
 
-async fn enforce_retention(shards: &[Arc<Shard>], retention: Duration, now: SystemTime) -> Result<usize, StorageError> {
-    let cutoff = unix_nanos(now).saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
-    let mut dropped = 0;
-    for shard in shards {
-        dropped += shard.enforce_retention(cutoff).await?;
-    }
-    Ok(dropped)
-}
-
-async fn retention_loop(shards: Vec<Arc<Shard>>, retention: Duration, stop: CancellationToken) {
+async fn retention_loop(storage: std::sync::Weak<Storage>, retention: Duration, stop: CancellationToken) {
     let first = tokio::time::Instant::now() + RETENTION_CHECK_INTERVAL;
     let mut ticks = tokio::time::interval_at(first, RETENTION_CHECK_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -442,8 +586,9 @@ async fn retention_loop(shards: Vec<Arc<Shard>>, retention: Duration, stop: Canc
             _ = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        if let Err(e) = enforce_retention(&shards, retention, SystemTime::now()).await {
-            error!(error = %e, "retention failed, will retry");
+        let Some(storage) = storage.upgrade() else { return };
+        if let Err(e) = storage.enforce_retention().await {
+            error!(error = %e, retention = ?retention, "retention failed, will retry");
         }
     }
 }

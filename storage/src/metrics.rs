@@ -41,6 +41,7 @@ pub(crate) struct Metrics {
     rows_flushed: Family<SignalLabels, Counter>,
     flush_duration: HistogramFamily,
     writes_rejected: Family<RejectLabels, Counter>,
+    duplicate_batches: Family<SignalLabels, Counter>,
 }
 
 /// The metrics of one signal, shared by all its shards.
@@ -59,6 +60,8 @@ pub(crate) struct SignalMetrics {
     pub rows_flushed: Counter,
     pub flush_duration: Histogram,
     writes_rejected: Family<RejectLabels, Counter>,
+    /// Batches acknowledged without writing: repeats of a recent batch.
+    pub duplicate_batches: Counter,
 }
 
 impl Metrics {
@@ -74,6 +77,7 @@ impl Metrics {
             rows_flushed: Family::default(),
             flush_duration: Family::new_with_constructor(flush_duration_histogram),
             writes_rejected: Family::default(),
+            duplicate_batches: Family::default(),
         };
         let skein = registry.sub_registry_with_prefix("skein");
         skein.register("wal_bytes", "Bytes of write-ahead log segments on disk", metrics.wal_bytes.clone());
@@ -106,6 +110,11 @@ impl Metrics {
             "Writes refused by storage, by reason",
             metrics.writes_rejected.clone(),
         );
+        skein.register(
+            "storage_duplicate_batches",
+            "Batches acknowledged without storing them again: repeats of a recently acknowledged batch (client retries)",
+            metrics.duplicate_batches.clone(),
+        );
         // Every signal's series exist from the start, at zero.
         for signal in Signal::ALL {
             metrics.signal(signal);
@@ -128,6 +137,7 @@ impl Metrics {
             rows_flushed: self.rows_flushed.get_or_create_owned(&labels),
             flush_duration: self.flush_duration.get_or_create_owned(&labels),
             writes_rejected: self.writes_rejected.clone(),
+            duplicate_batches: self.duplicate_batches.get_or_create_owned(&labels),
         }
     }
 }

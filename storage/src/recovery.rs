@@ -14,6 +14,7 @@ use datafusion::arrow::array::RecordBatch;
 use tracing::{debug, error, info, warn};
 
 use crate::buffer::DataFile;
+use crate::dedup::batch_key;
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir};
 use crate::manifest::Manifest;
@@ -30,10 +31,32 @@ const PARTITION_PREFIX: &str = "date=";
 pub(crate) struct Recovered {
     pub manifest: Manifest,
     pub files: Vec<Arc<DataFile>>,
-    /// Replayed batches with the encoded size each is accounted for.
-    pub batches: Vec<(RecordBatch, u64)>,
+    pub replayed: Replayed,
     pub next_seq: u64,
     pub wal_bytes: u64,
+}
+
+/// Rows replayed from write-ahead log records.
+#[derive(Default)]
+pub(crate) struct Replayed {
+    /// Batches with the encoded size each is accounted for.
+    pub batches: Vec<(RecordBatch, u64)>,
+    /// The batch key of every record (see `dedup`).
+    pub keys: Vec<u128>,
+}
+
+impl Replayed {
+    /// Decodes one record of the log at `origin` (named in errors).
+    pub fn push_record(&mut self, payload: &[u8], spec: &SignalSpec, origin: &Path) -> Result<(), StorageError> {
+        let decoded = decode_batches(payload, &spec.schema).map_err(|reason| StorageError::corrupt(origin, reason))?;
+        // The record's size is accounted to its first batch.
+        let mut bytes = payload.len() as u64;
+        for batch in decoded {
+            self.batches.push((batch, std::mem::take(&mut bytes)));
+        }
+        self.keys.push(batch_key(payload));
+        Ok(())
+    }
 }
 
 /// Brings the signal directory `dir` of shard `shard` to a consistent state
@@ -66,7 +89,7 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
         manifest.store(dir)?;
     }
 
-    let mut batches = Vec::new();
+    let mut replayed = Replayed::default();
     let mut wal_bytes = 0;
     let mut records = 0;
     let mut last_seq = manifest.wal_checkpoint;
@@ -79,16 +102,7 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
             obsolete = true;
             continue;
         }
-        let replay = replay_segment(&path, |payload| {
-            let decoded =
-                decode_batches(payload, &spec.schema).map_err(|reason| StorageError::corrupt(&path, reason))?;
-            // The record's size is accounted to its first batch.
-            let mut bytes = payload.len() as u64;
-            for batch in decoded {
-                batches.push((batch, std::mem::take(&mut bytes)));
-            }
-            Ok(())
-        })?;
+        let replay = replay_segment(&path, |payload| replayed.push_record(payload, spec, &path))?;
         wal_bytes += replay.valid_bytes;
         records += replay.records;
     }
@@ -108,7 +122,7 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
             "opened shard"
         );
     }
-    Ok(Recovered { manifest, files, batches, next_seq: last_seq + 1, wal_bytes })
+    Ok(Recovered { manifest, files, replayed, next_seq: last_seq + 1, wal_bytes })
 }
 
 fn load_or_rebuild_index(shard: usize, parquet: &Path, column: &str) -> Result<TraceIndex, StorageError> {

@@ -18,6 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
@@ -29,17 +30,18 @@ use tracing::{debug, error, info, warn};
 use crate::bucket::{Bucket, SignalBucket, sidecar_of};
 use crate::buffer::{DataFile, FlushDue, ShardBuffer};
 use crate::config::StorageConfig;
+use crate::dedup::{RecentBatches, batch_key};
 use crate::error::{IoContext, OVERLOADED_RETRY_AFTER, StorageError, UNAVAILABLE_RETRY_AFTER, closed_write_error};
 use crate::fsutil::remove_empty_dirs;
 use crate::layout::signal_dir;
 use crate::manifest::{FileMeta, Manifest};
 use crate::metrics::{SignalMetrics, gauge_value};
 use crate::parquet_files::{NS_PER_HOUR, write_partitions};
-use crate::recovery::{WAL_DIR, recover};
+use crate::recovery::{Recovered, WAL_DIR, recover};
 use crate::signal::{Signal, SignalExt, SignalSpec};
 use crate::tidx::sidecar_path;
-use crate::wal::{MAX_RECORD_BYTES, delete_segments_up_to, encode_batch};
-use crate::writer::{AppendRequest, Command, WalWriter};
+use crate::wal::{MAX_RECORD_BYTES, delete_segments_up_to, encode_batch, parse_frames};
+use crate::writer::{AppendRequest, Command, WalRefusal, WalSink, WalWriter};
 
 /// Wait before retrying a failed flush.
 const FLUSH_RETRY_DELAY: Duration = Duration::from_secs(5);
@@ -56,6 +58,19 @@ pub(crate) enum FailPoint {
     ManifestCommitted,
 }
 
+/// Where a shard's write-ahead log lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalPlacement {
+    /// Segment files in the data directory: all-in-one, and storage nodes
+    /// whose shards do not fail over.
+    #[default]
+    LocalDisk,
+    /// One object per group commit in the object store, so that another
+    /// node can replay it and take the shard over (`bucket::wal`). Opening
+    /// a shard then fences off any previous owner.
+    ObjectStore,
+}
+
 /// One signal of one shard.
 pub(crate) struct Shard {
     pub id: usize,
@@ -67,6 +82,13 @@ pub(crate) struct Shard {
     writer: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The object-store copy of flushed data, when configured.
     bucket: Option<SignalBucket>,
+    /// Whether the WAL is in the bucket (objects to delete after a flush).
+    wal_in_bucket: bool,
+    /// Set when another node took the shard over: writes and flushes are
+    /// refused, and the node must let the shard go.
+    fenced: Arc<AtomicBool>,
+    /// Keys of recently acknowledged batches, to store a retried batch once.
+    recent: parking_lot::Mutex<RecentBatches>,
     /// The manifest as on disk; its lock serializes flushes and retention.
     manifest: tokio::sync::Mutex<Manifest>,
     row_group_rows: usize,
@@ -83,23 +105,39 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Shard {
-    /// Recovers `signal` of shard `id` under `data_dir` and starts its WAL writer thread.
+    /// Recovers `signal` of shard `id` under `data_dir` and starts its WAL
+    /// writer thread. With the WAL in the object store this takes the
+    /// shard over from whichever node held it before (see `bucket::wal`).
     pub async fn open(
         id: usize,
         signal: Signal,
         config: &StorageConfig,
         bucket: Option<&Bucket>,
+        wal: WalPlacement,
         metrics: SignalMetrics,
     ) -> Result<Arc<Self>, StorageError> {
         let spec = signal.spec();
         let dir = signal_dir(&config.data_dir, id, spec);
         let bucket = bucket.map(|b| b.signal(id, spec));
+        let wal_in_bucket = wal == WalPlacement::ObjectStore;
         if let Some(bucket) = &bucket {
-            bucket.reconcile(&dir, spec).await?;
+            bucket.reconcile(&dir, spec, wal_in_bucket).await?;
         }
-        let recovered = {
+        let mut recovered = {
             let dir = dir.clone();
             blocking(move || recover(id, spec, &dir)).await?
+        };
+        let sink = match (&bucket, wal) {
+            (_, WalPlacement::LocalDisk) => WalSink::Local { dir: dir.join(WAL_DIR), segment: None },
+            (Some(bucket), WalPlacement::ObjectStore) => {
+                replay_from_bucket(bucket, spec, &mut recovered).await?;
+                WalSink::Remote { bucket: bucket.clone(), runtime: tokio::runtime::Handle::current() }
+            }
+            (None, WalPlacement::ObjectStore) => {
+                return Err(StorageError::Config(
+                    "a write-ahead log in the object store needs storage.object_store".into(),
+                ));
+            }
         };
         metrics.wal_bytes.inc_by(gauge_value(recovered.wal_bytes));
         let buffer = Arc::new(ShardBuffer::new(
@@ -110,11 +148,18 @@ impl Shard {
             recovered.files,
             metrics.clone(),
         ));
-        buffer.append(recovered.batches);
+        buffer.append(recovered.replayed.batches);
+        let mut recent = RecentBatches::default();
+        let now = Instant::now();
+        for key in recovered.replayed.keys {
+            recent.insert(key, now);
+        }
+        let fenced = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(config.wal_queue_depth);
-        let writer = WalWriter::new(dir.join(WAL_DIR), recovered.next_seq, Arc::clone(&buffer), metrics.clone())
-            .spawn(rx)
-            .ctx(|| format!("starting the {signal} wal writer thread of shard {id}"))?;
+        let writer =
+            WalWriter::new(sink, recovered.next_seq, Arc::clone(&buffer), Arc::clone(&fenced), metrics.clone())
+                .spawn(rx)
+                .ctx(|| format!("starting the {signal} wal writer thread of shard {id}"))?;
         Ok(Arc::new(Self {
             id,
             spec,
@@ -123,6 +168,9 @@ impl Shard {
             tx,
             writer: parking_lot::Mutex::new(Some(writer)),
             bucket,
+            wal_in_bucket,
+            fenced,
+            recent: parking_lot::Mutex::new(recent),
             manifest: tokio::sync::Mutex::new(recovered.manifest),
             row_group_rows: config.row_group_rows,
             max_buffer_bytes: config.max_buffer_bytes,
@@ -132,6 +180,20 @@ impl Shard {
         }))
     }
 
+    /// Whether another node took this shard over.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::SeqCst)
+    }
+
+    fn fenced_error(&self) -> WriteError {
+        WriteError::NotOwner {
+            shard: self.id,
+            node: "this node".into(),
+            reason: "another storage node took the shard over".into(),
+            retry_after: UNAVAILABLE_RETRY_AFTER,
+        }
+    }
+
     /// Makes `batch` durable in the WAL, then visible in the buffer.
     pub async fn write(&self, batch: RecordBatch) -> Result<(), WriteError> {
         if batch.num_rows() == 0 {
@@ -139,6 +201,9 @@ impl Shard {
         }
         if batch.schema().fields() != self.spec.schema.fields() {
             return Err(WriteError::Internal(format!("batch does not have the {} schema", self.spec.signal)));
+        }
+        if self.is_fenced() {
+            return Err(self.fenced_error());
         }
         let buffered = self.buffer.buffered_bytes();
         if buffered > self.max_buffer_bytes {
@@ -155,6 +220,12 @@ impl Shard {
                 payload.len()
             )));
         }
+        let key = batch_key(&payload);
+        if self.recent.lock().contains(key, Instant::now()) {
+            // Already durable: a client retried a request that partly failed.
+            self.metrics.duplicate_batches.inc();
+            return Ok(());
+        }
         let (ack, acked) = oneshot::channel();
         match self.tx.try_send(Command::Append(AppendRequest { payload, batch, ack })) {
             Ok(()) => {}
@@ -165,10 +236,17 @@ impl Shard {
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(closed_write_error()),
         }
         match acked.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => {
+            Ok(Ok(())) => {
+                self.recent.lock().insert(key, Instant::now());
+                Ok(())
+            }
+            Ok(Err(WalRefusal::Failed(reason))) => {
                 self.metrics.rejected("wal_error");
                 Err(WriteError::Unavailable { reason, retry_after: UNAVAILABLE_RETRY_AFTER })
+            }
+            Ok(Err(WalRefusal::Fenced)) => {
+                self.metrics.rejected("not_owner");
+                Err(self.fenced_error())
             }
             // The writer stopped (storage closing) before taking the batch.
             Err(_) => Err(closed_write_error()),
@@ -221,6 +299,10 @@ impl Shard {
             // uploads are certainly unlisted. After other errors the commit
             // may have landed unseen; the next open sorts that out.
             if matches!(e, StorageError::ManifestConflict { .. }) {
+                if self.wal_in_bucket {
+                    warn!(shard = self.id, signal = %self.spec.signal, "another node took this shard over; dropping the flush");
+                    self.fenced.store(true, Ordering::SeqCst);
+                }
                 bucket
                     .delete(&new_files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect::<Vec<_>>())
                     .await;
@@ -259,6 +341,12 @@ impl Shard {
             Err(e) => {
                 warn!(shard = self.id, signal = %self.spec.signal, error = %e, "could not delete flushed wal segments")
             }
+        }
+        if self.wal_in_bucket
+            && let Some(bucket) = &self.bucket
+        {
+            let freed = bucket.delete_wal_up_to(checkpoint).await;
+            self.metrics.wal_bytes.dec_by(gauge_value(freed));
         }
         drop(manifest);
 
@@ -350,6 +438,10 @@ impl Shard {
     /// Flushes when the buffer is big or old enough, until `stop` fires.
     pub async fn run_flush_loop(self: Arc<Self>, stop: CancellationToken, idle_wait: Duration) {
         loop {
+            if self.is_fenced() {
+                // Its WAL is the new owner's to replay; nothing here may commit.
+                return;
+            }
             let wait = match self.buffer.flush_due(Instant::now()) {
                 FlushDue::Now => None,
                 FlushDue::After(wait) => Some(wait),
@@ -404,6 +496,31 @@ impl Shard {
         paused.await.expect("writer paused");
         resume
     }
+}
+
+/// Takes the shard over in the bucket's WAL (fencing the previous owner)
+/// and adds the records of every WAL object after the checkpoint to
+/// `recovered`; the writer continues after the fence.
+async fn replay_from_bucket(
+    bucket: &SignalBucket,
+    spec: &'static SignalSpec,
+    recovered: &mut Recovered,
+) -> Result<(), StorageError> {
+    let manifest = &recovered.manifest;
+    let floor = recovered.next_seq.saturating_sub(1);
+    let (objects, fence) = bucket.fence_wal(manifest.wal_checkpoint, floor, manifest.generation).await?;
+    for seq in objects {
+        let bytes = bucket.read_wal(seq).await?;
+        if SignalBucket::is_fence(&bytes) {
+            continue;
+        }
+        let origin = PathBuf::from(format!("wal object {seq} of shard {}", bucket.shard()));
+        parse_frames(&bytes, |payload| recovered.replayed.push_record(payload, spec, &origin))?
+            .map_err(|reason| StorageError::corrupt(&origin, reason))?;
+        recovered.wal_bytes += bytes.len() as u64;
+    }
+    recovered.next_seq = fence + 1;
+    Ok(())
 }
 
 pub(crate) fn unix_nanos(time: SystemTime) -> i64 {

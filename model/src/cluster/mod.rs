@@ -67,6 +67,10 @@ pub struct NodeInfo {
     pub shard_count: usize,
     /// The shards the node holds, ascending.
     pub shards: Vec<ShardInfo>,
+    /// Whether the node keeps its WAL in the object store, so that its
+    /// shards can move to another node when it fails.
+    #[serde(default)]
+    pub failover: bool,
 }
 
 /// One shard on a storage node.

@@ -1,11 +1,20 @@
-//! The storage nodes of a cluster as collectors and query nodes see them:
-//! the static list of IDs and addresses, one lazily connected Flight
-//! channel per node, and a health check loop that asks each node who it is
-//! (catching a wrong address or a different shard count at join).
+//! The storage nodes of a cluster as every member sees them: the static
+//! list of IDs and addresses, one lazily connected Flight channel per node,
+//! and a health check loop that asks each node who it is (catching a wrong
+//! address or a different shard count at join).
+//!
+//! **Failover.** When the storage nodes keep their WAL in the object store
+//! (they say so in [`NodeInfo::failover`]), a node that has failed every
+//! check for `failover_after` no longer owns shards: each of its shards
+//! goes to the live node ranked next for it ([`ShardMap::live_owner_index`]).
+//! Collectors route writes, query nodes route scans and storage nodes take
+//! shards over by this same rule, each from its own checks; the object
+//! store's conditional writes keep two nodes that disagree for a moment
+//! from both committing (see docs/cluster.md).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_flight::{Action, FlightClient};
 use futures::TryStreamExt;
@@ -50,6 +59,9 @@ pub struct NodeTimeouts {
     pub connect: Duration,
     /// For one write or node-info call (scans are bounded by the query's own limit).
     pub request: Duration,
+    /// How long a node must fail every health check before its shards
+    /// move to live nodes (only where the storage nodes support failover).
+    pub failover_after: Duration,
 }
 
 /// What the last health check of a node found.
@@ -61,6 +73,8 @@ pub struct NodeHealth {
     /// What the node reported at its last successful check.
     pub info: Option<NodeInfo>,
     pub checked_at: Option<SystemTime>,
+    /// When a check last passed.
+    pub healthy_at: Option<Instant>,
 }
 
 /// One storage node.
@@ -115,6 +129,11 @@ pub struct StorageNodes {
     /// In the map's node order.
     nodes: Vec<Arc<StorageNode>>,
     changes: Counter,
+    failover_after: Duration,
+    /// Whether a storage node reported that shards fail over.
+    failover: AtomicBool,
+    /// A node never seen healthy counts as failed this long after this.
+    started: Instant,
 }
 
 impl StorageNodes {
@@ -158,7 +177,14 @@ impl StorageNodes {
                 up: gauge,
             }));
         }
-        Ok(Arc::new(Self { map, nodes, changes }))
+        Ok(Arc::new(Self {
+            map,
+            nodes,
+            changes,
+            failover_after: timeouts.failover_after,
+            failover: AtomicBool::new(false),
+            started: Instant::now(),
+        }))
     }
 
     pub fn map(&self) -> &ShardMap {
@@ -169,9 +195,41 @@ impl StorageNodes {
         &self.nodes
     }
 
-    /// The node that owns `shard`.
+    /// The node that owns `shard` now: its first-ranked node, or while
+    /// that one has failed (and shards fail over), the next live one.
     pub fn owner(&self, shard: usize) -> Option<&Arc<StorageNode>> {
-        self.nodes.get(self.map.owner_index(shard)?)
+        let now = Instant::now();
+        self.nodes.get(self.map.live_owner_index(shard, |i| !self.has_failed(&self.nodes[i], now))?)
+    }
+
+    /// The shards `node_id` owns now (see [`StorageNodes::owner`]).
+    pub fn live_shards_of(&self, node_id: &str) -> Vec<usize> {
+        let now = Instant::now();
+        self.map.live_shards_of(node_id, |i| !self.has_failed(&self.nodes[i], now))
+    }
+
+    /// The shards storage node `node_id` should hold, as it sees itself:
+    /// like [`StorageNodes::live_shards_of`], but the node counts itself live.
+    pub fn own_shards(&self, node_id: &str) -> Vec<usize> {
+        let now = Instant::now();
+        self.map.live_shards_of(node_id, |i| self.nodes[i].id == node_id || !self.has_failed(&self.nodes[i], now))
+    }
+
+    /// Whether shards fail over in this cluster: a storage node said so.
+    pub fn failover_enabled(&self) -> bool {
+        self.failover.load(Ordering::Relaxed)
+    }
+
+    /// Whether `node` has lost its shards: failover is on and the node has
+    /// failed every check for `failover_after` (counted from this member's
+    /// start for a node never seen healthy).
+    pub fn has_failed(&self, node: &StorageNode, now: Instant) -> bool {
+        if !self.failover_enabled() {
+            return false;
+        }
+        let health = node.health.read();
+        !health.healthy
+            && now.saturating_duration_since(health.healthy_at.unwrap_or(self.started)) >= self.failover_after
     }
 
     /// Checks every node once, concurrently.
@@ -203,9 +261,13 @@ impl StorageNodes {
         health.checked_at = Some(SystemTime::now());
         match outcome {
             Ok(info) => {
+                if info.failover && !self.failover.swap(true, Ordering::Relaxed) {
+                    info!(failover_after = ?self.failover_after, "storage nodes keep their wal in the object store: shards fail over");
+                }
                 health.healthy = true;
                 health.error = None;
                 health.info = Some(info);
+                health.healthy_at = Some(Instant::now());
             }
             Err(reason) => {
                 health.healthy = false;

@@ -10,7 +10,7 @@ use super::*;
 use crate::StorageError;
 use crate::shard::FailPoint;
 
-fn metric_shard(storage: &Storage) -> &Arc<crate::shard::Shard> {
+fn metric_shard(storage: &Storage) -> Arc<crate::shard::Shard> {
     storage.shard(Signal::Metrics, 0).expect("shard 0")
 }
 
@@ -143,12 +143,13 @@ async fn signals_have_separate_queues_and_schemas() {
     assert_eq!(all_points(&storage).await, sorted_points(std::slice::from_ref(&batch)));
     resume.send(()).expect("resumes");
 
-    // And a full metrics queue is overloaded like a span queue.
+    // And a full metrics queue is overloaded like a span queue. (New
+    // batches: a repeat of an acknowledged one is acknowledged at once.)
     let resume = metric_shard(&storage).pause_writer().await;
-    let pending = storage.write_metrics(0, batch.clone());
+    let pending = storage.write_metrics(0, metric_batch(mixed_metrics(BASE_NS + 1_000)));
     tokio::pin!(pending);
     assert!(futures::poll!(pending.as_mut()).is_pending(), "queued behind the paused writer");
-    let err = storage.write_metrics(0, batch.clone()).await.expect_err("queue full");
+    let err = storage.write_metrics(0, metric_batch(mixed_metrics(BASE_NS + 2_000))).await.expect_err("queue full");
     assert!(matches!(err, WriteError::Overloaded { .. }), "{err:?}");
     write(&storage, batch_of(trace_spans(1, 2, BASE_NS))).await;
     resume.send(()).expect("resumes");

@@ -3,6 +3,7 @@
 
 mod bucket;
 mod durability;
+mod failover;
 mod limits;
 mod metric_data;
 mod metric_query;
@@ -125,8 +126,11 @@ pub(crate) async fn crash(storage: Arc<Storage>) {
     // Waits for a background flush in progress, which a real crash would
     // cut short at some point; the fail-point tests cover those points.
     storage.stop_background_tasks().await;
-    for shard in storage.all_shards() {
-        shard.stop_writer().await.expect("writer stops");
+    for shard in storage.open_shards_now() {
+        shard.stop_tasks().await;
+        for signal in shard.both() {
+            signal.stop_writer().await.expect("writer stops");
+        }
     }
     drop(storage);
 }
@@ -209,7 +213,7 @@ pub(crate) fn metrics_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("shard-0000/metrics")
 }
 
-pub(crate) fn span_shard(storage: &Storage) -> &Arc<Shard> {
+pub(crate) fn span_shard(storage: &Storage) -> Arc<Shard> {
     storage.shard(Signal::Spans, 0).expect("shard 0")
 }
 

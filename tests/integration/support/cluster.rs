@@ -138,16 +138,24 @@ pub struct ProcessClusterBuilder {
     shards: usize,
     /// S3 endpoint of the object store for flushed data, if any.
     object_store: Option<String>,
+    /// Environment for every member.
+    env: Vec<(String, String)>,
 }
 
 impl ProcessClusterBuilder {
     pub fn new() -> Self {
-        Self { collectors: 1, storage: 2, query: 1, shards: 8, object_store: None }
+        Self { collectors: 1, storage: 2, query: 1, shards: 8, object_store: None, env: Vec::new() }
     }
 
     /// Storage nodes keep flushed data in `weed`'s test bucket.
     pub fn object_store(mut self, weed: &SeaweedFs) -> Self {
         self.object_store = Some(weed.endpoint());
+        self
+    }
+
+    /// Sets `key` in every member's environment (a `SKEIN_*` setting).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -180,22 +188,33 @@ impl ProcessClusterBuilder {
             vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), "warn".into(), role.into()]
         };
         let ids: Vec<String> = (0..self.storage).map(|i| format!("storage-{i}")).collect();
+        // With an object store, shards fail over, and storage nodes watch
+        // each other: each needs its peers' addresses before any starts.
+        let internal: Vec<String> = match &self.object_store {
+            Some(_) => reserve_loopback_ports(ids.len()),
+            None => vec!["127.0.0.1:0".to_owned(); ids.len()],
+        };
+        let storage_list = match &self.object_store {
+            Some(_) => ids.iter().zip(&internal).map(|(id, address)| format!("{id}={address}")).collect::<Vec<_>>(),
+            None => ids.clone(),
+        };
         let storage: Vec<Member> = ids
             .iter()
-            .map(|id| {
+            .zip(&internal)
+            .map(|(id, internal)| {
                 let mut args: Vec<String> = vec![
                     "--node-id".into(),
                     id.clone(),
                     "--storage-nodes".into(),
-                    ids.join(","),
+                    storage_list.join(","),
                     "--data-dir".into(),
                     temp.path().join(id).display().to_string(),
                     "--internal-listen".into(),
-                    "127.0.0.1:0".into(),
+                    internal.clone(),
                     "--admin-listen".into(),
                     "127.0.0.1:0".into(),
                 ];
-                let mut env = Vec::new();
+                let mut env = self.env.clone();
                 if let Some(endpoint) = &self.object_store {
                     let prefix = temp.path().file_name().and_then(|n| n.to_str()).unwrap_or("cluster");
                     args.extend([
@@ -224,17 +243,27 @@ impl ProcessClusterBuilder {
             .map(|i| {
                 let args =
                     frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-                Member::spawn(&format!("collector-{i}"), args, Vec::new(), &run_dir)
+                Member::spawn(&format!("collector-{i}"), args, self.env.clone(), &run_dir)
             })
             .collect();
         let query = (0..self.query)
             .map(|i| {
                 let args = frontend(&["--query-listen", "127.0.0.1:0"], "query");
-                Member::spawn(&format!("query-{i}"), args, Vec::new(), &run_dir)
+                Member::spawn(&format!("query-{i}"), args, self.env.clone(), &run_dir)
             })
             .collect();
         ProcessCluster { storage, collectors, query, temp }
     }
+}
+
+/// Free loopback addresses, found by binding port 0 and letting go: the
+/// only way to tell every storage node its peers before any of them runs.
+/// Another process could take one in between; the member's start would
+/// then fail loudly, not flakily pass.
+fn reserve_loopback_ports(count: usize) -> Vec<String> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("bound").to_string()).collect()
 }
 
 /// A running multi-process cluster.

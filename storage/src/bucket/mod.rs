@@ -33,6 +33,10 @@ use crate::layout::shard_dir_name;
 use crate::manifest::Manifest;
 use crate::signal::SignalSpec;
 
+mod wal;
+
+pub(crate) use wal::WalCommit;
+
 const MANIFEST_DIR: &str = "manifest";
 /// Manifest versions kept behind the latest (older ones are deleted).
 const MANIFEST_VERSIONS_KEPT: u64 = 8;
@@ -240,6 +244,11 @@ pub(crate) struct SignalBucket {
 }
 
 impl SignalBucket {
+    /// The shard this prefix belongs to.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
     fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.bucket.store
     }
@@ -389,9 +398,10 @@ impl SignalBucket {
             .await
             .map_err(self.err(format!("listing {}", self.prefix)))?;
         let manifest_dir = self.prefix.clone().join(MANIFEST_DIR);
+        let wal_dir = self.prefix.clone().join(wal::WAL_PREFIX);
         let mut unlisted = Vec::new();
         for meta in listed {
-            if meta.location.prefix_matches(&manifest_dir) {
+            if meta.location.prefix_matches(&manifest_dir) || meta.location.prefix_matches(&wal_dir) {
                 continue;
             }
             let Some(relative) = meta.location.prefix_match(&self.prefix) else { continue };
@@ -417,7 +427,43 @@ impl SignalBucket {
     /// on for an existing data directory, or an emptied bucket); a local
     /// manifest ahead of the bucket's is refused (flushes made without the
     /// store, or another bucket). Objects no manifest lists are deleted.
-    pub async fn reconcile(&self, signal_dir: &Path, spec: &SignalSpec) -> Result<(), StorageError> {
+    ///
+    /// With `take_over`, the node then commits a manifest generation of its
+    /// own (the same state, generation + 1) before deleting anything: from
+    /// then on a previous owner can no longer commit, so its uploads in
+    /// flight are safely unlisted. Returns the manifest now in force.
+    pub async fn reconcile(
+        &self,
+        signal_dir: &Path,
+        spec: &SignalSpec,
+        take_over: bool,
+    ) -> Result<Manifest, StorageError> {
+        let manifest = loop {
+            let manifest = self.sync_local(signal_dir, spec).await?;
+            if !take_over {
+                break manifest;
+            }
+            let ours = Manifest { generation: manifest.generation + 1, ..manifest };
+            match self.commit_manifest(&ours).await {
+                Ok(()) => {
+                    store_locally(signal_dir, &ours).await?;
+                    break ours;
+                }
+                // The previous owner committed a flush meanwhile: load it and try again.
+                Err(StorageError::ManifestConflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        let listed: HashSet<String> =
+            manifest.files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect();
+        self.remove_unlisted(|relative| listed.contains(relative)).await?;
+        Ok(manifest)
+    }
+
+    /// The bucket's newest manifest (or the local one, uploaded, for a
+    /// bucket without the shard) with the files it lists in `signal_dir`,
+    /// stored as the local manifest.
+    async fn sync_local(&self, signal_dir: &Path, spec: &SignalSpec) -> Result<Manifest, StorageError> {
         let dir = signal_dir.to_owned();
         let local = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
@@ -487,9 +533,7 @@ impl SignalBucket {
                 remote
             }
         };
-        let listed: HashSet<String> =
-            manifest.files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect();
-        self.remove_unlisted(|relative| listed.contains(relative)).await
+        Ok(manifest)
     }
 }
 

@@ -1,0 +1,132 @@
+//! Shards that move between storage nodes through the object store's
+//! write-ahead log (a `file://` store here; the cluster tests use
+//! SeaweedFS): a node that takes a shard over sees every acknowledged row,
+//! and the node it took it from can no longer write or flush it.
+
+use super::*;
+use crate::{ObjectStoreConfig, StorageError, WalPlacement};
+use skein_model::WriteError;
+
+fn node_config(data: &Path, bucket: &Path) -> StorageConfig {
+    StorageConfig {
+        object_store: Some(ObjectStoreConfig {
+            url: format!("file://{}", bucket.display()),
+            ..ObjectStoreConfig::default()
+        }),
+        ..quiet_config(data)
+    }
+}
+
+/// A storage node holding shard 0 of 1, its WAL in the bucket.
+async fn node(data: &Path, bucket: &Path) -> Arc<Storage> {
+    Storage::open_shards(
+        node_config(data, bucket),
+        &[0],
+        WalPlacement::ObjectStore,
+        &mut Registry::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("storage node opens")
+}
+
+#[tokio::test]
+async fn a_node_taking_a_shard_over_sees_every_acknowledged_row_and_fences_the_old_owner() {
+    let bucket = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let first = batch_of(trace_spans(1, 3, BASE_NS));
+    let a = node(dir_a.path(), bucket.path()).await;
+    write(&a, first.clone()).await;
+    // Nothing was flushed: the rows are only in the bucket's WAL.
+    assert!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").is_empty());
+
+    let b = node(dir_b.path(), bucket.path()).await;
+    assert_eq!(all_records(&b).await, records(std::slice::from_ref(&first)), "replayed from the bucket");
+
+    // The old owner learns it lost the shard at its next write, and stops serving it.
+    let refused = a.write_spans(0, batch_of(trace_spans(2, 1, BASE_NS))).await.expect_err("fenced");
+    assert!(matches!(refused, WriteError::NotOwner { .. }), "{refused}");
+    assert!(refused.class().retry_after().is_some(), "retryable for the client");
+    assert!(!a.holds_shard(0));
+    assert_eq!(a.fenced_shards(), vec![0]);
+    a.close().await.expect("a fenced node closes without flushing");
+
+    let second = batch_of(trace_spans(3, 2, BASE_NS));
+    write(&b, second.clone()).await;
+    b.flush_all().await.expect("the new owner flushes");
+    b.close().await.expect("closes");
+    let remote_wal = bucket_spans(bucket.path()).join("wal");
+    assert!(
+        files_with_suffix(&remote_wal, ".wal").iter().all(|p| p.metadata().expect("stat").len() < 64),
+        "flushed wal objects are deleted; only fences remain"
+    );
+
+    // The first node takes it back: every row once, from Parquet.
+    let a = node(dir_a.path(), bucket.path()).await;
+    assert_eq!(all_records(&a).await, records(&[first, second]));
+    a.close().await.expect("closes");
+}
+
+#[tokio::test]
+async fn a_fenced_node_cannot_commit_a_flush() {
+    let bucket = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let rows = batch_of(trace_spans(1, 4, BASE_NS));
+    let a = node(dir_a.path(), bucket.path()).await;
+    write(&a, rows.clone()).await;
+    let b = node(dir_b.path(), bucket.path()).await;
+
+    // The old owner's flush loses the manifest race and must not publish files.
+    let err = a.flush_all().await.expect_err("fenced flush");
+    assert!(matches!(err, StorageError::ManifestConflict { .. }), "{err}");
+    assert_eq!(a.fenced_shards(), vec![0]);
+    assert!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").is_empty(), "its uploads are removed");
+
+    assert_eq!(all_records(&b).await, records(std::slice::from_ref(&rows)));
+    b.flush_all().await.expect("the owner flushes");
+    crash(b).await;
+    let dir_c = tempfile::tempdir().expect("tempdir");
+    let c = node(dir_c.path(), bucket.path()).await;
+    assert_eq!(all_records(&c).await, records(&[rows]), "exactly once after a flush and a third owner");
+}
+
+#[tokio::test]
+async fn a_retried_batch_is_stored_once_also_after_a_takeover() {
+    let bucket = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let rows = batch_of(trace_spans(7, 3, BASE_NS));
+    let a = node(dir_a.path(), bucket.path()).await;
+    write(&a, rows.clone()).await;
+    write(&a, rows.clone()).await;
+    assert_eq!(all_records(&a).await.len(), 3, "the repeat was acknowledged, not stored");
+    crash(a).await;
+
+    // The retry reaches the node that took over: it knows the batch from the WAL it replayed.
+    let b = node(dir_b.path(), bucket.path()).await;
+    write(&b, rows.clone()).await;
+    assert_eq!(all_records(&b).await, records(&[rows]));
+    b.close().await.expect("closes");
+}
+
+#[tokio::test]
+async fn release_flushes_and_lets_the_next_owner_start_from_parquet() {
+    let bucket = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let rows = batch_of(trace_spans(9, 2, BASE_NS));
+    let a = node(dir_a.path(), bucket.path()).await;
+    write(&a, rows.clone()).await;
+    a.release(0).await.expect("releases");
+    assert!(a.local_shards().is_empty());
+    let refused = a.write_spans(0, rows.clone()).await.expect_err("not held");
+    assert!(matches!(refused, WriteError::NoSuchShard(0)), "{refused}");
+    assert_eq!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").len(), 1, "flushed on release");
+
+    let b = node(dir_b.path(), bucket.path()).await;
+    assert_eq!(all_records(&b).await, records(&[rows]));
+    b.close().await.expect("closes");
+    a.close().await.expect("closes");
+}
+
+fn bucket_spans(bucket: &Path) -> PathBuf {
+    bucket.join("shard-0000").join("spans")
+}
