@@ -385,6 +385,20 @@ impl Storage {
         self.open.read().iter().flatten().filter(|s| s.is_fenced()).map(|s| s.id).collect()
     }
 
+    /// Asks the object store, for every shard held, whether another node
+    /// took it over meanwhile (see [`Storage::fenced_shards`]): what a node
+    /// does after it was paused, so it stops serving stale reads at once
+    /// instead of at its next write.
+    pub async fn check_ownership(&self) {
+        for shard in self.open_shards_now() {
+            for signal in shard.both() {
+                if let Err(e) = signal.check_still_owner().await {
+                    warn!(shard = shard.id, signal = %signal.spec.signal, error = %e, "could not check shard ownership");
+                }
+            }
+        }
+    }
+
     /// Removes a shard from the open set and stops it, without a flush.
     async fn drop_shard(&self, shard: &Arc<OpenShard>) {
         {

@@ -5,15 +5,22 @@
 //! shards it now owns (a node failed) and takes back shards another node
 //! fenced it off from while it still owns them (it was frozen or cut off
 //! for a while). Who wins when two nodes disagree for a moment is settled
-//! by the object store's conditional writes, not by this loop.
+//! by the object store's conditional writes, not by this loop. After a
+//! pause (a gap between ticks) it first asks the bucket which of its
+//! shards another node took over, so a node that wakes up stops serving
+//! them before its next write would tell it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use skein_model::cluster::StorageNodes;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
+
+/// A gap between two ticks longer than this many intervals means the node
+/// was paused.
+const PAUSE_FACTOR: u32 = 3;
 
 use crate::Storage;
 
@@ -27,11 +34,20 @@ pub async fn keep_owned_shards(
 ) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             biased;
             _ = stop.cancelled() => return,
             _ = ticks.tick() => {}
+        }
+        let stalled = last_tick.elapsed();
+        last_tick = Instant::now();
+        if stalled > PAUSE_FACTOR * interval {
+            // Frozen (SIGSTOP, a VM pause) or starved: the others may have
+            // taken shards over meanwhile. Find out before serving more reads.
+            warn!(stalled = ?stalled, "this node was paused; checking which shards it still owns");
+            storage.check_ownership().await;
         }
         let owned: BTreeSet<usize> = nodes.own_shards(&node_id).into_iter().collect();
         let held: BTreeSet<usize> = storage.local_shards().into_iter().collect();

@@ -185,6 +185,22 @@ impl Shard {
         self.fenced.load(Ordering::SeqCst)
     }
 
+    /// With the WAL in the bucket: whether another node committed a
+    /// manifest generation after this node's, i.e. took the shard over
+    /// (every takeover starts so). If so the shard is marked fenced.
+    pub async fn check_still_owner(&self) -> Result<bool, StorageError> {
+        let Some(bucket) = self.bucket.as_ref().filter(|_| self.wal_in_bucket) else {
+            return Ok(true);
+        };
+        let ours = self.manifest.lock().await.generation;
+        let latest = bucket.latest_generation().await?;
+        if latest > ours {
+            warn!(shard = self.id, signal = %self.spec.signal, ours, latest, "another node took this shard over");
+            self.fenced.store(true, Ordering::SeqCst);
+        }
+        Ok(!self.is_fenced())
+    }
+
     fn fenced_error(&self) -> WriteError {
         WriteError::NotOwner {
             shard: self.id,
@@ -456,7 +472,7 @@ impl Shard {
                 }
                 continue;
             }
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || self.is_fenced() {
                 return;
             }
             // Not raced against `stop`: an interrupted flush would leave its

@@ -529,3 +529,51 @@ async fn a_killed_storage_nodes_shards_fail_over_without_loss() {
         .sum();
     assert_eq!(owned, 8, "every shard has one owner: {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_storage_nodes_shards_fail_over_and_it_is_fenced_when_it_wakes() {
+    let weed = SeaweedFs::start().await;
+    let cluster = ProcessClusterBuilder::new().collectors(1).storage(2).query(1).shards(4).object_store(&weed).start();
+    cluster.wait_healthy().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/traces", cluster.otlp_http(0));
+    let query = cluster.query_url(0);
+    let mut traces = 0;
+    let far = Instant::now() + Duration::from_secs(120);
+    for _ in 0..3 {
+        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), far).await;
+        traces += 4;
+    }
+
+    // SIGSTOP: the node neither answers nor knows it stopped. Its shards
+    // must be served by the other node within 30 s, with the default
+    // cluster.failover_after (10 s).
+    cluster.storage[0].signal("STOP");
+    let stopped = Instant::now();
+    let mut refused = 0;
+    for _ in 0..5 {
+        refused +=
+            send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), stopped + Duration::from_secs(30))
+                .await;
+        traces += 4;
+    }
+    assert!(refused > 0, "no write touched the frozen node's shards");
+    wait_for_count(&client, &query, "SELECT count(*) FROM spans", i64::from(traces) * 4).await;
+
+    // It wakes up still believing it owns its shards; the object store
+    // fences it off, it takes them back, and nothing is lost or doubled.
+    cluster.storage[0].signal("CONT");
+    let woke = Instant::now() + Duration::from_secs(60);
+    for _ in 0..5 {
+        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), woke).await;
+        traces += 4;
+    }
+    let spans = i64::from(traces) * 4;
+    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
+    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
+    for trace in 1..=traces {
+        let (status, body) = get(&client, &format!("{query}/api/v1/traces/{}", trace_id(trace))).await;
+        assert_eq!(status, 200, "trace {trace}: {body}");
+        assert_eq!(body["spans"].as_array().map(Vec::len), Some(4), "trace {trace}");
+    }
+}

@@ -287,6 +287,11 @@ impl SignalBucket {
         Ok(Some(manifest))
     }
 
+    /// The newest committed manifest generation (0 when there is none).
+    pub async fn latest_generation(&self) -> Result<u64, StorageError> {
+        Ok(self.manifest_generations().await?.last().copied().unwrap_or(0))
+    }
+
     /// Committed manifest generations, ascending.
     async fn manifest_generations(&self) -> Result<Vec<u64>, StorageError> {
         let dir = self.prefix.clone().join(MANIFEST_DIR);
