@@ -94,6 +94,16 @@ pub(crate) struct ShardBuffer {
     metrics: SignalMetrics,
 }
 
+impl Drop for ShardBuffer {
+    /// A node that lets a shard go stops counting its files and buffers.
+    fn drop(&mut self) {
+        let state = self.state.get_mut();
+        self.metrics.buffered_bytes.dec_by(gauge_value(state.active_bytes + state.frozen_bytes));
+        self.metrics.parquet_files.dec_by(gauge_value(state.files.len() as u64));
+        self.metrics.parquet_bytes.dec_by(gauge_value(state.files.iter().map(|f| f.meta.size_bytes).sum()));
+    }
+}
+
 impl std::fmt::Debug for ShardBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardBuffer").field("shard", &self.shard).field("signal", &self.signal).finish_non_exhaustive()

@@ -19,15 +19,21 @@ fn node_config(data: &Path, bucket: &Path) -> StorageConfig {
 
 /// A storage node holding shard 0 of 1, its WAL in the bucket.
 async fn node(data: &Path, bucket: &Path) -> Arc<Storage> {
-    Storage::open_shards(
-        node_config(data, bucket),
-        &[0],
-        WalPlacement::ObjectStore,
-        &mut Registry::default(),
-        CancellationToken::new(),
-    )
-    .await
-    .expect("storage node opens")
+    node_with_metrics(data, bucket, &mut Registry::default()).await
+}
+
+async fn node_with_metrics(data: &Path, bucket: &Path, registry: &mut Registry) -> Arc<Storage> {
+    Storage::open_shards(node_config(data, bucket), &[0], WalPlacement::ObjectStore, registry, CancellationToken::new())
+        .await
+        .expect("storage node opens")
+}
+
+/// The value of one sample line of `registry` (its name and labels as written).
+fn sample(registry: &Registry, series: &str) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).expect("encodes");
+    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in {text}"));
+    line[series.len()..].trim().to_owned()
 }
 
 #[tokio::test]
@@ -113,16 +119,23 @@ async fn release_flushes_and_lets_the_next_owner_start_from_parquet() {
     let bucket = tempfile::tempdir().expect("tempdir");
     let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
     let rows = batch_of(trace_spans(9, 2, BASE_NS));
-    let a = node(dir_a.path(), bucket.path()).await;
+    let mut registry = Registry::default();
+    let a = node_with_metrics(dir_a.path(), bucket.path(), &mut registry).await;
     write(&a, rows.clone()).await;
+    a.flush_all().await.expect("flushes");
+    let files = r#"skein_storage_parquet_files{signal="spans"}"#;
+    assert_eq!(sample(&registry, files), "1");
+    let more = batch_of(trace_spans(10, 2, BASE_NS));
+    write(&a, more.clone()).await;
     a.release(0).await.expect("releases");
     assert!(a.local_shards().is_empty());
+    assert_eq!(sample(&registry, files), "0", "a released shard's files are no longer counted");
     let refused = a.write_spans(0, rows.clone()).await.expect_err("not held");
     assert!(matches!(refused, WriteError::NoSuchShard(0)), "{refused}");
-    assert_eq!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").len(), 1, "flushed on release");
+    assert_eq!(files_with_suffix(&bucket_spans(bucket.path()), ".parquet").len(), 2, "the rest flushed on release");
 
     let b = node(dir_b.path(), bucket.path()).await;
-    assert_eq!(all_records(&b).await, records(&[rows]));
+    assert_eq!(all_records(&b).await, records(&[rows, more]));
     b.close().await.expect("closes");
     a.close().await.expect("closes");
 }
