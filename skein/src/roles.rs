@@ -139,8 +139,10 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         // First to stop: no shard changes hands while the node drains.
         let (storage, watched, id, interval) =
             (Arc::clone(&storage), Arc::clone(peers), node_id.clone(), config.cluster.health_interval);
+        // After that the others would take the shards over anyway.
+        let hand_off_within = config.cluster.failover_after;
         supervisor.spawn("shard ownership", move |stop: CancellationToken| async move {
-            keep_owned_shards(storage, watched, id, interval, stop).await;
+            keep_owned_shards(storage, watched, id, interval, hand_off_within, stop).await;
             anyhow::Ok(())
         });
         check_health_until_stopped(&mut supervisor, peers, config, stopping.child_token());
@@ -155,7 +157,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         let storage = Arc::clone(&checked);
         Box::pin(async move { storage.check_object_store(OBJECT_STORE_CHECK_TIMEOUT).await.map_err(|e| e.to_string()) })
     });
-    let router = admin::router(Arc::new(registry), stopping.clone(), Some(check));
+    let router = admin::router(Arc::new(registry), stopping.clone(), Some(check)).merge(drain_routes(&storage));
     supervisor.spawn("admin http", move |stop: CancellationToken| async move {
         axum::serve(admin_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
     });
@@ -169,6 +171,29 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         "skein storage ready"
     );
     Ok(Started { addresses, supervisor })
+}
+
+/// `POST /admin/drain` hands the node's shards to the others (with
+/// failover; the node stays up holding nothing); `GET /admin/drain` tells
+/// whether it is draining and which shards it still holds.
+fn drain_routes(storage: &Arc<Storage>) -> axum::Router {
+    let status = |storage: &Storage| {
+        axum::Json(serde_json::json!({ "draining": storage.is_draining(), "shards": storage.local_shards() }))
+    };
+    let (for_post, for_get) = (Arc::clone(storage), Arc::clone(storage));
+    axum::Router::new().route(
+        "/admin/drain",
+        axum::routing::post(move || async move {
+            if for_post.wal_placement() != WalPlacement::ObjectStore {
+                let message = "this node's shards cannot move: draining needs storage.object_store and the \
+                               storage_nodes' addresses (see docs/cluster.md)";
+                return (axum::http::StatusCode::CONFLICT, axum::Json(serde_json::json!({ "error": message })));
+            }
+            for_post.start_draining();
+            (axum::http::StatusCode::ACCEPTED, status(&for_post))
+        })
+        .get(move || async move { (axum::http::StatusCode::OK, status(&for_get)) }),
+    )
 }
 
 /// A collector: OTLP in, each shard's rows to the storage node that owns it.

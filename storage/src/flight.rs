@@ -66,6 +66,7 @@ impl StorageFlight {
             shard_count: self.storage.shard_count(),
             shards,
             failover: self.storage.wal_placement() == crate::WalPlacement::ObjectStore,
+            draining: self.storage.is_draining(),
         }
     }
 

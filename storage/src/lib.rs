@@ -205,6 +205,8 @@ pub struct Storage {
     /// Serializes acquire, release and close.
     changes: tokio::sync::Mutex<()>,
     retention: Option<Duration>,
+    /// Set by [`Storage::start_draining`]: this node hands its shards off.
+    draining: AtomicBool,
     /// Set first by `close`: writes are refused from then on.
     closed: AtomicBool,
     /// Held by `close`; true once a close completed.
@@ -277,6 +279,7 @@ impl Storage {
             config,
             wal,
             bucket,
+            draining: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             close_done: tokio::sync::Mutex::new(false),
             tasks: shutdown.child_token(),
@@ -372,6 +375,19 @@ impl Storage {
         }
         info!(shard = id, "released the shard");
         if self.wal == WalPlacement::ObjectStore { Ok(()) } else { result }
+    }
+
+    /// Marks this node as draining: it tells the other members (node info)
+    /// to take its shards over and takes none itself ([`keep_owned_shards`]
+    /// hands them off). Not undone: a drained node is restarted to serve again.
+    pub fn start_draining(&self) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            info!(shards = self.local_shards().len(), "draining: handing this node's shards off");
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// Where the shards' write-ahead logs are.

@@ -24,13 +24,31 @@ const PAUSE_FACTOR: u32 = 3;
 
 use crate::Storage;
 
-/// Runs until `stop` is cancelled, checking every `interval`.
+/// Runs until `stop` is cancelled, checking every `interval`; then, or
+/// as soon as the node is draining ([`Storage::start_draining`]), hands
+/// the node's shards off (see [`hand_off`]) for at most `hand_off_within`.
 pub async fn keep_owned_shards(
     storage: Arc<Storage>,
     nodes: Arc<StorageNodes>,
     node_id: String,
     interval: Duration,
+    hand_off_within: Duration,
     stop: CancellationToken,
+) {
+    follow_ownership(&storage, &nodes, &node_id, interval, &stop).await;
+    hand_off(&storage, &nodes, &node_id, interval, hand_off_within).await;
+    // A drain asked for over the admin port leaves the node up, holding
+    // nothing, until it is stopped.
+    stop.cancelled().await;
+}
+
+/// Keeps the held shards equal to the owned ones until `stop` or a drain.
+async fn follow_ownership(
+    storage: &Storage,
+    nodes: &StorageNodes,
+    node_id: &str,
+    interval: Duration,
+    stop: &CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -41,6 +59,9 @@ pub async fn keep_owned_shards(
             _ = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        if storage.is_draining() {
+            return;
+        }
         let stalled = last_tick.elapsed();
         last_tick = Instant::now();
         if stalled > PAUSE_FACTOR * interval {
@@ -49,7 +70,7 @@ pub async fn keep_owned_shards(
             warn!(stalled = ?stalled, "this node was paused; checking which shards it still owns");
             storage.check_ownership().await;
         }
-        let owned: BTreeSet<usize> = nodes.own_shards(&node_id).into_iter().collect();
+        let owned: BTreeSet<usize> = nodes.own_shards(node_id).into_iter().collect();
         let held: BTreeSet<usize> = storage.local_shards().into_iter().collect();
         let fenced = storage.fenced_shards();
         for &shard in held.difference(&owned) {
@@ -72,5 +93,37 @@ pub async fn keep_owned_shards(
                 error!(shard, error = %e, "could not take a shard over; will try again");
             }
         }
+    }
+}
+
+/// Hands this node's shards to the members that own them without it: it
+/// flushes (so they replay little), says it is draining (node info), and
+/// keeps serving each shard until the bucket shows another node took it
+/// over; then it drops it. Shards no live member could take stay (they fail
+/// over, or wait for this node, as after a crash). Returns when nothing
+/// with a taker is left, or after `within`.
+pub async fn hand_off(storage: &Storage, nodes: &StorageNodes, node_id: &str, interval: Duration, within: Duration) {
+    if let Err(e) = storage.flush_all().await {
+        warn!(error = %e, "could not flush before handing shards off; the next owners replay the wal");
+    }
+    storage.start_draining();
+    let deadline = Instant::now() + within;
+    loop {
+        storage.check_ownership().await;
+        for shard in storage.fenced_shards() {
+            if let Err(e) = storage.release(shard).await {
+                error!(shard, error = %e, "could not drop a shard handed off");
+            }
+        }
+        let waiting = nodes.shards_with_a_taker(node_id, &storage.local_shards());
+        if waiting.is_empty() {
+            info!(kept = storage.local_shards().len(), "handed every shard off that another node can take");
+            return;
+        }
+        if Instant::now() >= deadline {
+            warn!(waiting = ?waiting, "shards not taken over in time; they fail over after this node stops");
+            return;
+        }
+        tokio::time::sleep(interval).await;
     }
 }

@@ -577,3 +577,59 @@ async fn a_frozen_storage_nodes_shards_fail_over_and_it_is_fenced_when_it_wakes(
         assert_eq!(body["spans"].as_array().map(Vec::len), Some(4), "trace {trace}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wait() {
+    let weed = SeaweedFs::start().await;
+    let mut cluster =
+        ProcessClusterBuilder::new().collectors(1).storage(3).query(1).shards(8).object_store(&weed).start();
+    cluster.wait_healthy().await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/traces", cluster.otlp_http(0));
+    let query = cluster.query_url(0);
+    let mut traces = 0;
+    let far = Instant::now() + Duration::from_secs(120);
+    for _ in 0..4 {
+        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), far).await;
+        traces += 4;
+    }
+
+    // An admin call drains storage-1: its shards move, it stays up holding none.
+    let drain = format!("{}/admin/drain", cluster.storage[1].url("admin"));
+    let response = client.post(&drain).send().await.expect("drain call");
+    assert_eq!(response.status(), 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(&client, &drain).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["draining"], true, "{body}");
+        if body["shards"].as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "storage-1 still holds shards: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spans = i64::from(traces) * 4;
+    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
+
+    // SIGTERM hands storage-2's shards off before it exits: writes after
+    // its exit are served well before failover_after (10 s) would move them.
+    cluster.storage[2].terminate();
+    let exited = Instant::now();
+    for _ in 0..4 {
+        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), exited + Duration::from_secs(5)).await;
+        traces += 4;
+    }
+    let spans = i64::from(traces) * 4;
+    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
+    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
+    let (_, status) = get(&client, &format!("{query}/api/v1/cluster")).await;
+    let owned = |node: &str| -> usize {
+        status["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["node_id"] == node))
+            .and_then(|m| m["owned_shards"].as_array())
+            .map_or(0, Vec::len)
+    };
+    assert_eq!((owned("storage-0"), owned("storage-1"), owned("storage-2")), (8, 0, 0), "{status}");
+}

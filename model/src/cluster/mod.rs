@@ -71,6 +71,10 @@ pub struct NodeInfo {
     /// shards can move to another node when it fails.
     #[serde(default)]
     pub failover: bool,
+    /// Whether the node is handing its shards off before it stops: the
+    /// other members treat it as owning nothing.
+    #[serde(default)]
+    pub draining: bool,
 }
 
 /// One shard on a storage node.

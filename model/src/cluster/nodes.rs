@@ -220,16 +220,30 @@ impl StorageNodes {
         self.failover.load(Ordering::Relaxed)
     }
 
-    /// Whether `node` has lost its shards: failover is on and the node has
+    /// Whether `node` owns no shards now: failover is on and the node has
     /// failed every check for `failover_after` (counted from this member's
-    /// start for a node never seen healthy).
+    /// start for a node never seen healthy), or it last said it is
+    /// draining (which holds after it stopped answering, until it comes
+    /// back without draining).
     pub fn has_failed(&self, node: &StorageNode, now: Instant) -> bool {
         if !self.failover_enabled() {
             return false;
         }
         let health = node.health.read();
+        if health.info.as_ref().is_some_and(|info| info.draining) {
+            return true;
+        }
         !health.healthy
             && now.saturating_duration_since(health.healthy_at.unwrap_or(self.started)) >= self.failover_after
+    }
+
+    /// The shards storage node `node_id` holds that another member could
+    /// own in its place: those whose next-ranked node, with `node_id` out,
+    /// is live. A draining node waits until these were taken over.
+    pub fn shards_with_a_taker(&self, node_id: &str, held: &[usize]) -> Vec<usize> {
+        let now = Instant::now();
+        let live = |i: usize| self.nodes[i].id != node_id && !self.has_failed(&self.nodes[i], now);
+        held.iter().copied().filter(|&shard| self.map.live_owner_index(shard, live).is_some_and(&live)).collect()
     }
 
     /// Checks every node once, concurrently.
