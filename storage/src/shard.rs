@@ -523,8 +523,7 @@ async fn replay_from_bucket(
     recovered: &mut Recovered,
 ) -> Result<(), StorageError> {
     let manifest = &recovered.manifest;
-    let floor = recovered.next_seq.saturating_sub(1);
-    let (objects, fence) = bucket.fence_wal(manifest.wal_checkpoint, floor, manifest.generation).await?;
+    let (objects, fence) = bucket.fence_wal(manifest.wal_checkpoint, manifest.generation).await?;
     for seq in objects {
         let bytes = bucket.read_wal(seq).await?;
         if SignalBucket::is_fence(&bytes) {
@@ -535,7 +534,9 @@ async fn replay_from_bucket(
             .map_err(|reason| StorageError::corrupt(&origin, reason))?;
         recovered.wal_bytes += bytes.len() as u64;
     }
-    recovered.next_seq = fence + 1;
+    // Local segments (a data directory from before the WAL moved to the
+    // bucket) keep their numbers; the writer continues above both.
+    recovered.next_seq = recovered.next_seq.max(fence + 1);
     Ok(())
 }
 

@@ -14,7 +14,10 @@
 //! owner's next group commit asks for that same number, finds it taken by
 //! other bytes and learns it lost the shard ([`WalCommit::Fenced`]); it
 //! never acknowledges anything the new owner did not replay. A writer never
-//! skips a number, so there is no gap the new owner could miss.
+//! skips a number, so the number it asks for next is always the first one
+//! created after its last group: the fence. Fences are therefore never
+//! deleted (flushes delete only group commits): a node frozen for any
+//! length of time between two groups still finds its fence when it wakes.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -30,6 +33,9 @@ pub(super) const WAL_PREFIX: &str = "wal";
 /// A fence object starts with these bytes. No record can: read as a record
 /// length they exceed `MAX_RECORD_BYTES`.
 const FENCE_MAGIC: &[u8] = b"SKEIN-FENCE ";
+/// The largest fence object (the magic and a generation in decimal); any
+/// group commit is larger (a record header and an Arrow IPC stream).
+const FENCE_MAX_BYTES: u64 = FENCE_MAGIC.len() as u64 + 20;
 /// Attempts of one WAL object create when the store errs without an answer.
 const CREATE_ATTEMPTS: usize = 3;
 
@@ -97,26 +103,22 @@ impl SignalBucket {
     }
 
     /// Fences the previous owner's WAL writer: creates the first free
-    /// sequence number after `floor`, the checkpoint and every listed object
-    /// as a fence object naming `generation`, the manifest generation this
-    /// node committed to take the shard (unique to it, so two nodes taking
-    /// the shard at once cannot both believe they made the fence). Returns
-    /// the objects after `checkpoint` that must be replayed (ascending) and
-    /// the fence's number. Call it only after that manifest commit, so the
-    /// checkpoint cannot move under it.
-    pub async fn fence_wal(
-        &self,
-        checkpoint: u64,
-        floor: u64,
-        generation: u64,
-    ) -> Result<(Vec<u64>, u64), StorageError> {
+    /// sequence number after the checkpoint and every listed object (the
+    /// number the previous owner asks for next) as a fence object naming
+    /// `generation`, the manifest generation this node committed to take
+    /// the shard (unique to it, so two nodes taking the shard at once cannot
+    /// both believe they made the fence). Returns the objects after
+    /// `checkpoint` that must be replayed (ascending) and the fence's
+    /// number. Call it only after that manifest commit, so the checkpoint
+    /// cannot move under it.
+    pub async fn fence_wal(&self, checkpoint: u64, generation: u64) -> Result<(Vec<u64>, u64), StorageError> {
         let mut marker = FENCE_MAGIC.to_vec();
         marker.extend_from_slice(generation.to_string().as_bytes());
         let marker = Bytes::from(marker);
         loop {
             let listed = self.wal_objects().await?;
             let last = listed.last().map_or(0, |&(seq, _)| seq);
-            let fence = last.max(floor).max(checkpoint) + 1;
+            let fence = last.max(checkpoint) + 1;
             match self.append_wal(fence, marker.clone()).await? {
                 WalCommit::Created => {
                     let replay: Vec<u64> = listed.iter().map(|&(seq, _)| seq).filter(|&seq| seq > checkpoint).collect();
@@ -134,9 +136,9 @@ impl SignalBucket {
         object.starts_with(FENCE_MAGIC)
     }
 
-    /// Deletes the WAL objects up to `checkpoint` (their rows are in
-    /// Parquet); returns the bytes freed. Best effort: what is left is
-    /// deleted after a later flush.
+    /// Deletes the group commits up to `checkpoint` (their rows are in
+    /// Parquet), keeping fences; returns the bytes freed. Best effort: what
+    /// is left is deleted after a later flush.
     pub async fn delete_wal_up_to(&self, checkpoint: u64) -> u64 {
         let objects = match self.wal_objects().await {
             Ok(objects) => objects,
@@ -146,7 +148,7 @@ impl SignalBucket {
             }
         };
         let mut freed = 0;
-        for (seq, size) in objects.into_iter().filter(|&(seq, _)| seq <= checkpoint) {
+        for (seq, size) in objects.into_iter().filter(|&(seq, size)| seq <= checkpoint && size > FENCE_MAX_BYTES) {
             let key = self.wal_key(seq);
             match self.store().delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => freed += size,

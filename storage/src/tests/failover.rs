@@ -64,12 +64,31 @@ async fn a_node_taking_a_shard_over_sees_every_acknowledged_row_and_fences_the_o
     let remote_wal = bucket_spans(bucket.path()).join("wal");
     assert!(
         files_with_suffix(&remote_wal, ".wal").iter().all(|p| p.metadata().expect("stat").len() < 64),
-        "flushed wal objects are deleted; only fences remain"
+        "flushed group commits are deleted; fences stay"
     );
 
     // The first node takes it back: every row once, from Parquet.
     let a = node(dir_a.path(), bucket.path()).await;
     assert_eq!(all_records(&a).await, records(&[first, second]));
+    a.close().await.expect("closes");
+}
+
+#[tokio::test]
+async fn a_node_frozen_until_the_new_owner_flushed_still_finds_its_fence() {
+    let bucket = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let a = node(dir_a.path(), bucket.path()).await;
+    write(&a, batch_of(trace_spans(1, 2, BASE_NS))).await;
+    // A is frozen here. B takes over, writes, flushes: its checkpoint now
+    // covers the number A asks for next.
+    let b = node(dir_b.path(), bucket.path()).await;
+    write(&b, batch_of(trace_spans(2, 2, BASE_NS))).await;
+    b.flush_all().await.expect("flushes");
+    // A wakes up and writes: acknowledging now would lose the rows.
+    let refused = a.write_spans(0, batch_of(trace_spans(3, 2, BASE_NS))).await.expect_err("still fenced");
+    assert!(matches!(refused, WriteError::NotOwner { .. }), "{refused}");
+    assert_eq!(all_records(&b).await.len(), 4);
+    b.close().await.expect("closes");
     a.close().await.expect("closes");
 }
 
