@@ -102,6 +102,12 @@ impl ShardMap {
         order.iter().map(|&i| i as usize).find(|&i| live(i)).or_else(|| self.owner_index(shard))
     }
 
+    /// Positions of the nodes in `shard`'s rendezvous order: its owner
+    /// first, then who takes it over next (empty past the shard count).
+    pub fn ranked(&self, shard: usize) -> impl Iterator<Item = usize> + '_ {
+        self.ranking.get(shard).into_iter().flatten().map(|&i| i as usize)
+    }
+
     /// The shards `node_id` owns, ascending (empty for an unknown node).
     pub fn shards_of(&self, node_id: &str) -> Vec<usize> {
         self.live_shards_of(node_id, |_| true)

@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_flight::Ticket;
+use arrow_flight::error::FlightError;
 use async_trait::async_trait;
 use base64::Engine as _;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
@@ -188,7 +189,6 @@ impl ExecutionPlan for RemoteScanExec {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!("RemoteScanExec has one partition, not {partition}")));
         }
-        let ticket = serde_json::to_vec(&self.ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let schema = Arc::clone(&self.schema);
         let unavailable = {
             let (shard, node, address) = (self.ticket.shard, self.ticket.node_id.clone(), self.address.clone());
@@ -201,12 +201,25 @@ impl ExecutionPlan for RemoteScanExec {
                 }))
             }
         };
-        let node = self.nodes.owner(self.ticket.shard).cloned();
+        let candidates = self.nodes.scan_candidates(self.ticket.shard);
+        let mut ticket = self.ticket.clone();
         let on_error = unavailable.clone();
         let batches = futures::stream::once(async move {
-            let node = node.ok_or_else(|| on_error("no owner".into()))?;
-            let stream = node.flight().do_get(Ticket::new(ticket)).await.map_err(|e| on_error(e.to_string()))?;
-            Ok::<_, DataFusionError>(stream.map_err(move |e| unavailable(e.to_string())))
+            // The owner first; a node that answers it does not hold the shard
+            // (it is moving) sends us on to the next. Any other failure is final.
+            let mut refusals = Vec::new();
+            for node in candidates {
+                ticket.node_id = node.id.clone();
+                let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
+                match node.flight().do_get(Ticket::new(bytes)).await {
+                    Ok(stream) => return Ok(stream.map_err(move |e| unavailable(e.to_string()))),
+                    Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
+                        refusals.push(format!("{}: {}", node.id, status.message()));
+                    }
+                    Err(e) => return Err(on_error(e.to_string())),
+                }
+            }
+            Err(on_error(if refusals.is_empty() { "no storage node".into() } else { refusals.join("; ") }))
         })
         .try_flatten();
         let target = Arc::clone(&schema);

@@ -599,7 +599,15 @@ async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wai
     let response = client.post(&drain).send().await.expect("drain call");
     assert_eq!(response.status(), 202);
     let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = i64::from(traces) * 4;
     loop {
+        // While shards move, a query is complete or refused, never short.
+        let (status, body) = sql(&client, &query, "SELECT count(*) FROM spans").await;
+        match status {
+            200 => assert_eq!(body["rows"][0][0].as_i64(), Some(spans), "{body}"),
+            503 => {}
+            other => panic!("a query during the drain got {other}: {body}"),
+        }
         let (status, body) = get(&client, &drain).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["draining"], true, "{body}");
@@ -607,9 +615,8 @@ async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wai
             break;
         }
         assert!(Instant::now() < deadline, "storage-1 still holds shards: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let spans = i64::from(traces) * 4;
     wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
 
     // SIGTERM hands storage-2's shards off before it exits: writes after

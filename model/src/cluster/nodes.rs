@@ -202,6 +202,19 @@ impl StorageNodes {
         self.nodes.get(self.map.live_owner_index(shard, |i| !self.has_failed(&self.nodes[i], now))?)
     }
 
+    /// The nodes that may hold `shard`, to ask in this order: its owner now,
+    /// then the others in the shard's rendezvous order. While a shard moves
+    /// the owner may not serve it yet; the node it moves from still does.
+    pub fn scan_candidates(&self, shard: usize) -> Vec<Arc<StorageNode>> {
+        let mut candidates: Vec<Arc<StorageNode>> = self.owner(shard).into_iter().cloned().collect();
+        for i in self.map.ranked(shard) {
+            if candidates.iter().all(|c| c.id != self.nodes[i].id) {
+                candidates.push(Arc::clone(&self.nodes[i]));
+            }
+        }
+        candidates
+    }
+
     /// The shards `node_id` owns now (see [`StorageNodes::owner`]).
     pub fn live_shards_of(&self, node_id: &str) -> Vec<usize> {
         let now = Instant::now();
