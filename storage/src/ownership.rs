@@ -18,11 +18,11 @@ use skein_model::cluster::StorageNodes;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::Storage;
+
 /// A gap between two ticks longer than this many intervals means the node
 /// was paused.
 const PAUSE_FACTOR: u32 = 3;
-
-use crate::Storage;
 
 /// Runs until `stop` is cancelled, checking every `interval`; then, or
 /// as soon as the node is draining ([`Storage::start_draining`]), hands
@@ -102,7 +102,7 @@ async fn follow_ownership(
 /// over; then it drops it. Shards no live member could take stay (they fail
 /// over, or wait for this node, as after a crash). Returns when nothing
 /// with a taker is left, or after `within`.
-pub async fn hand_off(storage: &Storage, nodes: &StorageNodes, node_id: &str, interval: Duration, within: Duration) {
+async fn hand_off(storage: &Storage, nodes: &StorageNodes, node_id: &str, interval: Duration, within: Duration) {
     if let Err(e) = storage.flush_all().await {
         warn!(error = %e, "could not flush before handing shards off; the next owners replay the wal");
     }
