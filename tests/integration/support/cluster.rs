@@ -295,7 +295,10 @@ impl ProcessCluster {
         self.collectors[i].url("otlp_http")
     }
 
-    /// Waits (with a deadline) until the query node reports every storage node healthy.
+    /// Waits (with a deadline) until the query node reports every storage
+    /// node healthy and holding exactly the shards it owns: with failover, a
+    /// node that started late may have had its shards taken over and must
+    /// take them back before the cluster is settled.
     pub async fn wait_healthy(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -307,7 +310,13 @@ impl ProcessCluster {
                 .expect("json");
             let storage: Vec<&Value> =
                 body["members"].as_array().expect("members").iter().filter(|m| m["role"] == "storage").collect();
-            if storage.len() == self.storage.len() && storage.iter().all(|m| m["healthy"] == true) {
+            let settled = |m: &&Value| {
+                let held: Vec<&Value> =
+                    m["shards"].as_array().map(|s| s.iter().map(|s| &s["shard"]).collect()).unwrap_or_default();
+                let owned: Vec<&Value> = m["owned_shards"].as_array().map(|s| s.iter().collect()).unwrap_or_default();
+                m["healthy"] == true && held == owned
+            };
+            if storage.len() == self.storage.len() && storage.iter().all(settled) {
                 return;
             }
             assert!(Instant::now() < deadline, "storage nodes not healthy: {body}");
