@@ -51,9 +51,11 @@ impl ShardMap {
         let nodes: Vec<String> = unique.into_iter().collect();
         let ranking = (0..shard_count)
             .map(|shard| {
-                let mut order: Vec<u32> = (0..nodes.len() as u32).collect();
-                order.sort_by_key(|&i| (std::cmp::Reverse(weight(&nodes[i as usize], shard)), i));
-                order
+                // Each score hashed once; ties (never seen) go to the lower index.
+                let mut scored: Vec<(std::cmp::Reverse<u64>, u32)> =
+                    nodes.iter().enumerate().map(|(i, id)| (std::cmp::Reverse(weight(id, shard)), i as u32)).collect();
+                scored.sort_unstable();
+                scored.into_iter().map(|(_, i)| i).collect()
             })
             .collect();
         Ok(Self { shard_count, nodes, ranking })

@@ -3,9 +3,8 @@
 //! all-in-one's on the same data. Failures: a killed collector or storage
 //! node never loses an acknowledged span, writes and queries that need a
 //! down node get retryable 503s that name it, and a restarted storage node
-//! replays its WAL; with the WAL in SeaweedFS, a killed storage node's
-//! shards fail over to the live nodes and back without losing or doubling
-//! an acknowledged span. `skein cluster up` starts and stops a whole cluster.
+//! replays its WAL. `skein cluster up` starts and stops a whole cluster.
+//! Failover with the WAL in SeaweedFS is in `failover.rs`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,12 +15,12 @@ use crate::support::cluster::{ProcessCluster, ProcessClusterBuilder};
 use crate::support::process::SkeinProcess;
 use crate::support::seaweedfs::SeaweedFs;
 
-fn trace_id(trace: u32) -> String {
+pub(crate) fn trace_id(trace: u32) -> String {
     format!("{:032x}", 0xC1A5_7E00_0000_u128 * 1_000_000 + u128::from(trace))
 }
 
 /// An OTLP/JSON export of one trace with `spans` spans in two services.
-fn trace_request(trace: u32, spans: u32) -> Value {
+pub(crate) fn trace_request(trace: u32, spans: u32) -> Value {
     let trace_id = trace_id(trace);
     let base = 1_731_000_000_000_000_000_u64 + u64::from(trace) * 1_000_000;
     let span = |s: u32| {
@@ -65,7 +64,7 @@ fn metrics_request(round: u32) -> Value {
     }]})
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, String, Option<String>) {
+pub(crate) async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, String, Option<String>) {
     let response = client
         .post(url)
         .header("content-type", "application/json")
@@ -78,7 +77,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, String
     (status, response.text().await.expect("body"), retry_after)
 }
 
-async fn sql(client: &reqwest::Client, query_url: &str, statement: &str) -> (u16, Value) {
+pub(crate) async fn sql(client: &reqwest::Client, query_url: &str, statement: &str) -> (u16, Value) {
     let response = client
         .post(format!("{query_url}/api/v1/sql"))
         .json(&json!({ "sql": statement }))
@@ -88,12 +87,12 @@ async fn sql(client: &reqwest::Client, query_url: &str, statement: &str) -> (u16
     (response.status().as_u16(), response.json().await.expect("json"))
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
+pub(crate) async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     let response = client.get(url).send().await.expect("get sent");
     (response.status().as_u16(), response.json().await.expect("json"))
 }
 
-async fn count(client: &reqwest::Client, query_url: &str, statement: &str) -> i64 {
+pub(crate) async fn count(client: &reqwest::Client, query_url: &str, statement: &str) -> i64 {
     let (status, body) = sql(client, query_url, statement).await;
     assert_eq!(status, 200, "{statement}: {body}");
     body["rows"][0][0].as_i64().unwrap_or_else(|| panic!("{statement}: {body}"))
@@ -417,228 +416,4 @@ async fn flushed_data_lives_in_seaweedfs_and_outlives_a_storage_nodes_disk() {
     assert_eq!(response.status(), 503);
     let reason = response.text().await.expect("body");
     assert!(reason.contains(&weed.endpoint()), "{reason}");
-}
-
-/// One OTLP/JSON export of `count` traces from `first` on (4 spans each):
-/// their shards differ, so a request can succeed on some shards and fail
-/// on others.
-fn traces_request(first: u32, count: u32) -> Value {
-    let resource_spans: Vec<Value> = (first..first + count)
-        .flat_map(|trace| trace_request(trace, 4)["resourceSpans"].as_array().cloned().unwrap_or_default())
-        .collect();
-    json!({ "resourceSpans": resource_spans })
-}
-
-/// Posts `body` until it is acknowledged, as an OTLP SDK retries: every
-/// refusal must be a 503 with Retry-After, and the last one must come before
-/// `deadline`. Returns how many attempts were refused.
-async fn send_until_acknowledged(client: &reqwest::Client, url: &str, body: &Value, deadline: Instant) -> u32 {
-    let mut refused = 0;
-    loop {
-        match post(client, url, body).await {
-            (200, _, _) => return refused,
-            (503, text, retry_after) => {
-                assert!(retry_after.is_some(), "503 without Retry-After: {text}");
-                assert!(Instant::now() < deadline, "still refused at the deadline: {text}");
-                refused += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            (status, text, _) => panic!("a write during the failover got {status}: {text}"),
-        }
-    }
-}
-
-/// Waits (with a deadline) until `statement` answers 200 with `expected`.
-async fn wait_for_count(client: &reqwest::Client, query_url: &str, statement: &str, expected: i64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = sql(client, query_url, statement).await;
-        if status == 200 && body["rows"][0][0].as_i64() == Some(expected) {
-            return;
-        }
-        assert!(status == 200 || status == 503, "{statement}: {status} {body}");
-        assert!(Instant::now() < deadline, "{statement}: wanted {expected}, got {status} {body}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_storage_nodes_shards_fail_over_without_loss() {
-    let weed = SeaweedFs::start().await;
-    let mut cluster = ProcessClusterBuilder::new()
-        .collectors(1)
-        .storage(3)
-        .query(1)
-        .shards(8)
-        .object_store(&weed)
-        .env("SKEIN_CLUSTER__FAILOVER_AFTER", "5s")
-        .start();
-    cluster.wait_healthy().await;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/traces", cluster.otlp_http(0));
-    let query = cluster.query_url(0);
-    let mut traces = 0;
-    let far = Instant::now() + Duration::from_secs(120);
-    for _ in 0..5 {
-        // A member that misses health checks on a loaded machine may be
-        // suspected for a moment: that costs retries, never rows.
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), far).await;
-        traces += 4;
-    }
-
-    // kill -9 a storage node: nothing flushed, its shards' rows live only in
-    // the WAL objects. Its shards must be served again within 30 s, and every
-    // write in the gap must get a retryable answer.
-    cluster.storage[1].kill9();
-    let killed = Instant::now();
-    let mut refused = 0;
-    for _ in 0..10 {
-        refused +=
-            send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), killed + Duration::from_secs(30))
-                .await;
-        traces += 4;
-    }
-    assert!(refused > 0, "no write touched the killed node's shards");
-    let spans = i64::from(traces) * 4;
-    // Retried requests had landed on their other shards: stored once all the same.
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
-    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
-    for trace in 1..=traces {
-        let (status, body) = get(&client, &format!("{query}/api/v1/traces/{}", trace_id(trace))).await;
-        assert_eq!(status, 200, "trace {trace}: {body}");
-        assert_eq!(body["spans"].as_array().map(Vec::len), Some(4), "trace {trace}");
-    }
-
-    // The node comes back and takes its shards back: still every span once.
-    cluster.storage[1].start();
-    cluster.wait_healthy().await;
-    let back = Instant::now() + Duration::from_secs(60);
-    for _ in 0..5 {
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), back).await;
-        traces += 4;
-    }
-    let spans = i64::from(traces) * 4;
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
-    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
-    let (_, status) = get(&client, &format!("{query}/api/v1/cluster")).await;
-    assert_eq!(status["failover"], true, "{status}");
-    let owned: usize = status["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .filter(|m| m["role"] == "storage")
-        .map(|m| m["owned_shards"].as_array().map_or(0, Vec::len))
-        .sum();
-    assert_eq!(owned, 8, "every shard has one owner: {status}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_storage_nodes_shards_fail_over_and_it_is_fenced_when_it_wakes() {
-    let weed = SeaweedFs::start().await;
-    let cluster = ProcessClusterBuilder::new().collectors(1).storage(2).query(1).shards(4).object_store(&weed).start();
-    cluster.wait_healthy().await;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/traces", cluster.otlp_http(0));
-    let query = cluster.query_url(0);
-    let mut traces = 0;
-    let far = Instant::now() + Duration::from_secs(120);
-    for _ in 0..3 {
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), far).await;
-        traces += 4;
-    }
-
-    // SIGSTOP: the node neither answers nor knows it stopped. Its shards
-    // must be served by the other node within 30 s, with the default
-    // cluster.failover_after (10 s).
-    cluster.storage[0].signal("STOP");
-    let stopped = Instant::now();
-    let mut refused = 0;
-    for _ in 0..5 {
-        refused +=
-            send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), stopped + Duration::from_secs(30))
-                .await;
-        traces += 4;
-    }
-    assert!(refused > 0, "no write touched the frozen node's shards");
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", i64::from(traces) * 4).await;
-
-    // It wakes up still believing it owns its shards; the object store
-    // fences it off, it takes them back, and nothing is lost or doubled.
-    cluster.storage[0].signal("CONT");
-    let woke = Instant::now() + Duration::from_secs(60);
-    for _ in 0..5 {
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), woke).await;
-        traces += 4;
-    }
-    let spans = i64::from(traces) * 4;
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
-    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
-    for trace in 1..=traces {
-        let (status, body) = get(&client, &format!("{query}/api/v1/traces/{}", trace_id(trace))).await;
-        assert_eq!(status, 200, "trace {trace}: {body}");
-        assert_eq!(body["spans"].as_array().map(Vec::len), Some(4), "trace {trace}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wait() {
-    let weed = SeaweedFs::start().await;
-    let mut cluster =
-        ProcessClusterBuilder::new().collectors(1).storage(3).query(1).shards(8).object_store(&weed).start();
-    cluster.wait_healthy().await;
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/traces", cluster.otlp_http(0));
-    let query = cluster.query_url(0);
-    let mut traces = 0;
-    let far = Instant::now() + Duration::from_secs(120);
-    for _ in 0..4 {
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), far).await;
-        traces += 4;
-    }
-
-    // An admin call drains storage-1: its shards move, it stays up holding none.
-    let drain = format!("{}/admin/drain", cluster.storage[1].url("admin"));
-    let response = client.post(&drain).send().await.expect("drain call");
-    assert_eq!(response.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let spans = i64::from(traces) * 4;
-    loop {
-        // While shards move, a query is complete or refused, never short.
-        let (status, body) = sql(&client, &query, "SELECT count(*) FROM spans").await;
-        match status {
-            200 => assert_eq!(body["rows"][0][0].as_i64(), Some(spans), "{body}"),
-            503 => {}
-            other => panic!("a query during the drain got {other}: {body}"),
-        }
-        let (status, body) = get(&client, &drain).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["draining"], true, "{body}");
-        if body["shards"].as_array().is_some_and(Vec::is_empty) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "storage-1 still holds shards: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
-
-    // SIGTERM hands storage-2's shards off before it exits: writes after
-    // its exit are served well before failover_after (10 s) would move them.
-    cluster.storage[2].terminate();
-    let exited = Instant::now();
-    for _ in 0..4 {
-        send_until_acknowledged(&client, &url, &traces_request(traces + 1, 4), exited + Duration::from_secs(5)).await;
-        traces += 4;
-    }
-    let spans = i64::from(traces) * 4;
-    wait_for_count(&client, &query, "SELECT count(*) FROM spans", spans).await;
-    assert_eq!(count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await, spans);
-    let (_, status) = get(&client, &format!("{query}/api/v1/cluster")).await;
-    let owned = |node: &str| -> usize {
-        status["members"]
-            .as_array()
-            .and_then(|m| m.iter().find(|m| m["node_id"] == node))
-            .and_then(|m| m["owned_shards"].as_array())
-            .map_or(0, Vec::len)
-    };
-    assert_eq!((owned("storage-0"), owned("storage-1"), owned("storage-2")), (8, 0, 0), "{status}");
 }

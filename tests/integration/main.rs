@@ -7,6 +7,7 @@ mod bench;
 mod cluster;
 mod crash;
 mod deploy;
+mod failover;
 mod otlp_json;
 mod python_metrics;
 mod python_sdk;

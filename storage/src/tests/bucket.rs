@@ -7,7 +7,7 @@ use crate::ObjectStoreConfig;
 use crate::StorageError;
 use crate::shard::FailPoint;
 
-fn bucket_config(data: &Path, bucket: &Path) -> StorageConfig {
+pub(super) fn bucket_config(data: &Path, bucket: &Path) -> StorageConfig {
     StorageConfig {
         object_store: Some(ObjectStoreConfig {
             url: format!("file://{}", bucket.display()),
@@ -17,7 +17,7 @@ fn bucket_config(data: &Path, bucket: &Path) -> StorageConfig {
     }
 }
 
-fn bucket_spans(bucket: &Path) -> PathBuf {
+pub(super) fn bucket_spans(bucket: &Path) -> PathBuf {
     bucket.join("shard-0000").join("spans")
 }
 

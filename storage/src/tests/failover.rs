@@ -3,19 +3,10 @@
 //! SeaweedFS): a node that takes a shard over sees every acknowledged row,
 //! and the node it took it from can no longer write or flush it.
 
+use super::bucket::{bucket_config, bucket_spans};
 use super::*;
-use crate::{ObjectStoreConfig, StorageError, WalPlacement};
+use crate::{StorageError, WalPlacement};
 use skein_model::WriteError;
-
-fn node_config(data: &Path, bucket: &Path) -> StorageConfig {
-    StorageConfig {
-        object_store: Some(ObjectStoreConfig {
-            url: format!("file://{}", bucket.display()),
-            ..ObjectStoreConfig::default()
-        }),
-        ..quiet_config(data)
-    }
-}
 
 /// A storage node holding shard 0 of 1, its WAL in the bucket.
 async fn node(data: &Path, bucket: &Path) -> Arc<Storage> {
@@ -23,9 +14,15 @@ async fn node(data: &Path, bucket: &Path) -> Arc<Storage> {
 }
 
 async fn node_with_metrics(data: &Path, bucket: &Path, registry: &mut Registry) -> Arc<Storage> {
-    Storage::open_shards(node_config(data, bucket), &[0], WalPlacement::ObjectStore, registry, CancellationToken::new())
-        .await
-        .expect("storage node opens")
+    Storage::open_shards(
+        bucket_config(data, bucket),
+        &[0],
+        WalPlacement::ObjectStore,
+        registry,
+        CancellationToken::new(),
+    )
+    .await
+    .expect("storage node opens")
 }
 
 /// The value of one sample line of `registry` (its name and labels as written).
@@ -157,8 +154,4 @@ async fn release_flushes_and_lets_the_next_owner_start_from_parquet() {
     assert_eq!(all_records(&b).await, records(&[rows, more]));
     b.close().await.expect("closes");
     a.close().await.expect("closes");
-}
-
-fn bucket_spans(bucket: &Path) -> PathBuf {
-    bucket.join("shard-0000").join("spans")
 }
