@@ -118,6 +118,10 @@ async fn hand_off(storage: &Storage, nodes: &StorageNodes, node_id: &str, interv
         let waiting = nodes.shards_with_a_taker(node_id, &storage.local_shards());
         if waiting.is_empty() {
             info!(kept = storage.local_shards().len(), "handed every shard off that another node can take");
+            // Answer as draining a little longer, so that every member's
+            // checks see it before this node stops answering (a member that
+            // did not would wait `failover_after` to route around it).
+            tokio::time::sleep(2 * interval).await;
             return;
         }
         if Instant::now() >= deadline {
