@@ -38,7 +38,9 @@ mod search;
 mod server;
 mod services;
 mod sql_api;
+mod trace_outline;
 mod traces;
+mod ui;
 mod views;
 
 #[cfg(test)]
@@ -58,4 +60,5 @@ pub use remote::{RemoteShardTable, ShardUnavailable};
 pub use search::{SearchQuery, TraceSummary};
 pub use server::QueryServer;
 pub use services::Operation;
+pub use trace_outline::{OutlineSpan, TraceOutline};
 pub use views::METRIC_VIEWS;

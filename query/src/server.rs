@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
@@ -20,7 +20,9 @@ use tracing::{debug, info, warn};
 
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
-use crate::{QueryConfig, QueryEngine, QueryError, Tables, metrics_api, search, services, sql_api, traces};
+use crate::{
+    QueryConfig, QueryEngine, QueryError, Tables, metrics_api, search, services, sql_api, trace_outline, traces, ui,
+};
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -149,6 +151,8 @@ fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql_api::post_sql))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
+        .route("/api/v1/traces/{trace_id}/outline", get(trace_outline::get_outline))
+        .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_outline::get_span))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/services", get(services::list_services))
         .route("/api/v1/services/{service}/operations", get(services::list_operations))
@@ -159,7 +163,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
+        .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -182,10 +186,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
         Err(e) => QueryError::Encode(format!("metrics: {e}")).into_response(),
     }
-}
-
-async fn not_found(uri: Uri) -> Response {
-    QueryError::NotFound(format!("no such endpoint: {}", uri.path())).into_response()
 }
 
 /// The router over the test shards, without a listener.

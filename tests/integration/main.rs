@@ -14,3 +14,4 @@ mod python_sdk;
 mod query_api;
 mod rust_sdk;
 mod support;
+mod ui;

@@ -1,0 +1,187 @@
+//! The web UI in a real browser: a real node loaded by the Python SDK (traces
+//! with a span link, metrics with exemplars) plus one 20,000-span trace, then
+//! `ui/e2e/*.test.mjs` (Playwright driving Debian's chromium) against it.
+//!
+//! Needs `/usr/bin/chromium` (or `SKEIN_CHROMIUM`): under `CI=true` a missing
+//! browser fails the test; elsewhere it is skipped with a loud message.
+//! Screenshots go to `target/ui-e2e/`; `SKEIN_UI_SCREENSHOTS=docs/ui`
+//! refreshes the ones in the docs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::python::{send_metrics, send_traces};
+use crate::support::{ClusterBuilder, TestNode, workspace_root};
+
+/// The large trace: a root, 20 children and 999 grandchildren under each.
+const BIG_TRACE: &str = "b16b16b16b16b16b16b16b16b16b16b1";
+const BIG_CHILDREN: usize = 20;
+const BIG_GRANDCHILDREN: usize = 999;
+/// Spans per OTLP/JSON request when loading the large trace.
+const BATCH: usize = 2_000;
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("SKEIN_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    path.exists().then_some(path)
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Every span of the large trace, in OTLP/JSON `spans` form, starting now.
+fn big_trace_spans(now_ns: u128) -> Vec<Value> {
+    let span = |id: usize, parent: Option<usize>, name: String, offset_us: u128, duration_us: u128, error: bool| {
+        let start = now_ns + offset_us * 1_000;
+        let mut span = json!({
+            "traceId": BIG_TRACE,
+            "spanId": format!("{:016x}", id + 1),
+            "name": name,
+            "kind": 1,
+            "startTimeUnixNano": start.to_string(),
+            "endTimeUnixNano": (start + duration_us * 1_000).to_string(),
+            "attributes": [{"key": "item", "value": {"intValue": id.to_string()}}],
+        });
+        if let Some(parent) = parent {
+            span["parentSpanId"] = json!(format!("{:016x}", parent + 1));
+        }
+        if error {
+            span["status"] = json!({"code": 2, "message": "item failed"});
+        }
+        span
+    };
+    let total_us = (BIG_CHILDREN * (BIG_GRANDCHILDREN + 1)) as u128 * 10;
+    let mut spans = vec![span(0, None, "big batch".into(), 0, total_us, false)];
+    for c in 0..BIG_CHILDREN {
+        let child = spans.len();
+        let child_start = (c * (BIG_GRANDCHILDREN + 1)) as u128 * 10;
+        spans.push(span(
+            child,
+            Some(0),
+            format!("chunk {c}"),
+            child_start,
+            (BIG_GRANDCHILDREN as u128 + 1) * 10,
+            false,
+        ));
+        for g in 0..BIG_GRANDCHILDREN {
+            let id = spans.len();
+            let name = format!("item {c}.{g}");
+            spans.push(span(id, Some(child), name, child_start + 10 * g as u128 + 5, 8, g % 250 == 7));
+        }
+    }
+    spans
+}
+
+async fn load_big_trace(node: &TestNode) -> (String, String) {
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let spans = big_trace_spans(now_ns);
+    let last = spans.last().expect("spans");
+    let last = (last["spanId"].as_str().expect("id").to_owned(), last["name"].as_str().expect("name").to_owned());
+    for chunk in spans.chunks(BATCH) {
+        let body = json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "batch-worker"}}]},
+            "scopeSpans": [{"scope": {"name": "ui-test"}, "spans": chunk}],
+        }]});
+        let (status, response) = node.post_otlp_json(&body).await;
+        assert_eq!(status, 200, "large trace export: {response}");
+    }
+    last
+}
+
+/// Runs the browser tests against `node`; `data` tells them what was loaded.
+fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value) {
+    let root = workspace_root();
+    let artifacts = root.join("target/ui-e2e");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let screenshots = std::env::var_os("SKEIN_UI_SCREENSHOTS").map_or(artifacts.clone(), |dir| root.join(dir));
+    let output = Command::new("node")
+        .args(["--test", "--test-concurrency=1", "e2e/"])
+        .current_dir(root.join("ui"))
+        .env("SKEIN_URL", node.query())
+        .env("SKEIN_E2E_DATA", data.to_string())
+        .env("SKEIN_E2E_ARTIFACTS", &artifacts)
+        .env("SKEIN_E2E_SCREENSHOTS", &screenshots)
+        .env("SKEIN_CHROMIUM", chromium)
+        .output()
+        .expect("node runs (npm and Node.js are needed to build the UI anyway)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "browser tests failed ({}); screenshots in {}",
+        output.status,
+        artifacts.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_end_to_end_in_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(!in_ci(), "CI=true but /usr/bin/chromium is missing: .ci/run installs it (apt-get install chromium)");
+        eprintln!("\n*** SKIPPED ui_end_to_end_in_chromium: no /usr/bin/chromium (apt-get install chromium) ***\n");
+        return;
+    };
+    let node = ClusterBuilder::new().start().await;
+    let (status, page) = node.get("/").await;
+    let built = status == 200 && !page.as_str().unwrap_or_default().contains("SKEIN_SKIP_UI");
+    if !built {
+        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
+        eprintln!("\n*** SKIPPED ui_end_to_end_in_chromium: built with SKEIN_SKIP_UI ***\n");
+        return;
+    }
+
+    let (grpc, http) = (node.otlp_grpc(), node.otlp_http());
+    let (spans, _) = tokio::task::spawn_blocking(move || {
+        let spans = send_traces(&grpc, "grpc", "checkout", 3);
+        send_traces(&http, "http", "payments", 2);
+        (spans, send_metrics(&http, "http", "cumulative", "shop"))
+    })
+    .await
+    .expect("python clients");
+    // The consumer span links to the root of a cart trace in another trace.
+    let consumer = spans.iter().find(|s| s["name"] == "process order").expect("a linked consumer span");
+    let (last_span, last_name) = load_big_trace(&node).await;
+
+    let data = json!({
+        "linkedFrom": {"traceId": consumer["traceId"], "spanId": consumer["spanId"]},
+        "linkTarget": {"traceId": consumer["links"][0]["traceId"], "spanId": consumer["links"][0]["spanId"]},
+        "bigTrace": {"traceId": BIG_TRACE, "spanCount": 1 + BIG_CHILDREN * (BIG_GRANDCHILDREN + 1),
+                     "lastSpanId": last_span, "lastSpanName": last_name},
+        "metric": "http.server.duration",
+    });
+    run_browser_tests(&node, &browser, &data);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn ui_is_served_with_caching_and_compression() {
+    let node = ClusterBuilder::new().start().await;
+    let index = node.http.get(format!("{}/trace/abc", node.query())).send().await.expect("sent");
+    assert_eq!(index.status(), 200);
+    let html = index.text().await.expect("body");
+    if html.contains("SKEIN_SKIP_UI") {
+        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
+        eprintln!("\n*** SKIPPED ui_is_served_with_caching_and_compression: built with SKEIN_SKIP_UI ***\n");
+        return;
+    }
+    // The app's script, by the hashed name index.html refers to.
+    let script = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script in index.html");
+    assert!(script.starts_with("/assets/"), "{script}");
+    let response = node
+        .http
+        .get(format!("{}{script}", node.query()))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-encoding"], "br");
+    assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/javascript"));
+    // API paths keep their JSON errors.
+    let (status, body) = node.get("/api/v1/nope").await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    node.stop().await;
+}

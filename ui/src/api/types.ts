@@ -1,0 +1,129 @@
+// Shapes of Skein's API responses (docs/api.md). Fields are read
+// defensively: servers may add fields, and some may be absent.
+
+export interface TraceSummary {
+  traceId: string;
+  rootServiceName: string;
+  rootSpanName: string;
+  startTimeUnixNano: string;
+  durationNanos: number;
+  spanCount: number;
+  errorCount: number;
+  services?: string[];
+  hasRoot?: boolean;
+}
+
+export interface SearchResponse {
+  traces: TraceSummary[];
+}
+
+export interface OutlineSpan {
+  spanId: string;
+  parentSpanId: string | null;
+  name: string;
+  serviceName: string;
+  kind: string;
+  startOffsetNanos: number;
+  durationNanos: number;
+  error: boolean;
+  linkCount: number;
+  eventCount: number;
+}
+
+export interface TraceOutline {
+  traceId: string;
+  startTimeUnixNano: string;
+  durationNanos: number;
+  spanCount: number;
+  errorCount: number;
+  services: string[];
+  spans: OutlineSpan[];
+}
+
+export interface TypedValue {
+  type: string;
+  value: unknown;
+}
+
+export interface Attribute extends TypedValue {
+  key: string;
+}
+
+export interface SpanEvent {
+  timeUnixNano: string;
+  name: string;
+  attributes: Attribute[];
+  droppedAttributesCount?: number;
+}
+
+export interface SpanLink {
+  traceId: string;
+  spanId: string;
+  traceState?: string;
+  attributes: Attribute[];
+}
+
+export interface Span {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | null;
+  traceState?: string;
+  flags?: number;
+  name: string;
+  kind: string;
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
+  durationNanos: number;
+  status: { code: string; message: string };
+  serviceName: string;
+  attributes: Attribute[];
+  droppedAttributesCount?: number;
+  events: SpanEvent[];
+  droppedEventsCount?: number;
+  links: SpanLink[];
+  droppedLinksCount?: number;
+  resource: { attributes: Attribute[]; schemaUrl?: string };
+  scope: { name: string; version: string; attributes: Attribute[]; schemaUrl?: string };
+}
+
+export interface SqlColumn {
+  name: string;
+  type: string;
+}
+
+export interface SqlResult {
+  columns: SqlColumn[];
+  rows: unknown[][];
+  rowCount: number;
+}
+
+export interface Operation {
+  name: string;
+  kind: string;
+}
+
+export interface MetricInfo {
+  name: string;
+  type: string;
+  unit: string;
+  description: string;
+  series: number;
+}
+
+export interface SeriesInfo {
+  series_id: string;
+  labels: Record<string, string>;
+}
+
+export interface RangeSeries {
+  labels: Record<string, string>;
+  points: [number, number][];
+}
+
+export interface RangeResponse {
+  metric: string;
+  type: string;
+  aggregation: string;
+  step_ms: number;
+  series: RangeSeries[];
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import type { OutlineSpan } from '../api/types';
+import { buildTree, collapseBelow, criticalPath, findSpans, reveal, visibleRows } from './tree';
+
+function span(spanId: string, parentSpanId: string | null, start: number, duration: number): OutlineSpan {
+  return {
+    spanId,
+    parentSpanId,
+    name: 'op ' + spanId,
+    serviceName: spanId.startsWith('d') ? 'db' : 'api',
+    kind: 'internal',
+    startOffsetNanos: start,
+    durationNanos: duration,
+    error: false,
+    linkCount: 0,
+    eventCount: 0,
+  };
+}
+
+// root(0..100) → a(0..30), b(20..90) → d1(25..85); c(40..50) under root
+const spans = [
+  span('r', null, 0, 100),
+  span('a', 'r', 0, 30),
+  span('b', 'r', 20, 70),
+  span('d1', 'b', 25, 60),
+  span('c', 'r', 40, 10),
+  span('x', 'gone', 5, 1),
+];
+
+describe('buildTree', () => {
+  it('links parents and children and counts orphans', () => {
+    const tree = buildTree(spans);
+    expect(tree.roots).toEqual([0, 5]);
+    expect(tree.orphans).toBe(1);
+    expect(tree.children[0]).toEqual([1, 2, 4]);
+    expect(Array.from(tree.depth)).toEqual([0, 1, 1, 2, 1, 0]);
+  });
+});
+
+describe('visibleRows', () => {
+  it('lists depth-first and hides collapsed subtrees', () => {
+    const tree = buildTree(spans);
+    expect(visibleRows(tree, new Set())).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(visibleRows(tree, new Set([2]))).toEqual([0, 1, 2, 4, 5]);
+    const collapsed = collapseBelow(tree, 1);
+    expect([...collapsed]).toEqual([2]);
+    expect(visibleRows(tree, reveal(tree, collapsed, 3))).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it('handles a chain thousands deep without recursion', () => {
+    const chain = Array.from({ length: 50_000 }, (_, i) => span(`s${i}`, i ? `s${i - 1}` : null, i, 50_000 - i));
+    const tree = buildTree(chain);
+    expect(visibleRows(tree, new Set()).length).toBe(50_000);
+    expect(tree.depth[49_999]).toBe(49_999);
+    expect(criticalPath(tree).size).toBe(50_000);
+  });
+});
+
+describe('criticalPath', () => {
+  it('follows the last-finishing children back in time', () => {
+    const tree = buildTree(spans);
+    const path = [...criticalPath(tree)].map((i) => spans[i].spanId).sort();
+    // b ends at 90 (d1 inside it), then before b started at 20: a.
+    expect(path).toEqual(['a', 'b', 'd1', 'r']);
+  });
+});
+
+describe('findSpans', () => {
+  it('matches names, services and span ID prefixes', () => {
+    const tree = buildTree(spans);
+    expect(findSpans(tree, 'DB')).toEqual([3]);
+    expect(findSpans(tree, 'op c')).toEqual([4]);
+    expect(findSpans(tree, ' ')).toEqual([]);
+  });
+});

@@ -1,0 +1,160 @@
+import { Link } from 'react-router-dom';
+import { getJson } from '../../api/client';
+import type { Attribute, OutlineSpan, Span, TypedValue } from '../../api/types';
+import { ErrorBox, Loading } from '../../components/Status';
+import { Time } from '../../components/Time';
+import { serviceColor } from '../../lib/colors';
+import { formatDuration, nanosToMillis } from '../../lib/format';
+import { useApi } from '../../lib/useApi';
+
+/** One span in full, fetched on demand: the outline has no attributes. */
+export function SpanDetail({
+  traceId,
+  outlineSpan,
+  traceStartNanos,
+  onClose,
+}: {
+  traceId: string;
+  outlineSpan: OutlineSpan;
+  traceStartNanos: string;
+  onClose: () => void;
+}) {
+  const span = useApi(outlineSpan.spanId, (signal) =>
+    getJson<Span>(`/api/v1/traces/${traceId}/spans/${outlineSpan.spanId}`, signal),
+  );
+  return (
+    <aside className="span-detail" aria-label="Span detail">
+      <div className="detail-title">
+        <span className="svc-dot" style={{ background: serviceColor(outlineSpan.serviceName) }} />
+        <h3>{outlineSpan.name}</h3>
+        <button onClick={onClose} aria-label="Close span detail">
+          ✕
+        </button>
+      </div>
+      {span.state === 'loading' && <Loading what="span" />}
+      {span.state === 'error' && <ErrorBox error={span.error} />}
+      {span.state === 'done' && <SpanBody span={span.data} traceStartNanos={traceStartNanos} />}
+    </aside>
+  );
+}
+
+function SpanBody({ span, traceStartNanos }: { span: Span; traceStartNanos: string }) {
+  const startMs = nanosToMillis(span.startTimeUnixNano);
+  const offsetNs = (startMs - nanosToMillis(traceStartNanos)) * 1e6;
+  const isError = span.status.code === 'error';
+  return (
+    <div className="detail-body">
+      <dl className="facts-grid">
+        <dt>Service</dt>
+        <dd>{span.serviceName}</dd>
+        <dt>Kind</dt>
+        <dd>{span.kind}</dd>
+        <dt>Status</dt>
+        <dd className={isError ? 'err-text' : undefined} data-testid="span-status">
+          {span.status.code}
+          {span.status.message && `: ${span.status.message}`}
+        </dd>
+        <dt>Start</dt>
+        <dd>
+          <Time millis={startMs} /> <span className="muted">(+{formatDuration(offsetNs)})</span>
+        </dd>
+        <dt>Duration</dt>
+        <dd>{formatDuration(span.durationNanos)}</dd>
+        <dt>Span ID</dt>
+        <dd className="mono">{span.spanId}</dd>
+        <dt>Parent</dt>
+        <dd className="mono">
+          {span.parentSpanId ? <Link to={`?span=${span.parentSpanId}`}>{span.parentSpanId}</Link> : 'none (root)'}
+        </dd>
+        {span.traceState && (
+          <>
+            <dt>Trace state</dt>
+            <dd className="mono">{span.traceState}</dd>
+          </>
+        )}
+      </dl>
+      <Attributes title="Span attributes" attributes={span.attributes} dropped={span.droppedAttributesCount} />
+      <Attributes title="Resource" attributes={span.resource.attributes} />
+      <Attributes
+        title={`Scope ${span.scope.name}${span.scope.version ? ' ' + span.scope.version : ''}`}
+        attributes={span.scope.attributes}
+      />
+      <section>
+        <h4>Events ({span.events.length})</h4>
+        {span.events.map((e, i) => (
+          <details key={i} className="event" open={span.events.length <= 3}>
+            <summary>
+              <span className="muted">+{formatDuration((nanosToMillis(e.timeUnixNano) - startMs) * 1e6)}</span> {e.name}
+            </summary>
+            <AttributeTable attributes={e.attributes} />
+          </details>
+        ))}
+        {!!span.droppedEventsCount && <p className="muted">{span.droppedEventsCount} events dropped by the SDK</p>}
+      </section>
+      <section>
+        <h4>Links ({span.links.length})</h4>
+        {span.links.map((l) => (
+          <div key={l.traceId + l.spanId} className="link-item">
+            <Link to={`/trace/${l.traceId}?span=${l.spanId}`} className="span-link mono">
+              {l.traceId === span.traceId ? 'this trace' : `trace ${l.traceId.slice(0, 12)}…`} / span {l.spanId}
+            </Link>
+            <AttributeTable attributes={l.attributes} />
+          </div>
+        ))}
+      </section>
+    </div>
+  );
+}
+
+function Attributes({ title, attributes, dropped }: { title: string; attributes: Attribute[]; dropped?: number }) {
+  return (
+    <section>
+      <h4>
+        {title} ({attributes.length})
+      </h4>
+      <AttributeTable attributes={attributes} />
+      {!!dropped && <p className="muted">{dropped} attributes dropped by the SDK</p>}
+    </section>
+  );
+}
+
+function AttributeTable({ attributes }: { attributes: Attribute[] }) {
+  if (!attributes.length) return null;
+  return (
+    <table className="attrs">
+      <tbody>
+        {attributes.map((a) => (
+          <tr key={a.key}>
+            <th>{a.key}</th>
+            <td>
+              <span className={`value type-${a.type}`}>{renderValue(a)}</span>
+              <span className="type-tag">{a.type}</span>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** Typed values as text: arrays and maps as compact JSON of their values. */
+export function renderValue(v: TypedValue): string {
+  switch (v.type) {
+    case 'string':
+      return String(v.value);
+    case 'empty':
+      return '(empty)';
+    case 'array':
+      return JSON.stringify((v.value as TypedValue[]).map(plain));
+    case 'kvlist':
+      return JSON.stringify(plain(v));
+    default:
+      return String(v.value);
+  }
+}
+
+function plain(v: TypedValue): unknown {
+  if (v.type === 'array') return (v.value as TypedValue[]).map(plain);
+  if (v.type === 'kvlist') return Object.fromEntries((v.value as Attribute[]).map((a) => [a.key, plain(a)]));
+  return v.value;
+}

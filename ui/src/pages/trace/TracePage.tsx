@@ -1,0 +1,166 @@
+import { useCallback, useMemo, useState } from 'react';
+import { Link, useParams, useSearchParams } from 'react-router-dom';
+import { getJson } from '../../api/client';
+import type { TraceOutline } from '../../api/types';
+import { ErrorBox, Loading } from '../../components/Status';
+import { Time } from '../../components/Time';
+import { serviceColor } from '../../lib/colors';
+import { formatCount, formatDuration, nanosToMillis } from '../../lib/format';
+import { buildTree, collapseBelow, criticalPath, findSpans, reveal, spansPerService, type SpanTree } from '../../lib/tree';
+import { useApi } from '../../lib/useApi';
+import { Minimap } from './Minimap';
+import { SpanDetail } from './SpanDetail';
+import { Waterfall } from './Waterfall';
+
+/** Traces above this many spans open with deep subtrees collapsed. */
+const COLLAPSE_ABOVE = 2000;
+const COLLAPSED_DEPTH = 3;
+
+export function TracePage() {
+  const { traceId = '' } = useParams();
+  const outline = useApi(traceId, (signal) =>
+    getJson<TraceOutline>(`/api/v1/traces/${encodeURIComponent(traceId)}/outline`, signal),
+  );
+  if (outline.state === 'loading') return <Loading what={`trace ${traceId}`} />;
+  if (outline.state === 'error') return <ErrorBox error={outline.error} />;
+  return <TraceView key={traceId} outline={outline.data} />;
+}
+
+function TraceView({ outline }: { outline: TraceOutline }) {
+  const [params, setParams] = useSearchParams();
+  const tree = useMemo(() => buildTree(outline.spans), [outline]);
+  const selectedId = params.get('span');
+  const selected = selectedId ? tree.index.get(selectedId) : undefined;
+  const [collapsed, setCollapsed] = useState<Set<number>>(() => {
+    const initial = tree.spans.length > COLLAPSE_ABOVE ? collapseBelow(tree, COLLAPSED_DEPTH) : new Set<number>();
+    return selected === undefined ? initial : reveal(tree, initial, selected);
+  });
+  const showCritical = params.get('critical') === '1';
+  const critical = useMemo(() => (showCritical ? criticalPath(tree) : new Set<number>()), [tree, showCritical]);
+  const find = params.get('find') ?? '';
+  const hits = useMemo(() => findSpans(tree, find), [tree, find]);
+  const [viewport, setViewport] = useState<[number, number]>([0, 0]);
+  const [scrollTo, setScrollTo] = useState<{ row: number } | null>(null);
+
+  const setParam = useCallback(
+    (key: string, value: string | null, replace = true) => {
+      setParams(
+        (prev) => {
+          const next = new URLSearchParams(prev);
+          if (value === null || value === '') next.delete(key);
+          else next.set(key, value);
+          return next;
+        },
+        { replace },
+      );
+    },
+    [setParams],
+  );
+  const select = useCallback(
+    (i: number | undefined) => setParam('span', i === undefined ? null : tree.spans[i].spanId),
+    [setParam, tree],
+  );
+  const focusSpan = (i: number) => {
+    setCollapsed((c) => reveal(tree, c, i));
+    select(i);
+  };
+  const hitPosition = selected !== undefined ? hits.indexOf(selected) : -1;
+  const nextHit = (step: number) => {
+    if (!hits.length) return;
+    focusSpan(hits[(hitPosition + step + hits.length) % hits.length]);
+  };
+
+  return (
+    <div className="trace-page">
+      <TraceHeader outline={outline} tree={tree} />
+      <div className="trace-toolbar">
+        <input
+          type="search"
+          aria-label="Find spans"
+          placeholder="Find span by name, service or ID"
+          value={find}
+          onChange={(e) => setParam('find', e.target.value)}
+          onKeyDown={(e) => e.key === 'Enter' && nextHit(e.shiftKey ? -1 : 1)}
+        />
+        {find && (
+          <span className="muted">
+            <span data-testid="find-count" aria-live="polite">
+              {hits.length ? `${hitPosition + 1 || '–'} / ${formatCount(hits.length)}` : 'no match'}
+            </span>
+            <button onClick={() => nextHit(-1)} aria-label="Previous match">↑</button>
+            <button onClick={() => nextHit(1)} aria-label="Next match">↓</button>
+          </span>
+        )}
+        <label className="check">
+          <input type="checkbox" checked={showCritical} onChange={(e) => setParam('critical', e.target.checked ? '1' : null)} />
+          Critical path
+        </label>
+        <button onClick={() => setCollapsed(new Set())}>Expand all</button>
+        <button onClick={() => setCollapsed(collapseBelow(tree, 1))}>Collapse all</button>
+        <Link to={`/compare?a=${outline.traceId}`}>Compare…</Link>
+        <a href={`/api/v1/traces/${outline.traceId}?format=otlp`} download={`trace-${outline.traceId}.json`}>
+          Download OTLP/JSON
+        </a>
+      </div>
+      <Minimap tree={tree} collapsed={collapsed} viewport={viewport} onJump={(row) => setScrollTo({ row })} />
+      <div className="trace-body">
+        <Waterfall
+          tree={tree}
+          durationNanos={outline.durationNanos}
+          collapsed={collapsed}
+          setCollapsed={setCollapsed}
+          selected={selected}
+          onSelect={select}
+          critical={critical}
+          hits={hits}
+          onViewport={setViewport}
+          scrollTo={scrollTo}
+        />
+        {selected !== undefined && (
+          <SpanDetail
+            key={tree.spans[selected].spanId}
+            traceId={outline.traceId}
+            outlineSpan={tree.spans[selected]}
+            traceStartNanos={outline.startTimeUnixNano}
+            onClose={() => select(undefined)}
+          />
+        )}
+      </div>
+    </div>
+  );
+}
+
+function TraceHeader({ outline, tree }: { outline: TraceOutline; tree: SpanTree }) {
+  const root = tree.spans[tree.roots[0]];
+  const perService = spansPerService(tree);
+  return (
+    <section className="trace-header">
+      <h2>
+        {root ? `${root.serviceName}: ${root.name}` : outline.traceId}
+        {tree.orphans > 0 && (
+          <span className="badge warn" title="Some spans name a parent that was not received">
+            partial: {formatCount(tree.orphans)} spans without their parent
+          </span>
+        )}
+      </h2>
+      <div className="facts">
+        <span className="mono">{outline.traceId}</span>
+        <span>
+          <Time millis={nanosToMillis(outline.startTimeUnixNano)} />
+        </span>
+        <span>{formatDuration(outline.durationNanos)}</span>
+        <span>{formatCount(outline.spanCount)} spans</span>
+        <span className={outline.errorCount ? 'err-text' : undefined}>{formatCount(outline.errorCount)} errors</span>
+        <span>depth {tree.depth.reduce((a, b) => Math.max(a, b), 0) + 1}</span>
+      </div>
+      <div className="services">
+        {perService.map(([service, n]) => (
+          <span key={service} className="svc-tag" style={{ borderColor: serviceColor(service) }}>
+            <span className="svc-dot" style={{ background: serviceColor(service) }} />
+            {service} <small>{formatCount(n)}</small>
+          </span>
+        ))}
+      </div>
+    </section>
+  );
+}
