@@ -212,11 +212,22 @@ impl ShardBuffer {
 
     /// Drops files (by manifest path) from what scans see.
     pub fn remove_files(&self, paths: &HashSet<&str>) {
+        self.replace_files(paths, Vec::new());
+    }
+
+    /// Swaps files (by manifest path) for others in what scans see, at once:
+    /// a scan sees either set, never both or neither.
+    pub fn replace_files(&self, paths: &HashSet<&str>, added: Vec<Arc<DataFile>>) {
+        let added_count = added.len() as u64;
+        let added_bytes: u64 = added.iter().map(|f| f.meta.size_bytes).sum();
         let mut state = self.state.lock();
-        let (kept, removed): (Vec<_>, Vec<_>) =
+        let (mut kept, removed): (Vec<_>, Vec<_>) =
             state.files.iter().cloned().partition(|f| !paths.contains(f.meta.path.as_str()));
+        kept.extend(added);
         state.files = Arc::new(kept);
         drop(state);
+        self.metrics.parquet_files.inc_by(gauge_value(added_count));
+        self.metrics.parquet_bytes.inc_by(gauge_value(added_bytes));
         self.metrics.parquet_files.dec_by(gauge_value(removed.len() as u64));
         self.metrics.parquet_bytes.dec_by(gauge_value(removed.iter().map(|f| f.meta.size_bytes).sum()));
     }

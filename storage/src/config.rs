@@ -43,6 +43,77 @@ pub struct StorageConfig {
     /// Keep flushed data (Parquet files and manifests) in an object store,
     /// with the data directory as its cache; unset keeps it on local disk only.
     pub object_store: Option<ObjectStoreConfig>,
+    /// Background merging of each hour partition's small files.
+    pub compaction: CompactionConfig,
+}
+
+/// How small Parquet files are merged into few large, re-sorted ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    pub enabled: bool,
+    /// How often every shard's partitions are checked for work.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Size a compacted file is cut at. Files under half of it are "small"
+    /// and get merged; larger ones are left alone.
+    pub target_file_bytes: u64,
+    /// Small files of about the same size that an hour still receiving
+    /// data must have before they are merged (size tiers, so each row is
+    /// rewritten a few times at most). A finished hour merges all its small
+    /// files once it has two.
+    pub min_files: usize,
+    /// How long after its end an hour counts as finished (late spans still
+    /// arrive for a while).
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
+    /// Memory for sorting one compaction's rows; beyond it the sort spills
+    /// to temporary files. One compaction runs at a time per node.
+    pub memory_bytes: u64,
+    /// How long replaced files stay on disk for queries that planned to
+    /// read them before the compaction committed; longer than the query
+    /// timeout.
+    #[serde(with = "humantime_serde")]
+    pub retired_file_grace: Duration,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(30),
+            target_file_bytes: 128 * MIB,
+            min_files: 4,
+            settle: Duration::from_secs(10 * 60),
+            memory_bytes: 128 * MIB,
+            retired_file_grace: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+impl CompactionConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.interval.is_zero() {
+            return Err("storage.compaction.interval must be greater than 0 (e.g. \"30s\")".into());
+        }
+        if self.target_file_bytes < MIB {
+            return Err(format!(
+                "storage.compaction.target_file_bytes must be at least 1 MiB (got {})",
+                self.target_file_bytes
+            ));
+        }
+        if !(2..=1000).contains(&self.min_files) {
+            return Err(format!("storage.compaction.min_files must be between 2 and 1000 (got {})", self.min_files));
+        }
+        if self.memory_bytes < 16 * MIB {
+            return Err(format!(
+                "storage.compaction.memory_bytes must be at least 16 MiB, or the sort cannot hold one batch \
+                 per spilled run (got {})",
+                self.memory_bytes
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for StorageConfig {
@@ -57,6 +128,7 @@ impl Default for StorageConfig {
             row_group_rows: 65_536,
             retention: None,
             object_store: None,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -102,7 +174,7 @@ impl StorageConfig {
         if let Some(object_store) = &self.object_store {
             object_store.validate()?;
         }
-        Ok(())
+        self.compaction.validate()
     }
 }
 
@@ -141,5 +213,8 @@ mod tests {
         assert!(bad(|c| c.wal_queue_depth = 0).contains("wal_queue_depth"));
         assert!(bad(|c| c.row_group_rows = 0).contains("row_group_rows"));
         assert!(bad(|c| c.retention = Some(Duration::from_secs(60))).contains("at least 1h"));
+        assert!(bad(|c| c.compaction.min_files = 1).contains("min_files"));
+        assert!(bad(|c| c.compaction.target_file_bytes = 10).contains("target_file_bytes"));
+        assert!(bad(|c| c.compaction.interval = Duration::ZERO).contains("compaction.interval"));
     }
 }

@@ -22,7 +22,10 @@
 //! table per shard and signal that unions the Parquet files (pruned by time
 //! range and, for spans, by a per-file trace-ID index, then by Parquet
 //! statistics, bloom filters and page indexes) with the buffered batches.
-//! If `retention` is set, hour partitions older than it are dropped.
+//! If `retention` is set, hour partitions older than it are dropped. In the
+//! background, compaction (module `compaction`) merges each hour's small
+//! files into few large ones sorted for lookups, committed through the same
+//! manifest.
 //!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
@@ -88,6 +91,7 @@
 
 mod bucket;
 mod buffer;
+mod compaction;
 mod config;
 mod dedup;
 mod error;
@@ -124,7 +128,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use bucket::ObjectStoreConfig;
-pub use config::{MAX_SHARDS, StorageConfig};
+pub use config::{CompactionConfig, MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
 pub use ownership::keep_owned_shards;
@@ -139,6 +143,9 @@ use crate::shard::{Shard, unix_nanos};
 
 /// How often retention looks for expired hour partitions.
 const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+/// Merges one signal of a shard may run in a compaction round before the
+/// next gets its turn.
+const MERGES_PER_TURN: usize = 4;
 
 /// Both signals of one shard this node holds, with their tables and
 /// background flush tasks.
@@ -296,6 +303,12 @@ impl Storage {
             // the loop then checks once per interval.
             storage.enforce_retention().await?;
             let handle = tokio::spawn(retention_loop(Arc::downgrade(&storage), retention, storage.tasks.clone()));
+            storage.task_handles.lock().push(handle);
+        }
+        if storage.config.compaction.enabled {
+            let interval = storage.config.compaction.interval;
+            let handle =
+                tokio::spawn(compaction::compaction_loop(Arc::downgrade(&storage), interval, storage.tasks.clone()));
             storage.task_handles.lock().push(handle);
         }
         info!(data_dir = %storage.config.data_dir.display(), shard_count = storage.shard_count, local_shards = shard_ids.len(), "storage open");
@@ -561,6 +574,49 @@ impl Storage {
             }
         }
         Ok(dropped)
+    }
+
+    /// One background compaction round: a few merges for each signal of
+    /// each shard this node holds, then the deletion of replaced files
+    /// whose grace period ended. Failures are logged and retried next round.
+    pub(crate) async fn compaction_round(&self, stop: &CancellationToken) {
+        for shard in self.open_shards_now() {
+            for signal in shard.both() {
+                for _ in 0..MERGES_PER_TURN {
+                    if stop.is_cancelled() || signal.is_fenced() {
+                        return;
+                    }
+                    match signal.compact(&self.config.compaction, stop).await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            if !stop.is_cancelled() {
+                                error!(shard = signal.id, signal = %signal.spec.signal, error = %e, "compaction failed, will retry");
+                            }
+                            break;
+                        }
+                    }
+                }
+                signal.delete_retired(Some(Instant::now())).await;
+            }
+        }
+    }
+
+    /// Merges until no hour partition of any shard needs it, then deletes
+    /// replaced files whose grace period ended; returns how many merges
+    /// ran. For tests and tools (the background loop does the same).
+    pub async fn compact_now(&self) -> Result<usize, StorageError> {
+        let stop = self.tasks.child_token();
+        let mut merges = 0;
+        for shard in self.open_shards_now() {
+            for signal in shard.both() {
+                while !signal.is_fenced() && signal.compact(&self.config.compaction, &stop).await?.is_some() {
+                    merges += 1;
+                }
+                signal.delete_retired(Some(Instant::now())).await;
+            }
+        }
+        Ok(merges)
     }
 
     /// Waits until `signal` of shard `shard` has completed `count` flushes

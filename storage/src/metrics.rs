@@ -28,6 +28,11 @@ fn flush_duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 14))
 }
 
+fn compaction_duration_histogram() -> Histogram {
+    // 50ms .. ~14min
+    Histogram::new(exponential_buckets(0.05, 2.0, 15))
+}
+
 /// The metric families, registered once per [`crate::Storage`].
 #[derive(Debug, Clone)]
 pub(crate) struct Metrics {
@@ -42,6 +47,10 @@ pub(crate) struct Metrics {
     flush_duration: HistogramFamily,
     writes_rejected: Family<RejectLabels, Counter>,
     duplicate_batches: Family<SignalLabels, Counter>,
+    compactions: Family<SignalLabels, Counter>,
+    files_compacted: Family<SignalLabels, Counter>,
+    compaction_bytes_written: Family<SignalLabels, Counter>,
+    compaction_duration: HistogramFamily,
 }
 
 /// The metrics of one signal, shared by all its shards.
@@ -62,6 +71,11 @@ pub(crate) struct SignalMetrics {
     writes_rejected: Family<RejectLabels, Counter>,
     /// Batches acknowledged without writing: repeats of a recent batch.
     pub duplicate_batches: Counter,
+    pub compactions: Counter,
+    /// Files replaced by compactions.
+    pub files_compacted: Counter,
+    pub compaction_bytes_written: Counter,
+    pub compaction_duration: Histogram,
 }
 
 impl Metrics {
@@ -78,6 +92,10 @@ impl Metrics {
             flush_duration: Family::new_with_constructor(flush_duration_histogram),
             writes_rejected: Family::default(),
             duplicate_batches: Family::default(),
+            compactions: Family::default(),
+            files_compacted: Family::default(),
+            compaction_bytes_written: Family::default(),
+            compaction_duration: Family::new_with_constructor(compaction_duration_histogram),
         };
         let skein = registry.sub_registry_with_prefix("skein");
         skein.register("wal_bytes", "Bytes of write-ahead log segments on disk", metrics.wal_bytes.clone());
@@ -115,6 +133,22 @@ impl Metrics {
             "Batches acknowledged without storing them again: repeats of a recently acknowledged batch (client retries)",
             metrics.duplicate_batches.clone(),
         );
+        skein.register("storage_compactions", "Compactions committed", metrics.compactions.clone());
+        skein.register(
+            "storage_files_compacted",
+            "Parquet files replaced by compactions",
+            metrics.files_compacted.clone(),
+        );
+        skein.register(
+            "storage_compaction_written_bytes",
+            "Bytes of Parquet files written by compactions",
+            metrics.compaction_bytes_written.clone(),
+        );
+        skein.register(
+            "storage_compaction_duration_seconds",
+            "Time to merge and commit one compaction",
+            metrics.compaction_duration.clone(),
+        );
         // Every signal's series exist from the start, at zero.
         for signal in Signal::ALL {
             metrics.signal(signal);
@@ -138,6 +172,10 @@ impl Metrics {
             flush_duration: self.flush_duration.get_or_create_owned(&labels),
             writes_rejected: self.writes_rejected.clone(),
             duplicate_batches: self.duplicate_batches.get_or_create_owned(&labels),
+            compactions: self.compactions.get_or_create_owned(&labels),
+            files_compacted: self.files_compacted.get_or_create_owned(&labels),
+            compaction_bytes_written: self.compaction_bytes_written.get_or_create_owned(&labels),
+            compaction_duration: self.compaction_duration.get_or_create_owned(&labels),
         }
     }
 }

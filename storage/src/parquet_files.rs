@@ -70,21 +70,32 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-fn timestamps<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a TimestampNanosecondArray, StorageError> {
+pub(crate) fn timestamps<'a>(
+    batch: &'a RecordBatch,
+    column: &str,
+) -> Result<&'a TimestampNanosecondArray, StorageError> {
     batch
         .column_by_name(column)
         .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
         .ok_or_else(|| StorageError::Task(format!("batch has no nanosecond {column} column")))
 }
 
-fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a StringArray, StorageError> {
+pub(crate) fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a StringArray, StorageError> {
     batch
         .column_by_name(column)
         .and_then(|c| c.as_string_opt::<i32>())
         .ok_or_else(|| StorageError::Task(format!("batch has no utf8 {column} column")))
 }
 
-fn writer_properties(spec: &SignalSpec, row_group_rows: usize, rows: usize) -> Result<WriterProperties, StorageError> {
+/// How `spec`'s files are encoded. `sorted_by` names the columns the rows
+/// are sorted by: those get statistics even where arrival order would make
+/// them useless.
+pub(crate) fn writer_properties(
+    spec: &SignalSpec,
+    row_group_rows: usize,
+    rows: usize,
+    sorted_by: &[&str],
+) -> Result<WriterProperties, StorageError> {
     // Bloom filters are sized per row group and folded down once written.
     let ndv = rows.clamp(1, row_group_rows) as u64;
     let mut builder = WriterProperties::builder()
@@ -104,7 +115,7 @@ fn writer_properties(spec: &SignalSpec, row_group_rows: usize, rows: usize) -> R
         let path = ColumnPath::from(*column);
         builder = builder.set_column_dictionary_enabled(path.clone(), false).set_column_encoding(path, *encoding);
     }
-    for column in spec.unindexed_columns {
+    for column in spec.unindexed_columns.iter().filter(|c| !sorted_by.contains(c)) {
         builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
     for column in spec.bloom_columns {
@@ -236,7 +247,7 @@ fn write_file(
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let properties = writer_properties(spec, target.row_group_rows, rows)?;
+    let properties = writer_properties(spec, target.row_group_rows, rows, spec.sort_columns)?;
     let writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
     write_parallel(writer, &spec.schema, batches, target.row_group_rows)?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
@@ -246,17 +257,11 @@ fn write_file(
     let index = match spec.trace_index_column {
         Some(column) => {
             let ids = batches.iter().map(|b| strings(b, column)).collect::<Result<Vec<_>, _>>()?;
-            let index = TraceIndex::build(ids);
-            let sidecar = sidecar_path(&path);
-            created.push(sidecar.clone());
-            index.write(&sidecar)?;
-            Some(index)
+            Some(TraceIndex::build(ids))
         }
         None => None,
     };
-    created.push(path.clone());
-    std::fs::rename(&tmp, &path).ctx(|| format!("renaming {} into place", tmp.display()))?;
-    fsync_dir(dir).ctx(|| format!("syncing {}", dir.display()))?;
+    publish(&tmp, &path, index.as_ref(), created)?;
     debug!(
         signal = %spec.signal,
         file = relative,
@@ -267,24 +272,50 @@ fn write_file(
     );
 
     let mut ranges = BTreeMap::new();
-    for column in spec.range_columns {
-        let mut range: Option<TimeRange> = None;
-        for batch in batches {
-            let values = timestamps(batch, column)?;
-            // Null in every row: nothing to record, pruning keeps the file.
-            if let (Some(min_ns), Some(max_ns)) = (min(values), max(values)) {
-                range = Some(match range {
-                    None => TimeRange { min_ns, max_ns },
-                    Some(r) => TimeRange { min_ns: r.min_ns.min(min_ns), max_ns: r.max_ns.max(max_ns) },
-                });
-            }
-        }
-        if let Some(range) = range {
-            ranges.insert((*column).to_owned(), range);
-        }
+    for batch in batches {
+        widen_ranges(spec, &mut ranges, batch)?;
     }
     let meta = FileMeta { path: relative.to_owned(), size_bytes, rows: rows as u64, hour, ranges };
     Ok(WrittenFile { meta, index })
+}
+
+/// Puts a written and synced file in place: its trace-index sidecar first
+/// (so a file under its final name always has one), then the rename and
+/// the directory sync. What it creates is added to `created`.
+pub(crate) fn publish(
+    tmp: &Path,
+    path: &Path,
+    index: Option<&TraceIndex>,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), StorageError> {
+    let dir = path.parent().ok_or_else(|| StorageError::Task(format!("{} has no parent", path.display())))?;
+    if let Some(index) = index {
+        let sidecar = sidecar_path(path);
+        created.push(sidecar.clone());
+        index.write(&sidecar)?;
+    }
+    created.push(path.to_owned());
+    std::fs::rename(tmp, path).ctx(|| format!("renaming {} into place", tmp.display()))?;
+    fsync_dir(dir).ctx(|| format!("syncing {}", dir.display()))
+}
+
+/// Widens the manifest `ranges` of a file to cover `batch`'s rows. A column
+/// null in every row so far has no entry: pruning then keeps the file.
+pub(crate) fn widen_ranges(
+    spec: &SignalSpec,
+    ranges: &mut BTreeMap<String, TimeRange>,
+    batch: &RecordBatch,
+) -> Result<(), StorageError> {
+    for column in spec.range_columns {
+        let values = timestamps(batch, column)?;
+        if let (Some(min_ns), Some(max_ns)) = (min(values), max(values)) {
+            ranges
+                .entry((*column).to_owned())
+                .and_modify(|r| *r = TimeRange { min_ns: r.min_ns.min(min_ns), max_ns: r.max_ns.max(max_ns) })
+                .or_insert(TimeRange { min_ns, max_ns });
+        }
+    }
+    Ok(())
 }
 
 /// Rebuilds the trace index of a Parquet file from its trace-ID `column`

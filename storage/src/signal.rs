@@ -30,6 +30,7 @@ impl SignalExt for Signal {
                 schema: span_schema(),
                 partition_column: span_col::START_TIME,
                 sort_columns: &[],
+                compaction_sort_columns: &[span_col::SERVICE_NAME, span_col::TRACE_ID, span_col::START_TIME],
                 bloom_columns: &[span_col::TRACE_ID, span_col::SERVICE_NAME, span_col::NAME],
                 range_columns: &[span_col::START_TIME, span_col::END_TIME],
                 trace_index_column: Some(span_col::TRACE_ID),
@@ -62,6 +63,7 @@ impl SignalExt for Signal {
                 schema: metric_schema(),
                 partition_column: PARTITION_TIME_COLUMN,
                 sort_columns: &SORT_COLUMNS,
+                compaction_sort_columns: &SORT_COLUMNS,
                 bloom_columns: &BLOOM_FILTER_COLUMNS,
                 range_columns: &[metric_col::TIME, metric_col::START_TIME],
                 trace_index_column: None,
@@ -87,6 +89,10 @@ pub(crate) struct SignalSpec {
     /// goes through the trace index and bloom filters, not the order, and
     /// the spans of a trace arrive close together anyway).
     pub sort_columns: &'static [&'static str],
+    /// Row order of compacted files. Spans: by service (searches select on
+    /// it), then trace, so a trace's spans sit together and the trace-ID
+    /// column gets statistics worth keeping (page pruning of lookups).
+    pub compaction_sort_columns: &'static [&'static str],
     pub bloom_columns: &'static [&'static str],
     /// Nanosecond timestamp columns whose per-file min/max the manifest keeps
     /// so scans skip files outside a filter's time range.
@@ -110,7 +116,12 @@ mod tests {
             let spec = signal.spec();
             assert_eq!(spec.signal, signal);
             let schema = signal.schema();
-            let columns = spec.sort_columns.iter().chain(spec.bloom_columns).chain(spec.range_columns);
+            let columns = spec
+                .sort_columns
+                .iter()
+                .chain(spec.compaction_sort_columns)
+                .chain(spec.bloom_columns)
+                .chain(spec.range_columns);
             for column in columns.chain([&spec.partition_column]).chain(spec.trace_index_column.as_ref()) {
                 assert!(schema.index_of(column).is_ok(), "{signal}: no column {column}");
             }

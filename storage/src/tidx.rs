@@ -36,21 +36,45 @@ pub(crate) struct TraceIndex {
     complete: bool,
 }
 
-impl TraceIndex {
-    pub fn build<'a>(trace_ids: impl IntoIterator<Item = &'a StringArray>) -> Self {
-        let mut keys = Vec::new();
-        let mut complete = true;
-        for array in trace_ids {
-            for id in array.iter() {
-                match id.and_then(trace_key) {
-                    Some(key) => keys.push(key),
-                    None => complete = false,
-                }
+/// Collects the keys of a file's trace IDs as its rows are written.
+#[derive(Debug)]
+pub(crate) struct TraceIndexBuilder {
+    keys: Vec<u64>,
+    complete: bool,
+}
+
+impl Default for TraceIndexBuilder {
+    fn default() -> Self {
+        Self { keys: Vec::new(), complete: true }
+    }
+}
+
+impl TraceIndexBuilder {
+    pub fn add(&mut self, trace_ids: &StringArray) {
+        for id in trace_ids.iter() {
+            match id.and_then(trace_key) {
+                // Rows sorted by trace repeat the last key: skip it early.
+                Some(key) if self.keys.last() == Some(&key) => {}
+                Some(key) => self.keys.push(key),
+                None => self.complete = false,
             }
         }
-        keys.sort_unstable();
-        keys.dedup();
-        Self { keys: keys.into(), complete }
+    }
+
+    pub fn finish(mut self) -> TraceIndex {
+        self.keys.sort_unstable();
+        self.keys.dedup();
+        TraceIndex { keys: self.keys.into(), complete: self.complete }
+    }
+}
+
+impl TraceIndex {
+    pub fn build<'a>(trace_ids: impl IntoIterator<Item = &'a StringArray>) -> Self {
+        let mut builder = TraceIndexBuilder::default();
+        for array in trace_ids {
+            builder.add(array);
+        }
+        builder.finish()
     }
 
     /// Whether the file may hold any of `keys`.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::support::process::SkeinProcess;
 
 /// An export request with `spans` spans of one new trace.
-fn request(trace: u32, spans: u32) -> Value {
+pub(crate) fn request(trace: u32, spans: u32) -> Value {
     let trace_id = format!("{:032x}", u128::from(0x00C0_FFEE_0000_0000_u64) * 1_000_000 + u128::from(trace));
     let spans: Vec<Value> = (1..=spans)
         .map(|s| {
@@ -52,7 +52,7 @@ fn metrics_request(round: u32, points: u32) -> Value {
     }]})
 }
 
-async fn count(query_url: &str, sql: &str) -> i64 {
+pub(crate) async fn count(query_url: &str, sql: &str) -> i64 {
     let body: Value = reqwest::Client::new()
         .post(format!("{query_url}/api/v1/sql"))
         .json(&json!({ "sql": sql }))
@@ -90,12 +90,12 @@ async fn totals(process: &SkeinProcess) -> (i64, i64) {
 }
 
 /// POSTs an OTLP/JSON export; true once the server acknowledged it.
-async fn acknowledged(client: &reqwest::Client, url: &str, body: &Value) -> bool {
+pub(crate) async fn acknowledged(client: &reqwest::Client, url: &str, body: &Value) -> bool {
     let sent = client.post(url).header("content-type", "application/json").body(body.to_string()).send().await;
     sent.is_ok_and(|r| r.status() == 200)
 }
 
-fn parquet_files(dir: &Path) -> usize {
+pub(crate) fn parquet_files(dir: &Path) -> usize {
     let mut n = 0;
     for entry in std::fs::read_dir(dir).expect("readable").flatten() {
         let path = entry.path();

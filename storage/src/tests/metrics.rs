@@ -69,6 +69,7 @@ async fn metric_flush_crashes_keep_points_once() {
             // Points come from Parquet; the covered segment is deleted.
             FailPoint::ManifestCommitted => (2, 0),
             FailPoint::Uploaded => unreachable!("only reached with an object store (tests/bucket.rs)"),
+            FailPoint::CompactionWritten | FailPoint::CompactionCommitted => unreachable!("not a flush step"),
         };
         assert_eq!(files_with_suffix(&metrics_dir(dir.path()), ".parquet").len(), files, "{fail_point:?}");
         assert_eq!(metric_table(&storage).file_count(), files);

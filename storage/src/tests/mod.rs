@@ -2,6 +2,7 @@
 //! crate-internal crash and pause hooks), with real files in a temp dir.
 
 mod bucket;
+mod compaction;
 mod durability;
 mod failover;
 mod limits;
@@ -101,13 +102,14 @@ pub(crate) fn batch_of(spans: Vec<Span>) -> RecordBatch {
     converted.batch
 }
 
-/// A config that never flushes on its own during a test.
+/// A config that never flushes or compacts on its own during a test.
 pub(crate) fn quiet_config(dir: &Path) -> StorageConfig {
     StorageConfig {
         data_dir: dir.to_path_buf(),
         flush_max_bytes: 1 << 40,
         max_buffer_bytes: 1 << 41,
         flush_interval: Duration::from_secs(24 * 3600),
+        compaction: crate::CompactionConfig { enabled: false, ..crate::CompactionConfig::default() },
         ..StorageConfig::default()
     }
 }

@@ -16,6 +16,11 @@ impl SkeinProcess {
     /// Starts `skein all-in-one` on port 0 over `data_dir` and waits until
     /// it reports ready through its ready file.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with_env(data_dir, &[])
+    }
+
+    /// As [`Self::start`], with extra `SKEIN_*` settings in the environment.
+    pub fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let ready = data_dir.with_extension("ready.json");
         let _ = std::fs::remove_file(&ready);
         let child = Command::new(env!("CARGO_BIN_EXE_skein"))
@@ -29,6 +34,7 @@ impl SkeinProcess {
             // Nothing is flushed by age during the test: a kill loses only
             // what the WAL does not hold.
             .env("SKEIN_STORAGE__FLUSH_INTERVAL", "1h")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("skein binary starts");

@@ -15,6 +15,9 @@
 //! On open, files the manifest does not list (a flush that crashed before
 //! step 3) are deleted, and only segments after the checkpoint are replayed
 //! (a crash between 3 and 5 leaves segments whose rows are in Parquet).
+//! Compactions (`compact`) and retention commit through the same manifest.
+
+mod compact;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,6 +59,10 @@ pub(crate) enum FailPoint {
     Uploaded,
     /// Manifest replaced, WAL segments not yet deleted.
     ManifestCommitted,
+    /// Compacted files in place, manifest not yet replaced.
+    CompactionWritten,
+    /// Manifest of a compaction replaced, replaced files not yet deleted.
+    CompactionCommitted,
 }
 
 /// Where a shard's write-ahead log lives.
@@ -89,8 +96,11 @@ pub(crate) struct Shard {
     fenced: Arc<AtomicBool>,
     /// Keys of recently acknowledged batches, to store a retried batch once.
     recent: parking_lot::Mutex<RecentBatches>,
-    /// The manifest as on disk; its lock serializes flushes and retention.
+    /// The manifest as on disk; its lock serializes commits (flushes,
+    /// compactions, retention).
     manifest: tokio::sync::Mutex<Manifest>,
+    /// Files compactions replaced, kept a while for queries reading them.
+    retired: parking_lot::Mutex<Vec<compact::Retired>>,
     row_group_rows: usize,
     max_buffer_bytes: u64,
     metrics: SignalMetrics,
@@ -172,6 +182,7 @@ impl Shard {
             fenced,
             recent: parking_lot::Mutex::new(recent),
             manifest: tokio::sync::Mutex::new(recovered.manifest),
+            retired: parking_lot::Mutex::new(Vec::new()),
             row_group_rows: config.row_group_rows,
             max_buffer_bytes: config.max_buffer_bytes,
             metrics,
@@ -319,9 +330,7 @@ impl Shard {
                     warn!(shard = self.id, signal = %self.spec.signal, "another node took this shard over; dropping the flush");
                     self.fenced.store(true, Ordering::SeqCst);
                 }
-                bucket
-                    .delete(&new_files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect::<Vec<_>>())
-                    .await;
+                bucket.delete(&self.object_names(&new_files)).await;
             }
             let dir = self.dir.clone();
             blocking(move || {
@@ -390,15 +399,26 @@ impl Shard {
         next: &Manifest,
         new_files: &[FileMeta],
     ) -> Result<(), StorageError> {
-        for file in new_files {
+        self.upload_files(bucket, new_files).await?;
+        #[cfg(test)]
+        self.check_fail_point(FailPoint::Uploaded)?;
+        bucket.commit_manifest(next).await
+    }
+
+    /// Uploads data files with their sidecars.
+    async fn upload_files(&self, bucket: &SignalBucket, files: &[FileMeta]) -> Result<(), StorageError> {
+        for file in files {
             bucket.upload(&self.dir, &file.path).await?;
             if self.spec.trace_index_column.is_some() {
                 bucket.upload(&self.dir, &sidecar_of(&file.path)).await?;
             }
         }
-        #[cfg(test)]
-        self.check_fail_point(FailPoint::Uploaded)?;
-        bucket.commit_manifest(next).await
+        Ok(())
+    }
+
+    /// The bucket objects of data files: each file and its sidecar.
+    fn object_names(&self, files: &[FileMeta]) -> Vec<String> {
+        files.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect()
     }
 
     #[cfg(test)]
@@ -438,7 +458,7 @@ impl Shard {
 
         let count = expired.len();
         let dir = self.dir.clone();
-        let objects: Vec<String> = expired.iter().flat_map(|f| [f.path.clone(), sidecar_of(&f.path)]).collect();
+        let objects = self.object_names(&expired);
         blocking(move || {
             remove_data_files(&dir, &expired);
             Ok(())
