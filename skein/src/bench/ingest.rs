@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::ids::{MAX_LOCAL, mix};
 use super::metrics_workload::MetricsPlan;
-use super::pool::Pool;
+use super::pool::{Pool, Replay};
 use super::procfs;
 use super::progress::Progress;
 use super::report::IngestReport;
@@ -78,6 +78,11 @@ pub struct IngestArgs {
     /// Time limit of one export.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Spread span times over this much of the past (e.g. 24h): the run
+    /// sends the window in time order, from `now - spread` at its start to
+    /// now at its end, so a day of data loads in minutes (traces only).
+    #[arg(long, value_parser = parse_duration)]
+    pub spread: Option<Duration>,
     /// PID of the server when it runs on this machine: report its CPU
     /// seconds per million items and peak RSS (from /proc).
     #[arg(long)]
@@ -142,6 +147,14 @@ impl IngestArgs {
         }
         if self.timeout.is_zero() {
             return Err("--timeout must be more than 0".into());
+        }
+        if let Some(spread) = self.spread {
+            if self.signal != Signal::Traces {
+                return Err("--spread is for --signal traces (metric series need their own timeline)".into());
+            }
+            if spread.is_zero() || spread > Duration::from_secs(30 * 24 * 3600) {
+                return Err(format!("--spread must be more than 0 and at most 30 days, got {spread:?}"));
+            }
         }
         Ok(())
     }
@@ -211,8 +224,12 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
         Rate::Max => None,
         Rate::PerSecond(rate) => Some(rate),
     };
+    let replay = args.spread.map(|spread| Replay {
+        spread_ns: u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX),
+        run_ns: u64::try_from(args.duration.as_nanos()).unwrap_or(u64::MAX),
+    });
     let pool = tokio::task::spawn_blocking(move || match signal {
-        Signal::Traces => Pool::traces(seed, pool_size, batch, nonce, generated_at),
+        Signal::Traces => Pool::traces(seed, pool_size, batch, nonce, generated_at, replay),
         Signal::Metrics => {
             let plan = MetricsPlan { seed, requests: pool_size, points: batch, now_ns: generated_at, rate };
             Pool::metrics(&plan, nonce)

@@ -132,11 +132,29 @@ impl Template {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Clock {
     /// By the wall time since the pool was generated, so spans look current.
-    Wall { generated_at_ns: u64 },
+    /// With a replay, the templates lie `spread_ns` in the past and time
+    /// runs `spread_ns / run_ns` faster: the run sends a whole window of
+    /// history in order, ending at the present.
+    Wall { generated_at_ns: u64, replay: Option<Replay> },
     /// By whole passes over the pool: pass `c` (from 0) adds `c × pass_ns`.
     /// The templates are consecutive stretches of one timeline `pass_ns`
     /// long, so a series' times keep increasing and never repeat.
     Passes { pass_ns: u64 },
+}
+
+/// Past data sent fast: `spread_ns` of history over a run of `run_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    pub spread_ns: u64,
+    pub run_ns: u64,
+}
+
+impl Replay {
+    /// How far into the window the send at `elapsed_ns` of the run is.
+    fn offset_ns(&self, elapsed_ns: u64) -> u64 {
+        let fraction = elapsed_ns.min(self.run_ns) as f64 / self.run_ns.max(1) as f64;
+        (self.spread_ns as f64 * fraction) as u64
+    }
 }
 
 /// Distinct pre-encoded requests, used round-robin; every send gets a new
@@ -149,14 +167,23 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Generates `size` trace requests of `spans` spans each, deterministic from `seed`.
-    pub fn traces(seed: u64, size: usize, spans: usize, nonce: u64, now_ns: u64) -> anyhow::Result<Self> {
+    /// Generates `size` trace requests of `spans` spans each, deterministic
+    /// from `seed`; with a `replay`, sends walk through its window of the past.
+    pub fn traces(
+        seed: u64,
+        size: usize,
+        spans: usize,
+        nonce: u64,
+        now_ns: u64,
+        replay: Option<Replay>,
+    ) -> anyhow::Result<Self> {
         let ids = IdScheme::new(nonce);
         let mut rng = StdRng::seed_from_u64(seed);
+        let base_ns = now_ns.saturating_sub(replay.map_or(0, |r| r.spread_ns));
         let templates = (0..size)
-            .map(|_| Template::traces(&generate_request(&mut rng, &ids, spans, now_ns), &ids))
+            .map(|_| Template::traces(&generate_request(&mut rng, &ids, spans, base_ns), &ids))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(Self { templates, ids, clock: Clock::Wall { generated_at_ns: now_ns } })
+        Ok(Self { templates, ids, clock: Clock::Wall { generated_at_ns: now_ns, replay } })
     }
 
     /// Generates the metrics `plan` asks for: consecutive requests of the
@@ -181,7 +208,10 @@ impl Pool {
         let size = self.templates.len() as u64;
         let template = &self.templates[((epoch - 1) % size) as usize];
         let shift = match self.clock {
-            Clock::Wall { generated_at_ns } => now_ns.saturating_sub(generated_at_ns),
+            Clock::Wall { generated_at_ns, replay } => {
+                let elapsed = now_ns.saturating_sub(generated_at_ns);
+                elapsed + replay.map_or(0, |r| r.offset_ns(elapsed))
+            }
             Clock::Passes { pass_ns } => ((epoch - 1) / size).saturating_mul(pass_ns),
         };
         Ok((template.instantiate(&self.ids, epoch, shift), template.items()))
@@ -251,7 +281,7 @@ mod tests {
 
     #[test]
     fn no_span_or_trace_repeats_across_sends() {
-        let pool = Pool::traces(3, 2, 200, 1, NOW).expect("pool");
+        let pool = Pool::traces(3, 2, 200, 1, NOW, None).expect("pool");
         let mut spans = HashSet::new();
         let mut traces_seen: HashSet<Vec<u8>> = HashSet::new();
         for epoch in 1..=6 {
@@ -268,5 +298,31 @@ mod tests {
             }
         }
         assert!(pool.request(0, NOW).is_err());
+    }
+
+    #[test]
+    fn a_replay_walks_through_the_window_and_ends_at_the_present() {
+        const HOUR: u64 = 3_600_000_000_000;
+        let replay = Replay { spread_ns: 24 * HOUR, run_ns: 60_000_000_000 };
+        let pool = Pool::traces(3, 1, 100, 1, NOW, Some(replay)).expect("pool");
+        let starts = |now: u64| {
+            let request = decode(&pool.request(1, now).expect("request").0);
+            let spans: Vec<u64> = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| s.start_time_unix_nano)
+                .collect();
+            (spans.iter().copied().min().expect("spans"), spans.iter().copied().max().expect("spans"))
+        };
+        // Generated traces start within two seconds before their base time.
+        let (first, _) = starts(NOW);
+        assert!(first > NOW - 24 * HOUR - 3_000_000_000 && first < NOW - 24 * HOUR, "run start: a day ago");
+        let (half, _) = starts(NOW + 30_000_000_000);
+        assert!(half > NOW - 12 * HOUR - 3_000_000_000 && half < NOW - 12 * HOUR + 30_000_000_000, "halfway");
+        let (end, last) = starts(NOW + 90_000_000_000);
+        assert!(end > NOW + 90_000_000_000 - 3_000_000_000, "after the run: real time");
+        assert!(last <= NOW + 90_000_000_000, "never in the future");
     }
 }
