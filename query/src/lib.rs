@@ -29,6 +29,7 @@ mod engine;
 mod error;
 mod federation;
 mod format;
+mod metric_exemplars;
 mod metrics;
 mod metrics_api;
 mod params;
@@ -36,6 +37,7 @@ mod remote;
 mod safety;
 mod search;
 mod server;
+mod service_stats;
 mod services;
 mod sql_api;
 mod trace_outline;
@@ -52,6 +54,7 @@ pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPANS_TABLE, Tables};
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;
+pub use metric_exemplars::Exemplar;
 pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,
     SeriesInfo, TimeBounds,
@@ -59,6 +62,7 @@ pub use metrics_api::{
 pub use remote::{RemoteShardTable, ShardUnavailable};
 pub use search::{SearchQuery, TraceSummary};
 pub use server::QueryServer;
+pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};
 pub use services::Operation;
 pub use trace_outline::{OutlineSpan, TraceOutline};
 pub use views::METRIC_VIEWS;

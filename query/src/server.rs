@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, metrics_api, search, services, sql_api, trace_outline, traces, ui,
+    QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
+    sql_api, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -156,9 +157,12 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/services", get(services::list_services))
         .route("/api/v1/services/{service}/operations", get(services::list_operations))
+        .route("/api/v1/service_stats", get(service_stats::get_service_stats))
+        .route("/api/v1/service_graph", get(service_stats::get_service_graph))
         .route("/api/v1/metrics", get(metrics_api::list_metrics))
         .route("/api/v1/metrics/query_range", get(metrics_api::query_range))
         .route("/api/v1/metrics/{name}/series", get(metrics_api::list_series))
+        .route("/api/v1/metrics/{name}/exemplars", get(metric_exemplars::get_exemplars))
         .route("/api/v1/cluster", get(cluster_api::get_cluster))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

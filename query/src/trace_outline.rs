@@ -152,7 +152,7 @@ fn read_outline_rows(
     spans: &mut Vec<OutlineSpan>,
     starts: &mut Vec<i64>,
 ) -> Result<(), QueryError> {
-    let text = |name: &str| column(batch, name, &DataType::Utf8);
+    let text = |name: &str| cast_column(batch, name, &DataType::Utf8);
     let (span_id, parent, name, service, kind, status) = (
         text(span_col::SPAN_ID)?,
         text(span_col::PARENT_SPAN_ID)?,
@@ -161,8 +161,8 @@ fn read_outline_rows(
         text(span_col::KIND)?,
         text(span_col::STATUS_CODE)?,
     );
-    let start = column(batch, span_col::START_TIME, &DataType::Int64)?;
-    let duration = column(batch, span_col::DURATION_NS, &DataType::Int64)?;
+    let start = cast_column(batch, span_col::START_TIME, &DataType::Int64)?;
+    let duration = cast_column(batch, span_col::DURATION_NS, &DataType::Int64)?;
     let (links, events) = (list_lengths(batch, span_col::LINKS)?, list_lengths(batch, span_col::EVENTS)?);
     let (span_id, parent, name, service, kind, status) = (
         span_id.as_string::<i32>(),
@@ -192,7 +192,8 @@ fn read_outline_rows(
     Ok(())
 }
 
-fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, QueryError> {
+/// Column `name` of `batch`, cast to `to`.
+pub(crate) fn cast_column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef, QueryError> {
     let array = batch
         .column_by_name(name)
         .ok_or_else(|| QueryError::Execution(format!("the spans table has no column {name}")))?;

@@ -21,6 +21,8 @@ const BIG_CHILDREN: usize = 20;
 const BIG_GRANDCHILDREN: usize = 999;
 /// Spans per OTLP/JSON request when loading the large trace.
 const BATCH: usize = 2_000;
+const BATCH_SERVICE: &str = "batch-worker";
+const ITEM_SERVICE: &str = "item-store";
 
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("SKEIN_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
@@ -79,11 +81,22 @@ async fn load_big_trace(node: &TestNode) -> (String, String) {
     let spans = big_trace_spans(now_ns);
     let last = spans.last().expect("spans");
     let last = (last["spanId"].as_str().expect("id").to_owned(), last["name"].as_str().expect("name").to_owned());
+    // The items run in another service, so the service map has an edge.
+    let service = |span: &Value| {
+        if span["name"].as_str().is_some_and(|n| n.starts_with("item")) { ITEM_SERVICE } else { BATCH_SERVICE }
+    };
     for chunk in spans.chunks(BATCH) {
-        let body = json!({"resourceSpans": [{
-            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "batch-worker"}}]},
-            "scopeSpans": [{"scope": {"name": "ui-test"}, "spans": chunk}],
-        }]});
+        let resource_spans: Vec<Value> = [BATCH_SERVICE, ITEM_SERVICE]
+            .iter()
+            .map(|name| {
+                let mine: Vec<&Value> = chunk.iter().filter(|s| service(s) == *name).collect();
+                json!({
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": name}}]},
+                    "scopeSpans": [{"scope": {"name": "ui-test"}, "spans": mine}],
+                })
+            })
+            .collect();
+        let body = json!({ "resourceSpans": resource_spans });
         let (status, response) = node.post_otlp_json(&body).await;
         assert_eq!(status, 200, "large trace export: {response}");
     }
@@ -96,8 +109,14 @@ fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value) 
     let artifacts = root.join("target/ui-e2e");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
     let screenshots = std::env::var_os("SKEIN_UI_SCREENSHOTS").map_or(artifacts.clone(), |dir| root.join(dir));
-    let output = Command::new("node")
-        .args(["--test", "--test-concurrency=1", "e2e/"])
+    let mut command = Command::new("node");
+    command.args(["--test", "--test-concurrency=1"]);
+    // SKEIN_E2E_ONLY=pattern runs the browser tests whose name matches.
+    if let Some(pattern) = std::env::var_os("SKEIN_E2E_ONLY") {
+        command.arg("--test-name-pattern").arg(pattern);
+    }
+    let output = command
+        .arg("e2e/")
         .current_dir(root.join("ui"))
         .env("SKEIN_URL", node.query())
         .env("SKEIN_E2E_DATA", data.to_string())
@@ -143,6 +162,11 @@ async fn ui_end_to_end_in_chromium() {
     // The consumer span links to the root of a cart trace in another trace.
     let consumer = spans.iter().find(|s| s["name"] == "process order").expect("a linked consumer span");
     let (last_span, last_name) = load_big_trace(&node).await;
+    // The SDK attached exemplars (with trace and span IDs) to the histogram.
+    let (status, exemplars) = node.get("/api/v1/metrics/http.server.duration/exemplars").await;
+    assert_eq!(status, 200, "{exemplars}");
+    let exemplars = exemplars["exemplars"].as_array().expect("exemplars");
+    assert!(exemplars.iter().any(|e| e["trace_id"].as_str().is_some_and(|t| t.len() == 32)), "{exemplars:?}");
 
     let data = json!({
         "linkedFrom": {"traceId": consumer["traceId"], "spanId": consumer["spanId"]},

@@ -38,3 +38,16 @@ export function artifactPath(name) {
   mkdirSync(artifacts, { recursive: true });
   return join(artifacts, name);
 }
+
+/** Runs `body` with a fresh page; on failure saves `failed-<name>.png` as an artifact. */
+export async function withPage(browser, name, body) {
+  const page = await newPage(browser);
+  try {
+    await body(page);
+  } catch (e) {
+    await page.screenshot({ path: artifactPath(`failed-${name}.png`) }).catch(() => {});
+    throw e;
+  } finally {
+    await page.context().close();
+  }
+}

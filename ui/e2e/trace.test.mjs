@@ -3,96 +3,96 @@
 // 20,000-span trace that opens and scrolls to its last span.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { base, data, launch, newPage, screenshot } from './browser.mjs';
+import { base, data, launch, screenshot, withPage } from './browser.mjs';
 
 let browser;
 before(async () => (browser = await launch()));
 after(async () => browser?.close());
 
-test('search, open a trace, follow a span link, expand, back', async () => {
-  const page = await newPage(browser);
-  await page.goto(base + '/');
-  await page.getByRole('table', { name: 'Traces' }).waitFor();
-  await page.getByTestId('duration-scatter').locator('canvas').first().waitFor();
-  await screenshot(page, 'search');
+test('search, open a trace, follow a span link, expand, back', () =>
+  withPage(browser, 'search-open-a-trace-follow-a-span-link-e', async (page) => {
+    await page.goto(base + '/');
+    await page.getByRole('table', { name: 'Traces' }).waitFor();
+    await page.getByTestId('duration-scatter').locator('canvas').first().waitFor();
+    await screenshot(page, 'search');
 
-  // Narrow the search with the form: the consumer span that carries a link.
-  await page.getByLabel('Operation').fill('process order');
-  await page.getByRole('button', { name: 'Find traces' }).click();
-  await page.waitForURL(/name=process\+order/);
-  const result = page.getByRole('link', { name: /process order/ }).first();
-  await result.waitFor();
-  assert.equal(await page.getByRole('link', { name: /GET \/cart/ }).count(), 0, 'only matching traces are listed');
-  await page.locator(`a[href="/trace/${data.linkedFrom.traceId}"]`).click();
+    // Narrow the search with the form: the consumer span that carries a link.
+    await page.getByLabel('Operation').fill('process order');
+    await page.getByRole('button', { name: 'Find traces' }).click();
+    await page.waitForURL(/name=process\+order/);
+    const result = page.getByRole('link', { name: /process order/ }).first();
+    await result.waitFor();
+    assert.equal(await page.getByRole('link', { name: /GET \/cart/ }).count(), 0, 'only matching traces are listed');
+    await page.locator(`a[href="/trace/${data.linkedFrom.traceId}"]`).click();
 
-  // Open the span; its detail shows the link, typed attributes included.
-  await page.waitForURL(new RegExp(`/trace/${data.linkedFrom.traceId}`));
-  await page.locator(`[data-span-id="${data.linkedFrom.spanId}"]`).click();
-  const detail = page.getByRole('complementary', { name: 'Span detail' });
-  await detail.getByText('Links (1)').waitFor();
-  await detail.getByText('async follow-up').waitFor();
-  await screenshot(page, 'trace-link');
+    // Open the span; its detail shows the link, typed attributes included.
+    await page.waitForURL(new RegExp(`/trace/${data.linkedFrom.traceId}`));
+    await page.locator(`[data-span-id="${data.linkedFrom.spanId}"]`).click();
+    const detail = page.getByRole('complementary', { name: 'Span detail' });
+    await detail.getByText('Links (1)').waitFor();
+    await detail.getByText('async follow-up').waitFor();
+    await screenshot(page, 'trace-link');
 
-  // Follow the link into the other trace: the linked span is selected.
-  await detail.locator('a.span-link').click();
-  await page.waitForURL(new RegExp(`/trace/${data.linkTarget.traceId}\\?span=${data.linkTarget.spanId}`));
-  const target = page.locator(`[data-span-id="${data.linkTarget.spanId}"]`);
-  await target.waitFor();
-  assert.equal(await target.getAttribute('aria-selected'), 'true');
-  await detail.getByText('http.route').waitFor();
+    // Follow the link into the other trace: the linked span is selected.
+    await detail.locator('a.span-link').click();
+    await page.waitForURL(new RegExp(`/trace/${data.linkTarget.traceId}\\?span=${data.linkTarget.spanId}`));
+    const target = page.locator(`[data-span-id="${data.linkTarget.spanId}"]`);
+    await target.waitFor();
+    assert.equal(await target.getAttribute('aria-selected'), 'true');
+    await detail.getByText('http.route').waitFor();
 
-  // Collapse the root's subtree, then expand it again.
-  const rows = page.getByRole('treeitem');
-  assert.equal(await rows.count(), 4);
-  await target.getByRole('button', { name: 'Collapse' }).click();
-  assert.equal(await rows.count(), 1);
-  await target.getByRole('button', { name: /Expand 2 children/ }).click();
-  assert.equal(await rows.count(), 4);
+    // Collapse the root's subtree, then expand it again.
+    const rows = page.getByRole('treeitem');
+    assert.equal(await rows.count(), 4);
+    await target.getByRole('button', { name: 'Collapse' }).click();
+    assert.equal(await rows.count(), 1);
+    await target.getByRole('button', { name: /Expand 2 children/ }).click();
+    assert.equal(await rows.count(), 4);
 
-  // Open the failing span: its status and exception event are shown.
-  await page.getByRole('treeitem', { name: /charge card/ }).click();
-  await detail.getByTestId('span-status').getByText('error: payment failed').waitFor();
-  await detail.getByText('exception').first().waitFor();
-  await screenshot(page, 'trace');
+    // Open the failing span: its status and exception event are shown.
+    await page.getByRole('treeitem', { name: /charge card/ }).click();
+    await detail.getByTestId('span-status').getByText('error: payment failed').waitFor();
+    await detail.getByText('exception').first().waitFor();
+    await screenshot(page, 'trace');
 
-  // Back: the linking trace, with its span still open.
-  await page.goBack();
-  await page.waitForURL(new RegExp(`/trace/${data.linkedFrom.traceId}\\?span=${data.linkedFrom.spanId}`));
-  await detail.getByText('Links (1)').waitFor();
-  assert.deepEqual(page.errors, []);
-});
+    // Back: the linking trace, with its span still open.
+    await page.goBack();
+    await page.waitForURL(new RegExp(`/trace/${data.linkedFrom.traceId}\\?span=${data.linkedFrom.spanId}`));
+    await detail.getByText('Links (1)').waitFor();
+    assert.deepEqual(page.errors, []);
+  }));
 
-test('a 20,000-span trace opens and scrolls to its last span', async () => {
-  const page = await newPage(browser);
-  // Long tasks are recorded for information (a benchmark, not an assertion).
-  await page.addInitScript(() => {
-    window.__longTasks = [];
-    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({
-      type: 'longtask',
-      buffered: true,
+test('a 20,000-span trace opens and scrolls to its last span', () =>
+  withPage(browser, 'a-20-000-span-trace-opens-and-scrolls-to', async (page) => {
+    // Long tasks are recorded for information (a benchmark, not an assertion).
+    await page.addInitScript(() => {
+      window.__longTasks = [];
+      new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({
+        type: 'longtask',
+        buffered: true,
+      });
     });
-  });
-  const { traceId, spanCount, lastSpanId, lastSpanName } = data.bigTrace;
-  await page.goto(`${base}/trace/${traceId}`);
-  await page.getByText(`${spanCount.toLocaleString('en-US')} spans`).waitFor();
-  const rows = page.getByRole('treeitem');
-  await rows.first().waitFor();
-  assert.ok((await rows.count()) < 200, 'only the rows on screen are in the DOM');
+    const { traceId, spanCount, lastSpanId, lastSpanName } = data.bigTrace;
+    await page.goto(`${base}/trace/${traceId}`);
+    await page.getByText(`${spanCount.toLocaleString('en-US')} spans`).waitFor();
+    const rows = page.getByRole('treeitem');
+    await rows.first().waitFor();
+    assert.ok((await rows.count()) < 200, 'only the rows on screen are in the DOM');
 
-  // Keyboard: focus the waterfall, End selects and shows the last span.
-  await page.getByRole('tree', { name: 'Spans' }).focus();
-  await page.keyboard.press('Home');
-  await page.keyboard.press('End');
-  const last = page.locator(`[data-span-id="${lastSpanId}"]`);
-  await last.waitFor();
-  assert.equal(await last.getAttribute('aria-selected'), 'true');
-  assert.ok(await last.isVisible());
-  await page.getByRole('complementary', { name: 'Span detail' }).getByRole('heading', { name: lastSpanName }).waitFor();
-  // Find inside the trace: the error spans by name.
-  await page.getByLabel('Find spans').fill('item 19.99');
-  await page.getByTestId('find-count').getByText('10 / 10').waitFor();
-  await screenshot(page, 'trace-20k');
-  const longTasks = await page.evaluate(() => window.__longTasks);
-  console.log(`20k-span trace: ${longTasks.length} long tasks, longest ${Math.max(0, ...longTasks).toFixed(0)} ms`);
-  assert.deepEqual(page.errors, []);
-});
+    // Keyboard: focus the waterfall, End selects and shows the last span.
+    await page.getByRole('tree', { name: 'Spans' }).focus();
+    await page.keyboard.press('Home');
+    await page.keyboard.press('End');
+    const last = page.locator(`[data-span-id="${lastSpanId}"]`);
+    await last.waitFor();
+    assert.equal(await last.getAttribute('aria-selected'), 'true');
+    assert.ok(await last.isVisible());
+    await page.getByRole('complementary', { name: 'Span detail' }).getByRole('heading', { name: lastSpanName }).waitFor();
+    // Find inside the trace: the error spans by name.
+    await page.getByLabel('Find spans').fill('item 19.99');
+    await page.getByTestId('find-count').getByText('10 / 10').waitFor();
+    await screenshot(page, 'trace-20k');
+    const longTasks = await page.evaluate(() => window.__longTasks);
+    console.log(`20k-span trace: ${longTasks.length} long tasks, longest ${Math.max(0, ...longTasks).toFixed(0)} ms`);
+    assert.deepEqual(page.errors, []);
+  }));

@@ -3,10 +3,18 @@ import { ThemeToggle } from './components/ThemeToggle';
 import { SearchPage } from './pages/SearchPage';
 import { TracePage } from './pages/trace/TracePage';
 import { SqlPage } from './pages/SqlPage';
+import { ServicesPage } from './pages/ServicesPage';
+import { ServiceMapPage } from './pages/ServiceMapPage';
+import { MetricsPage } from './pages/MetricsPage';
+import { ComparePage } from './pages/ComparePage';
 import { Empty } from './components/Status';
 
 const NAV: [string, string][] = [
   ['/', 'Search'],
+  ['/services', 'Services'],
+  ['/map', 'Service map'],
+  ['/compare', 'Compare'],
+  ['/explore', 'Metrics'],
   ['/sql', 'SQL'],
 ];
 
@@ -28,6 +36,10 @@ export function App() {
         <Routes>
           <Route path="/" element={<SearchPage />} />
           <Route path="/trace/:traceId" element={<TracePage />} />
+          <Route path="/compare" element={<ComparePage />} />
+          <Route path="/services" element={<ServicesPage />} />
+          <Route path="/map" element={<ServiceMapPage />} />
+          <Route path="/explore" element={<MetricsPage />} />
           <Route path="/sql" element={<SqlPage />} />
           <Route path="*" element={<Empty>No such page.</Empty>} />
         </Routes>

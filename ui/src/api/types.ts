@@ -127,3 +127,50 @@ export interface RangeResponse {
   step_ms: number;
   series: RangeSeries[];
 }
+
+export interface Red {
+  count: number;
+  errors: number;
+  p50_nanos: number;
+  p95_nanos: number;
+  p99_nanos: number;
+}
+
+export interface OperationStats {
+  service: string;
+  operation: string;
+  kind: string;
+  total: Red;
+  steps: [number, Red][];
+}
+
+export interface ServiceStatsResponse {
+  start: number;
+  end: number;
+  step_ms: number;
+  operations: OperationStats[];
+  truncated?: boolean;
+}
+
+export interface ServiceNode {
+  service: string;
+  spans: number;
+  errors: number;
+}
+
+export interface ServiceEdge {
+  caller: string;
+  callee: string;
+  calls: number;
+  errors: number;
+  p50_nanos: number;
+  p95_nanos: number;
+}
+
+export interface Exemplar {
+  time_ms: number;
+  value: number | null;
+  trace_id: string | null;
+  span_id: string | null;
+  series_id: string;
+}

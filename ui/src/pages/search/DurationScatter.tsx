@@ -2,6 +2,7 @@ import { useMemo } from 'react';
 import type uPlot from 'uplot';
 import type { TraceSummary } from '../../api/types';
 import { Chart } from '../../components/Chart';
+import { axis } from '../../lib/chartTheme';
 import { formatDuration, formatLocal, nanosToMillis } from '../../lib/format';
 
 /** Duration over start time, one point per trace, errors in red; a click opens the trace. */
@@ -16,10 +17,7 @@ export function DurationScatter({ traces, onOpen }: { traces: TraceSummary[]; on
       cursor: { points: { size: 10 }, focus: { prox: 16 } },
       legend: { show: false },
       scales: { x: { time: true } },
-      axes: [
-        { stroke: 'var(--muted)' },
-        { stroke: 'var(--muted)', values: (_u, ticks) => ticks.map((v) => formatDuration(v * 1e6)), size: 70 },
-      ],
+      axes: [axis(), axis({ values: (_u: uPlot, ticks: number[]) => ticks.map((v) => formatDuration(v * 1e6)), size: 70 })],
       series: [
         { value: (_u, v) => (v == null ? '' : formatLocal(v * 1000)) },
         { label: 'ok', paths: () => null, points: points('#4e79a7') },

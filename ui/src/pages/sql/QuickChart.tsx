@@ -4,6 +4,7 @@ import type { SqlColumn } from '../../api/types';
 import { Chart } from '../../components/Chart';
 import { isNumeric } from '../../components/ResultTable';
 import { seriesColor } from '../../lib/colors';
+import { axis } from '../../lib/chartTheme';
 import { formatNumber } from '../../lib/format';
 
 /** The first timestamp column, and every numeric column to draw against it. */
@@ -24,7 +25,7 @@ export function QuickChart({ columns, rows }: { columns: SqlColumn[]; rows: unkn
       .sort((a, b) => (a[0] as number) - (b[0] as number));
     const data = [0, ...plan.values].map((_, k) => sorted.map((r) => r[k])) as uPlot.AlignedData;
     const options: Omit<uPlot.Options, 'width' | 'height'> = {
-      axes: [{ stroke: 'var(--muted)' }, { stroke: 'var(--muted)', values: (_u, t) => t.map(formatNumber), size: 60 }],
+      axes: [axis(), axis({ values: (_u: uPlot, t: number[]) => t.map(formatNumber), size: 60 })],
       series: [{}, ...plan.values.map((v, k) => ({ label: columns[v].name, stroke: seriesColor(k), width: 1.5 }))],
     };
     return { data, options };

@@ -150,7 +150,7 @@ function TraceHeader({ outline, tree }: { outline: TraceOutline; tree: SpanTree 
         </span>
         <span>{formatDuration(outline.durationNanos)}</span>
         <span>{formatCount(outline.spanCount)} spans</span>
-        <span className={outline.errorCount ? 'err-text' : undefined}>{formatCount(outline.errorCount)} errors</span>
+        <span className={outline.errorCount ? 'err-text' : undefined}>{formatCount(outline.errorCount)} {outline.errorCount === 1 ? 'error' : 'errors'}</span>
         <span>depth {tree.depth.reduce((a, b) => Math.max(a, b), 0) + 1}</span>
       </div>
       <div className="services">

@@ -1,0 +1,445 @@
+//! Service-level views computed from spans for the UI's Services and Service
+//! map screens:
+//! - `GET /api/v1/service_stats`: per service, operation and kind, the
+//!   request count, error count and p50/p95/p99 duration over the range and
+//!   per time step (RED metrics);
+//! - `GET /api/v1/service_graph`: who calls whom (a span whose parent span is
+//!   in another service), with call counts, errors and callee latency.
+//!
+//! Both aggregate in DataFusion with the range pushed down to the shards;
+//! values are literals, never spliced into SQL. They scan the spans of the
+//! range, so long ranges over big stores are slow until pre-aggregated span
+//! metrics exist.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::common::JoinType;
+use datafusion::functions_aggregate::expr_fn::{approx_percentile_cont, count, sum};
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, cast as cast_expr, col, lit, when};
+use serde::Serialize;
+use skein_model::schema::col as span_col;
+
+use crate::engine::SPANS_TABLE;
+use crate::params::{Params, now_ns, parse_duration, parse_time, timestamp};
+use crate::server::AppState;
+use crate::trace_outline::cast_column;
+use crate::{QueryEngine, QueryError};
+
+const DEFAULT_RANGE_NS: i64 = 3_600 * 1_000_000_000;
+/// Default step: the range in about this many steps, whole seconds.
+const DEFAULT_STEPS: i64 = 60;
+const MAX_STEPS: i64 = 1_000;
+const SECOND_NS: i64 = 1_000_000_000;
+/// Operations returned by default, busiest first; span names can be unique per span.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1_000;
+/// Parents are looked for this much before the range too: a call that
+/// started in the range may have a parent that started just before it.
+const PARENT_SLACK_NS: i64 = 600 * SECOND_NS;
+
+/// The time range and filters of a stats or graph request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsQuery {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub kind: Option<String>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub step_ns: i64,
+    /// Most operations to return.
+    pub limit: usize,
+}
+
+impl StatsQuery {
+    fn from_params(params: &Params, known: &[&str]) -> Result<Self, QueryError> {
+        params.only(known)?;
+        let end_ns = params.single("end")?.map(|v| parse_time("end", v)).transpose()?.unwrap_or_else(now_ns);
+        let start_ns =
+            params.single("start")?.map(|v| parse_time("start", v)).transpose()?.unwrap_or(end_ns - DEFAULT_RANGE_NS);
+        if start_ns >= end_ns {
+            return Err(QueryError::InvalidRequest("start must be before end".into()));
+        }
+        let range = end_ns - start_ns;
+        let step_ns = match params.single("step")? {
+            Some(text) => parse_duration("step", text)?,
+            None => ((range / DEFAULT_STEPS + SECOND_NS - 1) / SECOND_NS).max(1) * SECOND_NS,
+        };
+        if step_ns < SECOND_NS / 1000 || range / step_ns > MAX_STEPS {
+            return Err(QueryError::InvalidRequest(format!(
+                "step must be at least 1ms and give at most {MAX_STEPS} steps over the range"
+            )));
+        }
+        let limit = match params.single("limit")? {
+            None => DEFAULT_LIMIT,
+            Some(text) => text.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {
+                QueryError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}, got {text:?}"))
+            })?,
+        };
+        Ok(Self {
+            limit,
+            service: params.single("service")?.map(str::to_owned),
+            operation: params.single("operation")?.map(str::to_owned),
+            kind: params.single("kind")?.map(str::to_owned),
+            start_ns,
+            end_ns,
+            step_ns,
+        })
+    }
+
+    fn filter(&self, start_ns: i64) -> Expr {
+        let mut filters = vec![
+            col(span_col::START_TIME).gt_eq(timestamp(start_ns)),
+            col(span_col::START_TIME).lt(timestamp(self.end_ns)),
+        ];
+        let equal = |column: &str, value: &Option<String>| value.as_ref().map(|v| col(column).eq(lit(v.as_str())));
+        filters.extend(equal(span_col::SERVICE_NAME, &self.service));
+        filters.extend(equal(span_col::NAME, &self.operation));
+        filters.extend(equal(span_col::KIND, &self.kind));
+        conjunction(filters).unwrap_or(lit(true))
+    }
+}
+
+/// RED numbers of one group: over the whole range, or one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Red {
+    pub count: i64,
+    pub errors: i64,
+    pub p50_nanos: f64,
+    pub p95_nanos: f64,
+    pub p99_nanos: f64,
+}
+
+/// One service operation (span name and kind) with its totals and steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperationStats {
+    pub service: String,
+    pub operation: String,
+    pub kind: String,
+    pub total: Red,
+    /// `(step start in unix milliseconds, numbers)`, steps without spans left out.
+    pub steps: Vec<(i64, Red)>,
+}
+
+/// One service of the service graph: its spans in the range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceNode {
+    pub service: String,
+    pub spans: i64,
+    pub errors: i64,
+}
+
+/// One edge of the service graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceEdge {
+    pub caller: String,
+    pub callee: String,
+    pub calls: i64,
+    pub errors: i64,
+    pub p50_nanos: f64,
+    pub p95_nanos: f64,
+}
+
+fn red_aggregates(duration: Expr, status: Expr) -> Result<Vec<Expr>, QueryError> {
+    let is_error = when(status.eq(lit("error")), lit(1i64))
+        .otherwise(lit(0i64))
+        .map_err(|e| QueryError::Execution(e.to_string()))?;
+    let percentile = |q: f64| approx_percentile_cont(duration.clone().sort(true, false), lit(q), None);
+    Ok(vec![
+        count(lit(1i64)).alias("count"),
+        sum(is_error).alias("errors"),
+        percentile(0.5).alias("p50"),
+        percentile(0.95).alias("p95"),
+        percentile(0.99).alias("p99"),
+    ])
+}
+
+/// The RED numbers of every row of `batch`, by the aliases of `red_aggregates`.
+fn read_red(batch: &RecordBatch) -> Result<Vec<Red>, QueryError> {
+    let int = |name| cast_column(batch, name, &DataType::Int64);
+    let float = |name| cast_column(batch, name, &DataType::Float64);
+    let (count, errors) = (int("count")?, int("errors")?);
+    let (count, errors) = (count.as_primitive::<Int64Type>(), errors.as_primitive::<Int64Type>());
+    let (p50, p95, p99) = (float("p50")?, float("p95")?, float("p99")?);
+    let value = |a: &dyn Array, row| {
+        let a = a.as_primitive::<Float64Type>();
+        if a.is_null(row) { 0.0 } else { a.value(row) }
+    };
+    Ok((0..batch.num_rows())
+        .map(|row| Red {
+            count: count.value(row),
+            errors: if errors.is_null(row) { 0 } else { errors.value(row) },
+            p50_nanos: value(&p50, row),
+            p95_nanos: value(&p95, row),
+            p99_nanos: value(&p99, row),
+        })
+        .collect())
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<String>, QueryError> {
+    let array = cast_column(batch, name, &DataType::Utf8)?;
+    let array = array.as_string::<i32>();
+    Ok((0..array.len())
+        .map(|row| if array.is_null(row) { String::new() } else { array.value(row).to_owned() })
+        .collect())
+}
+
+impl QueryEngine {
+    /// RED numbers per service operation over `query`'s range and steps,
+    /// busiest operation first, at most `query.limit`; true when there were more.
+    pub async fn service_stats(&self, query: &StatsQuery) -> Result<(Vec<OperationStats>, bool), QueryError> {
+        self.limited(async {
+            let ctx = self.session()?;
+            let spans = ctx
+                .table(SPANS_TABLE)
+                .await
+                .and_then(|f| f.filter(query.filter(query.start_ns)))
+                .map_err(|e| self.datafusion_error(e))?;
+            let aggregates = red_aggregates(col(span_col::DURATION_NS), col(span_col::STATUS_CODE))?;
+            let keys = || vec![col(span_col::SERVICE_NAME), col(span_col::NAME), col(span_col::KIND)];
+            let step =
+                (cast_expr(col(span_col::START_TIME), DataType::Int64) - lit(query.start_ns)) / lit(query.step_ns);
+            let mut stepped_keys = keys();
+            stepped_keys.push(step.alias("step"));
+            let totals = spans.clone().aggregate(keys(), aggregates.clone()).map_err(|e| self.datafusion_error(e))?;
+            let stepped = spans.aggregate(stepped_keys, aggregates).map_err(|e| self.datafusion_error(e))?;
+            let (totals, stepped) = (
+                self.collect(totals, self.max_result_rows()).await?,
+                self.collect(stepped, self.max_result_rows()).await?,
+            );
+
+            let mut operations = Vec::new();
+            for batch in &totals.batches {
+                let (service, name, kind) = (
+                    strings(batch, span_col::SERVICE_NAME)?,
+                    strings(batch, span_col::NAME)?,
+                    strings(batch, span_col::KIND)?,
+                );
+                for (row, total) in read_red(batch)?.into_iter().enumerate() {
+                    operations.push(OperationStats {
+                        service: service[row].clone(),
+                        operation: name[row].clone(),
+                        kind: kind[row].clone(),
+                        total,
+                        steps: Vec::new(),
+                    });
+                }
+            }
+            operations.sort_by(|a, b| {
+                (b.total.count, &a.service, &a.operation, &a.kind).cmp(&(
+                    a.total.count,
+                    &b.service,
+                    &b.operation,
+                    &b.kind,
+                ))
+            });
+            let truncated = operations.len() > query.limit;
+            operations.truncate(query.limit);
+            let position = |s: &str, n: &str, k: &str| {
+                operations.iter().position(|o| o.service == s && o.operation == n && o.kind == k)
+            };
+            let mut steps: Vec<(usize, i64, Red)> = Vec::new();
+            for batch in &stepped.batches {
+                let (service, name, kind) = (
+                    strings(batch, span_col::SERVICE_NAME)?,
+                    strings(batch, span_col::NAME)?,
+                    strings(batch, span_col::KIND)?,
+                );
+                let step = cast_column(batch, "step", &DataType::Int64)?;
+                let step = step.as_primitive::<Int64Type>();
+                for (row, red) in read_red(batch)?.into_iter().enumerate() {
+                    if let Some(i) = position(&service[row], &name[row], &kind[row]) {
+                        let millis = (query.start_ns + step.value(row) * query.step_ns) / 1_000_000;
+                        steps.push((i, millis, red));
+                    }
+                }
+            }
+            for (i, millis, red) in steps {
+                operations[i].steps.push((millis, red));
+            }
+            for operation in &mut operations {
+                operation.steps.sort_by_key(|(millis, _)| *millis);
+            }
+            Ok((operations, truncated))
+        })
+        .await
+    }
+
+    /// The services with spans in `query`'s range, and the calls between
+    /// them (a span whose parent span belongs to another service), busiest first.
+    pub async fn service_graph(&self, query: &StatsQuery) -> Result<(Vec<ServiceNode>, Vec<ServiceEdge>), QueryError> {
+        self.limited(async {
+            let ctx = self.session()?;
+            let table = || async { ctx.table(SPANS_TABLE).await };
+            let children = table()
+                .await
+                .and_then(|f| f.filter(query.filter(query.start_ns)))
+                .and_then(|f| {
+                    f.select(vec![
+                        col(span_col::TRACE_ID).alias("c_trace"),
+                        col(span_col::PARENT_SPAN_ID).alias("c_parent"),
+                        col(span_col::SERVICE_NAME).alias("callee"),
+                        col(span_col::STATUS_CODE).alias("c_status"),
+                        col(span_col::DURATION_NS).alias("c_duration"),
+                    ])
+                })
+                .map_err(|e| self.datafusion_error(e))?;
+            let parent_range = StatsQuery { service: None, operation: None, kind: None, ..query.clone() };
+            let parents = table()
+                .await
+                .and_then(|f| f.filter(parent_range.filter(query.start_ns.saturating_sub(PARENT_SLACK_NS))))
+                .and_then(|f| {
+                    f.select(vec![
+                        col(span_col::TRACE_ID).alias("p_trace"),
+                        col(span_col::SPAN_ID).alias("p_span"),
+                        col(span_col::SERVICE_NAME).alias("caller"),
+                    ])
+                })
+                .map_err(|e| self.datafusion_error(e))?;
+            let aggregates = red_aggregates(col("c_duration"), col("c_status"))?;
+            let edges = children
+                .join(parents, JoinType::Inner, &["c_trace", "c_parent"], &["p_trace", "p_span"], None)
+                .and_then(|f| f.filter(col("caller").not_eq(col("callee"))))
+                .and_then(|f| f.aggregate(vec![col("caller"), col("callee")], aggregates))
+                .map_err(|e| self.datafusion_error(e))?;
+            let result = self.collect(edges, self.max_result_rows()).await?;
+            let mut edges = Vec::new();
+            for batch in &result.batches {
+                let (caller, callee) = (strings(batch, "caller")?, strings(batch, "callee")?);
+                for (row, red) in read_red(batch)?.into_iter().enumerate() {
+                    edges.push(ServiceEdge {
+                        caller: caller[row].clone(),
+                        callee: callee[row].clone(),
+                        calls: red.count,
+                        errors: red.errors,
+                        p50_nanos: red.p50_nanos,
+                        p95_nanos: red.p95_nanos,
+                    });
+                }
+            }
+            edges.sort_by(|a, b| (b.calls, &a.caller, &a.callee).cmp(&(a.calls, &b.caller, &b.callee)));
+
+            // Every service with spans in the range, calling others or not.
+            let is_error = when(col(span_col::STATUS_CODE).eq(lit("error")), lit(1i64))
+                .otherwise(lit(0i64))
+                .map_err(|e| QueryError::Execution(e.to_string()))?;
+            let services = table()
+                .await
+                .and_then(|f| f.filter(parent_range.filter(query.start_ns)))
+                .and_then(|f| {
+                    f.aggregate(
+                        vec![col(span_col::SERVICE_NAME)],
+                        vec![count(lit(1i64)).alias("count"), sum(is_error).alias("errors")],
+                    )
+                })
+                .map_err(|e| self.datafusion_error(e))?;
+            let result = self.collect(services, self.max_result_rows()).await?;
+            let mut nodes = Vec::new();
+            for batch in &result.batches {
+                let names = strings(batch, span_col::SERVICE_NAME)?;
+                let spans = cast_column(batch, "count", &DataType::Int64)?;
+                let errors = cast_column(batch, "errors", &DataType::Int64)?;
+                let (spans, errors) = (spans.as_primitive::<Int64Type>(), errors.as_primitive::<Int64Type>());
+                for (row, service) in names.into_iter().enumerate() {
+                    let errors = if errors.is_null(row) { 0 } else { errors.value(row) };
+                    nodes.push(ServiceNode { service, spans: spans.value(row), errors });
+                }
+            }
+            nodes.sort_by(|a, b| a.service.cmp(&b.service));
+            Ok((nodes, edges))
+        })
+        .await
+    }
+}
+
+pub(crate) async fn get_service_stats(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    state
+        .observe("service_stats", async {
+            let params = Params::from_uri(&uri)?;
+            let known = ["service", "operation", "kind", "start", "end", "step", "limit"];
+            let query = StatsQuery::from_params(&params, &known)?;
+            let (operations, truncated) = state.engine.service_stats(&query).await?;
+            Ok(axum::Json(serde_json::json!({
+                "start": (query.start_ns / 1_000_000),
+                "end": (query.end_ns / 1_000_000),
+                "step_ms": query.step_ns / 1_000_000,
+                "operations": operations,
+                "truncated": truncated,
+            }))
+            .into_response())
+        })
+        .await
+}
+
+pub(crate) async fn get_service_graph(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    state
+        .observe("service_graph", async {
+            let params = Params::from_uri(&uri)?;
+            let query = StatsQuery::from_params(&params, &["start", "end"])?;
+            let (nodes, edges) = state.engine.service_graph(&query).await?;
+            Ok(axum::Json(serde_json::json!({ "nodes": nodes, "edges": edges })).into_response())
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use serde_json::{Value, json};
+
+    use crate::test_support::{BASE_SECONDS, get};
+
+    fn range() -> String {
+        format!("start={}&end={}", BASE_SECONDS - 60, BASE_SECONDS + 60)
+    }
+
+    #[tokio::test]
+    async fn red_per_operation_over_the_range_and_per_step() {
+        let (status, _, body) = get(&format!("/api/v1/service_stats?{}&step=10s&service=payments", range())).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let json: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["step_ms"], 10_000);
+        assert_eq!(json["truncated"], false);
+        let operations = json["operations"].as_array().expect("operations");
+        assert_eq!(operations.len(), 1, "{json}");
+        let charge = &operations[0];
+        assert_eq!(
+            (&charge["service"], &charge["operation"], &charge["kind"]),
+            (&json!("payments"), &json!("charge"), &json!("client"))
+        );
+        assert_eq!((&charge["total"]["count"], &charge["total"]["errors"]), (&json!(1), &json!(1)));
+        assert_eq!(charge["total"]["p99_nanos"], 300_000_000.0);
+        let steps = charge["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0][1]["count"], 1);
+        // The step that holds BASE (the range starts 60 s earlier).
+        assert_eq!(steps[0][0], (BASE_SECONDS - 60 + 60) * 1000);
+    }
+
+    #[tokio::test]
+    async fn graph_of_calls_between_services() {
+        let (status, _, body) = get(&format!("/api/v1/service_graph?{}", range())).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        let json: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["nodes"][0], json!({"service": "cart", "spans": 1, "errors": 0}));
+        assert_eq!(json["nodes"][2], json!({"service": "payments", "spans": 1, "errors": 1}));
+        assert_eq!(
+            json["edges"],
+            json!([{"caller": "checkout", "callee": "payments", "calls": 1, "errors": 1,
+                    "p50_nanos": 300_000_000.0, "p95_nanos": 300_000_000.0}])
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_ranges_and_steps_are_refused() {
+        for query in ["start=20&end=10", "step=1ns", "start=0&end=100000&step=1s", "nope=1", "limit=0"] {
+            let (status, _, _) = get(&format!("/api/v1/service_stats?{query}")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        }
+    }
+}
