@@ -54,6 +54,9 @@ test('search, open a trace, follow a span link, expand, back', () =>
     await detail.getByTestId('span-status').getByText('error: payment failed').waitFor();
     await detail.getByText('exception').first().waitFor();
     await screenshot(page, 'trace');
+    await page.getByRole('button', { name: 'Toggle dark theme' }).click();
+    assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
+    await screenshot(page, 'trace-dark');
 
     // Back: the linking trace, with its span still open.
     await page.goBack();

@@ -87,7 +87,7 @@ function Comparison({ a, b }: { a: TraceOutline; b: TraceOutline }) {
         </tbody>
       </table>
       <h3>
-        By operation <small className="muted">{only} only in one trace; sorted by the largest change in summed duration</small>
+        By operation <small className="muted">{formatCount(only)} only in one trace; sorted by the largest change in summed duration</small>
       </h3>
       <table className="results" aria-label="Operations compared">
         <thead>

@@ -75,6 +75,7 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
       end,
     });
   const range = useApi(rangePath, (signal) => getJson<RangeResponse>(rangePath, signal));
+  const bounds = useMemo(() => [Date.parse(start) / 1000, Date.parse(end) / 1000] as [number, number], [start, end]);
   const exemplarPath = `/api/v1/metrics/${encodeURIComponent(metric.name)}/exemplars` + query({ start, end });
   const exemplars = useApi(exemplarPath, (signal) => getJson<{ exemplars: Exemplar[] }>(exemplarPath, signal));
 
@@ -116,7 +117,11 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
       {range.state === 'loading' && <Loading what="chart" />}
       {range.state === 'error' && <ErrorBox error={range.error} />}
       {range.state === 'done' && (
-        <RangeChart range={range.data} exemplars={exemplars.state === 'done' ? exemplars.data.exemplars : []} />
+        <RangeChart
+          range={range.data}
+          exemplars={exemplars.state === 'done' ? exemplars.data.exemplars : []}
+          bounds={bounds}
+        />
       )}
       {exemplars.state === 'error' && <ErrorBox error={exemplars.error} />}
       <h3>Series {series.state === 'done' && `(${formatCount(series.data.series.length)}${series.data.truncated ? '+' : ''})`}</h3>
@@ -144,7 +149,7 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
 }
 
 /** Lines per group; exemplars as points on their own scale, a click opens the span. */
-function RangeChart({ range, exemplars }: { range: RangeResponse; exemplars: Exemplar[] }) {
+function RangeChart({ range, exemplars, bounds }: { range: RangeResponse; exemplars: Exemplar[]; bounds: [number, number] }) {
   const navigate = useNavigate();
   const linked = useMemo(() => exemplars.filter((e) => e.trace_id && e.value !== null), [exemplars]);
   const { data, options } = useMemo(() => {
@@ -158,7 +163,7 @@ function RangeChart({ range, exemplars }: { range: RangeResponse; exemplars: Exe
     const shared = range.aggregation === 'quantile';
     const fewPoints = range.series.every((s) => s.points.length < 30);
     const options: Omit<uPlot.Options, 'width' | 'height'> = {
-      scales: { ex: {} },
+      scales: { x: { time: true, range: bounds }, ex: {} },
       axes: [
         axis(),
         axis({ values: (_u: uPlot, t: number[]) => t.map(formatNumber), size: 60 }),
@@ -194,7 +199,7 @@ function RangeChart({ range, exemplars }: { range: RangeResponse; exemplars: Exe
       },
     };
     return { data, options };
-  }, [range, linked, navigate]);
+  }, [range, linked, navigate, bounds]);
   const points = range.series.reduce((n, s) => n + s.points.length, 0);
   if (!range.series.length) return <Empty>No points in this time range.</Empty>;
   return (

@@ -48,7 +48,7 @@ function Graph({ data }: { data: MapData }) {
     return layout([...names].sort(), data.edges);
   }, [data]);
   return (
-    <svg viewBox={`0 0 ${placed.width} ${placed.height}`} style={{ maxHeight: '75vh' }} role="img" aria-label="Service map">
+    <svg viewBox={`0 0 ${placed.width} ${placed.height}`} style={{ width: placed.width, maxWidth: '100%', maxHeight: '75vh' }} role="img" aria-label="Service map">
       <defs>
         <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">
           <path d="M0,0 L10,5 L0,10 z" fill="currentColor" />

@@ -87,7 +87,7 @@ function ServiceStats({
           {selected.service}: {selected.operation} <small className="muted">{selected.kind}</small>{' '}
           <Link to={'/' + search}>matching traces →</Link>
         </h3>
-        <RedCharts op={selected} stepMs={data.step_ms} />
+        <RedCharts op={selected} stepMs={data.step_ms} start={data.start} end={data.end} />
       </section>
       {data.truncated && (
         <p className="muted">The {data.operations.length} busiest operations; choose a service or kind to see others.</p>
@@ -134,17 +134,23 @@ function ServiceStats({
 }
 
 /** Three charts over the steps: requests/s, error %, latency percentiles. */
-function RedCharts({ op, stepMs }: { op: OperationStats; stepMs: number }) {
+function RedCharts({ op, stepMs, start, end }: { op: OperationStats; stepMs: number; start: number; end: number }) {
   const charts = useMemo(() => {
-    const xs = op.steps.map(([t]) => t / 1000);
-    const perSecond = op.steps.map(([, r]) => r.count / (stepMs / 1000));
-    const errorPct = op.steps.map(([, r]) => (100 * r.errors) / r.count);
-    const ms = (f: (r: OperationStats['total']) => number) => op.steps.map(([, r]) => f(r) / 1e6);
+    // Every step of the range: no spans is a rate of 0 and no latency.
+    const byTime = new Map(op.steps);
+    const times: number[] = [];
+    for (let t = start; t < end; t += stepMs) times.push(t);
+    const steps = times.map((t) => byTime.get(t));
+    const xs = times.map((t) => t / 1000);
+    const perSecond = steps.map((r) => (r ? r.count / (stepMs / 1000) : 0));
+    const errorPct = steps.map((r) => (r ? (100 * r.errors) / r.count : null));
+    const ms = (f: (r: OperationStats['total']) => number) => steps.map((r) => (r ? f(r) / 1e6 : null));
     const base = (label: string, format: (v: number) => string) => ({
       axes: [axis(), axis({ values: (_u: uPlot, t: number[]) => t.map(format), size: 70 })],
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
       series: [{}],
+      scales: { x: { time: true, range: [start / 1000, end / 1000] as [number, number] } },
       title: label,
     });
     const line = (label: string, stroke: string) => ({ label, stroke, width: 2, points: { show: op.steps.length < 3 } });
@@ -168,7 +174,7 @@ function RedCharts({ op, stepMs }: { op: OperationStats; stepMs: number }) {
         id: 'latency',
       },
     ];
-  }, [op, stepMs]);
+  }, [op, stepMs, start, end]);
   return (
     <div className="chart-grid">
       {charts.map((c) => (
