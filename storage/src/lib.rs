@@ -302,13 +302,21 @@ impl Storage {
             // Expired data goes at once (the node may have been down a while);
             // the loop then checks once per interval.
             storage.enforce_retention().await?;
-            let handle = tokio::spawn(retention_loop(Arc::downgrade(&storage), retention, storage.tasks.clone()));
+            let round = move |storage: Arc<Storage>, _| async move {
+                if let Err(e) = storage.enforce_retention().await {
+                    error!(error = %e, retention = ?retention, "retention failed, will retry");
+                }
+            };
+            let handle =
+                tokio::spawn(every(Arc::downgrade(&storage), RETENTION_CHECK_INTERVAL, storage.tasks.clone(), round));
             storage.task_handles.lock().push(handle);
         }
         if storage.config.compaction.enabled {
+            let round = |storage: Arc<Storage>, stop: CancellationToken| async move {
+                storage.compaction_round(&stop).await;
+            };
             let interval = storage.config.compaction.interval;
-            let handle =
-                tokio::spawn(compaction::compaction_loop(Arc::downgrade(&storage), interval, storage.tasks.clone()));
+            let handle = tokio::spawn(every(Arc::downgrade(&storage), interval, storage.tasks.clone(), round));
             storage.task_handles.lock().push(handle);
         }
         info!(data_dir = %storage.config.data_dir.display(), shard_count = storage.shard_count, local_shards = shard_ids.len(), "storage open");
@@ -662,9 +670,16 @@ impl ShardWriter for Storage {
     }
 }
 
-async fn retention_loop(storage: std::sync::Weak<Storage>, retention: Duration, stop: CancellationToken) {
-    let first = tokio::time::Instant::now() + RETENTION_CHECK_INTERVAL;
-    let mut ticks = tokio::time::interval_at(first, RETENTION_CHECK_INTERVAL);
+/// Runs `round` every `interval` (first after one interval) while the
+/// storage lives, until `stop` fires. Rounds never overlap: a slow one
+/// delays the next.
+async fn every<F, Fut>(storage: std::sync::Weak<Storage>, interval: Duration, stop: CancellationToken, round: F)
+where
+    F: Fn(Arc<Storage>, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let first = tokio::time::Instant::now() + interval;
+    let mut ticks = tokio::time::interval_at(first, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -673,8 +688,6 @@ async fn retention_loop(storage: std::sync::Weak<Storage>, retention: Duration, 
             _ = ticks.tick() => {}
         }
         let Some(storage) = storage.upgrade() else { return };
-        if let Err(e) = storage.enforce_retention().await {
-            error!(error = %e, retention = ?retention, "retention failed, will retry");
-        }
+        round(storage, stop.clone()).await;
     }
 }

@@ -23,12 +23,7 @@
 pub(crate) mod merge;
 
 use std::collections::BTreeMap;
-use std::sync::Weak;
-use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::Storage;
 use crate::config::CompactionConfig;
 use crate::manifest::FileMeta;
 use crate::parquet_files::NS_PER_HOUR;
@@ -114,22 +109,6 @@ impl Policy {
             chosen.push(file.clone());
         }
         chosen
-    }
-}
-
-/// Runs compaction rounds every `interval` until `stop` fires.
-pub(crate) async fn compaction_loop(storage: Weak<Storage>, interval: Duration, stop: CancellationToken) {
-    let first = tokio::time::Instant::now() + interval;
-    let mut ticks = tokio::time::interval_at(first, interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        let Some(storage) = storage.upgrade() else { return };
-        storage.compaction_round(&stop).await;
     }
 }
 
