@@ -60,7 +60,7 @@ pub use metrics_api::{
     SeriesInfo, TimeBounds,
 };
 pub use remote::{RemoteShardTable, ShardUnavailable};
-pub use search::{SearchQuery, TraceSummary};
+pub use search::{Rank, SearchPage, SearchQuery, TraceSummary};
 pub use server::QueryServer;
 pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};
 pub use services::Operation;

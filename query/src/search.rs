@@ -10,7 +10,13 @@
 //! 2. summaries: one aggregate over all spans of exactly those traces
 //!    (`trace_id IN (...)`), giving root span, duration, counts, services.
 //!
-//! A trace matches when any one of its spans matches all filters.
+//! A trace matches when any one of its spans matches all filters. Results
+//! are ranked by (latest matching span start, newest first; trace ID), a
+//! total order, so paging is exact: a full page carries a cursor (the rank
+//! of its last trace), and the next page holds the traces ranked after it.
+//! Such a page searches spans up to the cursor's time, then checks each
+//! candidate's latest match over the whole range (a lookup by trace ID) and
+//! drops those ranked before the cursor: earlier pages had them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,8 +46,8 @@ const WINDOW_GROWTH: i64 = 4;
 /// Without a start, windows stop growing here and the last one is open.
 const LAST_WINDOW_NS: i64 = 7 * 24 * 3_600 * 1_000_000_000;
 
-const PARAMETERS: [&str; 10] =
-    ["service", "name", "attr", "tags", "min_duration", "max_duration", "status", "start", "end", "limit"];
+const PARAMETERS: [&str; 11] =
+    ["service", "name", "attr", "tags", "min_duration", "max_duration", "status", "start", "end", "limit", "cursor"];
 
 /// What to search for; every field is optional except `limit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +65,43 @@ pub struct SearchQuery {
     /// Spans starting at or before this time (unix nanoseconds).
     pub end_ns: Option<i64>,
     pub limit: usize,
+    /// Continue after this rank (the previous page's `nextCursor`).
+    pub after: Option<Rank>,
+}
+
+/// Where a trace ranks in search results: by its latest matching span's
+/// start (newest first), then by trace ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rank {
+    pub latest_match_ns: i64,
+    pub trace_id: String,
+}
+
+impl Rank {
+    /// Sorts in result order.
+    fn key(&self) -> (std::cmp::Reverse<i64>, &str) {
+        (std::cmp::Reverse(self.latest_match_ns), &self.trace_id)
+    }
+
+    /// Whether `self` comes before `other` in results.
+    fn is_before(&self, other: &Rank) -> bool {
+        self.key() < other.key()
+    }
+
+    /// The opaque cursor string: `<nanoseconds>_<trace id>`.
+    pub fn cursor(&self) -> String {
+        format!("{}_{}", self.latest_match_ns, self.trace_id)
+    }
+
+    fn parse_cursor(text: &str) -> Result<Self, QueryError> {
+        let bad = || invalid(format!("cursor must be a nextCursor from an earlier search, got {text:?}"));
+        let (ns, trace_id) = text.split_once('_').ok_or_else(bad)?;
+        let latest_match_ns = ns.parse().map_err(|_| bad())?;
+        if trace_id.is_empty() || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(Self { latest_match_ns, trace_id: trace_id.to_ascii_lowercase() })
+    }
 }
 
 impl SearchQuery {
@@ -74,6 +117,7 @@ impl SearchQuery {
             start_ns: None,
             end_ns: None,
             limit,
+            after: None,
         }
     }
 
@@ -115,6 +159,7 @@ impl SearchQuery {
             start_ns: params.single("start")?.map(|v| parse_time("start", v)).transpose()?,
             end_ns: params.single("end")?.map(|v| parse_time("end", v)).transpose()?,
             limit,
+            after: params.single("cursor")?.map(Rank::parse_cursor).transpose()?,
         };
         if let (Some(start), Some(end)) = (query.start_ns, query.end_ns)
             && start > end
@@ -190,35 +235,52 @@ fn as_string<S: serde::Serializer>(value: &i64, serializer: S) -> Result<S::Ok, 
     serializer.collect_str(value)
 }
 
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// In rank order: latest matching span first.
+    pub traces: Vec<TraceSummary>,
+    /// The rank of the last trace when the page is full: there may be more.
+    pub next: Option<Rank>,
+}
+
 impl QueryEngine {
-    /// Traces matching `query`, newest first.
-    pub async fn search(&self, query: &SearchQuery) -> Result<Vec<TraceSummary>, QueryError> {
+    /// Traces matching `query` in rank order (see the module doc), at most
+    /// `limit`, after `query.after` when given.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, QueryError> {
         self.limited(async {
             let ctx = self.session()?;
-            let ids = self.candidate_traces(&ctx, query).await?;
-            if ids.is_empty() {
-                return Ok(Vec::new());
+            let ranked = self.candidate_traces(&ctx, query).await?;
+            if ranked.is_empty() {
+                return Ok(SearchPage { traces: Vec::new(), next: None });
             }
-            let mut summaries = self.summaries(&ctx, &ids).await?;
-            summaries.sort_by(|a, b| {
-                b.start_time_unix_nano.cmp(&a.start_time_unix_nano).then_with(|| a.trace_id.cmp(&b.trace_id))
-            });
-            Ok(summaries)
+            let ids: Vec<String> = ranked.iter().map(|r| r.trace_id.clone()).collect();
+            let mut by_id: HashMap<String, TraceSummary> =
+                self.summaries(&ctx, &ids).await?.into_iter().map(|s| (s.trace_id.clone(), s)).collect();
+            let traces: Vec<TraceSummary> = ranked.iter().filter_map(|r| by_id.remove(&r.trace_id)).collect();
+            let next = (ranked.len() >= query.limit).then(|| ranked[ranked.len() - 1].clone());
+            Ok(SearchPage { traces, next })
         })
         .await
     }
 
-    /// Phase 1: IDs of the `limit` traces whose latest matching span is
-    /// newest. Searched in time windows going back from the end (1 s, then
-    /// four times longer each step) until `limit` traces are found or the
-    /// range is covered: a trace first found in a window has its latest match
+    /// Phase 1: the first `limit` traces in rank order (after `query.after`).
+    /// Searched in time windows going back from the end (1 s, then four
+    /// times longer each step) until `limit` traces are found or the range
+    /// is covered: a trace first found in a window has its latest match
     /// there, so the answer is exact, and a common search reads the newest
     /// files only (files and row groups are pruned by time) instead of the
     /// whole range.
-    async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<String>, QueryError> {
-        let anchor = query.end_ns.unwrap_or_else(now_ns);
+    async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<Rank>, QueryError> {
+        let mut anchor = query.end_ns.unwrap_or_else(now_ns);
+        if let Some(after) = &query.after {
+            anchor = anchor.min(after.latest_match_ns);
+        }
         let mut found: HashMap<String, i64> = HashMap::new();
-        let mut upper: Option<i64> = None;
+        // Traces seen below the cursor whose latest match is above it.
+        let mut earlier_pages: std::collections::HashSet<String> = std::collections::HashSet::new();
+        // After a cursor, inclusive of its time: traces tied with it may follow it.
+        let mut upper: Option<i64> = query.after.as_ref().map(|_| anchor.saturating_add(1));
         let mut width = FIRST_WINDOW_NS;
         loop {
             let lower = anchor.saturating_sub(width);
@@ -228,39 +290,111 @@ impl QueryEngine {
                 None => width >= LAST_WINDOW_NS,
             };
             let lower = (!last).then_some(lower);
-            self.latest_matches(ctx, query, lower, upper, &mut found).await?;
+            // After a cursor, a window may hold traces of earlier pages:
+            // ask again for more until it has enough later ones or is spent.
+            loop {
+                let wanted = query.limit + earlier_pages.len();
+                let mut window = HashMap::new();
+                self.latest_matches(ctx, query, lower, upper, wanted, &mut window).await?;
+                let spent = window.len() < wanted;
+                for (id, latest) in window {
+                    if !earlier_pages.contains(&id) {
+                        let entry = found.entry(id).or_insert(latest);
+                        *entry = (*entry).max(latest);
+                    }
+                }
+                let dropped = match &query.after {
+                    Some(after) => self.drop_earlier_pages(ctx, query, after, &mut found, &mut earlier_pages).await?,
+                    None => 0,
+                };
+                if dropped == 0 || spent || found.len() >= query.limit {
+                    break;
+                }
+            }
             if found.len() >= query.limit || last {
                 break;
             }
             upper = lower;
             width = width.saturating_mul(WINDOW_GROWTH);
         }
-        let mut ranked: Vec<(String, i64)> = found.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut ranked: Vec<Rank> =
+            found.into_iter().map(|(trace_id, latest_match_ns)| Rank { latest_match_ns, trace_id }).collect();
+        ranked.sort_by(|a, b| a.key().cmp(&b.key()));
         ranked.truncate(query.limit);
-        Ok(ranked.into_iter().map(|(id, _)| id).collect())
+        Ok(ranked)
     }
 
-    /// Adds the traces with a span matching `query` that starts in
-    /// `[lower, upper)` (either side open when `None`), with their latest
-    /// matching start, to `found`.
+    /// Removes from `found` the traces that do not rank after `after`:
+    /// their latest match over the whole range (found by a lookup of just
+    /// those traces) ranks before it, or they are tied with it. They are
+    /// remembered in `earlier_pages` so later windows skip them. Returns
+    /// how many were removed.
+    async fn drop_earlier_pages(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        after: &Rank,
+        found: &mut HashMap<String, i64>,
+        earlier_pages: &mut std::collections::HashSet<String>,
+    ) -> Result<usize, QueryError> {
+        let unchecked: Vec<Expr> = found.keys().map(|id| lit(id.as_str())).collect();
+        if unchecked.is_empty() {
+            return Ok(0);
+        }
+        let mut true_latest = HashMap::new();
+        let ids = col(span_col::TRACE_ID).in_list(unchecked, false);
+        self.latest_matches_where(ctx, query, ids, found.len(), &mut true_latest).await?;
+        let before = found.len();
+        found.retain(|id, latest| {
+            let rank = Rank { latest_match_ns: true_latest.get(id).copied().unwrap_or(*latest), trace_id: id.clone() };
+            let keep = after.is_before(&rank);
+            if !keep {
+                earlier_pages.insert(id.clone());
+            }
+            keep
+        });
+        Ok(before - found.len())
+    }
+
+    /// Adds the `limit` first-ranked traces with a span matching `query`
+    /// that starts in `[lower, upper)` (either side open when `None`), with
+    /// their latest matching start, to `found`.
     async fn latest_matches(
         &self,
         ctx: &SessionContext,
         query: &SearchQuery,
         lower: Option<i64>,
         upper: Option<i64>,
+        limit: usize,
         found: &mut HashMap<String, i64>,
     ) -> Result<(), QueryError> {
-        const LATEST: &str = "latest_start";
-        let df_error = |e| self.datafusion_error(e);
-        let mut filters: Vec<Expr> = query.span_filter().into_iter().collect();
+        let mut filters = Vec::new();
         if let Some(lower) = lower {
             filters.push(col(span_col::START_TIME).gt_eq(timestamp(lower)));
         }
         if let Some(upper) = upper {
             filters.push(col(span_col::START_TIME).lt(timestamp(upper)));
         }
+        match conjunction(filters) {
+            Some(window) => self.latest_matches_where(ctx, query, window, limit, found).await,
+            None => self.latest_matches_where(ctx, query, lit(true), limit, found).await,
+        }
+    }
+
+    /// Adds the `limit` first-ranked traces with a span matching `query`
+    /// and `extra`, with their latest matching start, to `found`.
+    async fn latest_matches_where(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        extra: Expr,
+        limit: usize,
+        found: &mut HashMap<String, i64>,
+    ) -> Result<(), QueryError> {
+        const LATEST: &str = "latest_start";
+        let df_error = |e| self.datafusion_error(e);
+        let mut filters: Vec<Expr> = query.span_filter().into_iter().collect();
+        filters.push(extra);
         let mut frame = ctx.table(SPANS_TABLE).await.map_err(df_error)?;
         if let Some(filter) = conjunction(filters) {
             frame = frame.filter(filter).map_err(df_error)?;
@@ -268,9 +402,9 @@ impl QueryEngine {
         let frame = frame
             .aggregate(vec![col(span_col::TRACE_ID)], vec![max(col(span_col::START_TIME)).alias(LATEST)])
             .and_then(|f| f.sort(vec![col(LATEST).sort(false, false), col(span_col::TRACE_ID).sort(true, false)]))
-            .and_then(|f| f.limit(0, Some(query.limit)))
+            .and_then(|f| f.limit(0, Some(limit)))
             .map_err(df_error)?;
-        let result = self.collect(frame, query.limit).await?;
+        let result = self.collect(frame, limit).await?;
         for batch in &result.batches {
             let ids = utf8(batch.column(0))?;
             let latest = int64(batch.column(1))?;
@@ -381,8 +515,9 @@ pub(crate) async fn search(State(state): State<Arc<AppState>>, uri: Uri) -> Resp
 
 async fn search_response(state: &AppState, uri: &Uri) -> Result<Response, QueryError> {
     let query = SearchQuery::from_params(&Params::from_uri(uri)?, &state.config)?;
-    let traces = state.engine.search(&query).await?;
-    Ok(axum::Json(serde_json::json!({ "traces": traces })).into_response())
+    let page = state.engine.search(&query).await?;
+    let next_cursor = page.next.as_ref().map(Rank::cursor);
+    Ok(axum::Json(serde_json::json!({ "traces": page.traces, "nextCursor": next_cursor })).into_response())
 }
 
 #[cfg(test)]
@@ -399,7 +534,7 @@ mod tests {
     async fn windows_find_the_traces_with_the_newest_matches() {
         let engine = crate::test_support::engine();
         let at = |seconds: f64| BASE as i64 + (seconds * 1e9) as i64;
-        let ids = |summaries: Vec<TraceSummary>| summaries.into_iter().map(|s| s.trace_id).collect::<Vec<_>>();
+        let ids = |page: SearchPage| page.traces.into_iter().map(|s| s.trace_id).collect::<Vec<_>>();
         let query = |limit: usize| SearchQuery { end_ns: Some(at(21.5)), ..SearchQuery::newest(limit) };
         // The first window (1 s) holds T3's step; the next only T3 again;
         // the one after reaches T2; T1 needs a window back to 0 s.
@@ -413,7 +548,7 @@ mod tests {
         let process = SearchQuery { span_name: Some("process".into()), ..query(5) };
         assert_eq!(ids(engine.search(&process).await.expect("search")), [T3]);
         let nothing = SearchQuery { span_name: Some("nope".into()), ..query(5) };
-        assert!(engine.search(&nothing).await.expect("search").is_empty());
+        assert!(engine.search(&nothing).await.expect("search").traces.is_empty());
     }
 
     /// The trace IDs a search returns, in order.
@@ -508,6 +643,56 @@ mod tests {
         assert_eq!(search_ids("limit=2&service=checkout").await, vec![T3, T1]);
     }
 
+    /// Every page of `query` (limit `limit`) until one has no cursor.
+    async fn pages(query: &str, limit: usize) -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let after = cursor.as_deref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (status, _, body) = get(&format!("/api/v1/search?limit={limit}{query}{after}")).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            let json: Value = serde_json::from_slice(&body).expect("json");
+            let ids: Vec<String> = json["traces"]
+                .as_array()
+                .expect("traces")
+                .iter()
+                .map(|t| t["traceId"].as_str().expect("id").to_owned())
+                .collect();
+            cursor = json["nextCursor"].as_str().map(str::to_owned);
+            assert_eq!(cursor.is_some(), ids.len() == limit, "a cursor exactly when the page is full");
+            pages.push(ids);
+            if cursor.is_none() {
+                return pages;
+            }
+            assert!(pages.len() <= 10, "paging does not end: {pages:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_hold_every_matching_trace_once_in_rank_order() {
+        // T3's latest match (21 s) ranks it first; the next page searches
+        // below that time, meets T3's earlier span (20 s) and skips it.
+        assert_eq!(pages("", 1).await, [vec![T3], vec![T2], vec![T1], vec![]]);
+        assert_eq!(pages("", 2).await, [vec![T3, T2], vec![T1]]);
+        assert_eq!(pages("", 3).await, [vec![T3, T2, T1], vec![]]);
+        assert_eq!(pages("&service=checkout", 1).await, [vec![T3], vec![T1], vec![]]);
+        assert_eq!(pages("&status=unset", 1).await, [vec![T3], vec![T2], vec![]]);
+    }
+
+    #[tokio::test]
+    async fn a_cursor_skips_traces_tied_with_it_that_rank_before() {
+        let engine = crate::test_support::engine();
+        let first = engine.search(&SearchQuery::newest(1)).await.expect("search");
+        let after = first.next.expect("a full page has a cursor");
+        assert_eq!(after.cursor(), format!("{}_{T3}", BASE + 21_000_000_000));
+        // A cursor at T3's time but with a smaller ID: T3 itself follows it.
+        let tied = Rank { trace_id: "0".repeat(32), ..after.clone() };
+        let page = engine.search(&SearchQuery { after: Some(tied), ..SearchQuery::newest(1) }).await;
+        assert_eq!(page.expect("search").traces[0].trace_id, T3);
+        let page = engine.search(&SearchQuery { after: Some(after), ..SearchQuery::newest(1) }).await;
+        assert_eq!(page.expect("search").traces[0].trace_id, T2);
+    }
+
     #[tokio::test]
     async fn bad_parameters_are_400() {
         for query in [
@@ -524,6 +709,9 @@ mod tests {
             "attr==value",
             "service=a&service=b",
             "colour=blue",
+            "cursor=abc",
+            "cursor=12_not-hex",
+            "cursor=_5a5a",
         ] {
             let (status, _, body) = get(&format!("/api/v1/search?{query}")).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
@@ -536,7 +724,7 @@ mod tests {
     async fn engine_search_is_usable_without_http() {
         let engine = crate::test_support::engine();
         let traces = engine.search(&SearchQuery { status: Some("error".into()), ..SearchQuery::newest(10) }).await;
-        let traces = traces.expect("searches");
+        let traces = traces.expect("searches").traces;
         assert_eq!(traces.len(), 1);
         assert_eq!(traces[0].trace_id, T1);
         assert_eq!(traces[0].error_count, 1);

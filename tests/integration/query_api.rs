@@ -212,3 +212,74 @@ async fn query_limits_end_runaway_queries() {
     assert!(status == 408 || status == 422, "runaway query ended with {status}: {body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
+
+/// Every page of a search with `limit`, following `nextCursor`.
+async fn all_pages(node: &TestNode, query: &str, limit: usize) -> Vec<Vec<u64>> {
+    let mut pages = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, body) = node.get(&format!("/api/v1/search?limit={limit}{query}{cursor}")).await;
+        assert_eq!(status, 200, "{body}");
+        pages.push(ids(body["traces"].as_array().expect("traces")));
+        match body["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "paging does not end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_returns_every_matching_trace_once_in_rank_order() {
+    let node = ClusterBuilder::new()
+        .configure(|c| {
+            c.storage.compaction.min_files = 2;
+            c.storage.compaction.retired_file_grace = std::time::Duration::ZERO;
+        })
+        .start()
+        .await;
+    // 40 traces whose spans interleave in time (trace t has spans at t s
+    // and at (80 - t) s + 0.5 s), sent in two halves with flushes between,
+    // then compacted: ranks by latest match differ from trace order, and
+    // later pages meet the early spans of traces earlier pages returned.
+    let spec = |parent, start_ms, route| SpanSpec {
+        service: "frontend",
+        name: "GET /x",
+        parent,
+        start_ms,
+        duration_ms: 1,
+        error: false,
+        route,
+    };
+    for half in [1..=20_u64, 21..=40] {
+        for trace in half {
+            // trace_request starts trace t's spans at t s; the late one at (80 - t) s + 0.5 s.
+            let late = 80_500 - 2000 * trace;
+            let spans = [spec(None, 0, "/a"), spec(Some(1), late, if trace % 3 == 0 { "/b" } else { "/a" })];
+            let (status, body) = node.post_otlp_json(&trace_request(trace, &spans)).await;
+            assert_eq!(status, 200, "{body}");
+        }
+        node.flush().await;
+    }
+    node.storage.compact_now().await.expect("compacts");
+    let expected = |filter: &str| {
+        format!(
+            "SELECT trace_id FROM spans {filter} GROUP BY trace_id ORDER BY max(start_time) DESC, trace_id LIMIT 1000"
+        )
+    };
+    for (query, filter) in [("", ""), ("&attr=http.route%3D/b", "WHERE span_attributes['http.route'] = '/b'")] {
+        let rows = node.sql(&expected(filter)).await;
+        let ranked: Vec<u64> = rows["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| u64::from_str_radix(r[0].as_str().expect("id"), 16).expect("hex"))
+            .collect();
+        for limit in [1, 7, 40] {
+            let pages = all_pages(&node, query, limit).await;
+            let paged: Vec<u64> = pages.concat();
+            assert_eq!(paged, ranked, "limit {limit}{query}: every trace once, in rank order; pages {pages:?}");
+        }
+    }
+    node.stop().await;
+}
