@@ -24,6 +24,9 @@ export async function launch() {
 export async function newPage(browser, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true, ...options });
   const page = await context.newPage();
+  // CI runs these beside the other integration tests on two cores: waits are
+  // generous, and a wait that never ends still fails.
+  page.setDefaultTimeout(60_000);
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
   return page;

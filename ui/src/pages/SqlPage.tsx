@@ -1,4 +1,5 @@
-import { useEffect, useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
+import type { EditorView } from '@codemirror/view';
 import { useSearchParams } from 'react-router-dom';
 import { ApiError, request } from '../api/client';
 import type { SqlResult } from '../api/types';
@@ -9,7 +10,7 @@ import { useApi } from '../lib/useApi';
 import { EXAMPLES } from './sql/examples';
 import { loadHistory, remember } from './sql/history';
 import { QuickChart, chartColumns } from './sql/QuickChart';
-import { SqlEditor, moveCursor, type EditorHandle } from './sql/SqlEditor';
+import { SqlEditor, moveCursor } from './sql/SqlEditor';
 
 const DEFAULT_SQL = 'SELECT service_name, count(*) AS spans\nFROM spans\nGROUP BY service_name\nORDER BY spans DESC';
 
@@ -45,14 +46,17 @@ export function SqlPage() {
   const [history, setHistory] = useState(loadHistory);
   const [showChart, setShowChart] = useState(false);
   const [downloadError, setDownloadError] = useState<unknown>(null);
-  const editor = useRef<EditorHandle>({ view: null }).current;
+  const [editor, setEditor] = useState<EditorView | null>(null);
   const schema = useApi('schema', loadSchema);
   const schemaValue = useMemo(() => (schema.state === 'done' ? schema.data : {}), [schema]);
 
-  // The query in the URL is the one that ran: back/forward re-runs it.
-  useEffect(() => {
+  // The query in the URL is the one that ran: back/forward re-runs it and
+  // puts it in the editor.
+  const [shown, setShown] = useState(ran);
+  if (ran !== shown) {
+    setShown(ran);
     if (ran !== null) setText(ran);
-  }, [ran]);
+  }
   const result = useApi(ran === null ? null : ran + '#' + (params.get('t') ?? ''), async (signal) => {
     const response = await runSql(ran ?? '', 'json', signal);
     return (await response.json()) as SqlResult;
@@ -82,7 +86,7 @@ export function SqlPage() {
     <div className="sql-page">
       <div className="sql-top">
         <div className="sql-main">
-          <SqlEditor value={text} onChange={setText} onRun={() => run()} schema={schemaValue} handle={editor} />
+          <SqlEditor value={text} onChange={setText} onRun={() => run()} schema={schemaValue} onView={setEditor} />
           <div className="sql-actions">
             <button className="primary" onClick={() => run()}>
               Run <small>Ctrl+Enter</small>
@@ -133,8 +137,8 @@ export function SqlPage() {
       {error !== null && (
         <>
           <ErrorBox error={error} />
-          {position && editor.view && (
-            <button className="link" onClick={() => editor.view && moveCursor(editor.view, position.line, position.column)}>
+          {position && editor && (
+            <button className="link" onClick={() => moveCursor(editor, position.line, position.column)}>
               Go to line {position.line}, column {position.column}
             </button>
           )}

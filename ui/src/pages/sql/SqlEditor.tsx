@@ -1,12 +1,8 @@
-import { useEffect, useRef } from 'react';
+import { useEffect, useLayoutEffect, useRef, useState } from 'react';
 import { EditorView, basicSetup } from 'codemirror';
 import { keymap } from '@codemirror/view';
 import { Prec, EditorSelection } from '@codemirror/state';
 import { sql, PostgreSQL } from '@codemirror/lang-sql';
-
-export interface EditorHandle {
-  view: EditorView | null;
-}
 
 /**
  * CodeMirror 6 with SQL highlighting and completion of Skein's tables and
@@ -17,21 +13,26 @@ export function SqlEditor({
   onChange,
   onRun,
   schema,
-  handle,
+  onView,
 }: {
   value: string;
   onChange: (sql: string) => void;
   onRun: () => void;
   schema: Record<string, string[]>;
-  handle: EditorHandle;
+  /** The editor once made (null when it goes), e.g. to move its cursor. */
+  onView?: (view: EditorView | null) => void;
 }) {
   const box = useRef<HTMLDivElement>(null);
-  const latest = useRef({ onChange, onRun });
-  latest.current = { onChange, onRun };
+  const [view, setView] = useState<EditorView | null>(null);
+  // The editor's listeners call the latest callbacks without being rebuilt.
+  const latest = useRef({ onChange, onRun, onView, value });
+  useLayoutEffect(() => {
+    latest.current = { onChange, onRun, onView, value };
+  });
   useEffect(() => {
     if (!box.current) return;
     const view = new EditorView({
-      doc: value,
+      doc: latest.current.value,
       parent: box.current,
       extensions: [
         basicSetup,
@@ -51,20 +52,21 @@ export function SqlEditor({
         EditorView.contentAttributes.of({ 'aria-label': 'SQL editor' }),
       ],
     });
-    handle.view = view;
+    setView(view);
+    latest.current.onView?.(view);
     return () => {
       view.destroy();
-      handle.view = null;
+      setView(null);
+      latest.current.onView?.(null);
     };
     // The editor is rebuilt only when the schema arrives; text flows through onChange.
   }, [schema]);
   // Outside changes (an example, history, back button) replace the text.
   useEffect(() => {
-    const view = handle.view;
     if (view && view.state.doc.toString() !== value) {
       view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: value } });
     }
-  }, [value, handle]);
+  }, [value, view]);
   return <div ref={box} className="sql-editor" />;
 }
 
