@@ -22,7 +22,7 @@ use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
     QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
-    sql_api, trace_outline, traces, ui,
+    span_links, sql_api, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -154,6 +154,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/traces/{trace_id}/outline", get(trace_outline::get_outline))
         .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_outline::get_span))
+        .route("/api/v1/traces/{trace_id}/spans/{span_id}/linked_from", get(span_links::get_linked_from))
         .route("/api/v1/search", get(search::search))
         .route("/api/v1/services", get(services::list_services))
         .route("/api/v1/services/{service}/operations", get(services::list_operations))

@@ -168,6 +168,20 @@ async fn ui_end_to_end_in_chromium() {
     let exemplars = exemplars["exemplars"].as_array().expect("exemplars");
     assert!(exemplars.iter().any(|e| e["trace_id"].as_str().is_some_and(|t| t.len() == 32)), "{exemplars:?}");
 
+    // The other direction of the link: the target span is linked from the consumer.
+    let target = &consumer["links"][0];
+    let path = format!(
+        "/api/v1/traces/{}/spans/{}/linked_from",
+        target["traceId"].as_str().expect("id"),
+        target["spanId"].as_str().expect("id")
+    );
+    let (status, linked) = node.get(&path).await;
+    assert_eq!(status, 200, "{linked}");
+    assert_eq!(
+        linked["spans"],
+        json!([{"traceId": consumer["traceId"], "spanId": consumer["spanId"], "name": "process order", "serviceName": "checkout"}])
+    );
+
     let data = json!({
         "linkedFrom": {"traceId": consumer["traceId"], "spanId": consumer["spanId"]},
         "linkTarget": {"traceId": consumer["links"][0]["traceId"], "spanId": consumer["links"][0]["spanId"]},

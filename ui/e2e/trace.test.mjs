@@ -40,6 +40,12 @@ test('search, open a trace, follow a span link, expand, back', () =>
     await target.waitFor();
     assert.equal(await target.getAttribute('aria-selected'), 'true');
     await detail.getByText('http.route').waitFor();
+    // The other direction: the target knows which span links to it.
+    await detail.getByText('Linked from (1)').waitFor();
+    assert.equal(
+      await detail.locator('a.linked-from').getAttribute('href'),
+      `/trace/${data.linkedFrom.traceId}?span=${data.linkedFrom.spanId}`,
+    );
 
     // Collapse the root's subtree, then expand it again.
     const rows = page.getByRole('treeitem');

@@ -34,6 +34,7 @@ export function SpanDetail({
       {span.state === 'loading' && <Loading what="span" />}
       {span.state === 'error' && <ErrorBox error={span.error} />}
       {span.state === 'done' && <SpanBody span={span.data} traceStartNanos={traceStartNanos} />}
+      {span.state === 'done' && <LinkedFrom traceId={traceId} spanId={outlineSpan.spanId} />}
     </aside>
   );
 }
@@ -103,6 +104,43 @@ function SpanBody({ span, traceStartNanos }: { span: Span; traceStartNanos: stri
         ))}
       </section>
     </div>
+  );
+}
+
+interface LinkingSpan {
+  traceId: string;
+  spanId: string;
+  name: string;
+  serviceName: string;
+}
+
+/** Spans (of any trace) whose links point at this one: the other direction of a link. */
+function LinkedFrom({ traceId, spanId }: { traceId: string; spanId: string }) {
+  const linked = useApi(spanId, (signal) =>
+    getJson<{ spans: LinkingSpan[]; truncated?: boolean }>(
+      `/api/v1/traces/${traceId}/spans/${spanId}/linked_from`,
+      signal,
+    ),
+  );
+  if (linked.state === 'loading') return <Loading what="links to this span" />;
+  if (linked.state === 'error') return <ErrorBox error={linked.error} />;
+  const spans = linked.data.spans;
+  return (
+    <section className="detail-body">
+      <h4>
+        Linked from ({spans.length}
+        {linked.data.truncated ? '+' : ''}) <small className="muted">spans starting within an hour</small>
+      </h4>
+      {spans.map((l) => (
+        <div key={l.traceId + l.spanId} className="link-item">
+          <Link to={`/trace/${l.traceId}?span=${l.spanId}`} className="linked-from">
+            <span className="svc-dot" style={{ background: serviceColor(l.serviceName) }} />
+            {l.serviceName}: {l.name}
+          </Link>{' '}
+          <span className="muted mono">{l.traceId === traceId ? 'this trace' : `trace ${l.traceId.slice(0, 12)}…`}</span>
+        </div>
+      ))}
+    </section>
   );
 }
 
