@@ -23,6 +23,12 @@ test('services: RED table and charts from spans', () =>
     await screenshot(page, 'services');
     await page.goBack();
     await table.getByRole('button', { name: 'checkout' }).first().waitFor();
+
+    // Click through to the traces of an operation.
+    await table.getByRole('row', { name: /checkout process order/ }).click();
+    await page.getByRole('link', { name: 'matching traces →' }).click();
+    await page.waitForURL(/service=checkout&name=process\+order/);
+    await page.getByRole('table', { name: 'Traces' }).getByRole('link', { name: 'checkout: process order' }).first().waitFor();
     assert.deepEqual(page.errors, []);
   }));
 

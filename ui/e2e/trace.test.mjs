@@ -16,6 +16,15 @@ test('search, open a trace, follow a span link, expand, back', () =>
     await page.getByTestId('duration-scatter').locator('canvas').first().waitFor();
     await screenshot(page, 'search');
 
+    // A click on the scatter plot opens the trace of the nearest point.
+    const plot = page.getByTestId('duration-scatter').locator('.u-over');
+    await plot.hover();
+    await plot.click();
+    await page.waitForURL(/\/trace\/[0-9a-f]{32}$/);
+    await page.getByRole('tree', { name: 'Spans' }).waitFor();
+    await page.goBack();
+    await page.getByRole('table', { name: 'Traces' }).waitFor();
+
     // Narrow the search with the form: the consumer span that carries a link.
     await page.getByLabel('Operation').fill('process order');
     await page.getByRole('button', { name: 'Find traces' }).click();
