@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use skein_model::metrics::metrics_to_arrow;
+use skein_model::metrics::{metrics_to_arrow, metrics_to_arrow_from_protobuf};
 use skein_model::{
     ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow,
     spans_to_arrow_from_protobuf,
@@ -73,7 +73,7 @@ impl Converted {
 }
 
 /// An export request as received: protobuf bytes, decoded in the
-/// conversion task (traces without copying strings), or a message decoded
+/// conversion task (without copying strings), or a message decoded
 /// from OTLP/JSON.
 pub(crate) enum Payload<R> {
     Protobuf(bytes::Bytes),
@@ -176,6 +176,14 @@ impl Signal for Metrics {
 
     fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
         Converted::split(metrics_to_arrow(request, limits, shard_count)?, shard_count)
+    }
+
+    fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
+        match metrics_to_arrow_from_protobuf(body, limits, shard_count) {
+            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
+            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {

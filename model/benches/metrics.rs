@@ -1,7 +1,10 @@
 //! The metrics ingest hot path on a realistic 1000-point request:
-//! OTLP protobuf decode, OTLP → Arrow (`metrics_to_arrow`, with series
-//! hashing and shard assignment) and Arrow → OTLP
-//! (`metric_requests_from_batch`). Run with `cargo bench -p skein-model --bench metrics`.
+//! OTLP protobuf decode with prost, OTLP → Arrow from decoded messages
+//! (`metrics_to_arrow`, with series hashing and shard assignment), the
+//! ingest path's protobuf bytes → Arrow in one pass through the zero-copy
+//! reader (`metrics_to_arrow_from_protobuf`), and Arrow → OTLP
+//! (`metric_requests_from_batch`). Run with
+//! `cargo bench --workspace --bench metrics`.
 
 // The resource and scope are shared with the span benches; the span
 // generator is not used here.
@@ -21,7 +24,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, exemplar, number_data_point,
 };
 use prost::Message;
-use skein_model::{ConvertLimits, metric_requests_from_batch, metrics_to_arrow};
+use skein_model::{ConvertLimits, metric_requests_from_batch, metrics_to_arrow, metrics_to_arrow_from_protobuf};
 
 use common::{BASE_NS, SCOPE_SCHEMA_URL, kv, resource, s, scope};
 
@@ -191,6 +194,17 @@ fn metrics_to_arrow_bench(c: &mut Criterion) {
     group.finish();
 }
 
+fn metrics_protobuf_to_arrow(c: &mut Criterion) {
+    let encoded = request().encode_to_vec();
+    let limits = ConvertLimits::default();
+    let mut group = c.benchmark_group("metrics_protobuf_to_arrow");
+    group.throughput(Throughput::Elements(POINTS as u64));
+    group.bench_function("1000_points", |b| {
+        b.iter(|| metrics_to_arrow_from_protobuf(black_box(&encoded), &limits, SHARDS).expect("converts"))
+    });
+    group.finish();
+}
+
 fn metrics_from_arrow(c: &mut Criterion) {
     let converted = metrics_to_arrow(&request(), &ConvertLimits::default(), SHARDS).expect("converts");
     assert_eq!(converted.batch.num_rows(), POINTS, "every generated point is valid");
@@ -202,5 +216,5 @@ fn metrics_from_arrow(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, metrics_decode, metrics_to_arrow_bench, metrics_from_arrow);
+criterion_group!(benches, metrics_decode, metrics_to_arrow_bench, metrics_protobuf_to_arrow, metrics_from_arrow);
 criterion_main!(benches);

@@ -180,16 +180,6 @@ impl AttrsBuilder {
 
     /// Appends one row, counting truncated values into `truncated`. Values
     /// are written straight into the column (no intermediate copy).
-    pub fn append(
-        &mut self,
-        attrs: &[KeyValue],
-        limits: &ConvertLimits,
-        truncated: &mut u64,
-    ) -> Result<(), ModelError> {
-        self.append_refs(attrs.iter().map(attr_ref), limits, truncated)
-    }
-
-    /// [`Self::append`] for borrowed attributes.
     pub fn append_refs<'v>(
         &mut self,
         attrs: impl IntoIterator<Item = AttrRef<'v>>,

@@ -37,7 +37,9 @@ use std::time::Duration;
 pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{ErrorClass, ModelError};
-pub use metrics::{PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow};
+pub use metrics::{
+    PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow, metrics_to_arrow_from_protobuf,
+};
 pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow, spans_to_arrow_from_protobuf};
 pub use schema::span_schema;
 pub use shard_map::ShardMap;

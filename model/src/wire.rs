@@ -23,11 +23,11 @@ use crate::span_view::{EventView, LinkView, ResourceView, ScopeView, SpanView, T
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Unsupported;
 
-type Result<T> = std::result::Result<T, Unsupported>;
+pub(crate) type Result<T> = std::result::Result<T, Unsupported>;
 
 /// One field's payload, by wire type.
 #[derive(Clone, Copy)]
-enum Wire<'a> {
+pub(crate) enum Wire<'a> {
     Varint(u64),
     Fixed64(u64),
     Len(&'a [u8]),
@@ -35,40 +35,40 @@ enum Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
-    fn varint(self) -> Result<u64> {
+    pub(crate) fn varint(self) -> Result<u64> {
         match self {
             Wire::Varint(v) => Ok(v),
             _ => Err(Unsupported),
         }
     }
 
-    fn fixed64(self) -> Result<u64> {
+    pub(crate) fn fixed64(self) -> Result<u64> {
         match self {
             Wire::Fixed64(v) => Ok(v),
             _ => Err(Unsupported),
         }
     }
 
-    fn fixed32(self) -> Result<u32> {
+    pub(crate) fn fixed32(self) -> Result<u32> {
         match self {
             Wire::Fixed32(v) => Ok(v),
             _ => Err(Unsupported),
         }
     }
 
-    fn bytes(self) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(self) -> Result<&'a [u8]> {
         match self {
             Wire::Len(b) => Ok(b),
             _ => Err(Unsupported),
         }
     }
 
-    fn str(self) -> Result<&'a str> {
+    pub(crate) fn str(self) -> Result<&'a str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| Unsupported)
     }
 }
 
-fn read_varint(buf: &mut &[u8]) -> Result<u64> {
+pub(crate) fn read_varint(buf: &mut &[u8]) -> Result<u64> {
     let mut value = 0u64;
     for i in 0..10 {
         let (&byte, rest) = buf.split_first().ok_or(Unsupported)?;
@@ -92,7 +92,7 @@ fn read_array<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N]> {
 }
 
 /// Visits every field of one message, in order.
-fn for_each_field<'a>(mut buf: &'a [u8], mut visit: impl FnMut(u32, Wire<'a>) -> Result<()>) -> Result<()> {
+pub(crate) fn for_each_field<'a>(mut buf: &'a [u8], mut visit: impl FnMut(u32, Wire<'a>) -> Result<()>) -> Result<()> {
     while !buf.is_empty() {
         let key = read_varint(&mut buf)?;
         let field = u32::try_from(key >> 3).map_err(|_| Unsupported)?;
@@ -121,7 +121,7 @@ fn for_each_field<'a>(mut buf: &'a [u8], mut visit: impl FnMut(u32, Wire<'a>) ->
 }
 
 /// A singular message field seen twice would be merged by protobuf.
-fn once<'a>(slot: &mut Option<&'a [u8]>, wire: Wire<'a>) -> Result<()> {
+pub(crate) fn once<'a>(slot: &mut Option<&'a [u8]>, wire: Wire<'a>) -> Result<()> {
     if slot.replace(wire.bytes()?).is_some() {
         return Err(Unsupported);
     }
@@ -294,7 +294,7 @@ fn link<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> {
     Ok(())
 }
 
-fn key_value(bytes: &[u8]) -> Result<AttrRef<'_>> {
+pub(crate) fn key_value(bytes: &[u8]) -> Result<AttrRef<'_>> {
     let mut key = "";
     let mut value = None;
     for_each_field(bytes, |field, wire| {
@@ -335,11 +335,35 @@ fn any_value(bytes: &[u8]) -> Result<ValueRef<'_>> {
     })?;
     if nested {
         // Arrays and key-value lists are rare: prost decodes them (and merges
-        // repeated parts) exactly.
+        // repeated parts) exactly. Decoded alone, a value gets prost's whole
+        // recursion budget; one nested deep enough to exhaust it inside the
+        // request goes to prost with the request, for prost's own answer.
+        nesting_within(bytes, MAX_NESTING)?;
         let any = AnyValue::decode(bytes).map_err(|_| Unsupported)?;
         return Ok(ValueRef::Nested(Cow::Owned(any)));
     }
     Ok(value)
+}
+
+/// Array and key-value-list levels decoded here; prost allows 100 message
+/// levels in a whole request, and an attribute sits under at most ten.
+const MAX_NESTING: u32 = 24;
+
+/// Fails when the `AnyValue` in `bytes` nests arrays or lists deeper than `budget`.
+fn nesting_within(bytes: &[u8], budget: u32) -> Result<()> {
+    for_each_field(bytes, |field, wire| {
+        let (5 | 6) = field else { return Ok(()) };
+        let budget = budget.checked_sub(1).ok_or(Unsupported)?;
+        // ArrayValue { 1: AnyValue } and KeyValueList { 1: KeyValue { 2: AnyValue } }.
+        for_each_field(wire.bytes()?, |inner, item| match (field, inner) {
+            (5, 1) => nesting_within(item.bytes()?, budget),
+            (6, 1) => for_each_field(item.bytes()?, |kv_field, value| match kv_field {
+                2 => nesting_within(value.bytes()?, budget),
+                _ => Ok(()),
+            }),
+            _ => Ok(()),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -10,13 +10,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::datatypes::DataType;
-use opentelemetry_proto::tonic::metrics::v1::Exemplar;
-use opentelemetry_proto::tonic::metrics::v1::exemplar;
-use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile;
 
 use super::schema::{self, exemplar_fields, metric_schema, quantile_fields, temporality_name};
 use super::series::series_id_digits;
-use crate::arrow_build::{AttrsBuilder, EncodedAttrs, ResourceScopeBuilders, timestamp_builder};
+use super::view::{ExemplarView, Number};
+use crate::arrow_build::{AttrRef, AttrsBuilder, EncodedAttrs, ResourceScopeBuilders, timestamp_builder};
 use crate::{ConvertLimits, ModelError};
 
 /// What a metric contributes to each of its rows, encoded once per metric.
@@ -46,7 +44,9 @@ pub(super) struct PointRow<'a> {
     pub start_time_unix_nano: u64,
     pub time_unix_nano: u64,
     pub flags: u32,
-    pub exemplars: &'a [Exemplar],
+    pub exemplars: &'a [ExemplarView<'a>],
+    /// What the exemplars' attribute ranges index.
+    pub exemplar_attrs: &'a [AttrRef<'a>],
 }
 
 /// The type-specific columns of one point; `None` is stored as null.
@@ -66,7 +66,8 @@ pub(super) struct PointValues<'a> {
     /// Offset and counts of the positive / negative exponential buckets.
     pub positive: Option<(i32, &'a [u64])>,
     pub negative: Option<(i32, &'a [u64])>,
-    pub quantiles: Option<&'a [ValueAtQuantile]>,
+    /// (quantile, value) pairs.
+    pub quantiles: Option<&'a [(f64, f64)]>,
 }
 
 fn f64_list() -> ListBuilder<Float64Builder> {
@@ -89,6 +90,16 @@ fn append_u64s(list: &mut ListBuilder<UInt64Builder>, values: Option<&[u64]>) {
         list.values().append_slice(values);
     }
     list.append(values.is_some());
+}
+
+/// The `value` and `value_int` columns of a number: an int is stored in
+/// `value` as a double too, so SQL can use one column.
+pub(super) fn number_columns(number: Option<Number>) -> (Option<f64>, Option<i64>) {
+    match number {
+        Some(Number::Double(d)) => (Some(d), None),
+        Some(Number::Int(i)) => (Some(i as f64), Some(i)),
+        None => (None, None),
+    }
 }
 
 /// Lowercase hex of an ID into a stack buffer; `None` for an empty ID.
@@ -243,25 +254,22 @@ impl PointBuilders {
         let quantiles = values.quantiles.unwrap_or_default();
         self.quantile_lens.push(quantiles.len());
         self.quantile_valid.push(values.quantiles.is_some());
-        for q in quantiles {
-            self.q_quantile.append_value(q.quantile);
-            self.q_value.append_value(q.value);
+        for &(quantile, value) in quantiles {
+            self.q_quantile.append_value(quantile);
+            self.q_value.append_value(value);
         }
 
         self.exemplar_lens.push(point.exemplars.len());
         let mut hex = [0u8; 32];
         for e in point.exemplars {
-            self.ex_time.append_value(e.time_unix_nano as i64);
-            let (value, value_int) = match e.value {
-                Some(exemplar::Value::AsDouble(d)) => (Some(d), None),
-                Some(exemplar::Value::AsInt(i)) => (Some(i as f64), Some(i)),
-                None => (None, None),
-            };
+            self.ex_time.append_value(e.time as i64);
+            let (value, value_int) = number_columns(e.value);
             self.ex_value.append_option(value);
             self.ex_value_int.append_option(value_int);
-            self.ex_trace_id.append_option(id_hex(&e.trace_id, &mut hex));
-            self.ex_span_id.append_option(id_hex(&e.span_id, &mut hex));
-            self.ex_attrs.append(&e.filtered_attributes, limits, truncated)?;
+            self.ex_trace_id.append_option(id_hex(e.trace_id, &mut hex));
+            self.ex_span_id.append_option(id_hex(e.span_id, &mut hex));
+            let attrs = &point.exemplar_attrs[e.attrs.clone()];
+            self.ex_attrs.append_refs(attrs.iter().cloned(), limits, truncated)?;
         }
         Ok(())
     }

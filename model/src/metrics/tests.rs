@@ -84,7 +84,7 @@ fn number(time: u64, value: Option<number_data_point::Value>, attributes: Vec<Ke
 }
 
 /// Every point type and every field, in two resources and three scopes.
-fn sample_request() -> ExportMetricsServiceRequest {
+pub(super) fn sample_request() -> ExportMetricsServiceRequest {
     use number_data_point::Value::{AsDouble, AsInt};
     let gauge = Metric {
         metadata: all_types(),

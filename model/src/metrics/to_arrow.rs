@@ -5,135 +5,62 @@
 //! metadata attributes are encoded once per message and copied per row.
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::{
-    Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint, SummaryDataPoint, number_data_point,
-};
+use prost::Message;
 
 use super::PointBatch;
-use super::builders::{MetricRow, PointBuilders, PointRow, PointValues};
+use super::builders::{MetricRow, PointBuilders, PointRow, PointValues, number_columns};
 use super::schema::metric_type;
 use super::series::{shard_for_series, write_attrs, write_str};
-use crate::arrow_build::{EncodedAttrs, attr_ref};
+use super::view::{DataKind, MetricView, MetricsView, PointView};
+use crate::arrow_build::EncodedAttrs;
 use crate::otlp_to_arrow::service_name;
 use crate::{ConvertLimits, ModelError};
 
-/// What every OTLP data point type has in common.
-trait DataPoint {
-    fn attributes(&self) -> &[KeyValue];
-    fn start_time_unix_nano(&self) -> u64;
-    fn time_unix_nano(&self) -> u64;
-    fn flags(&self) -> u32;
-    fn exemplars(&self) -> &[Exemplar];
-    fn values(&self) -> PointValues<'_>;
-    /// Why the type-specific fields are invalid, if they are.
-    fn problem(&self) -> Option<String> {
-        None
-    }
-}
-
-macro_rules! common_fields {
-    () => {
-        fn attributes(&self) -> &[KeyValue] {
-            &self.attributes
+/// The type-specific columns of a point of `kind`.
+fn point_values<'v>(view: &'v MetricsView<'_>, kind: DataKind, p: &PointView) -> PointValues<'v> {
+    let u64s = |range: &std::ops::Range<usize>| &view.u64s[range.clone()];
+    match kind {
+        DataKind::Gauge | DataKind::Sum { .. } => {
+            let (value, value_int) = number_columns(p.value);
+            PointValues { value, value_int, ..Default::default() }
         }
-        fn start_time_unix_nano(&self) -> u64 {
-            self.start_time_unix_nano
-        }
-        fn time_unix_nano(&self) -> u64 {
-            self.time_unix_nano
-        }
-        fn flags(&self) -> u32 {
-            self.flags
-        }
-    };
-    (with_exemplars) => {
-        common_fields!();
-        fn exemplars(&self) -> &[Exemplar] {
-            &self.exemplars
-        }
-    };
-}
-
-/// The count, sum, min and max both histogram types carry.
-fn histogram_values<'a>(count: u64, sum: Option<f64>, min: Option<f64>, max: Option<f64>) -> PointValues<'a> {
-    PointValues { count: Some(count), sum, min, max, ..Default::default() }
-}
-
-impl DataPoint for NumberDataPoint {
-    common_fields!(with_exemplars);
-    fn values(&self) -> PointValues<'_> {
-        let (value, value_int) = match self.value {
-            Some(number_data_point::Value::AsDouble(d)) => (Some(d), None),
-            // `value` gets the int as a double too, so SQL can use one column.
-            Some(number_data_point::Value::AsInt(i)) => (Some(i as f64), Some(i)),
-            None => (None, None),
-        };
-        PointValues { value, value_int, ..Default::default() }
-    }
-}
-
-impl DataPoint for HistogramDataPoint {
-    common_fields!(with_exemplars);
-    fn values(&self) -> PointValues<'_> {
-        PointValues {
-            explicit_bounds: Some(&self.explicit_bounds),
-            bucket_counts: Some(&self.bucket_counts),
-            ..histogram_values(self.count, self.sum, self.min, self.max)
-        }
-    }
-    fn problem(&self) -> Option<String> {
-        let (bounds, counts) = (self.explicit_bounds.len(), self.bucket_counts.len());
-        if counts != 0 && counts != bounds + 1 {
-            return Some(format!(
-                "histogram has {counts} bucket counts for {bounds} explicit bounds (want {})",
-                bounds + 1
-            ));
-        }
-        let increasing = self.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
-        if !increasing || self.explicit_bounds.iter().any(|b| b.is_nan()) {
-            return Some("histogram explicit bounds must be strictly increasing".into());
-        }
-        None
-    }
-}
-
-impl DataPoint for ExponentialHistogramDataPoint {
-    common_fields!(with_exemplars);
-    fn values(&self) -> PointValues<'_> {
-        PointValues {
-            scale: Some(self.scale),
-            zero_count: Some(self.zero_count),
-            zero_threshold: Some(self.zero_threshold),
-            positive: self.positive.as_ref().map(|b| (b.offset, &b.bucket_counts[..])),
-            negative: self.negative.as_ref().map(|b| (b.offset, &b.bucket_counts[..])),
-            ..histogram_values(self.count, self.sum, self.min, self.max)
-        }
-    }
-}
-
-impl DataPoint for SummaryDataPoint {
-    common_fields!();
-    fn exemplars(&self) -> &[Exemplar] {
-        &[]
-    }
-    fn values(&self) -> PointValues<'_> {
-        PointValues {
-            count: Some(self.count),
-            sum: Some(self.sum),
-            quantiles: Some(&self.quantile_values),
+        DataKind::Histogram { .. } => PointValues {
+            count: Some(p.count),
+            sum: p.sum,
+            min: p.min,
+            max: p.max,
+            explicit_bounds: Some(&view.f64s[p.bounds.clone()]),
+            bucket_counts: Some(u64s(&p.bucket_counts)),
             ..Default::default()
-        }
+        },
+        DataKind::ExponentialHistogram { .. } => PointValues {
+            count: Some(p.count),
+            sum: p.sum,
+            min: p.min,
+            max: p.max,
+            scale: Some(p.scale),
+            zero_count: Some(p.zero_count),
+            zero_threshold: Some(p.zero_threshold),
+            positive: p.positive.as_ref().map(|(offset, counts)| (*offset, u64s(counts))),
+            negative: p.negative.as_ref().map(|(offset, counts)| (*offset, u64s(counts))),
+            ..Default::default()
+        },
+        DataKind::Summary => PointValues {
+            count: Some(p.count),
+            sum: p.sum,
+            quantiles: Some(&view.quantiles[p.quantiles.clone()]),
+            ..Default::default()
+        },
     }
 }
 
 /// Why a point is refused, or `None` when it is valid.
-fn point_problem(point: &impl DataPoint) -> Option<String> {
-    if point.time_unix_nano() == 0 {
+fn point_problem(view: &MetricsView<'_>, kind: DataKind, point: &PointView) -> Option<String> {
+    if point.time == 0 {
         return Some("data point time_unix_nano must be set (got 0)".into());
     }
-    for e in point.exemplars() {
+    // Summaries have no exemplars (the view never fills them).
+    for e in &view.exemplars[point.exemplars.clone()] {
         if !e.trace_id.is_empty() && e.trace_id.len() != 16 {
             return Some(format!("exemplar trace_id must be empty or 16 bytes (got {} bytes)", e.trace_id.len()));
         }
@@ -141,17 +68,21 @@ fn point_problem(point: &impl DataPoint) -> Option<String> {
             return Some(format!("exemplar span_id must be empty or 8 bytes (got {} bytes)", e.span_id.len()));
         }
     }
-    point.problem()
-}
-
-fn point_count(data: &Data) -> usize {
-    match data {
-        Data::Gauge(g) => g.data_points.len(),
-        Data::Sum(s) => s.data_points.len(),
-        Data::Histogram(h) => h.data_points.len(),
-        Data::ExponentialHistogram(e) => e.data_points.len(),
-        Data::Summary(s) => s.data_points.len(),
+    if let DataKind::Histogram { .. } = kind {
+        let bounds = &view.f64s[point.bounds.clone()];
+        let (n_bounds, counts) = (bounds.len(), point.bucket_counts.len());
+        if counts != 0 && counts != n_bounds + 1 {
+            return Some(format!(
+                "histogram has {counts} bucket counts for {n_bounds} explicit bounds (want {})",
+                n_bounds + 1
+            ));
+        }
+        let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+        if !increasing || bounds.iter().any(|b| b.is_nan()) {
+            return Some("histogram explicit bounds must be strictly increasing".into());
+        }
     }
+    None
 }
 
 /// Converter state across one request.
@@ -181,19 +112,21 @@ impl Converter<'_> {
     /// Appends the valid points of one metric. `series_prefix` is the
     /// canonical encoding of the metric name and resource attributes;
     /// `shared_truncated` counts values cut in the metric's shared parts.
-    fn append_points<P: DataPoint>(
+    fn append_points(
         &mut self,
+        view: &MetricsView<'_>,
         metric: &MetricRow<'_>,
+        kind: DataKind,
         series_prefix: usize,
         shared_truncated: u64,
-        points: &[P],
+        points: &[PointView],
     ) -> Result<(), ModelError> {
         for point in points {
-            if let Some(problem) = point_problem(point) {
+            if let Some(problem) = point_problem(view, kind, point) {
                 self.reject(1, metric.name, || problem);
                 continue;
             }
-            self.point_attrs.encode(point.attributes(), self.limits);
+            self.point_attrs.encode_refs(view.point_attrs[point.attrs.clone()].iter().cloned(), self.limits);
             self.series_key.truncate(series_prefix);
             write_attrs(&mut self.series_key, &self.point_attrs, &mut self.order);
             let series_hash = xxhash_rust::xxh3::xxh3_64(&self.series_key);
@@ -203,13 +136,15 @@ impl Converter<'_> {
             let row = PointRow {
                 series_hash,
                 attributes: &self.point_attrs,
-                start_time_unix_nano: point.start_time_unix_nano(),
-                time_unix_nano: point.time_unix_nano(),
-                flags: point.flags(),
-                exemplars: point.exemplars(),
+                start_time_unix_nano: point.start,
+                time_unix_nano: point.time,
+                flags: point.flags,
+                exemplars: &view.exemplars[point.exemplars.clone()],
+                exemplar_attrs: &view.exemplar_attrs,
             };
             self.truncated += shared_truncated + self.point_attrs.truncated;
-            self.builders.append(metric, &row, &point.values(), self.limits, &mut self.truncated)?;
+            let values = point_values(view, kind, point);
+            self.builders.append(metric, &row, &values, self.limits, &mut self.truncated)?;
         }
         Ok(())
     }
@@ -230,13 +165,29 @@ pub fn metrics_to_arrow(
     limits: &ConvertLimits,
     shard_count: usize,
 ) -> Result<PointBatch, ModelError> {
-    let points: usize = request
-        .resource_metrics
-        .iter()
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|sm| &sm.metrics)
-        .map(|m| m.data.as_ref().map_or(0, point_count))
-        .sum();
+    convert(&MetricsView::of(request), limits, shard_count)
+}
+
+/// [`metrics_to_arrow`] for an encoded `ExportMetricsServiceRequest`,
+/// decoded without copying its strings or building a message per point (see
+/// `wire.rs`); input the fast decoder does not handle goes through prost,
+/// so the result is always prost's.
+pub fn metrics_to_arrow_from_protobuf(
+    bytes: &[u8],
+    limits: &ConvertLimits,
+    shard_count: usize,
+) -> Result<PointBatch, ModelError> {
+    match super::wire::metrics_view(bytes) {
+        Ok(view) => convert(&view, limits, shard_count),
+        Err(crate::wire::Unsupported) => {
+            let request = ExportMetricsServiceRequest::decode(bytes).map_err(ModelError::InvalidProtobuf)?;
+            metrics_to_arrow(&request, limits, shard_count)
+        }
+    }
+}
+
+fn convert(view: &MetricsView<'_>, limits: &ConvertLimits, shard_count: usize) -> Result<PointBatch, ModelError> {
+    let points = view.points.len();
     let mut c = Converter {
         limits,
         shard_count,
@@ -252,60 +203,54 @@ pub fn metrics_to_arrow(
     let (mut resource, mut scope, mut metadata) =
         (EncodedAttrs::default(), EncodedAttrs::default(), EncodedAttrs::default());
     let mut resource_key = Vec::new();
-    for rm in &request.resource_metrics {
-        let res = rm.resource.as_ref();
-        let res_attrs = res.map_or(&[][..], |r| &r.attributes[..]);
-        resource.encode(res_attrs, limits);
+    for rm in &view.resources {
+        let res_attrs = &view.attrs[rm.attrs.clone()];
+        resource.encode_refs(res_attrs.iter().cloned(), limits);
         resource.freeze();
         resource_key.clear();
         write_attrs(&mut resource_key, &resource, &mut c.order);
-        let service = service_name(res_attrs.iter().map(attr_ref));
-        for sm in &rm.scope_metrics {
-            let sc = sm.scope.as_ref();
-            scope.encode(sc.map_or(&[][..], |s| &s.attributes[..]), limits);
+        let service = service_name(res_attrs.iter().cloned());
+        for sm in &view.scopes[rm.scopes.clone()] {
+            scope.encode_refs(view.attrs[sm.attrs.clone()].iter().cloned(), limits);
             scope.freeze();
-            for metric in &sm.metrics {
-                let Some(data) = metric.data.as_ref() else {
-                    c.reject(1, &metric.name, || "metric has no data (gauge, sum, histogram, ...)".into());
+            for metric in &view.metrics[sm.metrics.clone()] {
+                let MetricView { name, description, unit, .. } = *metric;
+                let Some(kind) = metric.data else {
+                    c.reject(1, name, || "metric has no data (gauge, sum, histogram, ...)".into());
                     continue;
                 };
-                if metric.name.is_empty() {
-                    c.reject(point_count(data).max(1) as u64, &metric.name, || "metric name must not be empty".into());
+                if name.is_empty() {
+                    c.reject(metric.points.len().max(1) as u64, name, || "metric name must not be empty".into());
                     continue;
                 }
-                metadata.encode(&metric.metadata, limits);
+                metadata.encode_refs(view.metadata[metric.metadata.clone()].iter().cloned(), limits);
                 metadata.freeze();
                 c.series_key.clear();
-                write_str(&mut c.series_key, &metric.name);
+                write_str(&mut c.series_key, name);
                 c.series_key.extend_from_slice(&resource_key);
                 let prefix = c.series_key.len();
                 let shared_truncated = resource.truncated + scope.truncated + metadata.truncated;
-                let (metric_type, temporality, is_monotonic) = kind_of(data);
+                let (metric_type, temporality, is_monotonic) = kind_of(kind);
                 let row = MetricRow {
-                    name: &metric.name,
+                    name,
                     metric_type,
-                    unit: &metric.unit,
-                    description: &metric.description,
+                    unit,
+                    description,
                     metadata: &metadata,
                     service_name: service,
                     resource: &resource,
-                    resource_dropped: res.map_or(0, |r| r.dropped_attributes_count),
-                    resource_schema_url: &rm.schema_url,
-                    scope_name: sc.map_or("", |s| s.name.as_str()),
-                    scope_version: sc.map_or("", |s| s.version.as_str()),
+                    resource_dropped: rm.dropped_attrs,
+                    resource_schema_url: rm.schema_url,
+                    scope_name: sm.name,
+                    scope_version: sm.version,
                     scope: &scope,
-                    scope_dropped: sc.map_or(0, |s| s.dropped_attributes_count),
-                    scope_schema_url: &sm.schema_url,
+                    scope_dropped: sm.dropped_attrs,
+                    scope_schema_url: sm.schema_url,
                     temporality,
                     is_monotonic,
                 };
-                match data {
-                    Data::Gauge(g) => c.append_points(&row, prefix, shared_truncated, &g.data_points)?,
-                    Data::Sum(s) => c.append_points(&row, prefix, shared_truncated, &s.data_points)?,
-                    Data::Histogram(h) => c.append_points(&row, prefix, shared_truncated, &h.data_points)?,
-                    Data::ExponentialHistogram(e) => c.append_points(&row, prefix, shared_truncated, &e.data_points)?,
-                    Data::Summary(s) => c.append_points(&row, prefix, shared_truncated, &s.data_points)?,
-                }
+                let points = &view.points[metric.points.clone()];
+                c.append_points(view, &row, kind, prefix, shared_truncated, points)?;
             }
         }
     }
@@ -325,12 +270,12 @@ pub fn metrics_to_arrow(
 }
 
 /// The `metric_type`, temporality and monotonicity of a metric's data.
-fn kind_of(data: &Data) -> (&'static str, Option<i32>, Option<bool>) {
-    match data {
-        Data::Gauge(_) => (metric_type::GAUGE, None, None),
-        Data::Sum(s) => (metric_type::SUM, Some(s.aggregation_temporality), Some(s.is_monotonic)),
-        Data::Histogram(h) => (metric_type::HISTOGRAM, Some(h.aggregation_temporality), None),
-        Data::ExponentialHistogram(e) => (metric_type::EXPONENTIAL_HISTOGRAM, Some(e.aggregation_temporality), None),
-        Data::Summary(_) => (metric_type::SUMMARY, None, None),
+fn kind_of(kind: DataKind) -> (&'static str, Option<i32>, Option<bool>) {
+    match kind {
+        DataKind::Gauge => (metric_type::GAUGE, None, None),
+        DataKind::Sum { temporality, is_monotonic } => (metric_type::SUM, Some(temporality), Some(is_monotonic)),
+        DataKind::Histogram { temporality } => (metric_type::HISTOGRAM, Some(temporality), None),
+        DataKind::ExponentialHistogram { temporality } => (metric_type::EXPONENTIAL_HISTOGRAM, Some(temporality), None),
+        DataKind::Summary => (metric_type::SUMMARY, None, None),
     }
 }
