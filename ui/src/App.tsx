@@ -1,13 +1,18 @@
-import { NavLink, Route, Routes } from 'react-router-dom';
+import { lazy, Suspense } from 'react';
+import { NavLink, Route, Routes, useLocation } from 'react-router-dom';
+import { ErrorBoundary } from './components/ErrorBoundary';
 import { ThemeToggle } from './components/ThemeToggle';
 import { SearchPage } from './pages/SearchPage';
 import { TracePage } from './pages/trace/TracePage';
-import { SqlPage } from './pages/SqlPage';
-import { ServicesPage } from './pages/ServicesPage';
-import { ServiceMapPage } from './pages/ServiceMapPage';
-import { MetricsPage } from './pages/MetricsPage';
-import { ComparePage } from './pages/ComparePage';
-import { Empty } from './components/Status';
+import { Empty, Loading } from './components/Status';
+
+// The landing screens load with the app; the others (the SQL editor, charts
+// of metrics, the graph layout) load when first opened.
+const SqlPage = lazy(() => import('./pages/SqlPage').then((m) => ({ default: m.SqlPage })));
+const ServicesPage = lazy(() => import('./pages/ServicesPage').then((m) => ({ default: m.ServicesPage })));
+const ServiceMapPage = lazy(() => import('./pages/ServiceMapPage').then((m) => ({ default: m.ServiceMapPage })));
+const MetricsPage = lazy(() => import('./pages/MetricsPage').then((m) => ({ default: m.MetricsPage })));
+const ComparePage = lazy(() => import('./pages/ComparePage').then((m) => ({ default: m.ComparePage })));
 
 const NAV: [string, string][] = [
   ['/', 'Search'],
@@ -19,6 +24,7 @@ const NAV: [string, string][] = [
 ];
 
 export function App() {
+  const location = useLocation();
   return (
     <div className="app">
       <header className="topbar">
@@ -33,16 +39,20 @@ export function App() {
         <ThemeToggle />
       </header>
       <main>
-        <Routes>
-          <Route path="/" element={<SearchPage />} />
-          <Route path="/trace/:traceId" element={<TracePage />} />
-          <Route path="/compare" element={<ComparePage />} />
-          <Route path="/services" element={<ServicesPage />} />
-          <Route path="/map" element={<ServiceMapPage />} />
-          <Route path="/explore" element={<MetricsPage />} />
-          <Route path="/sql" element={<SqlPage />} />
-          <Route path="*" element={<Empty>No such page.</Empty>} />
-        </Routes>
+        <ErrorBoundary resetKey={location.pathname + location.search}>
+          <Suspense fallback={<Loading what="screen" />}>
+            <Routes>
+              <Route path="/" element={<SearchPage />} />
+              <Route path="/trace/:traceId" element={<TracePage />} />
+              <Route path="/compare" element={<ComparePage />} />
+              <Route path="/services" element={<ServicesPage />} />
+              <Route path="/map" element={<ServiceMapPage />} />
+              <Route path="/explore" element={<MetricsPage />} />
+              <Route path="/sql" element={<SqlPage />} />
+              <Route path="*" element={<Empty>No such page.</Empty>} />
+            </Routes>
+          </Suspense>
+        </ErrorBoundary>
       </main>
     </div>
   );

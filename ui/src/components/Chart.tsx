@@ -21,8 +21,12 @@ export function Chart({ options, data, height = 240, testId }: ChartProps) {
     plot.current = chart;
     const observer = new ResizeObserver(() => chart.setSize({ width: el.clientWidth || 600, height }));
     observer.observe(el);
+    // Axis colours are read at draw time: a theme change only needs a redraw.
+    const theme = new MutationObserver(() => chart.redraw(false, true));
+    theme.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
     return () => {
       observer.disconnect();
+      theme.disconnect();
       chart.destroy();
       plot.current = null;
     };

@@ -1,12 +1,13 @@
-// uPlot draws on a canvas, which cannot read CSS variables: resolve the
-// theme's colours when a chart is made.
+// uPlot draws on a canvas, which cannot read CSS variables: axis colours are
+// functions that read the theme's variables at each draw, and charts redraw
+// when the theme changes (components/Chart.tsx).
 export function themeColor(name: string, fallback: string): string {
   const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return value || fallback;
 }
 
 export function axis(extra: Record<string, unknown> = {}) {
-  const stroke = themeColor('--muted', '#667085');
-  const grid = themeColor('--border', '#d9dde3');
-  return { stroke, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, ...extra };
+  const muted = () => themeColor('--muted', '#667085');
+  const grid = () => themeColor('--border', '#d9dde3');
+  return { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, ...extra };
 }
