@@ -19,6 +19,7 @@ mod admin;
 pub mod bench;
 pub mod cluster_up;
 pub mod config;
+pub mod drain;
 mod logging;
 mod node;
 pub mod roles;

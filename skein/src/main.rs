@@ -31,6 +31,24 @@ struct ReadyFile {
     ready_file: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, clap::Args)]
+struct StorageArgs {
+    #[command(flatten)]
+    ready: ReadyFile,
+    /// Instead of running a storage node: ask the one running with this
+    /// configuration to hand all its shards to the other nodes (it needs
+    /// the object store), and wait until it holds none.
+    #[arg(long)]
+    drain: bool,
+    /// The running node's admin URL for --drain [default: from
+    /// cluster.admin_listen, on loopback when it listens on all interfaces].
+    #[arg(long, requires = "drain")]
+    admin: Option<String>,
+    /// How long --drain waits for the shards to move.
+    #[arg(long, default_value = "5m", value_parser = humantime_serde::re::humantime::parse_duration, requires = "drain")]
+    drain_timeout: std::time::Duration,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run every role in one process (the default).
@@ -38,7 +56,7 @@ enum Command {
     /// Run a collector: OTLP in, routed to the storage nodes by shard.
     Collector(ReadyFile),
     /// Run a storage node: the shards its node ID owns, served over Arrow Flight.
-    Storage(ReadyFile),
+    Storage(StorageArgs),
     /// Run a query node: SQL and the HTTP API over every storage node.
     Query(ReadyFile),
     /// A local multi-process cluster, and a cluster's status.
@@ -89,7 +107,14 @@ fn main() -> anyhow::Result<()> {
         }
         Command::AllInOne(ready) => run_role(&cli.config, Role::AllInOne, ready.ready_file),
         Command::Collector(ready) => run_role(&cli.config, Role::Collector, ready.ready_file),
-        Command::Storage(ready) => run_role(&cli.config, Role::Storage, ready.ready_file),
+        Command::Storage(StorageArgs { drain: true, admin, drain_timeout, .. }) => {
+            let admin = match admin {
+                Some(url) => url,
+                None => skein::drain::local_admin_url(SkeinConfig::load(&cli.config)?.cluster.admin_listen),
+            };
+            runtime("skein")?.block_on(skein::drain::drain(&admin, drain_timeout))
+        }
+        Command::Storage(args) => run_role(&cli.config, Role::Storage, args.ready.ready_file),
         Command::Query(ready) => run_role(&cli.config, Role::Query, ready.ready_file),
     }
 }

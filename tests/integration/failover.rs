@@ -168,23 +168,29 @@ async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wai
     let mut rig = Rig::start(3, 8, &[]).await;
     rig.send(4, Instant::now() + Duration::from_secs(120)).await;
 
-    // An admin call drains storage-1: its shards move, it stays up holding
-    // none, and a query during the move is complete or refused, never short.
-    let drain = format!("{}/admin/drain", rig.cluster.storage[1].url("admin"));
-    let response = rig.client.post(&drain).send().await.expect("drain call");
-    assert_eq!(response.status(), 202);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    // `skein storage --drain` drains storage-1 through its admin port: its
+    // shards move, it stays up holding none, and a query during the move is
+    // complete or refused, never short.
+    let admin = rig.cluster.storage[1].url("admin");
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["storage", "--drain", "--admin", &admin, "--drain-timeout", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("skein storage --drain starts");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
         rig.count_is_complete_or_refused().await;
-        let (status, body) = get(&rig.client, &drain).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body["draining"], true, "{body}");
-        if body["shards"].as_array().is_some_and(Vec::is_empty) {
-            break;
+        if let Some(status) = command.try_wait().expect("polls the drain command") {
+            break status;
         }
-        assert!(Instant::now() < deadline, "storage-1 still holds shards: {body}");
+        assert!(Instant::now() < deadline, "skein storage --drain did not finish");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    assert!(status.success(), "skein storage --drain failed: {status}");
+    let (status, body) = get(&rig.client, &format!("{admin}/admin/drain")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["draining"], true, "{body}");
+    assert_eq!(body["shards"], serde_json::json!([]), "{body}");
     rig.check_every_span_once().await;
 
     // SIGTERM hands storage-2's shards off before it exits: writes after
