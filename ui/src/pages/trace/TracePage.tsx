@@ -35,6 +35,13 @@ function TraceView({ outline }: { outline: TraceOutline }) {
     const initial = tree.spans.length > COLLAPSE_ABOVE ? collapseBelow(tree, COLLAPSED_DEPTH) : new Set<number>();
     return selected === undefined ? initial : reveal(tree, initial, selected);
   });
+  // A span chosen from outside the waterfall (a link, the back button) is
+  // shown: its collapsed ancestors open.
+  const [revealed, setRevealed] = useState(selected);
+  if (selected !== revealed) {
+    setRevealed(selected);
+    if (selected !== undefined) setCollapsed((c) => reveal(tree, c, selected));
+  }
   const showCritical = params.get('critical') === '1';
   const critical = useMemo(() => (showCritical ? criticalPath(tree) : new Set<number>()), [tree, showCritical]);
   const find = params.get('find') ?? '';
