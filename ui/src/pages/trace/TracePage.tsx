@@ -7,6 +7,7 @@ import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
 import { formatCount, formatDuration, nanosToMillis } from '../../lib/format';
 import { buildTree, collapseBelow, criticalPath, findSpans, reveal, spansPerService, type SpanTree } from '../../lib/tree';
+import { adjustSkew } from '../../lib/skew';
 import { useApi } from '../../lib/useApi';
 import { Minimap } from './Minimap';
 import { SpanDetail } from './SpanDetail';
@@ -28,7 +29,11 @@ export function TracePage() {
 
 function TraceView({ outline }: { outline: TraceOutline }) {
   const [params, setParams] = useSearchParams();
-  const tree = useMemo(() => buildTree(outline.spans), [outline]);
+  const raw = useMemo(() => buildTree(outline.spans), [outline]);
+  // Raw times by default; adjusted ones only when asked for, with a count.
+  const skew = params.get('skew') === '1';
+  const adjusted = useMemo(() => (skew ? adjustSkew(raw) : null), [raw, skew]);
+  const tree = useMemo(() => (adjusted ? buildTree(adjusted.spans) : raw), [adjusted, raw]);
   const selectedId = params.get('span');
   const selected = selectedId ? tree.index.get(selectedId) : undefined;
   const [collapsed, setCollapsed] = useState<Set<number>>(() => {
@@ -101,6 +106,11 @@ function TraceView({ outline }: { outline: TraceOutline }) {
         <label className="check">
           <input type="checkbox" checked={showCritical} onChange={(e) => setParam('critical', e.target.checked ? '1' : null)} />
           Critical path
+        </label>
+        <label className="check" title="Move spans of another service that start before or end after their parent into it">
+          <input type="checkbox" checked={skew} onChange={(e) => setParam('skew', e.target.checked ? '1' : null)} />
+          Adjust clock skew
+          {adjusted && <span className="muted">({formatCount(adjusted.shifted)} spans shifted)</span>}
         </label>
         <button onClick={() => setCollapsed(new Set())}>Expand all</button>
         <button onClick={() => setCollapsed(collapseBelow(tree, 1))}>Collapse all</button>
