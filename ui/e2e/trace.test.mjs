@@ -2,6 +2,7 @@
 // → collapse and expand there → open a failing span → back; and a
 // 20,000-span trace that opens and scrolls to its last span.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { base, data, launch, screenshot, withPage } from './browser.mjs';
 
@@ -69,6 +70,13 @@ test('search, open a trace, follow a span link, expand, back', () =>
     await detail.getByTestId('span-status').getByText('error: payment failed').waitFor();
     await detail.getByText('exception').first().waitFor();
     await screenshot(page, 'trace');
+    // The trace as OTLP/JSON, ready to re-export.
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download OTLP/JSON' }).click(),
+    ]);
+    const otlp = JSON.parse(readFileSync(await download.path(), 'utf8'));
+    assert.equal(otlp.resourceSpans[0].scopeSpans[0].spans.length, 4);
     await page.getByRole('button', { name: 'Toggle dark theme' }).click();
     assert.equal(await page.locator('html').getAttribute('data-theme'), 'dark');
     await screenshot(page, 'trace-dark');
@@ -108,7 +116,7 @@ test('a 20,000-span trace opens and scrolls to its last span', () =>
     await page.getByRole('complementary', { name: 'Span detail' }).getByRole('heading', { name: lastSpanName }).waitFor();
     // Clock-skew adjustment is off until asked for, and says what it moved
     // (nothing here: every item fits inside its chunk).
-    await page.getByLabel('Adjust clock skew').check();
+    await page.getByLabel('Adjust clock skew').click();
     await page.waitForURL(/skew=1/);
     await page.getByText('(0 spans shifted)').waitFor();
     // Find inside the trace by name.

@@ -28,24 +28,32 @@ export function Minimap({
   useEffect(() => {
     const el = canvas.current;
     if (!el) return;
-    const width = el.clientWidth || 800;
-    el.width = width * devicePixelRatio;
-    el.height = HEIGHT * devicePixelRatio;
-    const ctx = el.getContext('2d');
-    if (!ctx) return;
-    ctx.scale(devicePixelRatio, devicePixelRatio);
-    ctx.clearRect(0, 0, width, HEIGHT);
-    const rowHeight = Math.max(HEIGHT / Math.max(rows.length, 1), 0.5);
-    rows.forEach((i, row) => {
-      const s = tree.spans[i];
-      ctx.fillStyle = s.error ? '#e15759' : serviceColor(s.serviceName);
-      ctx.fillRect(
-        (s.startOffsetNanos / total) * width,
-        (row / rows.length) * HEIGHT,
-        Math.max((s.durationNanos / total) * width, 1),
-        rowHeight,
-      );
+    // Drawn in the next frame, not in React's commit: opening a large trace
+    // is then two shorter tasks instead of one long one.
+    const frame = requestAnimationFrame(() => {
+      const width = el.clientWidth || 800;
+      el.width = width * devicePixelRatio;
+      el.height = HEIGHT * devicePixelRatio;
+      const ctx = el.getContext('2d');
+      if (!ctx) return;
+      ctx.scale(devicePixelRatio, devicePixelRatio);
+      ctx.clearRect(0, 0, width, HEIGHT);
+      const rowHeight = Math.max(HEIGHT / Math.max(rows.length, 1), 0.5);
+      const colors = new Map<string, string>();
+      rows.forEach((i, row) => {
+        const s = tree.spans[i];
+        let color = colors.get(s.serviceName);
+        if (color === undefined) colors.set(s.serviceName, (color = serviceColor(s.serviceName)));
+        ctx.fillStyle = s.error ? '#e15759' : color;
+        ctx.fillRect(
+          (s.startOffsetNanos / total) * width,
+          (row / rows.length) * HEIGHT,
+          Math.max((s.durationNanos / total) * width, 1),
+          rowHeight,
+        );
     });
+    });
+    return () => cancelAnimationFrame(frame);
   }, [rows, tree, total]);
   // The viewport is a box over the canvas: scrolling never repaints 100k spans.
   const [first, last] = viewport;
