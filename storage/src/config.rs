@@ -68,7 +68,9 @@ pub struct CompactionConfig {
     #[serde(with = "humantime_serde")]
     pub settle: Duration,
     /// Memory for sorting one compaction's rows; beyond it the sort spills
-    /// to temporary files. One compaction runs at a time per node.
+    /// to temporary files. It also caps a merge's input at one row per 64
+    /// bytes of it (so merging the spilled runs stays near the cap). One
+    /// compaction runs at a time per node.
     pub memory_bytes: u64,
     /// How long replaced files stay on disk for queries that planned to
     /// read them before the compaction committed; longer than the query
@@ -106,11 +108,7 @@ impl CompactionConfig {
             return Err(format!("storage.compaction.min_files must be between 2 and 1000 (got {})", self.min_files));
         }
         if self.memory_bytes < 16 * MIB {
-            return Err(format!(
-                "storage.compaction.memory_bytes must be at least 16 MiB, or the sort cannot hold one batch \
-                 per spilled run (got {})",
-                self.memory_bytes
-            ));
+            return Err(format!("storage.compaction.memory_bytes must be at least 16 MiB (got {})", self.memory_bytes));
         }
         Ok(())
     }

@@ -26,8 +26,10 @@ use crate::parquet_files::{WrittenFile, partition_dir, publish, strings, widen_r
 use crate::signal::SignalSpec;
 use crate::tidx::TraceIndexBuilder;
 
-/// Rows per batch the sort hands over.
-const BATCH_ROWS: usize = 8192;
+/// Rows per batch read and sorted. Span rows are about 1 KiB in memory,
+/// and merging spilled runs holds one batch of each: small batches keep
+/// that part near the sort's memory cap.
+const BATCH_ROWS: usize = 2048;
 
 /// What a merge reads and where it writes.
 pub(crate) struct MergeJob {

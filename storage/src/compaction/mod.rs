@@ -31,6 +31,10 @@ use crate::parquet_files::NS_PER_HOUR;
 /// Input of one merge, as a multiple of the target file size: bounds how
 /// long one merge holds the node's compaction slot.
 const MAX_INPUT_TARGETS: u64 = 4;
+/// Rows of one merge per byte of sort memory, inverted: a span row takes
+/// about 1 KiB decoded, so a merge spills at most ~16 sorted runs, and
+/// merging them (a batch or two of each in memory) stays near the cap.
+const SORT_BYTES_PER_INPUT_ROW: u64 = 64;
 /// Small files are tiered from this fraction of the target size up.
 const SMALLEST_TIER_FRACTION: u64 = 256;
 
@@ -40,6 +44,8 @@ pub(crate) struct Policy {
     pub target_file_bytes: u64,
     pub min_files: usize,
     pub settle_ns: i64,
+    /// Most rows one merge reads (from the sort memory).
+    pub max_input_rows: u64,
 }
 
 impl Policy {
@@ -48,6 +54,7 @@ impl Policy {
             target_file_bytes: config.target_file_bytes,
             min_files: config.min_files,
             settle_ns: i64::try_from(config.settle.as_nanos()).unwrap_or(i64::MAX),
+            max_input_rows: config.memory_bytes / SORT_BYTES_PER_INPUT_ROW,
         }
     }
 
@@ -95,17 +102,21 @@ impl Policy {
     }
 
     /// The oldest of `files` (by name, which starts with the WAL checkpoint
-    /// or the compaction) up to the input budget, at least two.
+    /// or the compaction) up to the input budgets of bytes and rows, at
+    /// least two.
     fn bounded(&self, mut files: Vec<&FileMeta>) -> Vec<FileMeta> {
         files.sort_by(|a, b| a.path.cmp(&b.path));
         let budget = self.target_file_bytes.saturating_mul(MAX_INPUT_TARGETS);
-        let mut total = 0u64;
+        let (mut bytes, mut rows) = (0u64, 0u64);
         let mut chosen = Vec::new();
         for file in files {
-            if chosen.len() >= 2 && total.saturating_add(file.size_bytes) > budget {
+            let over =
+                bytes.saturating_add(file.size_bytes) > budget || rows.saturating_add(file.rows) > self.max_input_rows;
+            if chosen.len() >= 2 && over {
                 break;
             }
-            total = total.saturating_add(file.size_bytes);
+            bytes = bytes.saturating_add(file.size_bytes);
+            rows = rows.saturating_add(file.rows);
             chosen.push(file.clone());
         }
         chosen
@@ -119,7 +130,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn policy() -> Policy {
-        Policy { target_file_bytes: 256 * MIB, min_files: 4, settle_ns: 600 * 1_000_000_000 }
+        Policy { target_file_bytes: 256 * MIB, min_files: 4, settle_ns: 600 * 1_000_000_000, max_input_rows: 1000 }
     }
 
     fn file(name: &str, hour: i64, size_bytes: u64) -> FileMeta {
@@ -170,6 +181,11 @@ mod tests {
         let later: Vec<_> = files.into_iter().filter(|f| f.hour == HOUR + 1).collect();
         // 4 × 256 MiB of input at most: eight files of 127 MiB.
         assert_eq!(p.pick(&later, AFTER + 2 * NS_PER_HOUR).map(|f| f.len()), Some(8));
+        // And at most max_input_rows (1000) rows: three files of 400 rows would be 1200.
+        let rows: Vec<_> = (0..5).map(|i| FileMeta { rows: 400, ..file(&format!("{i}"), HOUR, MIB) }).collect();
+        assert_eq!(p.pick(&rows, AFTER).map(|f| f.len()), Some(2));
+        let one_big: Vec<_> = (0..3).map(|i| FileMeta { rows: 5000, ..file(&format!("{i}"), HOUR, MIB) }).collect();
+        assert_eq!(p.pick(&one_big, AFTER).map(|f| f.len()), Some(2), "at least two files, whatever their rows");
     }
 
     #[test]
