@@ -11,6 +11,7 @@
 //! range, so long ranges over big stores are slow until pre-aggregated span
 //! metrics exist.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -240,9 +241,11 @@ impl QueryEngine {
             });
             let truncated = operations.len() > query.limit;
             operations.truncate(query.limit);
-            let position = |s: &str, n: &str, k: &str| {
-                operations.iter().position(|o| o.service == s && o.operation == n && o.kind == k)
-            };
+            let index: HashMap<(&str, &str, &str), usize> = operations
+                .iter()
+                .enumerate()
+                .map(|(i, o)| ((o.service.as_str(), o.operation.as_str(), o.kind.as_str()), i))
+                .collect();
             let mut steps: Vec<(usize, i64, Red)> = Vec::new();
             for batch in &stepped.batches {
                 let (service, name, kind) = (
@@ -253,7 +256,7 @@ impl QueryEngine {
                 let step = cast_column(batch, "step", &DataType::Int64)?;
                 let step = step.as_primitive::<Int64Type>();
                 for (row, red) in read_red(batch)?.into_iter().enumerate() {
-                    if let Some(i) = position(&service[row], &name[row], &kind[row]) {
+                    if let Some(&i) = index.get(&(service[row].as_str(), name[row].as_str(), kind[row].as_str())) {
                         let millis = (query.start_ns + step.value(row) * query.step_ns) / 1_000_000;
                         steps.push((i, millis, red));
                     }
