@@ -26,6 +26,25 @@ test('search, open a trace, follow a span link, expand, back', () =>
     await page.goBack();
     await page.getByRole('table', { name: 'Traces' }).waitFor();
 
+    // Pages: the next page holds other traces, its URL pins the range.
+    await page.goto(base + '/?limit=2');
+    const traces = page.getByRole('table', { name: 'Traces' });
+    await traces.locator('tbody tr').first().waitFor();
+    const firstPage = await traces.locator('.trace-link').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+    assert.equal(firstPage.length, 2);
+    await page.getByRole('button', { name: 'Next page →' }).click();
+    await page.waitForURL(/cursor=/);
+    await page.waitForFunction(
+      (first) => document.querySelector('table[aria-label="Traces"] .trace-link')?.getAttribute('href') !== first,
+      firstPage[0],
+    );
+    const secondPage = await traces.locator('.trace-link').evaluateAll((links) => links.map((a) => a.getAttribute('href')));
+    assert.ok(secondPage.every((href) => !firstPage.includes(href)), `${firstPage} / ${secondPage}`);
+    await page.getByRole('button', { name: '← First page' }).click();
+    await page.waitForURL((url) => !url.search.includes('cursor='));
+    await page.goto(base + '/');
+    await traces.locator('tbody tr').first().waitFor();
+
     // Narrow the search with the form: the consumer span that carries a link.
     await page.getByLabel('Operation').fill('process order');
     await page.getByRole('button', { name: 'Find traces' }).click();

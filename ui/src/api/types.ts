@@ -15,6 +15,8 @@ export interface TraceSummary {
 
 export interface SearchResponse {
   traces: TraceSummary[];
+  /** Set when the page is full: ask again with `cursor` for the next page. */
+  nextCursor?: string | null;
 }
 
 export interface OutlineSpan {

@@ -22,8 +22,9 @@ export function SearchPage() {
   );
 
   // The search runs from the URL, so back/forward and shared links repeat it.
+  const range = useMemo(() => resolveRange(params), [params]);
   const apiQuery = useMemo(() => {
-    const { start, end } = resolveRange(params);
+    const { start, end } = range;
     return query({
       service: params.get('service') ?? undefined,
       name: params.get('name') ?? undefined,
@@ -34,14 +35,24 @@ export function SearchPage() {
       start,
       end,
       limit: params.get('limit') ?? '50',
+      cursor: params.get('cursor') ?? undefined,
     });
-    // Re-resolve "last hour" on every search, including a repeated one.
-  }, [params]);
+  }, [params, range]);
   const results = useApi(apiQuery + '#' + (params.get('t') ?? ''), (signal) =>
     getJson<SearchResponse>('/api/v1/search' + apiQuery, signal),
   );
 
   const open = useCallback((traceId: string) => navigate(`/trace/${traceId}`), [navigate]);
+  // The next page repeats the same filters, so a relative range is pinned to
+  // the times this page used; back returns to the previous page.
+  const nextPage = (cursor: string) => {
+    const next = new URLSearchParams(params);
+    next.delete('range');
+    next.set('start', range.start);
+    next.set('end', range.end);
+    next.set('cursor', cursor);
+    setParams(next);
+  };
   const submit = (e: FormEvent) => {
     e.preventDefault();
     const next = new URLSearchParams();
@@ -126,10 +137,24 @@ export function SearchPage() {
           <>
             <DurationScatter traces={results.data.traces} onOpen={open} />
             <SearchResults traces={results.data.traces} />
+            <div className="pager">
+              {params.get('cursor') && (
+                <button onClick={() => setParams(withoutCursor(params))}>← First page</button>
+              )}
+              {results.data.nextCursor && (
+                <button onClick={() => nextPage(results.data.nextCursor!)}>Next page →</button>
+              )}
+            </div>
           </>
         ))}
     </div>
   );
+}
+
+function withoutCursor(params: URLSearchParams): URLSearchParams {
+  const next = new URLSearchParams(params);
+  next.delete('cursor');
+  return next;
 }
 
 function formFromParams(params: URLSearchParams) {
