@@ -28,6 +28,7 @@ pub mod otlp_to_arrow;
 pub mod schema;
 mod shard_map;
 mod signal;
+pub mod span_metrics;
 mod span_view;
 pub mod trace_json;
 mod wire;
@@ -43,7 +44,8 @@ pub use metrics::{
 pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow, spans_to_arrow_from_protobuf};
 pub use schema::span_schema;
 pub use shard_map::ShardMap;
-pub use signal::Signal;
+pub use signal::{Signal, TableKind};
+pub use span_metrics::span_metrics_schema;
 
 /// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a
 /// zero high half (64-bit tracers) still spread evenly.

@@ -40,3 +40,47 @@ impl std::fmt::Display for Signal {
         f.write_str(self.name())
     }
 }
+
+/// A table every shard serves: a signal's rows, or rows derived from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    Spans,
+    Metrics,
+    /// RED rows derived from spans ([`crate::span_metrics_schema`]).
+    SpanMetrics,
+}
+
+impl TableKind {
+    /// The table's name in SQL and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Spans => "spans",
+            TableKind::Metrics => "metrics",
+            TableKind::SpanMetrics => "span_metrics",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            TableKind::Spans => crate::span_schema(),
+            TableKind::Metrics => crate::metric_schema(),
+            TableKind::SpanMetrics => crate::span_metrics_schema(),
+        }
+    }
+}
+
+impl From<Signal> for TableKind {
+    fn from(signal: Signal) -> Self {
+        match signal {
+            Signal::Spans => TableKind::Spans,
+            Signal::Metrics => TableKind::Metrics,
+        }
+    }
+}
+
+impl std::fmt::Display for TableKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

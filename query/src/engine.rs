@@ -21,12 +21,14 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::federation::FederatedTable;
-use crate::{QueryConfig, QueryError, safety, views};
+use crate::{QueryConfig, QueryError, duration_quantile, safety, views};
 
 /// Name of the federated span table in every session.
 pub const SPANS_TABLE: &str = "spans";
 /// Name of the federated metric point table in every session.
 pub const METRICS_TABLE: &str = "metrics";
+/// Name of the federated span-derived RED table in every session.
+pub const SPAN_METRICS_TABLE: &str = "span_metrics";
 
 /// What the engine reads: one table per shard and signal.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +37,8 @@ pub struct Tables {
     pub spans: Vec<Arc<dyn TableProvider>>,
     /// Every shard's metric table (rows in `skein_model::metric_schema()`).
     pub metrics: Vec<Arc<dyn TableProvider>>,
+    /// Every shard's span metrics (rows in `skein_model::span_metrics_schema()`).
+    pub span_metrics: Vec<Arc<dyn TableProvider>>,
 }
 
 /// How many memory consumers a memory error names.
@@ -53,7 +57,9 @@ pub struct QueryResult {
 pub struct QueryEngine {
     spans: Arc<FederatedTable>,
     metrics: Arc<FederatedTable>,
-    /// The per-type views over `metrics`, planned once.
+    span_metrics: Arc<FederatedTable>,
+    /// The per-type views over `metrics` and `service_graph` over
+    /// `span_metrics`, planned once.
     views: Vec<(&'static str, Arc<dyn TableProvider>)>,
     /// Shared object stores and file caches; spilling to disk is disabled so
     /// that the memory limit ends a runaway query instead of filling a disk.
@@ -74,11 +80,17 @@ impl QueryEngine {
             .build_arc()
             .map_err(|e| QueryError::Config(format!("cannot create the query runtime: {e}")))?;
         let metrics = Arc::new(FederatedTable::metrics(tables.metrics)?);
-        let views = views::metric_views(&metrics)
+        let span_metrics = Arc::new(FederatedTable::span_metrics(tables.span_metrics)?);
+        let mut views = views::metric_views(&metrics)
             .map_err(|e| QueryError::Config(format!("cannot plan the metric views: {e}")))?;
+        views.push(
+            views::service_graph_view(&span_metrics)
+                .map_err(|e| QueryError::Config(format!("cannot plan the service graph view: {e}")))?,
+        );
         Ok(Self {
             spans: Arc::new(FederatedTable::spans(tables.spans)?),
             metrics,
+            span_metrics,
             views,
             runtime,
             timeout: config.timeout,
@@ -131,7 +143,9 @@ impl QueryEngine {
         let tables = [
             (SPANS_TABLE, Arc::clone(&self.spans) as Arc<dyn TableProvider>),
             (METRICS_TABLE, Arc::clone(&self.metrics) as Arc<dyn TableProvider>),
+            (SPAN_METRICS_TABLE, Arc::clone(&self.span_metrics) as Arc<dyn TableProvider>),
         ];
+        ctx.register_udaf(duration_quantile::udaf());
         for (name, table) in tables.into_iter().chain(self.views.iter().map(|(name, view)| (*name, Arc::clone(view)))) {
             ctx.register_table(name, table).map_err(|e| self.datafusion_error(e))?;
         }

@@ -1,5 +1,5 @@
-//! The `spans` and `metrics` tables, each as one DataFusion table over
-//! every shard.
+//! The `spans`, `metrics` and `span_metrics` tables, each as one DataFusion
+//! table over every shard.
 //!
 //! Each shard serves one `TableProvider` per signal (local storage in
 //! all-in-one, a remote client in a cluster). A scan of the federated table
@@ -19,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::future::try_join_all;
-use skein_model::{metric_schema, span_schema};
+use skein_model::{metric_schema, span_metrics_schema, span_schema};
 
 use crate::QueryError;
 
@@ -39,6 +39,11 @@ impl FederatedTable {
     /// The `metrics` table over every shard's metric table.
     pub fn metrics(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
         Self::new("metric", metric_schema(), shards)
+    }
+
+    /// The `span_metrics` table over every shard's span metrics.
+    pub fn span_metrics(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        Self::new("span metrics", span_metrics_schema(), shards)
     }
 
     /// Federates `shards`; each must serve `schema` (same column names and

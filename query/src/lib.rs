@@ -25,6 +25,7 @@
 
 mod cluster_api;
 mod config;
+mod duration_quantile;
 mod engine;
 mod error;
 mod federation;
@@ -47,11 +48,13 @@ mod ui;
 mod views;
 
 #[cfg(test)]
+mod span_metrics_tests;
+#[cfg(test)]
 mod test_support;
 
 pub use cluster_api::Topology;
 pub use config::QueryConfig;
-pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPANS_TABLE, Tables};
+pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SPANS_TABLE, Tables};
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;
@@ -67,4 +70,4 @@ pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuer
 pub use services::Operation;
 pub use span_links::LinkingSpan;
 pub use trace_outline::{OutlineSpan, TraceOutline};
-pub use views::METRIC_VIEWS;
+pub use views::{METRIC_VIEWS, SERVICE_GRAPH_VIEW};

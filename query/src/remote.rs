@@ -29,7 +29,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use datafusion_proto::bytes::Serializeable;
 use futures::{StreamExt, TryStreamExt};
-use skein_model::Signal;
+use skein_model::TableKind;
 use skein_model::cluster::{ScanTicket, StorageNodes};
 
 /// A shard's storage node could not answer a scan.
@@ -42,23 +42,24 @@ pub struct ShardUnavailable {
     pub reason: String,
 }
 
-/// One signal of one shard, on its owning storage node.
+/// One table of one shard, on its owning storage node.
 #[derive(Debug)]
 pub struct RemoteShardTable {
-    signal: Signal,
+    table: TableKind,
     shard: usize,
     nodes: Arc<StorageNodes>,
 }
 
 impl RemoteShardTable {
-    pub fn new(signal: Signal, shard: usize, nodes: Arc<StorageNodes>) -> Self {
-        Self { signal, shard, nodes }
+    pub fn new(table: TableKind, shard: usize, nodes: Arc<StorageNodes>) -> Self {
+        Self { table, shard, nodes }
     }
 
-    /// One table per shard of `signal`, indexed by shard ID.
-    pub fn all(signal: Signal, nodes: &Arc<StorageNodes>) -> Vec<Arc<dyn TableProvider>> {
+    /// One table per shard of `table`, indexed by shard ID.
+    pub fn all(table: impl Into<TableKind>, nodes: &Arc<StorageNodes>) -> Vec<Arc<dyn TableProvider>> {
+        let table = table.into();
         (0..nodes.map().shard_count())
-            .map(|shard| Arc::new(Self::new(signal, shard, Arc::clone(nodes))) as Arc<dyn TableProvider>)
+            .map(|shard| Arc::new(Self::new(table, shard, Arc::clone(nodes))) as Arc<dyn TableProvider>)
             .collect()
     }
 }
@@ -66,7 +67,7 @@ impl RemoteShardTable {
 #[async_trait]
 impl TableProvider for RemoteShardTable {
     fn schema(&self) -> SchemaRef {
-        self.signal.schema()
+        self.table.schema()
     }
 
     fn table_type(&self) -> TableType {
@@ -98,7 +99,7 @@ impl TableProvider for RemoteShardTable {
                 Err(e) => tracing::debug!(error = %e, "scan filter not pushed to storage"),
             }
         }
-        let schema = self.signal.schema();
+        let schema = self.table.schema();
         let projected = match projection {
             Some(p) => Arc::new(schema.project(p)?),
             None => schema,
@@ -109,7 +110,7 @@ impl TableProvider for RemoteShardTable {
             other => other.cloned(),
         };
         let ticket = ScanTicket {
-            signal: self.signal,
+            table: self.table,
             shard: self.shard,
             shard_count: self.nodes.map().shard_count(),
             node_id: node.id.clone(),
@@ -147,8 +148,8 @@ impl DisplayAs for RemoteScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "RemoteScanExec: signal={}, shard={}, node={}, filters={}, limit={:?}",
-            self.ticket.signal,
+            "RemoteScanExec: table={}, shard={}, node={}, filters={}, limit={:?}",
+            self.ticket.table,
             self.ticket.shard,
             self.ticket.node_id,
             self.ticket.filters.len(),

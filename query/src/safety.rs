@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::QueryError;
-use crate::engine::{METRICS_TABLE, SPANS_TABLE};
+use crate::engine::{METRICS_TABLE, SPAN_METRICS_TABLE, SPANS_TABLE};
 use crate::federation::FederatedTable;
 
 /// Table functions that only generate values (DataFusion's defaults).
@@ -124,8 +124,8 @@ fn check_tables(plan: &LogicalPlan) -> Result<(), QueryError> {
     .map_err(|e| QueryError::Execution(e.to_string()))?;
     match refused_table {
         Some(table) => Err(QueryError::Refused(format!(
-            "queries may read only the {SPANS_TABLE} and {METRICS_TABLE} tables, the metric views and \
-             information_schema, not {table}"
+            "queries may read only the {SPANS_TABLE}, {METRICS_TABLE} and {SPAN_METRICS_TABLE} tables, their \
+             views and information_schema, not {table}"
         ))),
         None => Ok(()),
     }

@@ -139,6 +139,27 @@ pub(crate) fn sample_spans() -> (RecordBatch, RecordBatch) {
 /// Two in-memory shards holding the spans of [`shard_requests`], each
 /// trace on the shard its ID hashes to (trace lookups ask only that one).
 pub(crate) fn mem_shards() -> Vec<Arc<dyn TableProvider>> {
+    shard_batches()
+        .into_iter()
+        .map(|batches| {
+            Arc::new(MemTable::try_new(span_schema(), vec![batches]).expect("mem table")) as Arc<dyn TableProvider>
+        })
+        .collect()
+}
+
+/// The span metrics of [`mem_shards`], derived per shard as storage does.
+pub(crate) fn span_metric_shards() -> Vec<Arc<dyn TableProvider>> {
+    shard_batches()
+        .into_iter()
+        .map(|batches| {
+            let derived = skein_model::span_metrics::derive(&batches).expect("derives");
+            Arc::new(MemTable::try_new(skein_model::span_metrics_schema(), vec![vec![derived]]).expect("mem table"))
+                as Arc<dyn TableProvider>
+        })
+        .collect()
+}
+
+fn shard_batches() -> Vec<Vec<RecordBatch>> {
     let (a, b) = shard_requests();
     let mut shards: Vec<Vec<RecordBatch>> = vec![Vec::new(), Vec::new()];
     for request in [a, b] {
@@ -148,11 +169,6 @@ pub(crate) fn mem_shards() -> Vec<Arc<dyn TableProvider>> {
         }
     }
     shards
-        .into_iter()
-        .map(|batches| {
-            Arc::new(MemTable::try_new(span_schema(), vec![batches]).expect("mem table")) as Arc<dyn TableProvider>
-        })
-        .collect()
 }
 
 /// Only the spans of one trace, with empty scopes and resources removed.
@@ -229,7 +245,7 @@ pub(crate) fn engine() -> QueryEngine {
 
 /// The span and metric tables of the two test shards.
 pub(crate) fn mem_tables() -> Tables {
-    Tables { spans: mem_shards(), metrics: metric_shards() }
+    Tables { spans: mem_shards(), metrics: metric_shards(), span_metrics: span_metric_shards() }
 }
 
 /// Unix seconds of `BASE`, and nanoseconds `seconds` after it.

@@ -3,6 +3,11 @@
 //! `metrics_exp_histogram`, `metrics_summary`): the rows of that type and
 //! only the columns that apply to it.
 //!
+//! `service_graph` over `span_metrics`: its rows of calls across services
+//! (the parent span in another service), the caller as `client_service`
+//! and the called service and operation as `server_service` and
+//! `server_operation`.
+//!
 //! The views are planned once, over the federated table itself, and
 //! registered in every session. DataFusion inlines a view into the query
 //! that reads it, so filters on a view still reach the shards.
@@ -16,7 +21,7 @@ use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use skein_model::metrics::col::*;
 use skein_model::metrics::metric_type;
 
-use crate::engine::METRICS_TABLE;
+use crate::engine::{METRICS_TABLE, SPAN_METRICS_TABLE};
 use crate::federation::FederatedTable;
 
 /// Columns every view keeps: the series, its origin, the point's times.
@@ -95,4 +100,42 @@ pub(crate) fn metric_views(metrics: &Arc<FederatedTable>) -> Result<Vec<(&'stati
             Ok((*name, Arc::new(ViewTable::new(plan, Some(definition))) as Arc<dyn TableProvider>))
         })
         .collect()
+}
+
+/// Name of the view of calls across services.
+pub const SERVICE_GRAPH_VIEW: &str = "service_graph";
+
+/// Plans `service_graph` over `span_metrics`.
+pub(crate) fn service_graph_view(span_metrics: &Arc<FederatedTable>) -> Result<(&'static str, Arc<dyn TableProvider>)> {
+    use skein_model::span_metrics::col as red;
+    let source = provider_as_source(Arc::clone(span_metrics) as Arc<dyn TableProvider>);
+    let renamed = [
+        (red::TIME, red::TIME),
+        (red::PARENT_SERVICE, "client_service"),
+        (red::SERVICE_NAME, "server_service"),
+        (red::NAME, "server_operation"),
+        (red::KIND, red::KIND),
+        (red::STATUS_CODE, red::STATUS_CODE),
+        (red::CALLS, red::CALLS),
+        (red::ERRORS, red::ERRORS),
+        (red::DURATION_SUM_NS, red::DURATION_SUM_NS),
+        (red::DURATION_MIN_NS, red::DURATION_MIN_NS),
+        (red::DURATION_MAX_NS, red::DURATION_MAX_NS),
+        (red::DURATION_HISTOGRAM, red::DURATION_HISTOGRAM),
+    ];
+    let plan = LogicalPlanBuilder::scan(SPAN_METRICS_TABLE, source, None)?
+        .filter(col(red::PARENT_SERVICE).is_not_null().and(col(red::PARENT_SERVICE).not_eq(col(red::SERVICE_NAME))))?
+        .project(renamed.iter().map(|(from, to)| col(*from).alias(*to)))?
+        .build()?;
+    let columns: Vec<String> = renamed
+        .iter()
+        .map(|(from, to)| if from == to { from.to_string() } else { format!("{from} AS {to}") })
+        .collect();
+    let definition = format!(
+        "SELECT {} FROM {SPAN_METRICS_TABLE} WHERE {p} IS NOT NULL AND {p} <> {s}",
+        columns.join(", "),
+        p = red::PARENT_SERVICE,
+        s = red::SERVICE_NAME
+    );
+    Ok((SERVICE_GRAPH_VIEW, Arc::new(ViewTable::new(plan, Some(definition))) as Arc<dyn TableProvider>))
 }

@@ -48,7 +48,11 @@ impl AllInOne {
         let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
             .await
             .context("binding the OTLP collector")?;
-        let tables = Tables { spans: storage.span_tables(), metrics: storage.metric_tables() };
+        let tables = Tables {
+            spans: storage.span_tables(),
+            metrics: storage.metric_tables(),
+            span_metrics: storage.span_metrics_tables(),
+        };
         let query =
             QueryServer::bind(config.query.clone(), tables, registry).await.context("binding the query service")?;
         let addresses =

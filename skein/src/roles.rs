@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
-use skein_model::{ShardMap, ShardWriter, Signal};
+use skein_model::{ShardMap, ShardWriter, Signal, TableKind};
 use skein_query::{QueryServer, RemoteShardTable, Tables, Topology};
 use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
 use tokio_util::sync::CancellationToken;
@@ -226,6 +226,7 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
     let tables = Tables {
         spans: RemoteShardTable::all(Signal::Spans, &nodes),
         metrics: RemoteShardTable::all(Signal::Metrics, &nodes),
+        span_metrics: RemoteShardTable::all(TableKind::SpanMetrics, &nodes),
     };
     let query =
         QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))

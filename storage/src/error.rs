@@ -31,6 +31,8 @@ pub enum StorageError {
     Parquet(#[from] ParquetError),
     #[error("datafusion: {0}")]
     DataFusion(#[from] DataFusionError),
+    #[error("deriving span metrics: {0}")]
+    Model(#[from] skein_model::ModelError),
     #[error("{path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot open {path}: {reason}")]
@@ -69,6 +71,7 @@ impl StorageError {
             | StorageError::Arrow(_)
             | StorageError::Parquet(_)
             | StorageError::DataFusion(_)
+            | StorageError::Model(_)
             | StorageError::Corrupt { .. }
             | StorageError::ManifestConflict { .. }
             | StorageError::Task(_) => ErrorClass::Internal,

@@ -81,7 +81,7 @@ impl StorageFlight {
         self.check(&ticket.node_id, ticket.shard_count, ticket.shard)?;
         let table = self
             .storage
-            .shard_table(ticket.signal, ticket.shard)
+            .shard_provider(ticket.table, ticket.shard)
             .ok_or_else(|| Status::failed_precondition(format!("shard {} is not open here", ticket.shard)))?;
         let ctx = Self::scan_session();
         let task_ctx = ctx.task_ctx();
@@ -95,11 +95,11 @@ impl StorageFlight {
             frame = frame.filter(filter).map_err(datafusion_status)?;
         }
         if let Some(projection) = &ticket.projection {
-            let schema = ticket.signal.schema();
+            let schema = ticket.table.schema();
             let mut names = Vec::with_capacity(projection.len());
             for &index in projection {
                 let field = schema.fields().get(index).ok_or_else(|| {
-                    Status::invalid_argument(format!("column {index} is past the {} schema", ticket.signal))
+                    Status::invalid_argument(format!("column {index} is past the {} schema", ticket.table))
                 })?;
                 names.push(field.name().as_str());
             }

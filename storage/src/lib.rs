@@ -108,6 +108,7 @@ mod pruning;
 mod recovery;
 mod shard;
 mod signal;
+mod span_metrics;
 mod tidx;
 mod wal;
 mod writer;
@@ -135,6 +136,8 @@ pub use ownership::keep_owned_shards;
 pub use provider::ShardTable;
 pub use shard::WalPlacement;
 pub use signal::Signal;
+pub use skein_model::TableKind;
+pub use span_metrics::SpanMetricsTable;
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
@@ -155,6 +158,7 @@ struct OpenShard {
     metrics: Arc<Shard>,
     span_table: Arc<ShardTable>,
     metric_table: Arc<ShardTable>,
+    span_metrics_table: Arc<SpanMetricsTable>,
     /// Stops this shard's flush loops (a child of the storage's token).
     tasks: CancellationToken,
     handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -356,6 +360,7 @@ impl Storage {
         let shard = Arc::new(OpenShard {
             id,
             span_table: Arc::new(ShardTable::new(Arc::clone(&spans.buffer))),
+            span_metrics_table: Arc::new(SpanMetricsTable::new(Arc::clone(&spans.buffer))),
             metric_table: Arc::new(ShardTable::new(Arc::clone(&metrics.buffer))),
             spans,
             metrics,
@@ -489,6 +494,22 @@ impl Storage {
     /// `skein_model::metrics::metric_schema`.
     pub fn metric_tables(&self) -> Vec<Arc<dyn TableProvider>> {
         self.tables(Signal::Metrics)
+    }
+
+    /// One table of span-derived RED rows per shard, schema
+    /// [`skein_model::span_metrics_schema`].
+    pub fn span_metrics_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.open_shards_now().iter().map(|s| Arc::clone(&s.span_metrics_table) as Arc<dyn TableProvider>).collect()
+    }
+
+    /// The table `kind` of one shard; `None` for a shard this node does not hold.
+    pub fn shard_provider(&self, kind: TableKind, shard: usize) -> Option<Arc<dyn TableProvider>> {
+        let open = self.open_shard(shard)?;
+        Some(match kind {
+            TableKind::Spans => Arc::clone(&open.span_table) as Arc<dyn TableProvider>,
+            TableKind::Metrics => Arc::clone(&open.metric_table) as Arc<dyn TableProvider>,
+            TableKind::SpanMetrics => Arc::clone(&open.span_metrics_table) as Arc<dyn TableProvider>,
+        })
     }
 
     /// The `signal` table of one shard, with its pruning introspection;

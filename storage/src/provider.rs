@@ -122,7 +122,7 @@ impl ShardTable {
 
 /// The filters as one physical predicate over the table schema; filters
 /// that cannot be converted are left to DataFusion's own filter.
-fn physical_predicate(
+pub(crate) fn physical_predicate(
     state: &dyn Session,
     filters: &[Expr],
     schema: &SchemaRef,

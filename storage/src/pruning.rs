@@ -41,7 +41,7 @@ impl Bounds {
     }
 
     /// Whether any value in `[lo, hi]` lies within the bounds.
-    fn overlaps(&self, lo: i64, hi: i64) -> bool {
+    pub fn overlaps(&self, lo: i64, hi: i64) -> bool {
         lo <= self.max && hi >= self.min
     }
 }
@@ -75,6 +75,17 @@ impl Pruning {
             }
         }
         pruning
+    }
+
+    /// The bounds `filters` put on the timestamp column `column`.
+    pub fn bounds_of(column: &'static str, filters: &[Expr]) -> Bounds {
+        let mut pruning = Self { trace_column: None, trace_keys: None, ranges: vec![(column, Bounds::default())] };
+        for filter in filters {
+            for conjunct in split_conjunction(filter) {
+                pruning.add(conjunct);
+            }
+        }
+        pruning.ranges[0].1
     }
 
     fn add(&mut self, expr: &Expr) {

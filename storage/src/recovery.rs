@@ -173,7 +173,7 @@ fn remove_orphans(shard: usize, signal_dir: &Path, listed: &HashSet<&str>) -> Re
                 true
             } else if relative.ends_with(".parquet") {
                 !listed.contains(relative)
-            } else if let Some(stem) = relative.strip_suffix(".tidx") {
+            } else if let Some(stem) = relative.strip_suffix(".tidx").or_else(|| relative.strip_suffix(".red")) {
                 !listed.contains(format!("{stem}.parquet").as_str())
             } else {
                 false

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node};
 
-use crate::{Signal, WriteError};
+use crate::{Signal, TableKind, WriteError};
 
 /// The `DoAction` type that returns [`NodeInfo`].
 pub const ACTION_NODE_INFO: &str = "node_info";
@@ -43,11 +43,11 @@ pub struct PutCommand {
     pub node_id: String,
 }
 
-/// A scan of one shard's table of one signal.
+/// A scan of one shard's table (a signal's, or one derived from it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanTicket {
-    pub signal: Signal,
+    pub table: TableKind,
     pub shard: usize,
     pub shard_count: usize,
     pub node_id: String,
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn tickets_round_trip_as_json() {
         let ticket = ScanTicket {
-            signal: Signal::Metrics,
+            table: TableKind::SpanMetrics,
             shard: 3,
             shard_count: 8,
             node_id: "s-1".into(),
@@ -210,7 +210,7 @@ mod tests {
             limit: Some(10),
         };
         let json = serde_json::to_string(&ticket).expect("json");
-        assert!(json.contains(r#""signal":"metrics""#), "{json}");
+        assert!(json.contains(r#""table":"span_metrics""#), "{json}");
         assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), ticket);
     }
 }

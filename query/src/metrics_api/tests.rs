@@ -239,7 +239,8 @@ async fn query_range_pushes_name_time_and_matchers_down_to_every_shard() {
         .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
         .collect();
     let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
-    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics }).expect("engine");
+    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
+        .expect("engine");
     let second = 1_000_000_000;
     let query = RangeQuery {
         metric: "http.server.requests".into(),
@@ -369,6 +370,8 @@ async fn sql_sees_the_metrics_table_and_its_views() {
             ["metrics_histogram", "VIEW"],
             ["metrics_sum", "VIEW"],
             ["metrics_summary", "VIEW"],
+            ["service_graph", "VIEW"],
+            ["span_metrics", "BASE TABLE"],
             ["spans", "BASE TABLE"]
         ])
     );

@@ -340,6 +340,7 @@ impl Shard {
             .await?;
             return Err(e);
         }
+        let flushed = new_files.clone();
         let next = {
             let dir = self.dir.clone();
             blocking(move || match next.store(&dir) {
@@ -388,7 +389,22 @@ impl Shard {
             millis = elapsed.as_millis() as u64,
             "flushed buffer"
         );
+        self.derive_span_metrics(&flushed).await;
         Ok(())
+    }
+
+    /// Writes the span-metrics sidecars of new span files now, so scans of
+    /// `span_metrics` find them (a failure leaves it to the first scan).
+    pub(crate) async fn derive_span_metrics(&self, files: &[FileMeta]) {
+        if self.spec.signal != Signal::Spans {
+            return;
+        }
+        let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
+        let _ = blocking(move || {
+            crate::span_metrics::ensure_sidecars(&paths);
+            Ok(())
+        })
+        .await;
     }
 
     /// Uploads a flush's files (with their sidecars), then commits `next` in
@@ -571,7 +587,7 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
 fn remove_data_files(signal_dir: &Path, files: &[FileMeta]) {
     for file in files {
         let path = signal_dir.join(&file.path);
-        for victim in [sidecar_path(&path), path.clone()] {
+        for victim in [sidecar_path(&path), crate::span_metrics::sidecar_path(&path), path.clone()] {
             if let Err(e) = std::fs::remove_file(&victim)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

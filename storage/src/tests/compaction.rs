@@ -14,7 +14,7 @@ use crate::shard::FailPoint;
 
 const SERVICES: [&str; 3] = ["web", "cart", "db"];
 
-fn compacting(config: StorageConfig) -> StorageConfig {
+pub(super) fn compacting(config: StorageConfig) -> StorageConfig {
     StorageConfig {
         compaction: CompactionConfig {
             enabled: false,
@@ -28,7 +28,7 @@ fn compacting(config: StorageConfig) -> StorageConfig {
 
 /// Batches over two hours and three services, flushed one by one: one
 /// file per batch and hour.
-async fn write_flushed_files(storage: &Storage) -> Vec<RecordBatch> {
+pub(super) async fn write_flushed_files(storage: &Storage) -> Vec<RecordBatch> {
     let mut written = Vec::new();
     for n in 0..6u32 {
         let service = SERVICES[n as usize % SERVICES.len()];

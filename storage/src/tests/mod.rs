@@ -10,6 +10,7 @@ mod metric_data;
 mod metric_query;
 mod metrics;
 mod query;
+mod span_metrics;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
