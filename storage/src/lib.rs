@@ -25,7 +25,9 @@
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
 //! files into few large ones sorted for lookups, committed through the same
-//! manifest.
+//! manifest. [`Storage::span_metrics_tables`] serves RED rows derived from
+//! each span file (a `.red` sidecar written after each flush and merge) and
+//! from the buffered spans (module `span_metrics`).
 //!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
@@ -72,7 +74,8 @@
 //!         <checkpoint:020>-<hex>-000.parquet
 //!                                     ZSTD, row groups of row_group_rows,
 //!                                     page-level stats and page index; spans
-//!                                     sorted by (trace_id, start_time) with
+//!                                     in arrival order (compacted: by service,
+//!                                     trace, start) with
 //!                                     bloom filters on trace_id, service_name
 //!                                     and name; metrics sorted by (metric_name,
 //!                                     series_id, time) with bloom filters on
@@ -80,6 +83,8 @@
 //!         <same name>.tidx            spans only: trace-ID index sidecar, sorted
 //!                                     distinct 64-bit keys (high ^ low half of
 //!                                     the ID)
+//!         <same name>.red             spans only: span metrics derived from
+//!                                     the file (see `span_metrics`)
 //! ```
 //!
 //! Files under `date=…` directories that `manifest.json` does not list, and

@@ -107,6 +107,9 @@ const TRACE_SQL: &[&str] = &[
     "SELECT count(*) FROM spans WHERE status_code = 'error' AND start_time >= TIMESTAMP '2024-11-07T17:20:00Z'",
     "SELECT count(*) FROM spans WHERE duration_ns > 400000",
     "SELECT metric_name, count(*), sum(value) FROM metrics GROUP BY 1 ORDER BY 1",
+    "SELECT service_name, name, kind, status_code, time, sum(calls), sum(errors), sum(duration_sum_ns), \
+     duration_quantile(duration_histogram, 0.9) FROM span_metrics GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+    "SELECT client_service, server_service, sum(calls) FROM service_graph GROUP BY 1, 2 ORDER BY 1, 2",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,6 +137,8 @@ async fn cluster_answers_equal_all_in_one() {
     }
     let query = cluster.query_url(0);
     assert_eq!(count(&client, &query, "SELECT count(*) FROM spans").await, 240);
+    assert_eq!(count(&client, &query, "SELECT sum(calls) FROM span_metrics").await, 240, "span metrics over Flight");
+    assert!(count(&client, &query, "SELECT count(*) FROM service_graph").await > 0, "calls across services");
     for statement in TRACE_SQL {
         let (status, clustered) = sql(&client, &query, statement).await;
         assert_eq!(status, 200, "{statement}: {clustered}");
@@ -146,6 +151,8 @@ async fn cluster_answers_equal_all_in_one() {
         "/api/v1/search?service=backend&limit=5&start=1731000000&end=1731000100".to_owned(),
         "/api/v1/services".to_owned(),
         "/api/v1/services/frontend/operations".to_owned(),
+        "/api/v1/service_stats?start=1731000000&end=1731000100&step=60s".to_owned(),
+        "/api/v1/service_graph?start=1731000000&end=1731000100".to_owned(),
     ] {
         let (status, clustered) = get(&client, &format!("{query}{path}")).await;
         assert_eq!(status, 200, "{path}: {clustered}");

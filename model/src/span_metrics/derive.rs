@@ -146,7 +146,10 @@ mod tests {
     use super::*;
     use crate::span_metrics::col;
 
-    fn spans(rows: &[(&str, &str, Option<&str>, &str, &str, &str, i64, i64)]) -> RecordBatch {
+    /// (trace, span, parent, service, name, status, start, duration).
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, &'a str, &'a str, i64, i64);
+
+    fn spans(rows: &[Row<'_>]) -> RecordBatch {
         let text = |values: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(values)) };
         RecordBatch::try_from_iter(vec![
             (span_col::TRACE_ID, text(rows.iter().map(|r| r.0).collect())),
