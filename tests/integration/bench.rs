@@ -83,8 +83,16 @@ async fn bench_ingest_and_query_run_against_a_node() {
     has_keys(&json, &QUERY_KEYS);
     assert_eq!(json["errors"], 0, "{json}");
     assert!(report.known_trace_ids > 0, "{json}");
-    for name in ["p99_by_operation", "error_rate_by_service"] {
+    for name in [
+        "p99_by_operation",
+        "error_rate_by_service",
+        "p99_by_operation_span_metrics",
+        "error_rate_by_service_span_metrics",
+    ] {
         assert!(json["sql_ms"][name].is_number(), "no time for {name}: {json}");
+    }
+    for name in ["latest_20_traces", "red_per_operation", "service_graph"] {
+        assert!(json["api_ms"][name].is_number(), "no time for {name}: {json}");
     }
     node.stop().await;
 }

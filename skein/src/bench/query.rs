@@ -80,9 +80,12 @@ impl QueryArgs {
     }
 }
 
-/// The SQL aggregates timed, by name.
-fn aggregates(window: Duration) -> [(&'static str, String); 2] {
-    let since = format!("start_time >= now() - INTERVAL '{} seconds'", window.as_secs().max(1));
+/// The SQL aggregates timed, by name: over spans, and the same numbers
+/// from the per-minute span metrics.
+fn aggregates(window: Duration) -> [(&'static str, String); 4] {
+    let seconds = window.as_secs().max(1);
+    let since = format!("start_time >= now() - INTERVAL '{seconds} seconds'");
+    let minutes = format!("time >= now() - INTERVAL '{seconds} seconds'");
     [
         (
             "p99_by_operation",
@@ -98,6 +101,21 @@ fn aggregates(window: Duration) -> [(&'static str, String); 2] {
                 "SELECT service_name, count(*) AS spans, \
                  avg(CASE WHEN status_code = 'error' THEN 1.0 ELSE 0.0 END) AS error_rate \
                  FROM spans WHERE {since} GROUP BY service_name ORDER BY error_rate DESC"
+            ),
+        ),
+        (
+            "p99_by_operation_span_metrics",
+            format!(
+                "SELECT service_name, name, sum(calls) AS spans, \
+                 duration_quantile(duration_histogram, 0.99) AS p99_ns \
+                 FROM span_metrics WHERE {minutes} GROUP BY service_name, name ORDER BY p99_ns DESC LIMIT 50"
+            ),
+        ),
+        (
+            "error_rate_by_service_span_metrics",
+            format!(
+                "SELECT service_name, sum(calls) AS spans, sum(errors) * 1.0 / sum(calls) AS error_rate \
+                 FROM span_metrics WHERE {minutes} GROUP BY service_name ORDER BY error_rate DESC"
             ),
         ),
     ]
@@ -218,6 +236,29 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
         }
     }
 
+    // What the UI asks for: the latest traces, RED per operation of one
+    // service at 1-minute steps, the service graph.
+    let start_seconds = (window_start / 1_000_000_000).to_string();
+    let mut latest = api.url("/api/v1/search")?;
+    latest.query_pairs_mut().append_pair("limit", "20").append_pair("start", &start_seconds);
+    let mut red = api.url("/api/v1/service_stats")?;
+    red.query_pairs_mut()
+        .append_pair("service", &args.search_service)
+        .append_pair("step", "60s")
+        .append_pair("start", &start_seconds);
+    let mut graph = api.url("/api/v1/service_graph")?;
+    graph.query_pairs_mut().append_pair("start", &start_seconds);
+    let mut api_ms = BTreeMap::new();
+    for (name, url) in [("latest_20_traces", latest), ("red_per_operation", red), ("service_graph", graph)] {
+        let mut times = Latencies::new();
+        for _ in 0..args.repeat {
+            if let Some((took, _)) = api.timed(name, api.client.get(url.clone())).await {
+                times.record(took);
+            }
+        }
+        api_ms.insert(name.to_owned(), times.quantile_ms(0.5));
+    }
+
     let mut sql_ms = BTreeMap::new();
     for (name, sql) in aggregates(args.window) {
         let mut times = Latencies::new();
@@ -242,6 +283,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
         search_matches: matches,
         search_empty_ms: empty_searches.quantile_ms(0.5),
         sql_ms,
+        api_ms,
         errors: api.failures.total(),
         errors_by_kind: api.failures.into_map(),
         server_cpu_seconds: server_before.zip(server_after).map(|(b, a)| (a.cpu_seconds - b.cpu_seconds).max(0.0)),
@@ -268,9 +310,18 @@ mod tests {
 
     #[test]
     fn aggregates_cover_the_window() {
-        let [(p99, p99_sql), (errors, errors_sql)] = aggregates(Duration::from_secs(600));
-        assert_eq!((p99, errors), ("p99_by_operation", "error_rate_by_service"));
-        assert!(p99_sql.contains("INTERVAL '600 seconds'") && errors_sql.contains("INTERVAL '600 seconds'"));
+        let all = aggregates(Duration::from_secs(600));
+        let names: Vec<&str> = all.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "p99_by_operation",
+                "error_rate_by_service",
+                "p99_by_operation_span_metrics",
+                "error_rate_by_service_span_metrics"
+            ]
+        );
+        assert!(all.iter().all(|(_, sql)| sql.contains("INTERVAL '600 seconds'")));
     }
 
     #[tokio::test]

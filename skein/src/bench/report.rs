@@ -82,6 +82,9 @@ pub struct QueryReport {
     pub search_empty_ms: Option<f64>,
     /// SQL aggregates by name.
     pub sql_ms: BTreeMap<String, Option<f64>>,
+    /// Other API requests the UI makes by name (latest traces, RED per
+    /// operation, service graph), p50.
+    pub api_ms: BTreeMap<String, Option<f64>>,
     pub errors: u64,
     /// `errors` by kind: `<query>_http_<status>`, `<query>_transport`, `<query>_bad_body`.
     pub errors_by_kind: BTreeMap<String, u64>,
@@ -172,6 +175,9 @@ impl QueryReport {
             self.search
         );
         let _ = writeln!(out, "  empty search  p50 {}", ms(self.search_empty_ms));
+        for (name, time) in &self.api_ms {
+            let _ = writeln!(out, "  api           p50 {}  {name}", ms(*time));
+        }
         for (name, time) in &self.sql_ms {
             let _ = writeln!(out, "  sql           p50 {}  {name}", ms(*time));
         }
