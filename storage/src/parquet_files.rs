@@ -29,13 +29,13 @@ use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
 use crate::parquet_encode::write_parallel;
-use crate::signal::SignalSpec;
+use crate::signal::{Signal, SignalSpec};
 use crate::tidx::{TraceIndex, sidecar_path};
 
 pub(crate) const NS_PER_HOUR: i64 = 3_600_000_000_000;
@@ -262,6 +262,12 @@ fn write_file(
         None => None,
     };
     publish(&tmp, &path, index.as_ref(), created)?;
+    if spec.signal == Signal::Spans
+        && let Err(e) = crate::span_metrics::write_sidecar(&path, batches)
+    {
+        // A cache of the file: the first scan that needs it derives it.
+        warn!(file = %path.display(), error = %e, "could not derive span metrics");
+    }
     debug!(
         signal = %spec.signal,
         file = relative,

@@ -2,7 +2,8 @@
 //! [`skein_model::span_metrics_schema`]): RED rows derived from its spans.
 //!
 //! Each span file gets a `.red` sidecar (Parquet) with the rows derived from
-//! it, written after the flush or merge that made the file and, for a file
+//! it, written by the flush that made the file (from the rows in memory)
+//! or after the merge that did (read back) and, for a file
 //! without one (written before sidecars existed, or by a merge on another
 //! node), by the first scan that needs it. The sidecar lives and dies with
 //! its span file (deleted with it, removed as an orphan without it), so the
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
@@ -79,7 +81,15 @@ pub(crate) fn ensure_sidecar(parquet: &Path) -> Result<Option<PathBuf>, StorageE
     let roots = SOURCE_COLUMNS.iter().map(|name| arrow_schema.index_of(name)).collect::<Result<Vec<_>, _>>()?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let batches = builder.with_projection(mask).with_batch_size(8192).build()?.collect::<Result<Vec<_>, _>>()?;
-    let rows = derive(&batches)?;
+    write_sidecar(parquet, &batches)?;
+    Ok(Some(sidecar))
+}
+
+/// Derives the span metrics of `span_batches` (the rows of the span file
+/// `parquet`) and writes them as its sidecar. Blocking.
+pub(crate) fn write_sidecar(parquet: &Path, span_batches: &[RecordBatch]) -> Result<(), StorageError> {
+    let sidecar = sidecar_path(parquet);
+    let rows = derive(span_batches)?;
     // Unique temporary names: two scans may derive the same file at once.
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp =
@@ -92,7 +102,8 @@ pub(crate) fn ensure_sidecar(parquet: &Path) -> Result<Option<PathBuf>, StorageE
             .build();
         let mut writer = ArrowWriter::try_new(out, span_metrics_schema(), Some(properties))?;
         writer.write(&rows)?;
-        writer.into_inner()?.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
+        // Not synced: a sidecar a crash leaves unreadable is derived again.
+        writer.into_inner()?;
         std::fs::rename(&tmp, &sidecar).ctx(|| format!("renaming {} into place", tmp.display()))
     };
     if let Err(e) = write() {
@@ -100,7 +111,7 @@ pub(crate) fn ensure_sidecar(parquet: &Path) -> Result<Option<PathBuf>, StorageE
         return Err(e);
     }
     debug!(file = %parquet.display(), rows = rows.num_rows(), "wrote span metrics sidecar");
-    Ok(Some(sidecar))
+    Ok(())
 }
 
 /// Writes the sidecars of `files` that lack one, logging failures (a scan

@@ -340,7 +340,6 @@ impl Shard {
             .await?;
             return Err(e);
         }
-        let flushed = new_files.clone();
         let next = {
             let dir = self.dir.clone();
             blocking(move || match next.store(&dir) {
@@ -389,12 +388,11 @@ impl Shard {
             millis = elapsed.as_millis() as u64,
             "flushed buffer"
         );
-        self.derive_span_metrics(&flushed).await;
         Ok(())
     }
 
-    /// Writes the span-metrics sidecars of new span files now, so scans of
-    /// `span_metrics` find them (a failure leaves it to the first scan).
+    /// Writes the span-metrics sidecars of merged span files now, so scans
+    /// of `span_metrics` find them (a failure leaves it to the first scan).
     pub(crate) async fn derive_span_metrics(&self, files: &[FileMeta]) {
         if self.spec.signal != Signal::Spans {
             return;
