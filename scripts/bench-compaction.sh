@@ -9,9 +9,12 @@
 #   cargo build --release -p skein
 #   scripts/bench-compaction.sh
 #   DURATION=60s SETUPS=on scripts/bench-compaction.sh
+#   SERVER=/tmp/skein-before OUT=bench-out/before SETUPS=on scripts/bench-compaction.sh
+#       (another build as the server, this one's bench as the client)
 set -euo pipefail
 
 SKEIN=${SKEIN:-target/release/skein}
+SERVER=${SERVER:-$SKEIN}
 OUT=${OUT:-bench-out/compaction}
 SETUPS=${SETUPS:-"off on"}
 DURATION=${DURATION:-120s}
@@ -51,7 +54,7 @@ for setup in $SETUPS; do
     [ "$setup" = on ] && enabled=true
     data="$OUT/$setup"
     SKEIN_STORAGE__COMPACTION__ENABLED=$enabled SKEIN_STORAGE__COMPACTION__INTERVAL=$INTERVAL \
-        "$SKEIN" --data-dir "$data" --log-filter warn,skein_storage=info all-in-one --ready-file "$OUT/$setup-ready.json" \
+        "$SERVER" --data-dir "$data" --log-filter warn,skein_storage=info all-in-one --ready-file "$OUT/$setup-ready.json" \
         >"$OUT/$setup.log" 2>&1 &
     pid=$!
     wait_for "$OUT/$setup-ready.json" "$pid"
