@@ -84,11 +84,15 @@ impl QuantileAccumulator {
         Ok(())
     }
 
+    /// Merges every row's histogram: straight from the list's value buffer,
+    /// no per-row array.
     fn merge_lists(&mut self, offsets: &Int32Array, counts: &ListArray) {
+        let bounds = counts.value_offsets();
+        let values = counts.values().as_primitive::<Int64Type>().values();
         for row in 0..counts.len() {
             if counts.is_valid(row) && offsets.is_valid(row) {
-                let values = counts.value(row);
-                self.histogram.merge(offsets.value(row), values.as_primitive::<Int64Type>().values());
+                let (start, end) = (bounds[row] as usize, bounds[row + 1] as usize);
+                self.histogram.merge(offsets.value(row), &values[start..end]);
             }
         }
     }

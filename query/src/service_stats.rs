@@ -39,7 +39,8 @@ use crate::{QueryResult, duration_quantile};
 const DEFAULT_RANGE_NS: i64 = 3_600 * 1_000_000_000;
 /// Default step: the range in about this many steps, whole seconds.
 const DEFAULT_STEPS: i64 = 60;
-const MAX_STEPS: i64 = 1_000;
+/// A day at one-minute steps.
+const MAX_STEPS: i64 = 1_440;
 const SECOND_NS: i64 = 1_000_000_000;
 /// Operations returned by default, busiest first; span names can be unique per span.
 const DEFAULT_LIMIT: usize = 50;

@@ -52,12 +52,27 @@ impl Histogram {
         self.counts[position] += count;
     }
 
-    /// Adds every bucket of `offset`/`counts` (another histogram's).
+    /// Adds every bucket of `offset`/`counts` (another histogram's),
+    /// growing the dense range once.
     pub fn merge(&mut self, offset: i32, counts: &[i64]) {
-        for (i, &count) in counts.iter().enumerate() {
-            if count != 0 {
-                self.add(offset + i as i32, count);
-            }
+        if counts.is_empty() {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.offset = offset;
+            self.counts.extend_from_slice(counts);
+            return;
+        }
+        let end = (offset + counts.len() as i32).max(self.offset + self.counts.len() as i32);
+        if offset < self.offset {
+            let grow = (self.offset - offset) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = offset;
+        }
+        self.counts.resize((end - self.offset) as usize, 0);
+        let start = (offset - self.offset) as usize;
+        for (total, count) in self.counts[start..start + counts.len()].iter_mut().zip(counts) {
+            *total += count;
         }
     }
 
@@ -117,8 +132,10 @@ mod tests {
         let mut merged = Histogram::default();
         merged.merge(20, &[1]);
         merged.merge(histogram.offset, &histogram.counts);
+        merged.merge(9, &[5, 0, 1]);
         assert_eq!(merged.offset, 7);
-        assert_eq!(merged.total(), 7);
+        assert_eq!(merged.counts, vec![2, 0, 5, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(merged.total(), 13);
     }
 
     #[test]
