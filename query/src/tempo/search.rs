@@ -220,13 +220,13 @@ async fn span_sets(
                 .and_then(|f| f.select(columns))
                 .map_err(df_error)?;
             let result = engine.collect(frame, ids.len() * spss).await?;
-            let mut sets: HashMap<String, (Vec<(i64, String, Value)>, i64)> = HashMap::new();
+            let mut sets: HashMap<String, Collected> = HashMap::new();
             for batch in &result.batches {
                 read_spans(batch, shown, &mut sets)?;
             }
             Ok(sets
                 .into_iter()
-                .map(|(id, (mut spans, matched))| {
+                .map(|(id, Collected { mut spans, matched })| {
                     spans.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                     let spans: Vec<Value> = spans.into_iter().map(|(_, _, span)| span).collect();
                     (id, json!({ "spans": spans, "matched": matched }))
@@ -236,16 +236,19 @@ async fn span_sets(
         .await
 }
 
+/// One trace's span set while it is read: (start, span ID, span JSON) and the match count.
+#[derive(Debug, Default)]
+struct Collected {
+    spans: Vec<(i64, String, Value)>,
+    matched: i64,
+}
+
 fn column(batch: &RecordBatch, index: usize, to: &DataType) -> Result<ArrayRef, QueryError> {
     cast(batch.column(index), to).map_err(|e| QueryError::Execution(format!("span set column {index}: {e}")))
 }
 
-/// Adds the spans of `batch` to `sets` (trace ID → (start, span ID, span JSON) and matched count).
-fn read_spans(
-    batch: &RecordBatch,
-    shown: &[Shown],
-    sets: &mut HashMap<String, (Vec<(i64, String, Value)>, i64)>,
-) -> Result<(), QueryError> {
+/// Adds the spans of `batch` to `sets`, by trace ID.
+fn read_spans(batch: &RecordBatch, shown: &[Shown], sets: &mut HashMap<String, Collected>) -> Result<(), QueryError> {
     let text = |index: usize| column(batch, index, &DataType::Utf8);
     let (trace_ids, span_ids, names) = (text(0)?, text(1)?, text(2)?);
     let (starts, durations) = (column(batch, 3, &DataType::Int64)?, column(batch, 4, &DataType::Int64)?);
@@ -278,8 +281,8 @@ fn read_spans(
             span["attributes"] = Value::Array(attributes);
         }
         let entry = sets.entry(string(&trace_ids, row).unwrap_or_default()).or_default();
-        entry.0.push((starts.value(row), span_id, span));
-        entry.1 = matched.value(row);
+        entry.spans.push((starts.value(row), span_id, span));
+        entry.matched = matched.value(row);
     }
     Ok(())
 }
