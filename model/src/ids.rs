@@ -51,6 +51,10 @@ mod tests {
     #[test]
     fn normalizes_trace_ids() {
         assert_eq!(normalize_trace_id("ABCDEF").as_deref(), Some("00000000000000000000000000abcdef"));
+        // Grafana trims leading zeros (29 digits here); 64-bit tracers send 16.
+        let trimmed = "abc0123456789abcdef0123456789";
+        assert_eq!(normalize_trace_id(trimmed), Some(format!("000{trimmed}")));
+        assert_eq!(normalize_trace_id("0123456789abcdef"), Some(format!("{:0>32}", "0123456789abcdef")));
         assert_eq!(normalize_trace_id(&"0".repeat(32)), None);
         assert_eq!(normalize_trace_id("xyz"), None);
         assert_eq!(normalize_trace_id(&"a".repeat(33)), None);

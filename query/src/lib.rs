@@ -42,6 +42,7 @@ mod service_stats;
 mod services;
 mod span_links;
 mod sql_api;
+mod tempo;
 mod trace_outline;
 mod traces;
 mod ui;

@@ -67,6 +67,9 @@ pub struct SearchQuery {
     pub limit: usize,
     /// Continue after this rank (the previous page's `nextCursor`).
     pub after: Option<Rank>,
+    /// One more condition every matching span must meet (the Tempo API's
+    /// TraceQL filters compile to one).
+    pub filter: Option<Expr>,
 }
 
 /// Where a trace ranks in search results: by its latest matching span's
@@ -118,6 +121,7 @@ impl SearchQuery {
             end_ns: None,
             limit,
             after: None,
+            filter: None,
         }
     }
 
@@ -160,6 +164,7 @@ impl SearchQuery {
             end_ns: params.single("end")?.map(|v| parse_time("end", v)).transpose()?,
             limit,
             after: params.single("cursor")?.map(Rank::parse_cursor).transpose()?,
+            filter: None,
         };
         if let (Some(start), Some(end)) = (query.start_ns, query.end_ns)
             && start > end
@@ -175,7 +180,7 @@ impl SearchQuery {
     }
 
     /// The span-level filter: all conditions must hold on one span.
-    fn span_filter(&self) -> Option<Expr> {
+    pub(crate) fn span_filter(&self) -> Option<Expr> {
         let mut filters = Vec::new();
         if let Some(service) = &self.service {
             filters.push(col(span_col::SERVICE_NAME).eq(lit(service.as_str())));
@@ -203,6 +208,7 @@ impl SearchQuery {
         if let Some(end) = self.end_ns {
             filters.push(col(span_col::START_TIME).lt_eq(timestamp(end)));
         }
+        filters.extend(self.filter.clone());
         conjunction(filters)
     }
 }

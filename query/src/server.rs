@@ -22,7 +22,7 @@ use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
     QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
-    span_links, sql_api, trace_outline, traces, ui,
+    span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -168,6 +168,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(tempo::routes())
         .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

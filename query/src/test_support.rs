@@ -513,3 +513,35 @@ pub(crate) async fn post_sql(sql: &str, format: Option<&str>) -> (StatusCode, He
     let body = serde_json::json!({ "sql": sql }).to_string();
     request(crate::server::test_router(test_config()), "POST", &uri, body).await
 }
+
+/// Sends a GET with extra headers through the router.
+pub(crate) async fn get_with_headers(uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Bytes) {
+    let mut request = Request::builder().method("GET").uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = crate::server::test_router(test_config())
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    (status, headers, body)
+}
+
+/// Compares `actual` with the golden file `tests/golden/<name>` of the
+/// workspace, or rewrites the file when `UPDATE_GOLDEN=1`.
+pub(crate) fn assert_golden(name: &str, actual: &serde_json::Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden").join(name);
+    let pretty = serde_json::to_string_pretty(actual).expect("serializable") + "\n";
+    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("golden dir");
+        std::fs::write(&path, &pretty).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with UPDATE_GOLDEN=1", path.display()));
+    let expected: serde_json::Value = serde_json::from_str(&expected).expect("golden is JSON");
+    assert_eq!(actual, &expected, "{} differs; actual:\n{pretty}", path.display());
+}
