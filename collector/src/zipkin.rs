@@ -265,7 +265,7 @@ fn parse_span_id(at: At, fields: &Map<String, Value>, field: &str) -> Result<Opt
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.is_ascii() || text.len() % 2 != 0 {
+    if !text.is_ascii() || !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
