@@ -61,7 +61,7 @@ impl Encoding {
 
 /// The media type of a Content-Type value, lowercased, without parameters
 /// such as `; charset=utf-8`.
-fn media_type(value: &[u8]) -> Option<String> {
+pub(crate) fn media_type(value: &[u8]) -> Option<String> {
     let text = std::str::from_utf8(value).ok()?;
     let media = text.split(';').next().unwrap_or_default().trim();
     Some(media.to_ascii_lowercase())
@@ -92,6 +92,14 @@ impl Compression {
             }
         }
         Ok(compression)
+    }
+}
+
+/// The body as sent, decompressed if it was compressed.
+pub(crate) fn decompress(body: Vec<u8>, compression: Compression, limit: usize) -> Result<Vec<u8>, CollectorError> {
+    match compression {
+        Compression::Identity => Ok(body),
+        Compression::Gzip => gunzip(&body, limit),
     }
 }
 

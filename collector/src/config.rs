@@ -1,7 +1,9 @@
-//! The collector's configuration: where to listen and the limits applied to
-//! every request.
+//! The collector's configuration: where to listen, the limits applied to
+//! every request, and the OTLP/HTTP port's extras (CORS for browsers,
+//! Zipkin ingest).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -28,6 +30,23 @@ pub struct CollectorConfig {
     /// Requests processed at once, gRPC and HTTP together; beyond this the
     /// collector answers "overloaded" at once instead of queuing.
     pub max_concurrent_requests: usize,
+    /// Time the whole OTLP/HTTP request body may take to arrive; a client
+    /// that stalls mid-body gets 408 instead of holding its connection and
+    /// its concurrency slot.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Time a client may take to send a request's headers on the OTLP/HTTP
+    /// port (HTTP/1); it also closes keep-alive connections idle this long.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Origins (`https://app.example.com`) whose browser pages may POST to
+    /// the OTLP/HTTP port, or `["*"]` for any; empty: no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+    /// How long browsers may cache a CORS preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub cors_max_age: Duration,
+    /// Accept Zipkin v2 JSON spans at `POST /api/v2/spans` on the OTLP/HTTP port.
+    pub zipkin_enabled: bool,
 }
 
 impl Default for CollectorConfig {
@@ -38,6 +57,11 @@ impl Default for CollectorConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_attribute_value_bytes: 64 * 1024,
             max_concurrent_requests: 256,
+            body_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(30),
+            cors_allowed_origins: Vec::new(),
+            cors_max_age: Duration::from_secs(2 * 3600),
+            zipkin_enabled: true,
         }
     }
 }
@@ -69,8 +93,61 @@ impl CollectorConfig {
                 self.max_concurrent_requests
             ));
         }
+        for (name, value) in
+            [("body_read_timeout", self.body_read_timeout), ("header_read_timeout", self.header_read_timeout)]
+        {
+            if value.is_zero() {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        self.cors_origins()?;
         Ok(())
     }
+
+    /// The allowed CORS origins, checked: `None` for no CORS at all.
+    pub(crate) fn cors_origins(&self) -> Result<Option<CorsOrigins>, String> {
+        let origins = &self.cors_allowed_origins;
+        if origins.is_empty() {
+            return Ok(None);
+        }
+        if origins.iter().any(|o| o == "*") {
+            if origins.len() > 1 {
+                return Err("cors_allowed_origins: \"*\" allows every origin; list it alone".into());
+            }
+            return Ok(Some(CorsOrigins::Any));
+        }
+        let mut values = Vec::with_capacity(origins.len());
+        for origin in origins {
+            values.push(parse_origin(origin)?);
+        }
+        Ok(Some(CorsOrigins::List(values)))
+    }
+}
+
+/// Which origins may use the OTLP/HTTP port from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CorsOrigins {
+    Any,
+    /// Exact `Origin` header values, lowercase scheme and host.
+    List(Vec<http::HeaderValue>),
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+fn parse_origin(origin: &str) -> Result<http::HeaderValue, String> {
+    let bad = |why: &str| {
+        format!("cors_allowed_origins: {origin:?} is not an origin ({why}); write it as https://host[:port]")
+    };
+    let (scheme, rest) = origin.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    if !matches!(scheme, "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(bad("only scheme, host and port; no path, not even a trailing /"));
+    }
+    if origin.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(bad("browsers send origins in lowercase"));
+    }
+    http::HeaderValue::from_str(origin).map_err(|_| bad("not a valid header value"))
 }
 
 #[cfg(test)]
@@ -86,6 +163,10 @@ mod tests {
         assert_eq!(config.max_request_bytes, 16 * 1024 * 1024);
         assert_eq!(config.max_attribute_value_bytes, 64 * 1024);
         assert_eq!(config.max_concurrent_requests, 256);
+        assert_eq!(config.body_read_timeout, Duration::from_secs(30));
+        assert!(config.cors_allowed_origins.is_empty(), "no CORS unless configured");
+        assert_eq!(config.cors_origins(), Ok(None));
+        assert!(config.zipkin_enabled);
     }
 
     #[test]
@@ -101,6 +182,38 @@ mod tests {
         assert!(bad(|c| c.max_attribute_value_bytes = 0).contains("max_attribute_value_bytes"));
         assert!(bad(|c| c.max_attribute_value_bytes = c.max_request_bytes + 1).contains("cannot exceed"));
         assert!(bad(|c| c.max_concurrent_requests = 0).contains("max_concurrent_requests"));
+        assert!(bad(|c| c.body_read_timeout = Duration::ZERO).contains("body_read_timeout"));
+        assert!(bad(|c| c.header_read_timeout = Duration::ZERO).contains("header_read_timeout"));
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_or_a_lone_star() {
+        let origins = |list: &[&str]| {
+            let config = CollectorConfig {
+                cors_allowed_origins: list.iter().map(|s| s.to_string()).collect(),
+                ..CollectorConfig::default()
+            };
+            config.validate().and_then(|()| config.cors_origins())
+        };
+        assert_eq!(origins(&["*"]), Ok(Some(CorsOrigins::Any)));
+        assert_eq!(
+            origins(&["https://app.example.com", "http://localhost:8080"]),
+            Ok(Some(CorsOrigins::List(vec![
+                http::HeaderValue::from_static("https://app.example.com"),
+                http::HeaderValue::from_static("http://localhost:8080"),
+            ])))
+        );
+        for (list, message) in [
+            (&["*", "https://a.example"][..], "list it alone"),
+            (&["app.example.com"], "no scheme"),
+            (&["ftp://app.example.com"], "http or https"),
+            (&["https://app.example.com/"], "no path"),
+            (&["https://App.example.com"], "lowercase"),
+            (&["https://"], "no path"),
+        ] {
+            let err = origins(list).expect_err("refused");
+            assert!(err.contains(message) && err.contains("cors_allowed_origins"), "{list:?}: {err}");
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub enum CollectorError {
     InvalidRequest(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `collector.body_read_timeout`.
+    #[error("request body not received within {}s (collector.body_read_timeout); send the whole body without pausing", timeout.as_secs_f64())]
+    BodyTimeout { timeout: Duration },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{0}")]
@@ -43,6 +46,7 @@ impl CollectorError {
             CollectorError::InvalidRequest(_) => ErrorClass::InvalidArgument,
             CollectorError::PayloadTooLarge { .. } => ErrorClass::PayloadTooLarge,
             CollectorError::UnsupportedMediaType(_) => ErrorClass::UnsupportedMediaType,
+            CollectorError::BodyTimeout { .. } => ErrorClass::Timeout,
             CollectorError::NotFound(_) => ErrorClass::NotFound,
             CollectorError::Overloaded { .. } => ErrorClass::Overloaded { retry_after: OVERLOAD_RETRY_AFTER },
             CollectorError::Write(e) => e.class(),
@@ -71,6 +75,7 @@ mod tests {
             (CollectorError::PayloadTooLarge { limit: 1 }, 413, tonic::Code::InvalidArgument),
             (CollectorError::UnsupportedMediaType("x".into()), 415, tonic::Code::InvalidArgument),
             (CollectorError::NotFound("x".into()), 404, tonic::Code::NotFound),
+            (CollectorError::BodyTimeout { timeout: Duration::from_secs(1) }, 408, tonic::Code::DeadlineExceeded),
             (CollectorError::Overloaded { limit: 1 }, 429, tonic::Code::ResourceExhausted),
             (
                 CollectorError::Write(WriteError::Unavailable {

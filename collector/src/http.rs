@@ -1,10 +1,13 @@
 //! The OTLP/HTTP receiver (`POST /v1/traces` and `POST /v1/metrics`,
 //! protobuf or JSON, optionally gzip; one handler, generic over the
-//! signal). Cheap checks (content type, encoding, declared length, admission)
-//! come before the body is read; the body is then read and decompressed
-//! under the size limit and handed to the shared ingest path.
+//! signal), and on the same port Zipkin v2 JSON (`POST /api/v2/spans`,
+//! zipkin.rs) and CORS for browsers (cors.rs). Cheap checks (content type,
+//! encoding, declared length, admission) come before the body is read; the
+//! body is then read under the size limit and the read timeout,
+//! decompressed under the size limit and handed to the shared ingest path.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,44 +17,64 @@ use axum::routing::{any, get, post};
 use futures::StreamExt;
 use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::CollectorError;
 use crate::codec::{self, Compression, Encoding};
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
-use crate::signal::{Metrics, Payload, Signal, Traces};
+use crate::signal::{Metrics, Payload, Signal, SignalKind, Traces};
+use crate::{CollectorConfig, CollectorError};
 
 /// Where each signal is accepted, for messages pointing clients there.
 const ACCEPTED_AT: &str = "traces at POST /v1/traces and metrics at POST /v1/metrics";
+const ACCEPTED_AT_WITH_ZIPKIN: &str =
+    "traces at POST /v1/traces, metrics at POST /v1/metrics and Zipkin v2 JSON spans at POST /api/v2/spans";
 
 #[derive(Clone)]
-struct HttpState {
-    ingest: Arc<Ingest>,
-    max_request_bytes: usize,
+pub(crate) struct HttpState {
+    pub(crate) ingest: Arc<Ingest>,
+    pub(crate) max_request_bytes: usize,
+    body_read_timeout: Duration,
+    accepted_at: &'static str,
 }
 
-pub(crate) fn router(ingest: Arc<Ingest>, max_request_bytes: usize) -> Router {
-    Router::new()
+pub(crate) fn router(ingest: Arc<Ingest>, config: &CollectorConfig) -> Result<Router, CollectorError> {
+    let accepted_at = if config.zipkin_enabled { ACCEPTED_AT_WITH_ZIPKIN } else { ACCEPTED_AT };
+    let state = HttpState {
+        ingest,
+        max_request_bytes: config.max_request_bytes,
+        body_read_timeout: config.body_read_timeout,
+        accepted_at,
+    };
+    let mut router = Router::new()
         .route("/v1/traces", post(export_handler::<Traces>))
         .route("/v1/metrics", post(export_handler::<Metrics>))
-        .route("/v1/logs", any(unsupported_signal))
-        .route("/", get(health))
-        .route("/healthz", get(health))
-        .fallback(not_found)
-        .with_state(HttpState { ingest, max_request_bytes })
+        .route("/v1/logs", any(unsupported_signal));
+    if config.zipkin_enabled {
+        router = router.route("/api/v2/spans", post(crate::zipkin::handler));
+    }
+    let router = router.route("/", get(health)).route("/healthz", get(health)).fallback(not_found).with_state(state);
+    // Outermost, so preflights are answered before routing and every
+    // answer, errors included, carries the CORS headers.
+    Ok(match crate::cors::layer(config).map_err(CollectorError::Config)? {
+        Some(cors) => router.layer(cors),
+        None => router,
+    })
 }
 
 async fn health() -> &'static str {
     "ok\n"
 }
 
-async fn unsupported_signal(uri: Uri, headers: HeaderMap) -> Response {
-    let error = CollectorError::NotFound(format!("{} is not supported yet: Skein accepts {ACCEPTED_AT}", uri.path()));
+async fn unsupported_signal(State(state): State<HttpState>, uri: Uri, headers: HeaderMap) -> Response {
+    let error =
+        CollectorError::NotFound(format!("{} is not supported yet: Skein accepts {}", uri.path(), state.accepted_at));
     error_response(&error, Encoding::for_errors(&headers))
 }
 
-async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
-    let error = CollectorError::NotFound(format!("no such endpoint {}: OTLP {ACCEPTED_AT}", uri.path()));
+async fn not_found(State(state): State<HttpState>, uri: Uri, headers: HeaderMap) -> Response {
+    let error =
+        CollectorError::NotFound(format!("no such endpoint {}: Skein accepts {}", uri.path(), state.accepted_at));
     error_response(&error, Encoding::for_errors(&headers))
 }
 
@@ -63,17 +86,29 @@ async fn export_handler<S: Signal>(State(state): State<HttpState>, headers: Head
             (StatusCode::OK, [(CONTENT_TYPE, encoding.content_type())], body).into_response()
         }
         Err(error) => {
-            state.ingest.failed(S::KIND, Transport::Http, &error);
-            let mut response = error_response(&error, Encoding::for_errors(&headers));
-            if !body_read {
-                // The rest of the body is still on the wire, so this connection
-                // cannot carry another request; say so, or a client reusing it
-                // from its pool races the close and loses its next request.
-                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            }
-            response
+            failure_response(&state, S::KIND, Transport::Http, &error, Encoding::for_errors(&headers), body_read)
         }
     }
+}
+
+/// Counts and logs a failed request and answers it.
+pub(crate) fn failure_response(
+    state: &HttpState,
+    signal: SignalKind,
+    transport: Transport,
+    error: &CollectorError,
+    encoding: Encoding,
+    body_read: bool,
+) -> Response {
+    state.ingest.failed(signal, transport, error);
+    let mut response = error_response(error, encoding);
+    if !body_read {
+        // The rest of the body is still on the wire, so this connection
+        // cannot carry another request; say so, or a client reusing it
+        // from its pool races the close and loses its next request.
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn export<S: Signal>(
@@ -84,20 +119,11 @@ async fn export<S: Signal>(
 ) -> Result<(Encoding, S::Response), CollectorError> {
     let encoding = Encoding::of_request(headers)?;
     let compression = Compression::of_request(headers)?;
+    let (_permit, body) = admit_and_read(state, headers, body, body_read).await?;
     let limit = state.max_request_bytes;
-    let declared = declared_length(headers);
-    if declared.is_some_and(|len| len > limit) {
-        return Err(CollectorError::PayloadTooLarge { limit });
-    }
-    let _permit = state.ingest.try_acquire()?;
-    let body = read_body(body, limit, declared).await?;
-    *body_read = true;
     let metrics = state.ingest.metrics().clone();
     let request = tokio::task::spawn_blocking(move || {
-        let raw = match compression {
-            Compression::Identity => body,
-            Compression::Gzip => codec::gunzip(&body, limit)?,
-        };
+        let raw = codec::decompress(body, compression, limit)?;
         metrics.observe_body(S::KIND, Transport::Http, raw.len());
         match encoding {
             // Decoded with the conversion, in one pass.
@@ -109,6 +135,31 @@ async fn export<S: Signal>(
     .map_err(|e| CollectorError::Internal(format!("request decoding task failed: {e}")))??;
     let response = state.ingest.export::<S>(Transport::Http, request).await?;
     Ok((encoding, response))
+}
+
+/// Refuses a body declared too large, takes a concurrency slot, then reads
+/// the (still compressed) body under the size limit and the read timeout.
+/// `body_read` tells the caller whether the connection is clean to reuse.
+pub(crate) async fn admit_and_read(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    body_read: &mut bool,
+) -> Result<(OwnedSemaphorePermit, Vec<u8>), CollectorError> {
+    let limit = state.max_request_bytes;
+    let declared = declared_length(headers);
+    if declared.is_some_and(|len| len > limit) {
+        return Err(CollectorError::PayloadTooLarge { limit });
+    }
+    let permit = state.ingest.try_acquire()?;
+    // The slot is held while the body arrives, so a stalled client must
+    // lose it after a while or a few of them starve every other client.
+    let timeout = state.body_read_timeout;
+    let body = tokio::time::timeout(timeout, read_body(body, limit, declared))
+        .await
+        .map_err(|_| CollectorError::BodyTimeout { timeout })??;
+    *body_read = true;
+    Ok((permit, body))
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<usize> {
@@ -133,7 +184,7 @@ async fn read_body(body: Body, limit: usize, declared: Option<usize>) -> Result<
 /// An error as the OTLP/HTTP specification describes it: the class's status,
 /// a `google.rpc.Status` body in the request's encoding, and `Retry-After`
 /// when the client should retry.
-fn error_response(error: &CollectorError, encoding: Encoding) -> Response {
+pub(crate) fn error_response(error: &CollectorError, encoding: Encoding) -> Response {
     let class = error.class();
     let body = codec::encode_status(class.grpc_code(), &error.to_string(), encoding);
     let mut response = (class.http_status(), [(CONTENT_TYPE, encoding.content_type())], body).into_response();

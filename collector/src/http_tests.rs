@@ -397,3 +397,82 @@ async fn body_size_metric_counts_decompressed_bytes() {
     }
     server.stop().await;
 }
+
+/// Sends `raw` and keeps the connection open (a stalled client), reading
+/// until the server closes it; fails the test if that takes too long.
+async fn stall(server: &Running, raw: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.http).await.expect("connect");
+    stream.write_all(raw).await.expect("send");
+    let mut received = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut received))
+        .await
+        .expect("the server must close a stalled connection")
+        .expect("read");
+    received
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_and_frees_its_slot() {
+    let writer = TestWriter::new(1);
+    // One slot: if the stalled request kept it, the next request would be 429.
+    let server = Running::start_with(writer.clone(), |c| {
+        c.body_read_timeout = std::time::Duration::from_millis(300);
+        c.max_concurrent_requests = 1;
+    })
+    .await;
+    for target in TARGETS {
+        for framing in ["Content-Length: 1000", "Transfer-Encoding: chunked"] {
+            let mut raw = format!(
+                "POST {} HTTP/1.1\r\nHost: c\r\nContent-Type: application/x-protobuf\r\n{framing}\r\n\r\n",
+                target.path()
+            )
+            .into_bytes();
+            let half = target.valid(3);
+            let half = &half[..half.len() / 2];
+            if framing.starts_with("Transfer") {
+                raw.extend_from_slice(format!("{:x}\r\n", half.len()).as_bytes());
+                raw.extend_from_slice(half);
+                raw.extend_from_slice(b"\r\n");
+            } else {
+                raw.extend_from_slice(half);
+            }
+            let response = crate::test_support::parse_response(&stall(&server, &raw).await);
+            assert_eq!(response.status, 408, "{target:?} {framing}");
+            assert_eq!(response.header("connection"), Some("close"), "{target:?} {framing}");
+            let status = protobuf_status(&response.body);
+            assert_eq!(status.code, 4, "DEADLINE_EXCEEDED");
+            assert!(status.message.contains("body_read_timeout"), "{}", status.message);
+            assert_accepts(&server, &writer, target).await;
+        }
+    }
+    let text = server.metrics_text();
+    for target in TARGETS {
+        let line = target.requests_line("timeout", 2);
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn headers_that_stall_are_cut_off() {
+    let writer = TestWriter::new(1);
+    let server =
+        Running::start_with(writer.clone(), |c| c.header_read_timeout = std::time::Duration::from_millis(300)).await;
+    // Half a request head, then nothing: hyper closes the connection.
+    stall(&server, b"POST /v1/traces HTTP/1.1\r\nHost: c\r\nContent-Ty").await;
+    // A connection that never sends a byte is closed too.
+    stall(&server, b"").await;
+    // So is a keep-alive connection left idle after its request.
+    let body = Target::Traces.valid(1);
+    let mut raw = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: c\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    let response = crate::test_support::parse_response(&stall(&server, &raw).await);
+    assert_eq!(response.status, 200);
+    assert_accepts(&server, &writer, Target::Traces).await;
+    server.stop().await;
+}

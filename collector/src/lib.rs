@@ -3,7 +3,9 @@
 //! Spans and metric data points arrive over OTLP/gRPC (`TraceService/Export`
 //! and `MetricsService/Export` on one server, grpc.rs) or OTLP/HTTP
 //! (`POST /v1/traces` and `POST /v1/metrics`, protobuf or JSON, optionally
-//! gzip, http.rs and codec.rs). The transports and the ingest path are
+//! gzip, http.rs and codec.rs; on the same port Zipkin v2 JSON spans at
+//! `POST /api/v2/spans`, zipkin.rs, mapped to an OTLP request, and CORS for
+//! browser exporters, cors.rs). The transports and the ingest path are
 //! written once, generic over a [`Signal`](signal::Signal) that names what
 //! differs per signal (signal.rs): the request and response messages, the
 //! conversion, the storage call and the partial-success answer. Each
@@ -25,16 +27,21 @@
 
 mod codec;
 mod config;
+mod cors;
 mod error;
 mod grpc;
 mod http;
+mod http_serve;
 mod ingest;
 mod metrics;
 mod metrics_json;
 mod remote;
 mod server;
 mod signal;
+mod zipkin;
 
+#[cfg(test)]
+mod cors_tests;
 #[cfg(test)]
 mod grpc_tests;
 #[cfg(test)]
@@ -51,6 +58,8 @@ mod metrics_http_tests;
 mod server_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod zipkin_tests;
 
 pub use config::CollectorConfig;
 pub use error::CollectorError;

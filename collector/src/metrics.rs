@@ -5,7 +5,8 @@
 //! `points_accepted_total` / `points_rejected_total`. Requests and their
 //! sizes carry a `signal` label (`traces`, `metrics`) beside `transport`:
 //! `requests_total{signal,transport,outcome}` and
-//! `request_body_bytes{signal,transport}`.
+//! `request_body_bytes{signal,transport}`; `transport` is `grpc`, `http` or
+//! `zipkin` (Zipkin spans on the OTLP/HTTP port).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,6 +22,8 @@ use crate::signal::SignalKind;
 pub(crate) enum Transport {
     Grpc,
     Http,
+    /// Zipkin v2 JSON on the OTLP/HTTP port.
+    Zipkin,
 }
 
 impl Transport {
@@ -28,6 +31,7 @@ impl Transport {
         match self {
             Transport::Grpc => "grpc",
             Transport::Http => "http",
+            Transport::Zipkin => "zipkin",
         }
     }
 }

@@ -79,9 +79,11 @@ impl CollectorServer {
             );
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
-        let router = crate::http::router(Arc::clone(&self.ingest), max_request_bytes).merge(self.extra_routes);
-        let http = axum::serve(self.http, router).with_graceful_shutdown(stop.clone().cancelled_owned());
-        let http = async { http.await.map_err(|e| CollectorError::Serve { what: "OTLP/HTTP", reason: e.to_string() }) };
+        let router = crate::http::router(Arc::clone(&self.ingest), &self.config)?.merge(self.extra_routes);
+        let http = async {
+            crate::http_serve::serve(self.http, router, self.config.header_read_timeout, stop.clone()).await;
+            Ok(())
+        };
 
         info!(grpc = %self.grpc_addr, http = %self.http_addr, "collector serving otlp");
         let (grpc, http) = tokio::join!(stop_other_on_exit(grpc, &stop), stop_other_on_exit(http, &stop));

@@ -334,7 +334,7 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     http_raw(addr, format!("GET {path} HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n").as_bytes()).await
 }
 
-fn parse_response(bytes: &[u8]) -> HttpResponse {
+pub(crate) fn parse_response(bytes: &[u8]) -> HttpResponse {
     let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("response has a header section");
     let head = std::str::from_utf8(&bytes[..split]).expect("ascii response head");
     let mut lines = head.split("\r\n");

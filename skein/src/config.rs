@@ -370,6 +370,26 @@ mod tests {
     }
 
     #[test]
+    fn collector_http_extras_from_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "SKEIN_COLLECTOR__CORS_ALLOWED_ORIGINS",
+                r#"["https://shop.example.com", "http://localhost:5173"]"#,
+            );
+            jail.set_env("SKEIN_COLLECTOR__BODY_READ_TIMEOUT", "5s");
+            jail.set_env("SKEIN_COLLECTOR__ZIPKIN_ENABLED", "false");
+            let config = SkeinConfig::load_from(&ConfigFlags::default(), Env::prefixed("SKEIN_")).expect("loads");
+            assert_eq!(config.collector.cors_allowed_origins, ["https://shop.example.com", "http://localhost:5173"]);
+            assert_eq!(config.collector.body_read_timeout, Duration::from_secs(5));
+            assert!(!config.collector.zipkin_enabled);
+            jail.set_env("SKEIN_COLLECTOR__CORS_ALLOWED_ORIGINS", r#"["shop.example.com"]"#);
+            let err = SkeinConfig::load_from(&ConfigFlags::default(), Env::prefixed("SKEIN_")).expect_err("refused");
+            assert!(format!("{err:#}").contains("cors_allowed_origins"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn example_config_in_deploy_is_valid_and_matches_defaults() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/skein.toml");
         let flags = ConfigFlags { config: Some(path), ..ConfigFlags::default() };

@@ -1,5 +1,5 @@
 //! Skein's integration tests: real roles on port 0, real OpenTelemetry SDKs
-//! (Python and Rust) and raw OTLP/JSON as clients, and the real binary for
+//! (Python and Rust), raw OTLP/JSON and Zipkin JSON as clients, and the real binary for
 //! crash tests. One test binary; `support` holds the harness.
 
 mod bad_input;
@@ -16,3 +16,4 @@ mod query_api;
 mod rust_sdk;
 mod support;
 mod ui;
+mod zipkin;
