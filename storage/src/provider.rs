@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::common::DFSchema;
+use datafusion::common::config::TableParquetOptions;
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -22,6 +23,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::physical_expr::{PhysicalExpr, conjunction};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
@@ -79,36 +81,60 @@ impl ShardTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let schema = self.schema();
         let mut options = state.table_options().parquet.clone();
-        // The buffers yield Utf8 columns; so must the files, for the union.
-        options.global.schema_force_view_types = false;
-        options.global.pruning = true;
         options.global.enable_page_index = true;
         options.global.bloom_filter_on_read = true;
         // Most scans are selective (a trace, a service, a time range): decode
         // the filter columns first and only the matching rows of the rest.
         options.global.pushdown_filters = true;
         options.global.reorder_filters = true;
+        let files = files.iter().map(|f| (f.location.clone(), f.meta.size_bytes)).collect();
+        let scan = ParquetScan { schema: self.schema(), options, cache_metadata: true };
+        scan.plan(state, files, projection, filters, limit)
+    }
+}
 
+/// A Parquet scan of local files with a scan's filters as its predicate.
+pub(crate) struct ParquetScan {
+    pub schema: SchemaRef,
+    /// How the files are read; pruning on and view types off are added.
+    pub options: TableParquetOptions,
+    /// Keep the files' metadata in the runtime's cache (immutable files).
+    pub cache_metadata: bool,
+}
+
+impl ParquetScan {
+    /// Plans a scan of `files` (location in the local file system store, size).
+    pub fn plan(
+        mut self,
+        state: &dyn Session,
+        files: Vec<(ObjectPath, u64)>,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // The buffers yield Utf8 columns; so must the files, for the union.
+        self.options.global.schema_force_view_types = false;
+        self.options.global.pruning = true;
         let store_url = ObjectStoreUrl::local_filesystem();
-        let runtime = state.runtime_env();
-        let reader_factory = CachedParquetFileReaderFactory::new(
-            runtime.object_store(&store_url)?,
-            runtime.cache_manager.get_file_metadata_cache(),
-        );
-        let mut source = ParquetSource::new(Arc::clone(&schema))
-            .with_table_parquet_options(options)
-            .with_parquet_file_reader_factory(Arc::new(reader_factory));
-        if let Some(predicate) = physical_predicate(state, filters, &schema)? {
+        let mut source = ParquetSource::new(Arc::clone(&self.schema)).with_table_parquet_options(self.options);
+        if self.cache_metadata {
+            let runtime = state.runtime_env();
+            let reader_factory = CachedParquetFileReaderFactory::new(
+                runtime.object_store(&store_url)?,
+                runtime.cache_manager.get_file_metadata_cache(),
+            );
+            source = source.with_parquet_file_reader_factory(Arc::new(reader_factory));
+        }
+        if let Some(predicate) = physical_predicate(state, filters, &self.schema)? {
             source = source.with_predicate(predicate);
         }
 
         let group_count = state.config().target_partitions().clamp(1, files.len());
         let mut groups = vec![Vec::new(); group_count];
-        for (i, file) in files.iter().enumerate() {
-            let mut partitioned = PartitionedFile::new(String::new(), file.meta.size_bytes);
-            partitioned.object_meta.location = file.location.clone();
+        for (i, (location, size)) in files.into_iter().enumerate() {
+            let mut partitioned = PartitionedFile::new(String::new(), size);
+            partitioned.object_meta.location = location;
             groups[i % group_count].push(partitioned);
         }
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
@@ -118,6 +144,20 @@ impl ShardTable {
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }
+}
+
+/// The union of a scan's inputs (files, buffers); an empty plan of the
+/// projected schema when there are none.
+pub(crate) fn union_of(
+    inputs: Vec<Arc<dyn ExecutionPlan>>,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    if inputs.is_empty() {
+        let schema = datafusion::common::project_schema(schema, projection)?;
+        return Ok(Arc::new(EmptyExec::new(schema)));
+    }
+    UnionExec::try_new(inputs)
 }
 
 /// The filters as one physical predicate over the table schema; filters
@@ -188,10 +228,6 @@ impl TableProvider for ShardTable {
                 MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?.with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(memory));
         }
-        if inputs.is_empty() {
-            let schema = datafusion::common::project_schema(&self.schema(), projection)?;
-            return Ok(Arc::new(EmptyExec::new(schema)));
-        }
-        UnionExec::try_new(inputs)
+        union_of(inputs, &self.schema(), projection)
     }
 }

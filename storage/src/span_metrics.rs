@@ -20,12 +20,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
-use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -33,8 +30,6 @@ use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::empty::EmptyExec;
-use datafusion::physical_plan::union::UnionExec;
 use skein_model::schema::col as span_col;
 use skein_model::span_metrics::{MINUTE_NS, col, derive};
 use skein_model::span_metrics_schema;
@@ -42,6 +37,7 @@ use tracing::{debug, warn};
 
 use crate::buffer::{DataFile, ShardBuffer};
 use crate::error::{IoContext, StorageError};
+use crate::provider::{ParquetScan, union_of};
 use crate::pruning::Pruning;
 
 /// The span columns the metrics are derived from.
@@ -182,8 +178,20 @@ impl TableProvider for SpanMetricsTable {
             })
             .map(|f| local_path(f))
             .collect();
+        // Sidecars are derived (when missing) and measured off the runtime.
         let sidecars = tokio::task::spawn_blocking(move || {
-            files.iter().filter_map(|f| ensure_sidecar(f).transpose()).collect::<Result<Vec<_>, _>>()
+            let mut sidecars = Vec::with_capacity(files.len());
+            for file in &files {
+                if let Some(sidecar) = ensure_sidecar(file)? {
+                    let size = std::fs::metadata(&sidecar).ctx(|| format!("reading {}", sidecar.display()))?.len();
+                    let location = ObjectPath::from_absolute_path(&sidecar).map_err(|e| StorageError::Io {
+                        context: format!("mapping {} to an object store path", sidecar.display()),
+                        source: std::io::Error::other(e),
+                    })?;
+                    sidecars.push((location, size));
+                }
+            }
+            Ok::<_, StorageError>(sidecars)
         })
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
@@ -193,7 +201,10 @@ impl TableProvider for SpanMetricsTable {
         let schema = self.schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
         if !sidecars.is_empty() {
-            inputs.push(sidecar_scan(state, &sidecars, &schema, projection, filters, limit)?);
+            let options = state.table_options().parquet.clone();
+            // Rebuilt in place when unreadable: their metadata is not cached.
+            let scan = ParquetScan { schema: Arc::clone(&schema), options, cache_metadata: false };
+            inputs.push(scan.plan(state, sidecars, projection, filters, limit)?);
         }
         if !snapshot.batches.is_empty() {
             let buffered = derive(&snapshot.batches).map_err(|e| DataFusionError::External(Box::new(e)))?;
@@ -201,42 +212,6 @@ impl TableProvider for SpanMetricsTable {
                 .with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(memory));
         }
-        if inputs.is_empty() {
-            let schema = datafusion::common::project_schema(&schema, projection)?;
-            return Ok(Arc::new(EmptyExec::new(schema)));
-        }
-        UnionExec::try_new(inputs)
+        union_of(inputs, &schema, projection)
     }
-}
-
-fn sidecar_scan(
-    state: &dyn Session,
-    sidecars: &[PathBuf],
-    schema: &SchemaRef,
-    projection: Option<&Vec<usize>>,
-    filters: &[Expr],
-    limit: Option<usize>,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let mut options = state.table_options().parquet.clone();
-    options.global.schema_force_view_types = false;
-    options.global.pruning = true;
-    let mut source = ParquetSource::new(Arc::clone(schema)).with_table_parquet_options(options);
-    if let Some(predicate) = crate::provider::physical_predicate(state, filters, schema)? {
-        source = source.with_predicate(predicate);
-    }
-    let group_count = state.config().target_partitions().clamp(1, sidecars.len());
-    let mut groups = vec![Vec::new(); group_count];
-    for (i, sidecar) in sidecars.iter().enumerate() {
-        let size = std::fs::metadata(sidecar).map(|m| m.len()).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let location = ObjectPath::from_absolute_path(sidecar).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let mut partitioned = PartitionedFile::new(String::new(), size);
-        partitioned.object_meta.location = location;
-        groups[i % group_count].push(partitioned);
-    }
-    let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(source))
-        .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
-        .with_projection_indices(projection.cloned())?
-        .with_limit(limit)
-        .build();
-    Ok(DataSourceExec::from_data_source(config))
 }
