@@ -38,12 +38,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, QueryError> {
                         }
                         Some('\\') => {
                             let escaped = chars.get(i + 1).ok_or_else(|| bad("dangling backslash".into()))?;
-                            value.push(match escaped {
-                                'n' => '\n',
-                                't' => '\t',
-                                'r' => '\r',
-                                other => *other,
-                            });
+                            value.push(super::unescape(*escaped));
                             i += 2;
                         }
                         Some(c) => {

@@ -101,3 +101,14 @@ fn tag_time_range(params: &Params) -> Result<(i64, i64), QueryError> {
         }
     })
 }
+
+/// The character a backslash escape stands for in logfmt and TraceQL
+/// strings: `\n`, `\t`, `\r`, else the character itself.
+fn unescape(escaped: char) -> char {
+    match escaped {
+        'n' => '\n',
+        't' => '\t',
+        'r' => '\r',
+        other => other,
+    }
+}

@@ -191,12 +191,7 @@ fn string_literal(chars: &[char], start: usize) -> Result<(String, usize), Trace
             c if c == quote => return Ok((value, i + 1)),
             '\\' if quote == '"' => {
                 let escaped = chars.get(i + 1).ok_or_else(|| syntax("unterminated string".into()))?;
-                value.push(match escaped {
-                    'n' => '\n',
-                    't' => '\t',
-                    'r' => '\r',
-                    other => *other,
-                });
+                value.push(super::unescape(*escaped));
                 i += 2;
             }
             c => {
