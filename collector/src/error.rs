@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use skein_model::security::AuthError;
 use skein_model::{ErrorClass, ModelError, WriteError};
 
 /// How long clients are asked to wait when the collector itself is at its
@@ -33,6 +34,8 @@ pub enum CollectorError {
     #[error("collector is at its limit of {limit} concurrent requests, retry later")]
     Overloaded { limit: usize },
     #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
     Write(#[from] WriteError),
     #[error("failed to convert the request: {0}")]
     Convert(#[from] ModelError),
@@ -49,6 +52,7 @@ impl CollectorError {
             CollectorError::BodyTimeout { .. } => ErrorClass::Timeout,
             CollectorError::NotFound(_) => ErrorClass::NotFound,
             CollectorError::Overloaded { .. } => ErrorClass::Overloaded { retry_after: OVERLOAD_RETRY_AFTER },
+            CollectorError::Auth(e) => e.class(),
             CollectorError::Write(e) => e.class(),
             CollectorError::Config(_)
             | CollectorError::Bind { .. }
@@ -92,6 +96,15 @@ mod tests {
             ),
             (CollectorError::Write(WriteError::Internal("disk".into())), 500, tonic::Code::Internal),
             (CollectorError::Internal("panic".into()), 500, tonic::Code::Internal),
+            (CollectorError::Auth(AuthError::Missing), 401, tonic::Code::Unauthenticated),
+            (
+                CollectorError::Auth(AuthError::Forbidden {
+                    tenant: "t".into(),
+                    scope: skein_model::security::Scope::Ingest,
+                }),
+                403,
+                tonic::Code::PermissionDenied,
+            ),
         ];
         for (error, http, grpc) in cases {
             assert_eq!(error.class().http_status().as_u16(), http, "{error}");

@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use futures::StreamExt;
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use skein_model::ErrorClass;
+use skein_model::security::{Authenticator, Scope};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{self, Compression, Encoding};
@@ -38,7 +41,11 @@ pub(crate) struct HttpState {
     accepted_at: &'static str,
 }
 
-pub(crate) fn router(ingest: Arc<Ingest>, config: &CollectorConfig) -> Result<Router, CollectorError> {
+pub(crate) fn router(
+    ingest: Arc<Ingest>,
+    config: &CollectorConfig,
+    auth: Option<Arc<Authenticator>>,
+) -> Result<Router, CollectorError> {
     let accepted_at = if config.zipkin_enabled { ACCEPTED_AT_WITH_ZIPKIN } else { ACCEPTED_AT };
     let state = HttpState {
         ingest,
@@ -53,6 +60,10 @@ pub(crate) fn router(ingest: Arc<Ingest>, config: &CollectorConfig) -> Result<Ro
     if config.zipkin_enabled {
         router = router.route("/api/v2/spans", post(crate::zipkin::handler));
     }
+    // On the routes that take data only: health checks stay open.
+    if let Some(auth) = auth {
+        router = router.route_layer(middleware::from_fn_with_state(auth, require_ingest));
+    }
     let router = router.route("/", get(health)).route("/healthz", get(health)).fallback(not_found).with_state(state);
     // Outermost, so preflights are answered before routing and every
     // answer, errors included, carries the CORS headers.
@@ -60,6 +71,24 @@ pub(crate) fn router(ingest: Arc<Ingest>, config: &CollectorConfig) -> Result<Ro
         Some(cors) => router.layer(cors),
         None => router,
     })
+}
+
+/// Refuses a request without a token that may ingest, before its body is read.
+async fn require_ingest(State(auth): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
+    match auth.authorize(authorization, Scope::Ingest) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            tracing::debug!(path = request.uri().path(), %error, "otlp/http request refused");
+            let mut response = error_response(&CollectorError::Auth(error), Encoding::for_errors(request.headers()));
+            // The body was not read, so the connection cannot be reused.
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 async fn health() -> &'static str {
@@ -190,6 +219,9 @@ pub(crate) fn error_response(error: &CollectorError, encoding: Encoding) -> Resp
     let mut response = (class.http_status(), [(CONTENT_TYPE, encoding.content_type())], body).into_response();
     if let Some(value) = class.retry_after_header().and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(RETRY_AFTER, value);
+    }
+    if class == ErrorClass::Unauthenticated {
+        response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }

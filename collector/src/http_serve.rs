@@ -1,7 +1,8 @@
-//! The OTLP/HTTP port's accept loop. `axum::serve` gives hyper no timer, so
-//! hyper's header-read timeout is off there and a client that opens a
-//! connection and sends half a request line holds it forever; this loop is
-//! the same (HTTP/1 and HTTP/2, graceful shutdown) with that timeout on.
+//! The OTLP/HTTP port's connection loop. `axum::serve` gives hyper no
+//! timer, so hyper's header-read timeout is off there and a client that
+//! opens a connection and sends half a request line holds it forever; this
+//! loop is the same (HTTP/1 and HTTP/2, graceful shutdown) with that
+//! timeout on. Connections arrive from [`SecureIncoming`], TLS done.
 
 use std::time::Duration;
 
@@ -10,18 +11,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use skein_model::security::SecureIncoming;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::debug;
 
-/// How long to pause accepting after an error such as "too many open
-/// files", so the loop does not spin while the condition lasts.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
-
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and waits for open connections to finish their requests.
+/// Serves `router` on the `incoming` connections until `shutdown` is
+/// cancelled, then waits for open connections to finish their requests.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    mut incoming: SecureIncoming,
     router: Router,
     header_read_timeout: Duration,
     shutdown: CancellationToken,
@@ -33,37 +30,16 @@ pub(crate) async fn serve(
     let graceful = GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) if is_connection_error(&error) => continue,
-                Err(error) => {
-                    warn!(%error, "otlp/http accept failed; pausing");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
+            stream = incoming.next() => match stream {
+                Some(stream) => stream,
+                None => break,
             },
             () = shutdown.cancelled() => break,
         };
-        if let Err(error) = stream.set_nodelay(true) {
-            debug!(%error, "failed to set TCP_NODELAY");
-        }
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let router = router.clone();
-        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            // hyper's timer starts once it knows the protocol, which takes the
-            // first bytes; a connection that sends none would wait forever.
-            let mut first_byte = [0u8; 1];
-            tokio::select! {
-                first = tokio::time::timeout(header_read_timeout, stream.peek(&mut first_byte)) => {
-                    if first.is_err() {
-                        debug!("otlp/http connection sent nothing; closed");
-                        return;
-                    }
-                }
-                () = shutdown.cancelled() => return,
-            }
             let connection =
                 builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(router));
             if let Err(error) = watcher.watch(connection).await {
@@ -71,13 +47,6 @@ pub(crate) async fn serve(
             }
         });
     }
-    drop(listener);
+    drop(incoming);
     graceful.shutdown().await;
-}
-
-/// Errors of one connection that came and went before it was accepted;
-/// the listener itself is fine.
-fn is_connection_error(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(error.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset)
 }

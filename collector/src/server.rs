@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use prometheus_client::registry::Registry;
+use skein_model::security::{ListenerSecurity, Scope, SecureIncoming};
 use skein_model::{ConvertLimits, ShardWriter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tracing::info;
 
 use crate::grpc::GrpcEndpoint;
@@ -29,6 +31,7 @@ pub struct CollectorServer {
     http_addr: SocketAddr,
     /// Routes served on the OTLP/HTTP port beside OTLP (readiness, metrics).
     extra_routes: Router,
+    security: ListenerSecurity,
 }
 
 impl CollectorServer {
@@ -45,13 +48,29 @@ impl CollectorServer {
         let metrics = CollectorMetrics::register(registry);
         let limits = ConvertLimits { max_attribute_value_bytes: config.max_attribute_value_bytes };
         let ingest = Arc::new(Ingest::new(writer, limits, config.max_concurrent_requests, metrics));
-        Ok(Self { config, ingest, grpc, http, grpc_addr, http_addr, extra_routes: Router::new() })
+        Ok(Self {
+            config,
+            ingest,
+            grpc,
+            http,
+            grpc_addr,
+            http_addr,
+            extra_routes: Router::new(),
+            security: ListenerSecurity::default(),
+        })
     }
 
     /// Also serves `routes` on the OTLP/HTTP port (a collector running
     /// alone serves its `/readyz` and `/metrics` there).
     pub fn with_routes(mut self, routes: Router) -> Self {
         self.extra_routes = routes;
+        self
+    }
+
+    /// Serves both ports over TLS and/or checks bearer tokens (scope
+    /// `ingest`) on them, as `security` says.
+    pub fn with_security(mut self, security: ListenerSecurity) -> Self {
+        self.security = security;
         self
     }
 
@@ -70,25 +89,68 @@ impl CollectorServer {
         let stop = shutdown.child_token();
         let max_request_bytes = self.config.max_request_bytes;
 
+        let (tls, first_bytes_timeout) = (self.security.tls.clone(), self.config.header_read_timeout);
+        let incoming = |what, listener| {
+            SecureIncoming::spawn(what, listener, tls.clone(), first_bytes_timeout, stop.clone())
+                .map_err(|e| CollectorError::Serve { what, reason: e.to_string() })
+        };
+        let grpc_incoming = incoming("otlp/grpc", self.grpc)?;
+        let http_incoming = incoming("otlp/http", self.http)?;
+
+        let check = grpc_auth(&self.security);
         let grpc = tonic::transport::Server::builder()
-            .add_service(GrpcEndpoint::<Traces>::new(Arc::clone(&self.ingest), max_request_bytes))
-            .add_service(GrpcEndpoint::<Metrics>::new(Arc::clone(&self.ingest), max_request_bytes))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                stop.clone().cancelled_owned(),
-            );
+            .add_service(InterceptedService::new(
+                GrpcEndpoint::<Traces>::new(Arc::clone(&self.ingest), max_request_bytes),
+                check.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                GrpcEndpoint::<Metrics>::new(Arc::clone(&self.ingest), max_request_bytes),
+                check,
+            ))
+            .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stop.clone().cancelled_owned());
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
-        let router = crate::http::router(Arc::clone(&self.ingest), &self.config)?.merge(self.extra_routes);
+        let router = crate::http::router(Arc::clone(&self.ingest), &self.config, self.security.auth.clone())?
+            .merge(self.extra_routes);
         let http = async {
-            crate::http_serve::serve(self.http, router, self.config.header_read_timeout, stop.clone()).await;
+            crate::http_serve::serve(http_incoming, router, self.config.header_read_timeout, stop.clone()).await;
             Ok(())
         };
 
-        info!(grpc = %self.grpc_addr, http = %self.http_addr, "collector serving otlp");
+        info!(
+            grpc = %self.grpc_addr,
+            http = %self.http_addr,
+            tls = self.security.tls.is_some(),
+            auth = self.security.auth.is_some(),
+            "collector serving otlp"
+        );
         let (grpc, http) = tokio::join!(stop_other_on_exit(grpc, &stop), stop_other_on_exit(http, &stop));
         info!("collector stopped");
         grpc.and(http)
+    }
+}
+
+/// The gRPC check of bearer tokens (scope `ingest`), run on the request's
+/// metadata before its message is decoded; a no-op without `[auth]`.
+fn grpc_auth(
+    security: &ListenerSecurity,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + Send + Sync + 'static {
+    let auth = security.auth.clone();
+    move |mut request: tonic::Request<()>| {
+        let Some(auth) = &auth else {
+            return Ok(request);
+        };
+        let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
+        match auth.authorize(authorization, Scope::Ingest) {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                Ok(request)
+            }
+            Err(error) => {
+                tracing::debug!(%error, "otlp/grpc request refused");
+                Err(CollectorError::Auth(error).to_grpc_status())
+            }
+        }
     }
 }
 

@@ -17,6 +17,12 @@ pub enum ModelError {
     InvalidProtobuf(#[from] prost::DecodeError),
     #[error("invalid shard map: {0}")]
     InvalidShardMap(String),
+    #[error("tls{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Tls { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
+    #[error("cannot read the tokens file {}: {source}", path.display())]
+    TokensFileRead { path: std::path::PathBuf, source: std::io::Error },
+    #[error("invalid tokens file: {0}")]
+    TokensFile(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// How a failure is reported to clients. Every crate's error maps into this,
@@ -41,6 +47,10 @@ pub enum ErrorClass {
     Timeout,
     /// A query needed more memory than allowed: 422 / RESOURCE_EXHAUSTED (no retry info).
     QueryTooExpensive,
+    /// No valid credentials: 401 / UNAUTHENTICATED, never retried.
+    Unauthenticated,
+    /// Valid credentials without the right: 403 / PERMISSION_DENIED, never retried.
+    PermissionDenied,
     /// A bug or an I/O failure: 500 / INTERNAL.
     Internal,
 }
@@ -56,6 +66,8 @@ impl ErrorClass {
             ErrorClass::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ErrorClass::Timeout => StatusCode::REQUEST_TIMEOUT,
             ErrorClass::QueryTooExpensive => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorClass::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +81,8 @@ impl ErrorClass {
             ErrorClass::Overloaded { .. } | ErrorClass::QueryTooExpensive => tonic::Code::ResourceExhausted,
             ErrorClass::Unavailable { .. } => tonic::Code::Unavailable,
             ErrorClass::Timeout => tonic::Code::DeadlineExceeded,
+            ErrorClass::Unauthenticated => tonic::Code::Unauthenticated,
+            ErrorClass::PermissionDenied => tonic::Code::PermissionDenied,
             ErrorClass::Internal => tonic::Code::Internal,
         }
     }
@@ -92,6 +106,8 @@ impl ErrorClass {
             ErrorClass::Unavailable { .. } => "unavailable",
             ErrorClass::Timeout => "timeout",
             ErrorClass::QueryTooExpensive => "query_too_expensive",
+            ErrorClass::Unauthenticated => "unauthenticated",
+            ErrorClass::PermissionDenied => "permission_denied",
             ErrorClass::Internal => "internal",
         }
     }

@@ -26,6 +26,7 @@ pub mod ids;
 pub mod metrics;
 pub mod otlp_to_arrow;
 pub mod schema;
+pub mod security;
 mod shard_map;
 mod signal;
 pub mod span_metrics;

@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
+use skein_model::security::AuthError;
 use skein_model::{ErrorClass, ModelError};
 
 /// How long a client should wait before retrying when the service is stopping.
@@ -48,6 +49,8 @@ pub enum QueryError {
         "the query needs more than {limit} {what} (query.{key}); narrow the time range, add label matchers or use a larger step"
     )]
     TooMuchData { what: &'static str, limit: usize, key: &'static str },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("the query service is shutting down")]
     ShuttingDown,
     /// A shard's storage node could not be reached: the answer would be incomplete.
@@ -75,6 +78,7 @@ impl QueryError {
             QueryError::MemoryExhausted { .. } | QueryError::TooManyRows { .. } | QueryError::TooMuchData { .. } => {
                 ErrorClass::QueryTooExpensive
             }
+            QueryError::Auth(e) => e.class(),
             QueryError::ShuttingDown | QueryError::ShardUnavailable(_) => {
                 ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER }
             }
@@ -129,6 +133,9 @@ impl IntoResponse for QueryError {
         let mut response = (class.http_status(), axum::Json(body)).into_response();
         if let Some(value) = class.retry_after_header().and_then(|v| HeaderValue::from_str(&v).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if class == ErrorClass::Unauthenticated {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use prometheus_client::registry::Registry;
 use skein_model::ErrorClass;
+use skein_model::security::{Authenticator, ListenerSecurity, MaybeTlsStream, Principal, Scope, SecureIncoming};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -26,6 +29,9 @@ use crate::{
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// How long a new connection may take to complete its TLS handshake (or,
+/// in clear text, to send its first byte).
+const FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -95,6 +101,7 @@ pub struct QueryServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: Arc<AppState>,
+    security: ListenerSecurity,
 }
 
 impl QueryServer {
@@ -120,7 +127,15 @@ impl QueryServer {
         let local_addr = listener.local_addr().map_err(|source| QueryError::Bind { addr, source })?;
         let state = Arc::new(AppState::new(config, tables, registry, topology, local_addr)?);
         info!(addr = %local_addr, shards = shard_count, "query service listening");
-        Ok(Self { listener, local_addr, state })
+        Ok(Self { listener, local_addr, state, security: ListenerSecurity::default() })
+    }
+
+    /// Serves over TLS and/or checks bearer tokens (scope `query`) on the
+    /// API, as `security` says; health checks, `/metrics` and the UI's
+    /// static files stay open (the UI signs in with a token).
+    pub fn with_security(mut self, security: ListenerSecurity) -> Self {
+        self.security = security;
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -130,6 +145,14 @@ impl QueryServer {
     /// Serves until `shutdown` is cancelled; then stops running queries,
     /// lets in-flight responses finish and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), QueryError> {
+        let incoming = SecureIncoming::spawn(
+            "query",
+            self.listener,
+            self.security.tls.clone(),
+            FIRST_BYTES_TIMEOUT,
+            shutdown.child_token(),
+        )
+        .map_err(QueryError::Serve)?;
         let state = Arc::clone(&self.state);
         state.serving.store(true, Ordering::SeqCst);
         let stopping = {
@@ -141,15 +164,47 @@ impl QueryServer {
                 state.engine.shutdown();
             }
         };
-        axum::serve(self.listener, router(state)).with_graceful_shutdown(stopping).await.map_err(QueryError::Serve)?;
+        info!(
+            addr = %self.local_addr,
+            tls = self.security.tls.is_some(),
+            auth = self.security.auth.is_some(),
+            "query service serving"
+        );
+        let router = router(state, self.security.auth.clone());
+        axum::serve(Incoming(incoming), router).with_graceful_shutdown(stopping).await.map_err(QueryError::Serve)?;
         info!("query service stopped");
         Ok(())
     }
 }
 
-fn router(state: Arc<AppState>) -> Router {
+/// [`SecureIncoming`] as axum's listener.
+struct Incoming(SecureIncoming);
+
+impl axum::serve::Listener for Incoming {
+    type Io = MaybeTlsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.next().await {
+                Some(stream) => {
+                    let peer = stream.peer_addr().unwrap_or(self.0.local_addr());
+                    return (stream, peer);
+                }
+                // Stopped: axum stops accepting on the same shutdown.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
+}
+
+fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
     let body_limit = state.config.max_body_bytes;
-    Router::new()
+    let mut api = Router::new()
         .route("/api/v1/sql", post(sql_api::post_sql))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/traces/{trace_id}/outline", get(trace_outline::get_outline))
@@ -165,13 +220,48 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/metrics/{name}/series", get(metrics_api::list_series))
         .route("/api/v1/metrics/{name}/exemplars", get(metric_exemplars::get_exemplars))
         .route("/api/v1/cluster", get(cluster_api::get_cluster))
-        .route("/healthz", get(healthz))
+        .route("/api/v1/session", get(session))
+        .merge(tempo::routes());
+    // Every API route needs a token with the query scope; only the routes
+    // added below (health, metrics, the UI's files) stay open.
+    if let Some(auth) = auth {
+        api = api.route_layer(middleware::from_fn_with_state(auth, require_query));
+    }
+    api.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(tempo::routes())
         .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+async fn require_query(State(auth): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    match auth.authorize(authorization, Scope::Query) {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => {
+            debug!(path = request.uri().path(), %error, "query request refused");
+            QueryError::Auth(error).into_response()
+        }
+    }
+}
+
+/// Who the caller is: the UI shows the tenant after sign-in, and learns
+/// from `auth: false` that no sign-in is needed.
+async fn session(principal: Option<Extension<Principal>>) -> Response {
+    let body = match principal {
+        Some(Extension(principal)) => serde_json::json!({
+            "auth": true,
+            "tenant": &*principal.tenant,
+            "scopes": principal.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "token_name": principal.token_name.as_deref(),
+        }),
+        None => serde_json::json!({ "auth": false }),
+    };
+    Json(body).into_response()
 }
 
 async fn healthz() -> &'static str {
@@ -206,7 +296,7 @@ pub(crate) fn test_router_with_state(config: QueryConfig) -> (Router, Arc<AppSta
     let tables = crate::test_support::mem_tables();
     let state =
         Arc::new(AppState::new(config, tables, Registry::default(), Topology::AllInOne, addr).expect("test state"));
-    (router(Arc::clone(&state)), state)
+    (router(Arc::clone(&state), None), state)
 }
 
 #[cfg(test)]

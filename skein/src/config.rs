@@ -15,6 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_collector::CollectorConfig;
 use skein_model::cluster::parse_storage_node;
+use skein_model::security::{AuthConfig, ListenerSecurity, TlsConfig};
 use skein_query::QueryConfig;
 use skein_storage::StorageConfig;
 
@@ -147,6 +148,10 @@ pub struct SkeinConfig {
     pub storage: StorageConfig,
     pub query: QueryConfig,
     pub cluster: ClusterConfig,
+    /// TLS on the external listeners (OTLP gRPC and HTTP, query API).
+    pub tls: TlsConfig,
+    /// Bearer tokens on the external listeners.
+    pub auth: AuthConfig,
     pub log: LogConfig,
 }
 
@@ -282,10 +287,37 @@ impl SkeinConfig {
         self.storage.validate().map_err(|e| anyhow::anyhow!("storage: {e}"))?;
         self.query.validate().map_err(|e| anyhow::anyhow!("query: {e}"))?;
         self.cluster.validate()?;
+        self.tls.validate().map_err(|e| anyhow::anyhow!("tls: {e}"))?;
         if self.log.filter.parse::<tracing_subscriber::EnvFilter>().is_err() {
             bail!("log: filter {:?} is not a valid tracing filter", self.log.filter);
         }
         Ok(())
+    }
+}
+
+impl SkeinConfig {
+    /// Loads `[tls]` and `[auth]` for the external listeners and logs what
+    /// protects them; reloads follow file changes until `shutdown`.
+    pub fn listener_security(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<ListenerSecurity> {
+        let security = ListenerSecurity::load(&self.tls, &self.auth).context("loading [tls] and [auth]")?;
+        match &security.auth {
+            Some(auth) => tracing::info!(
+                tokens_file = %auth.path().display(),
+                tokens = auth.token_count(),
+                "auth on: every OTLP and query API request needs a bearer token"
+            ),
+            None => tracing::info!(
+                "auth off: single tenant, no tokens; anyone who reaches the ports can write and read (see docs/security.md)"
+            ),
+        }
+        if security.tls.is_none() {
+            tracing::info!("tls off: the external ports speak clear text");
+        }
+        security.spawn_reloads(shutdown);
+        Ok(security)
     }
 }
 

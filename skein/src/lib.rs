@@ -25,6 +25,7 @@ mod node;
 pub mod roles;
 mod seaweedfs;
 mod supervisor;
+pub mod token;
 
 pub use config::{ClusterConfig, ConfigFlags, LogFormat, SkeinConfig};
 pub use logging::init_logging;

@@ -66,11 +66,22 @@ enum Command {
     },
     /// Print the effective configuration (all sources merged) as JSON and exit.
     Config,
+    /// Bearer tokens for `[auth]`.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Load generator (any OTLP backend) and query benchmark (Skein).
     Bench {
         #[command(subcommand)]
         command: skein::bench::BenchCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token, print it once, and append its hash to a tokens file.
+    Create(skein::token::CreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +104,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::AllInOne(ReadyFile { ready_file: None })) {
         // The load generator is a client: it neither reads nor depends on the server's configuration.
         Command::Bench { command } => runtime("skein-bench")?.block_on(skein::bench::run(command)),
+        Command::Token { command: TokenCommand::Create(args) } => skein::token::create(args),
         Command::Config => {
             let config = SkeinConfig::load(&cli.config)?;
             println!("{}", serde_json::to_string_pretty(&config)?);

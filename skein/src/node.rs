@@ -45,16 +45,20 @@ impl AllInOne {
             .await
             .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
         let writer: Arc<dyn ShardWriter> = storage.clone();
+        let security = config.listener_security(&shutdown)?;
         let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
             .await
-            .context("binding the OTLP collector")?;
+            .context("binding the OTLP collector")?
+            .with_security(security.clone());
         let tables = Tables {
             spans: storage.span_tables(),
             metrics: storage.metric_tables(),
             span_metrics: storage.span_metrics_tables(),
         };
-        let query =
-            QueryServer::bind(config.query.clone(), tables, registry).await.context("binding the query service")?;
+        let query = QueryServer::bind(config.query.clone(), tables, registry)
+            .await
+            .context("binding the query service")?
+            .with_security(security);
         let addresses =
             Addresses { otlp_grpc: collector.grpc_addr(), otlp_http: collector.http_addr(), query: query.local_addr() };
         // Shutdown order: stop accepting spans and drain, flush storage, stop queries.

@@ -201,9 +201,11 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
     let mut registry = Registry::default();
     let nodes = storage_nodes(config, &mut registry)?;
     let writer: Arc<dyn ShardWriter> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
+    let security = config.listener_security(shutdown)?;
     let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
         .await
-        .context("binding the OTLP collector")?;
+        .context("binding the OTLP collector")?
+        .with_security(security);
     let stopping = shutdown.child_token();
     let collector = collector.with_routes(admin::readiness_and_metrics(Arc::new(registry), stopping.clone(), None));
     let addresses = RoleAddresses {
@@ -231,7 +233,8 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
     let query =
         QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))
             .await
-            .context("binding the query service")?;
+            .context("binding the query service")?
+            .with_security(config.listener_security(shutdown)?);
     let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
     let mut supervisor = Supervisor::new();
     supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));

@@ -1,4 +1,7 @@
-import { lazy, Suspense } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
+import { ApiError, getJson } from './api/client';
+import { storeToken, UNAUTHORIZED_EVENT, type Session } from './api/session';
+import { SignIn } from './components/SignIn';
 import { NavLink, Route, Routes, useLocation } from 'react-router-dom';
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { ThemeToggle } from './components/ThemeToggle';
@@ -23,8 +26,34 @@ const NAV: [string, string][] = [
   ['/sql', 'SQL'],
 ];
 
+/** The caller's session: loading, known, or a sign-in to show. */
+type SessionState = { state: 'loading' } | { state: 'ready'; session: Session } | { state: 'signin' };
+
+function useSession(): [SessionState, (state: SessionState) => void] {
+  const [session, setSession] = useState<SessionState>({ state: 'loading' });
+  useEffect(() => {
+    const controller = new AbortController();
+    getJson<Session>('/api/v1/session', controller.signal)
+      .then((s) => setSession({ state: 'ready', session: s }))
+      .catch((e: unknown) => {
+        if (e instanceof ApiError && e.status === 401) setSession({ state: 'signin' });
+        // Anything else (server down, old server): let the screens show it.
+        else if (!controller.signal.aborted) setSession({ state: 'ready', session: { auth: false } });
+      });
+    const unauthorized = () => setSession({ state: 'signin' });
+    window.addEventListener(UNAUTHORIZED_EVENT, unauthorized);
+    return () => {
+      controller.abort();
+      window.removeEventListener(UNAUTHORIZED_EVENT, unauthorized);
+    };
+  }, []);
+  return [session, setSession];
+}
+
 export function App() {
   const location = useLocation();
+  const [session, setSession] = useSession();
+  const signedIn = session.state === 'ready' && session.session.auth ? session.session : null;
   return (
     <div className="app">
       <header className="topbar">
@@ -36,9 +65,28 @@ export function App() {
             </NavLink>
           ))}
         </nav>
+        {signedIn && (
+          <span className="session" title={`scopes: ${(signedIn.scopes ?? []).join(', ')}`}>
+            tenant <strong>{signedIn.tenant}</strong>
+            <button
+              type="button"
+              onClick={() => {
+                storeToken(null);
+                setSession({ state: 'signin' });
+              }}
+            >
+              Sign out
+            </button>
+          </span>
+        )}
         <ThemeToggle />
       </header>
       <main>
+        {session.state === 'signin' ? (
+          <SignIn onSignedIn={(s) => setSession({ state: 'ready', session: s })} />
+        ) : session.state === 'loading' ? (
+          <Loading what="session" />
+        ) : (
         <ErrorBoundary resetKey={location.pathname + location.search}>
           <Suspense fallback={<Loading what="screen" />}>
             <Routes>
@@ -53,6 +101,7 @@ export function App() {
             </Routes>
           </Suspense>
         </ErrorBoundary>
+        )}
       </main>
     </div>
   );

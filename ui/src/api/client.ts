@@ -1,5 +1,8 @@
 // The one place the UI talks to Skein's HTTP API. Failures become ApiError
-// carrying the server's own message, so every screen can show it.
+// carrying the server's own message, so every screen can show it. Every
+// request carries the signed-in token, if any; a 401 asks for one.
+
+import { storedToken, UNAUTHORIZED_EVENT } from './session';
 
 export class ApiError extends Error {
   constructor(
@@ -23,12 +26,16 @@ async function failure(response: Response): Promise<ApiError> {
 }
 
 export async function request(path: string, init?: RequestInit): Promise<Response> {
+  const headers = new Headers(init?.headers);
+  const token = storedToken();
+  if (token) headers.set('Authorization', `Bearer ${token}`);
   let response: Response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(path, { ...init, headers });
   } catch (e) {
     throw new ApiError(`cannot reach Skein: ${(e as Error).message}`, 0, 'network');
   }
+  if (response.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
   if (!response.ok) throw await failure(response);
   return response;
 }

@@ -11,6 +11,7 @@ import { EXAMPLES } from './sql/examples';
 import { loadHistory, remember } from './sql/history';
 import { QuickChart, chartColumns } from './sql/QuickChart';
 import { SqlEditor, moveCursor } from './sql/SqlEditor';
+import { saveBlob } from '../lib/download';
 
 const DEFAULT_SQL = 'SELECT service_name, count(*) AS spans\nFROM spans\nGROUP BY service_name\nORDER BY spans DESC';
 
@@ -72,11 +73,7 @@ export function SqlPage() {
     setDownloadError(null);
     try {
       const blob = await (await runSql(ran ?? text, format)).blob();
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(blob);
-      a.download = `skein-result.${format === 'csv' ? 'csv' : 'ndjson'}`;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+      saveBlob(blob, `skein-result.${format === 'csv' ? 'csv' : 'ndjson'}`);
     } catch (e) {
       setDownloadError(e);
     }

@@ -1,6 +1,6 @@
 import { useCallback, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
-import { getJson } from '../../api/client';
+import { getJson, request } from '../../api/client';
 import type { TraceOutline } from '../../api/types';
 import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
@@ -8,6 +8,7 @@ import { serviceColor } from '../../lib/colors';
 import { formatCount, formatDuration, nanosToMillis } from '../../lib/format';
 import { buildTree, collapseBelow, criticalPath, findSpans, reveal, spansPerService, type SpanTree } from '../../lib/tree';
 import { adjustSkew } from '../../lib/skew';
+import { saveBlob } from '../../lib/download';
 import { useApi } from '../../lib/useApi';
 import { Minimap } from './Minimap';
 import { SpanDetail } from './SpanDetail';
@@ -115,9 +116,16 @@ function TraceView({ outline }: { outline: TraceOutline }) {
         <button onClick={() => setCollapsed(new Set())}>Expand all</button>
         <button onClick={() => setCollapsed(collapseBelow(tree, 1))}>Collapse all</button>
         <Link to={`/compare?a=${outline.traceId}`}>Compare…</Link>
-        <a href={`/api/v1/traces/${outline.traceId}?format=otlp`} download={`trace-${outline.traceId}.json`}>
+        <button
+          onClick={() => {
+            request(`/api/v1/traces/${outline.traceId}?format=otlp`)
+              .then((response) => response.blob())
+              .then((blob) => saveBlob(blob, `trace-${outline.traceId}.json`))
+              .catch((e: unknown) => window.alert(`download failed: ${String(e)}`));
+          }}
+        >
           Download OTLP/JSON
-        </a>
+        </button>
       </div>
       <Minimap tree={tree} collapsed={collapsed} viewport={viewport} onJump={(row) => setScrollTo({ row })} />
       <div className="trace-body">
