@@ -14,6 +14,7 @@ mod python_metrics;
 mod python_sdk;
 mod query_api;
 mod rust_sdk;
+mod security;
 mod support;
 mod ui;
 mod zipkin;

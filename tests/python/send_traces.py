@@ -7,6 +7,10 @@ span (a JSON list). The script exits non-zero if the export failed.
 
 Usage: send_traces.py --endpoint http://127.0.0.1:4317 --protocol grpc|http
                       [--service NAME] [--traces N]
+
+The exporters also read the SDK's own OTEL_EXPORTER_OTLP_* variables, e.g.
+OTEL_EXPORTER_OTLP_HEADERS for a bearer token and, with an https endpoint,
+OTEL_EXPORTER_OTLP_CERTIFICATE for the CA to trust.
 """
 
 import argparse
@@ -88,7 +92,8 @@ def make_exporter(protocol, endpoint):
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+        # https: TLS, trusting OTEL_EXPORTER_OTLP_CERTIFICATE when set.
+        return OTLPSpanExporter(endpoint=endpoint, insecure=not endpoint.startswith("https://"))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")

@@ -260,6 +260,6 @@ mod tests {
     #[test]
     fn scopes_parse_from_flags() {
         assert_eq!("ingest".parse::<Scope>(), Ok(Scope::Ingest));
-        assert!("write".parse::<Scope>().unwrap_err().contains("ingest, query or admin"));
+        assert!("write".parse::<Scope>().is_err_and(|e| e.contains("ingest, query or admin")));
     }
 }

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod process;
 pub mod python;
 pub mod seaweedfs;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -46,20 +46,35 @@ fn run(command: &mut Command) {
 
 /// Runs tests/python/send_traces.py and returns the spans the SDK recorded.
 pub fn send_traces(endpoint: &str, protocol: &str, service: &str, traces: usize) -> Vec<serde_json::Value> {
+    send_traces_with_env(endpoint, protocol, service, traces, &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`send_traces`], with extra environment for the SDK (its
+/// `OTEL_EXPORTER_OTLP_*` settings); an export failure is an `Err` with
+/// the script's stderr.
+pub fn send_traces_with_env(
+    endpoint: &str,
+    protocol: &str,
+    service: &str,
+    traces: usize,
+    env: &[(&str, &str)],
+) -> Result<Vec<serde_json::Value>, String> {
     let script = workspace_root().join("tests/python/send_traces.py");
-    let output = Command::new(python())
+    let mut command = Command::new(python());
+    command
         .arg(script)
         .args(["--endpoint", endpoint, "--protocol", protocol, "--service", service])
         .args(["--traces", &traces.to_string()])
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "send_traces.py failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("script prints JSON spans")
+        .envs(env.iter().copied());
+    if env.iter().any(|(key, _)| *key == "OTEL_EXPORTER_OTLP_CERTIFICATE") {
+        // `requests` lets these override the CA the SDK sets on its session.
+        command.env_remove("REQUESTS_CA_BUNDLE").env_remove("CURL_CA_BUNDLE");
+    }
+    let output = command.output().expect("python runs");
+    if !output.status.success() {
+        return Err(format!("send_traces.py failed: {}\n{}", output.status, String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(serde_json::from_slice(&output.stdout).expect("script prints JSON spans"))
 }
 
 /// Runs tests/python/send_metrics.py and returns every export request the
