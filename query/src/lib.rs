@@ -30,6 +30,7 @@ mod engine;
 mod error;
 mod federation;
 mod format;
+mod jaeger;
 mod metric_exemplars;
 mod metrics;
 mod metrics_api;
@@ -59,6 +60,7 @@ pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SP
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;
+pub use jaeger::{BasePath, JaegerConfig};
 pub use metric_exemplars::Exemplar;
 pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,

@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
-    span_links, sql_api, tempo, trace_outline, traces, ui,
+    QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, search, service_stats,
+    services, span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -67,6 +67,17 @@ impl AppState {
         endpoint: &'static str,
         work: impl Future<Output = Result<Response, QueryError>>,
     ) -> Response {
+        self.observe_with(endpoint, work, IntoResponse::into_response).await
+    }
+
+    /// As [`AppState::observe`], with the error body of a compatibility
+    /// API (`render`; the status still comes from the error's class).
+    pub(crate) async fn observe_with(
+        &self,
+        endpoint: &'static str,
+        work: impl Future<Output = Result<Response, QueryError>>,
+        render: impl FnOnce(QueryError) -> Response,
+    ) -> Response {
         let started = Instant::now();
         let outcome = work.await;
         let elapsed = started.elapsed();
@@ -84,7 +95,7 @@ impl AppState {
                 } else {
                     debug!(endpoint, code = class.name(), error = %err, "query refused");
                 }
-                err.into_response()
+                render(err)
             }
         }
     }
@@ -169,6 +180,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(tempo::routes())
+        .merge(jaeger::routes(&state.config.jaeger.base_path))
         .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
