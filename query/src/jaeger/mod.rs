@@ -6,7 +6,8 @@
 //! - [`api`]: Jaeger's internal HTTP JSON API (what Jaeger UI calls), in
 //!   its `{"data", "total", "limit", "offset", "errors"}` envelope, with
 //!   traces in Jaeger's UI model ([`model`]).
-//! - [`v3`]: api_v3's HTTP gateway, answering OTLP/JSON.
+//! - [`v3`]: api_v3's HTTP gateway, answering OTLP/JSON, and its trace
+//!   summaries ([`summary`]).
 //!
 //! Both translate onto Skein's own machinery: trace lookup, the trace
 //! search ([`query`] maps Jaeger's parameters onto a [`SearchQuery`]),
@@ -20,6 +21,7 @@ mod api;
 mod config;
 mod model;
 mod query;
+mod summary;
 mod v3;
 
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub(crate) fn routes(base: &BasePath) -> Router<Arc<AppState>> {
         .route("/api/v3/operations", get(v3::operations))
         .route("/api/v3/traces", get(v3::find_traces))
         .route("/api/v3/traces/{trace_id}", get(v3::get_trace))
+        .route("/api/v3/trace-summaries", get(v3::trace_summaries))
         // Anything else under the API is Jaeger's 404, not the web UI.
         .route("/api/{*rest}", get(api::not_found));
     Router::new().nest(base.as_str(), api)

@@ -1,5 +1,6 @@
 //! api_v3's HTTP gateway: `/api/v3/services`, `/api/v3/operations`,
-//! `/api/v3/traces` (search) and `/api/v3/traces/{id}`, answering in
+//! `/api/v3/traces` (search), `/api/v3/trace-summaries` (the same search,
+//! one summary per trace) and `/api/v3/traces/{id}`, answering in
 //! OTLP/JSON as Jaeger v2 does (`{"result": {"resourceSpans": [...]}}`,
 //! hex IDs). Parameters have Jaeger's canonical camelCase names
 //! (`query.serviceName`) and their snake_case aliases (`query.service_name`);
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use skein_model::{SpanRecord, records_to_request};
 
 use super::query::{JaegerSearch, stored_kind};
+use super::summary::{response_json, summary_json};
 use super::{go_duration_param, jaeger_kind, trace_id, v3_error};
 use crate::QueryError;
 use crate::params::Params;
@@ -118,6 +120,19 @@ pub(super) async fn find_traces(State(state): State<Arc<AppState>>, uri: Uri) ->
         traces_response(state.engine.find_traces(&query).await?)
     };
     state.observe_with("jaeger_v3_search", work, v3_error).await
+}
+
+/// The search of `/api/v3/traces`, answered with one summary per trace
+/// (newest matching span first); no match is an empty answer, not a 404.
+pub(super) async fn trace_summaries(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+    let work = async {
+        let search = search_params(&Params::from_uri(&uri)?)?;
+        let query = search.to_search_query(&state.config)?;
+        let traces = state.engine.find_traces(&query).await?;
+        let summaries = traces.iter().map(|records| summary_json(records)).collect();
+        Ok(axum::Json(response_json(summaries)).into_response())
+    };
+    state.observe_with("jaeger_v3_summaries", work, v3_error).await
 }
 
 /// `query.*` parameters of a search: `serviceName`, `operationName`,

@@ -91,3 +91,16 @@ async fn bad_parameters_are_400() {
     let (status, _, _) = get("/jaeger/api/v3/operations").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn trace_summaries_golden() {
+    let body = ok(&format!("/jaeger/api/v3/trace-summaries?{RANGE}&query.service_name=checkout")).await;
+    assert_golden("jaeger/v3_trace_summaries.json", &body);
+    let ids: Vec<&str> =
+        body["summaries"].as_array().expect("summaries").iter().map(|s| s["traceId"].as_str().expect("id")).collect();
+    assert_eq!(ids, [T3, T1]);
+    let none = ok(&format!("/jaeger/api/v3/trace-summaries?{RANGE}&query.service_name=nobody")).await;
+    assert_eq!(none, json!({}), "proto3 JSON leaves out an empty list");
+    let (status, _, _) = get("/jaeger/api/v3/trace-summaries?query.service_name=cart").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the time range is required");
+}
