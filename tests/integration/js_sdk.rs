@@ -67,6 +67,29 @@ async fn check_trace(node: &TestNode, service: &str, recorded: &[Value]) {
     assert!(charge["tags"].as_array().expect("tags").contains(&json!({"key": "error", "type": "bool", "value": true})));
     assert_eq!(charge["references"][0]["refType"], "CHILD_OF");
     assert_eq!(charge["logs"][0]["fields"][0], json!({"key": "event", "type": "string", "value": "retry"}));
+
+    // And through api_v3: the search's summary, then the trace as OTLP/JSON.
+    let now = std::time::SystemTime::now();
+    let hour = std::time::Duration::from_secs(3600);
+    let rfc3339 = |t| humantime_serde::re::humantime::format_rfc3339(t).to_string();
+    let range = format!("query.start_time_min={}&query.start_time_max={}", rfc3339(now - hour), rfc3339(now + hour));
+    let (status, summaries) =
+        node.get(&format!("/jaeger/api/v3/trace-summaries?{range}&query.service_name={service}")).await;
+    assert_eq!(status, 200, "{summaries}");
+    assert_eq!(
+        summaries["summaries"],
+        json!([{
+            "traceId": trace_id, "rootServiceName": service, "rootOperationName": "GET /checkout",
+            "minStartTimeUnixNano": summaries["summaries"][0]["minStartTimeUnixNano"],
+            "maxEndTimeUnixNano": summaries["summaries"][0]["maxEndTimeUnixNano"],
+            "spanCount": 2, "errorSpanCount": 1,
+            "services": [{"name": service, "spanCount": 2, "errorSpanCount": 1}],
+        }])
+    );
+    let (status, otlp) = node.get(&format!("/jaeger/api/v3/traces/{trace_id}")).await;
+    assert_eq!(status, 200, "{otlp}");
+    let spans = otlp["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().expect("spans");
+    assert_eq!(spans.len(), 2, "{otlp}");
 }
 
 async fn check_metrics(node: &TestNode, service: &str) {
