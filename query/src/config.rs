@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::JaegerConfig;
+
 /// The smallest memory pool a query may be given; below this even simple
 /// aggregates fail.
 const MIN_MEMORY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -42,6 +44,8 @@ pub struct QueryConfig {
     /// Most data points one `query_range` may read from storage, and most
     /// points it may return; past either, 422.
     pub metrics_max_points: usize,
+    /// The Jaeger query API (`[query.jaeger]`).
+    pub jaeger: JaegerConfig,
 }
 
 impl Default for QueryConfig {
@@ -59,6 +63,7 @@ impl Default for QueryConfig {
             // Prometheus' limit: more points than pixels of any chart.
             metrics_max_steps: 11_000,
             metrics_max_points: 1_000_000,
+            jaeger: JaegerConfig::default(),
         }
     }
 }

@@ -17,7 +17,9 @@
 //! listings, and range queries that push the metric name, time range and
 //! label matchers down to the shards, then do the step math (last sample,
 //! sum/avg/min/max, rate with resets and both temporalities, quantiles from
-//! explicit and exponential buckets or summaries) in Rust. [`QueryServer`]
+//! explicit and exponential buckets or summaries) in Rust. The Grafana
+//! Tempo API and the Jaeger query API (under `query.jaeger.base_path`)
+//! translate onto the same trace lookup, search and listings. [`QueryServer`]
 //! binds the listener and serves the API plus health and metrics. On a
 //! query node of a cluster each shard is a [`RemoteShardTable`], which reads
 //! the shard from its storage node over Arrow Flight, and
@@ -30,6 +32,7 @@ mod engine;
 mod error;
 mod federation;
 mod format;
+mod jaeger;
 mod metric_exemplars;
 mod metrics;
 mod metrics_api;
@@ -59,6 +62,7 @@ pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SP
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;
+pub use jaeger::{BasePath, JaegerConfig};
 pub use metric_exemplars::Exemplar;
 pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,

@@ -24,8 +24,8 @@ use tracing::{debug, info, warn};
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
-    span_links, sql_api, tempo, trace_outline, traces, ui,
+    QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, search, service_stats,
+    services, span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,6 +73,17 @@ impl AppState {
         endpoint: &'static str,
         work: impl Future<Output = Result<Response, QueryError>>,
     ) -> Response {
+        self.observe_with(endpoint, work, IntoResponse::into_response).await
+    }
+
+    /// As [`AppState::observe`], with the error body of a compatibility
+    /// API (`render`; the status still comes from the error's class).
+    pub(crate) async fn observe_with(
+        &self,
+        endpoint: &'static str,
+        work: impl Future<Output = Result<Response, QueryError>>,
+        render: impl FnOnce(QueryError) -> Response,
+    ) -> Response {
         let started = Instant::now();
         let outcome = work.await;
         let elapsed = started.elapsed();
@@ -90,7 +101,7 @@ impl AppState {
                 } else {
                     debug!(endpoint, code = class.name(), error = %err, "query refused");
                 }
-                err.into_response()
+                render(err)
             }
         }
     }
@@ -221,7 +232,8 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
         .route("/api/v1/metrics/{name}/exemplars", get(metric_exemplars::get_exemplars))
         .route("/api/v1/cluster", get(cluster_api::get_cluster))
         .route("/api/v1/session", get(session))
-        .merge(tempo::routes());
+        .merge(tempo::routes())
+        .merge(jaeger::routes(&state.config.jaeger.base_path));
     // Every API route needs a token with the query scope; only the routes
     // added below (health, metrics, the UI's files) stay open.
     if let Some(auth) = auth {
@@ -372,6 +384,41 @@ mod tests {
 
         shutdown.cancel();
         running.await.expect("joins").expect("stops cleanly");
+    }
+
+    #[tokio::test]
+    async fn with_auth_every_api_needs_a_query_token_and_health_and_the_ui_stay_open() {
+        use skein_model::security::create_token;
+        use std::collections::BTreeSet;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tokens.toml");
+        let query = create_token("acme", BTreeSet::from([Scope::Query]), None, None).expect("token");
+        let ingest = create_token("acme", BTreeSet::from([Scope::Ingest]), None, None).expect("token");
+        std::fs::write(&path, format!("{}{}", query.entry.to_toml(), ingest.entry.to_toml())).expect("writes");
+        let auth = Arc::new(Authenticator::load(path).expect("loads"));
+        let (_, state) = test_router_with_state(test_config());
+        let router = router(state, Some(auth));
+        let call = |path: &'static str, token: Option<&str>| {
+            let mut request = axum::http::Request::builder().uri(path);
+            if let Some(token) = token {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            let request = request.body(axum::body::Body::empty()).expect("request");
+            let router = router.clone();
+            async move { tower::ServiceExt::oneshot(router, request).await.expect("answers") }
+        };
+        // Skein's own API, the Tempo API at the root, the Jaeger API under its base path.
+        for path in ["/api/v1/services", "/api/v1/session", "/api/search/tags", "/jaeger/api/services"] {
+            let refused = call(path, None).await;
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(refused.headers()["www-authenticate"], "Bearer", "{path}");
+            assert_eq!(call(path, Some(&ingest.token)).await.status(), StatusCode::FORBIDDEN, "{path}");
+            assert_eq!(call(path, Some(&query.token)).await.status(), StatusCode::OK, "{path}");
+        }
+        for open in ["/healthz", "/metrics"] {
+            assert_eq!(call(open, None).await.status(), StatusCode::OK, "{open}");
+        }
+        assert_ne!(call("/", None).await.status(), StatusCode::UNAUTHORIZED, "the UI's page loads to sign in");
     }
 
     #[tokio::test]

@@ -1,14 +1,17 @@
 //! Skein's integration tests: real roles on port 0, real OpenTelemetry SDKs
-//! (Python and Rust), raw OTLP/JSON and Zipkin JSON as clients, and the real binary for
-//! crash tests. One test binary; `support` holds the harness.
+//! (Python, Rust, and JavaScript in Node.js and in a browser), raw OTLP/JSON
+//! and Zipkin JSON as clients, and the real binary for crash tests. One test
+//! binary; `support` holds the harness.
 
 mod bad_input;
 mod bench;
+mod browser_sdk;
 mod cluster;
 mod compaction;
 mod crash;
 mod deploy;
 mod failover;
+mod js_sdk;
 mod otlp_json;
 mod python_metrics;
 mod python_sdk;

@@ -17,6 +17,8 @@ mod tags;
 mod trace;
 mod traceql;
 
+pub(crate) use traceql::parse_go_duration;
+
 use std::sync::Arc;
 
 use axum::Router;

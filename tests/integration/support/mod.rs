@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod js;
 pub mod process;
 pub mod python;
 pub mod seaweedfs;
