@@ -12,7 +12,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::python::{send_metrics, send_traces};
+use skein_model::security::{Scope, create_token};
+
+use crate::support::python::{send_metrics, send_traces, send_traces_with_env};
 use crate::support::{ClusterBuilder, TestNode, workspace_root};
 
 /// The large trace: a root, 20 children and 999 grandchildren under each.
@@ -104,7 +106,8 @@ async fn load_big_trace(node: &TestNode) -> (String, String) {
 }
 
 /// Runs the browser tests against `node`; `data` tells them what was loaded.
-fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value) {
+/// Runs the browser tests in `ui/<suite>/` against `node`.
+fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value, suite: &str) {
     let root = workspace_root();
     let artifacts = root.join("target/ui-e2e");
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
@@ -116,7 +119,7 @@ fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value) 
         command.arg("--test-name-pattern").arg(pattern);
     }
     let output = command
-        .arg("e2e/")
+        .arg(format!("{suite}/"))
         .current_dir(root.join("ui"))
         .env("SKEIN_URL", node.query())
         .env("SKEIN_E2E_DATA", data.to_string())
@@ -133,6 +136,49 @@ fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value) 
         output.status,
         artifacts.display()
     );
+}
+
+/// With `[auth]`, the UI asks for a token, refuses bad ones with the
+/// server's reason, then works with a good one (`ui/e2e-auth/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_signs_in_with_a_token_in_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(!in_ci(), "CI=true but /usr/bin/chromium is missing: .ci/run installs it (apt-get install chromium)");
+        eprintln!("\n*** SKIPPED ui_signs_in_with_a_token_in_chromium: no /usr/bin/chromium ***\n");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens_file = dir.path().join("tokens.toml");
+    let token = |scope| {
+        let scopes = std::collections::BTreeSet::from([scope]);
+        create_token("acme", scopes, Some(format!("ui {scope}")), None).expect("token")
+    };
+    let (query, ingest) = (token(Scope::Query), token(Scope::Ingest));
+    std::fs::write(&tokens_file, format!("{}{}", query.entry.to_toml(), ingest.entry.to_toml())).expect("tokens");
+    let path = tokens_file.clone();
+    let node = ClusterBuilder::new().configure(move |c| c.auth.tokens_file = Some(path)).start().await;
+    let (_, page) = node.get("/").await;
+    if page.as_str().unwrap_or_default().contains("SKEIN_SKIP_UI") {
+        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
+        eprintln!("\n*** SKIPPED ui_signs_in_with_a_token_in_chromium: built with SKEIN_SKIP_UI ***\n");
+        return;
+    }
+    let http = node.otlp_http();
+    let header = format!("authorization=Bearer%20{}", ingest.token);
+    let spans = tokio::task::spawn_blocking(move || {
+        send_traces_with_env(&http, "http", "signin-shop", 1, &[("OTEL_EXPORTER_OTLP_HEADERS", &header)])
+    })
+    .await
+    .expect("python client")
+    .expect("export with an ingest token");
+    let data = json!({
+        "token": query.token,
+        "ingestToken": ingest.token,
+        "service": "signin-shop",
+        "traceId": spans[0]["traceId"],
+    });
+    run_browser_tests(&node, &browser, &data, "e2e-auth");
+    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,7 +235,7 @@ async fn ui_end_to_end_in_chromium() {
                      "lastSpanId": last_span, "lastSpanName": last_name},
         "metric": "http.server.duration",
     });
-    run_browser_tests(&node, &browser, &data);
+    run_browser_tests(&node, &browser, &data, "e2e");
     node.stop().await;
 }
 

@@ -92,7 +92,7 @@ test('search, open a trace, follow a span link, expand, back', () =>
     // The trace as OTLP/JSON, ready to re-export.
     const [download] = await Promise.all([
       page.waitForEvent('download'),
-      page.getByRole('link', { name: 'Download OTLP/JSON' }).click(),
+      page.getByRole('button', { name: 'Download OTLP/JSON' }).click(),
     ]);
     const otlp = JSON.parse(readFileSync(await download.path(), 'utf8'));
     assert.equal(otlp.resourceSpans[0].scopeSpans[0].spans.length, 4);
