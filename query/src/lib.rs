@@ -18,7 +18,9 @@
 //! label matchers down to the shards, then do the step math (last sample,
 //! sum/avg/min/max, rate with resets and both temporalities, quantiles from
 //! explicit and exponential buckets or summaries) in Rust. [`QueryServer`]
-//! binds the listener and serves the API plus health and metrics. On a
+//! binds the listener and serves the API plus health and metrics, and the
+//! Grafana-compatible Tempo and Prometheus APIs (PromQL over the metric
+//! points). On a
 //! query node of a cluster each shard is a [`RemoteShardTable`], which reads
 //! the shard from its storage node over Arrow Flight, and
 //! `/api/v1/cluster` reports the storage nodes ([`Topology`]).
@@ -34,6 +36,7 @@ mod metric_exemplars;
 mod metrics;
 mod metrics_api;
 mod params;
+mod prom;
 mod remote;
 mod safety;
 mod search;

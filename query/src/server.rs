@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, search, service_stats, services,
+    QueryConfig, QueryEngine, QueryError, Tables, metric_exemplars, metrics_api, prom, search, service_stats, services,
     span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
@@ -67,6 +67,17 @@ impl AppState {
         endpoint: &'static str,
         work: impl Future<Output = Result<Response, QueryError>>,
     ) -> Response {
+        self.observe_rendered(endpoint, work, QueryError::into_response).await
+    }
+
+    /// As [`AppState::observe`], rendering an error with `render` (the
+    /// Prometheus API has its own error envelope).
+    pub(crate) async fn observe_rendered(
+        &self,
+        endpoint: &'static str,
+        work: impl Future<Output = Result<Response, QueryError>>,
+        render: fn(QueryError) -> Response,
+    ) -> Response {
         let started = Instant::now();
         let outcome = work.await;
         let elapsed = started.elapsed();
@@ -84,7 +95,7 @@ impl AppState {
                 } else {
                     debug!(endpoint, code = class.name(), error = %err, "query refused");
                 }
-                err.into_response()
+                render(err)
             }
         }
     }
@@ -169,6 +180,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(tempo::routes())
+        .merge(prom::routes())
         .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

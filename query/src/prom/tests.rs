@@ -1,0 +1,211 @@
+//! The Prometheus API over the query crate's test metrics (ingested with
+//! `metrics_to_arrow` as the collector does; see `test_support`): golden
+//! answers of every endpoint, values checked by hand, and refusals.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::test_support::{BASE_SECONDS, assert_golden, get, request, test_config};
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn ok(uri: &str) -> Value {
+    let (status, _, body) = get(uri).await;
+    let json: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(status, StatusCode::OK, "{uri}: {json}");
+    assert_eq!(json["status"], "success", "{uri}: {json}");
+    json
+}
+
+async fn instant(query: &str, at: i64) -> Value {
+    ok(&format!("/api/v1/query?query={}&time={}", encode(query), BASE_SECONDS + at)).await
+}
+
+/// The single float of an instant vector or scalar answer.
+async fn single_value(query: &str, at: i64) -> f64 {
+    let json = instant(query, at).await;
+    let result = &json["data"]["result"];
+    let value = match json["data"]["resultType"].as_str() {
+        Some("scalar") => &result[1],
+        _ => {
+            assert_eq!(result.as_array().map(Vec::len), Some(1), "{query}: {json}");
+            &result[0]["value"][1]
+        }
+    };
+    value.as_str().expect("string value").parse().expect("number")
+}
+
+async fn refused(uri: &str) -> (StatusCode, Value) {
+    let (status, _, body) = get(uri).await;
+    (status, serde_json::from_slice(&body).expect("json"))
+}
+
+fn close(actual: f64, expected: f64) {
+    assert!((actual - expected).abs() < 1e-9, "expected {expected}, got {actual}");
+}
+
+#[tokio::test]
+async fn instant_values_match_hand_computed_ones() {
+    // host-b: 1050 at 50 s, 1060 at 60 s; 10 over 10 s extrapolated to the 20 s range.
+    close(single_value(r#"rate(http_server_requests_total{host_name="host-b"}[20s])"#, 60).await, 1.0);
+    // host-a /cart 110 130 160 | 5 25 45 in (0, 60]: 95 over 50 s, extrapolated by 10 s.
+    let cart = r#"increase(http_server_requests_total{host_name="host-a",http_route="/cart"}[1m])"#;
+    close(single_value(cart, 60).await, 95.0 * 60.0 / 50.0);
+    // /checkout 10 15 20 20 30 30 in (0, 60]: 20, extrapolated by 10 s.
+    close(single_value(r#"increase(http_server_requests_total{http_route="/checkout"}[1m])"#, 60).await, 24.0);
+    // irate: the last two samples, 25 → 45 over 10 s.
+    close(single_value(cart.replace("increase", "irate").as_str(), 60).await, 2.0);
+    // Delta sums are accumulated: 5 + 10 + 0 + 20.
+    close(single_value("queue_processed_total", 40).await, 35.0);
+    // Lookback: host-b's last CPU sample (30 s) is still seen 30 s later.
+    close(single_value(r#"system_cpu_utilization_ratio{host_name="host-b"}"#, 60).await, 0.1);
+    close(single_value("sum(system_cpu_utilization_ratio)", 30).await, 0.8 + 0.1);
+    close(single_value("count(system_cpu_utilization_ratio)", 60).await, 2.0);
+    close(single_value("max(system_cpu_utilization_ratio) * 100", 0).await, 50.0);
+    close(single_value(r#"system_cpu_utilization_ratio offset 30s > 0.7"#, 60).await, 0.8);
+    close(single_value("(1 + 2) * -3", 0).await, -9.0);
+}
+
+#[tokio::test]
+async fn histogram_quantile_over_classic_and_native_histograms() {
+    // Bucket increases in (0, 60] summed over both hosts: le 10: 30, 50: 80, 100: 110,
+    // 500 and +Inf: 120 (each extrapolated by its own zero point). Rank 60 is 30 into (10, 50].
+    let classic = "histogram_quantile(0.5, sum by (le) (increase(http_server_duration_milliseconds_bucket[1m])))";
+    close(single_value(classic, 60).await, 10.0 + 40.0 * 30.0 / 50.0);
+    // The delta exponential histogram accumulated to 60 s: [-2,-1): 1, zero: 1, (1,2]: 2,
+    // (2,4]: 5. Rank 4.5 is 0.1 into (2,4], interpolated exponentially.
+    close(single_value("histogram_quantile(0.5, rpc_duration_seconds)", 60).await, 2f64.powf(1.1));
+    // Through rate and sum: the increase in (0, 60] is the second point's 3 values in (2,4],
+    // so the median is halfway through that bucket.
+    let rated = "histogram_quantile(0.5, sum(rate(rpc_duration_seconds[1m])))";
+    close(single_value(rated, 60).await, 2f64.powf(1.5));
+}
+
+#[tokio::test]
+async fn query_golden() {
+    let answers = json!({
+        "cpu": instant("system_cpu_utilization_ratio", 60).await,
+        "native": instant("rpc_duration_seconds", 60).await,
+        "summary": instant("job_latency_milliseconds", 60).await,
+        "scalar": instant("1 + 2", 0).await,
+        "string": instant("\"skein\"", 0).await,
+        "matrix": instant(r#"http_server_requests_total{http_route="/checkout"}[30s]"#, 60).await,
+        "topk": instant("topk(1, http_server_requests_total)", 60).await,
+        "ratio": instant(
+            r#"sum by (job) (rate(http_server_requests_total[1m])) / on (job) sum by (job) (rate(http_server_duration_milliseconds_count[1m]))"#,
+            60,
+        )
+        .await,
+    });
+    assert_golden("prom/query.json", &answers);
+}
+
+#[tokio::test]
+async fn query_range_golden_and_post_form() {
+    let query = "sum by (http_route) (rate(http_server_requests_total[30s]))";
+    let params = format!("query={}&start={}&end={}&step=20s", encode(query), BASE_SECONDS + 20, BASE_SECONDS + 60);
+    let json = ok(&format!("/api/v1/query_range?{params}")).await;
+    assert_golden("prom/query_range.json", &json);
+    // Grafana POSTs a form: the same answer.
+    let (status, _, body) = form("/api/v1/query_range", &params).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), json);
+    let native = ok(&format!(
+        "/api/v1/query_range?query={}&start={}&end={}&step=30",
+        encode("rpc_duration_seconds"),
+        BASE_SECONDS + 30,
+        BASE_SECONDS + 60
+    ))
+    .await;
+    assert_golden("prom/query_range_native.json", &native);
+}
+
+async fn form(uri: &str, body: &str) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(crate::server::test_router(test_config()), request).await.expect("ok");
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, headers, axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body"))
+}
+
+#[tokio::test]
+async fn listing_golden() {
+    let range = format!("start={}&end={}", BASE_SECONDS, BASE_SECONDS + 60);
+    let selector = encode(r#"http_server_duration_milliseconds_bucket{host_name="host-a"}"#);
+    let answers = json!({
+        "series": ok(&format!("/api/v1/series?match[]={selector}&{range}")).await,
+        "labels": ok(&format!("/api/v1/labels?{range}")).await,
+        "labels_matched": ok(&format!("/api/v1/labels?match[]={}&{range}", encode("queue_processed_total"))).await,
+        "names": ok(&format!("/api/v1/label/__name__/values?{range}")).await,
+        "jobs": ok(&format!("/api/v1/label/job/values?{range}")).await,
+        "le": ok(&format!("/api/v1/label/le/values?{range}")).await,
+        "routes_matched": ok(&format!(
+            "/api/v1/label/http_route/values?match[]={}&{range}",
+            encode(r#"{__name__=~"http_server_.*",host_name="host-b"}"#)
+        ))
+        .await,
+        "metadata": ok("/api/v1/metadata").await,
+        "metadata_one": ok("/api/v1/metadata?metric=http_server_requests_total").await,
+        "buildinfo": ok("/api/v1/status/buildinfo").await,
+    });
+    assert_golden("prom/listing.json", &answers);
+    // Series by POST form.
+    let (status, _, body) = form("/api/v1/series", &format!("match[]={selector}&{range}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(serde_json::from_slice::<Value>(&body).expect("json"), answers["series"]);
+}
+
+#[tokio::test]
+async fn unsupported_promql_is_a_400_naming_it() {
+    let cases = [
+        ("abs(system_cpu_utilization_ratio)", "the function abs()"),
+        ("rate(http_server_requests_total[5m:1m])", "subqueries"),
+        ("stddev(system_cpu_utilization_ratio)", "the aggregation stddev"),
+        ("system_cpu_utilization_ratio and system_cpu_utilization_ratio", "the binary operator and"),
+        ("system_cpu_utilization_ratio * on (job) group_left system_cpu_utilization_ratio", "group_left"),
+        ("system_cpu_utilization_ratio @ 1700000000", "the @ modifier"),
+        ("sum(", "invalid parameter \"query\""),
+        (r#"{job=~".*"}"#, "at least one non-empty matcher"),
+    ];
+    for (query, message) in cases {
+        let (status, json) = refused(&format!("/api/v1/query?query={}&time={BASE_SECONDS}", encode(query))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {json}");
+        assert_eq!(json["status"], "error");
+        assert_eq!(json["errorType"], "bad_data");
+        assert!(json["error"].as_str().is_some_and(|e| e.contains(message)), "{query}: {json}");
+    }
+}
+
+#[tokio::test]
+async fn bad_parameters_are_bad_data() {
+    let cases = [
+        ("/api/v1/query_range?query=up&start=0&end=11001&step=1", "exceeded maximum resolution of 11000 points"),
+        ("/api/v1/query_range?query=up&start=0&end=10", "\"step\""),
+        ("/api/v1/query_range?query=up&start=10&end=0&step=1", "end timestamp must not be before start"),
+        ("/api/v1/query?query=up&time=soon", "\"time\""),
+        ("/api/v1/query_range?query=up%5B1m%5D&start=0&end=10&step=1", "range vector"),
+        ("/api/v1/series", "no match[]"),
+    ];
+    for (uri, message) in cases {
+        let (status, json) = refused(uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {json}");
+        assert_eq!(json["errorType"], "bad_data", "{uri}");
+        assert!(json["error"].as_str().is_some_and(|e| e.contains(message)), "{uri}: {json}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_metrics_give_empty_results() {
+    let json = instant("no_such_metric", 60).await;
+    assert_eq!(json["data"], json!({"resultType": "vector", "result": []}));
+    let (status, _, _) =
+        request(crate::server::test_router(test_config()), "GET", "/api/v1/metrics", String::new()).await;
+    assert_eq!(status, StatusCode::OK, "Skein's own metric API is still served");
+}
