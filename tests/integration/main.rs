@@ -10,6 +10,7 @@ mod crash;
 mod deploy;
 mod failover;
 mod otlp_json;
+mod prometheus_api;
 mod python_metrics;
 mod python_sdk;
 mod query_api;
