@@ -209,3 +209,62 @@ async fn unknown_metrics_give_empty_results() {
         request(crate::server::test_router(test_config()), "GET", "/api/v1/metrics", String::new()).await;
     assert_eq!(status, StatusCode::OK, "Skein's own metric API is still served");
 }
+
+#[tokio::test]
+async fn regex_matchers_are_fully_anchored() {
+    let count = |query: &'static str| async move { single_value(query, 60).await };
+    let routes = r#"count(http_server_requests_total{http_route=~"/c.*"})"#;
+    close(count(routes).await, 3.0);
+    // "cart" is not "/cart": anchored at both ends, as in Prometheus.
+    let json = instant(r#"http_server_requests_total{http_route=~"cart"}"#, 60).await;
+    assert_eq!(json["data"]["result"], json!([]));
+    close(count(r#"count(http_server_requests_total{http_route!~"/cart"})"#).await, 1.0);
+    close(count(r#"count(http_server_requests_total{http_route!="/cart"})"#).await, 1.0);
+    close(count(r#"count({__name__=~"http_server_duration_milliseconds_(sum|count)"})"#).await, 4.0);
+    close(count(r#"count(http_server_duration_milliseconds_bucket{le=~"1.*"})"#).await, 4.0);
+}
+
+#[tokio::test]
+async fn selectors_push_name_time_and_series_down_to_every_shard() {
+    use std::sync::Arc;
+
+    use datafusion::catalog::TableProvider;
+    use datafusion::logical_expr::TableProviderFilterPushDown;
+    use skein_model::metric_schema;
+
+    use crate::test_support::{metric_batches, recording};
+    use crate::{QueryEngine, Tables};
+
+    let shards: Vec<_> = metric_batches()
+        .into_iter()
+        .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
+        .collect();
+    let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
+    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
+        .expect("engine");
+    let expr =
+        promql_parser::parser::parse(r#"rate(http_server_requests_total{host_name="host-b"}[1m])"#).expect("parses");
+    let second = 1_000_000_000;
+    let value = super::evaluate(&engine, &expr, vec![(BASE_SECONDS + 60) * second]).await.expect("runs");
+    let super::value::Evaluated::Vector(steps) = value else { panic!("a vector") };
+    assert_eq!(steps[0].len(), 1, "host-b's one series");
+    for shard in &shards {
+        let seen = shard.seen.lock().expect("lock");
+        // The metric names in the range, the series of the metric, their points.
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        for (_, filters, _) in seen.iter() {
+            let text = filters.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" AND ");
+            assert!(text.contains("time >") && text.contains("time <="), "time is pushed down: {text}");
+        }
+        let text = |i: usize| seen[i].1.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(" AND ");
+        assert!(text(1).contains("metric_name = Utf8(\"http.server.requests\")"), "{}", text(1));
+        assert!(text(2).contains("metric_name = Utf8(\"http.server.requests\")"), "{}", text(2));
+        assert!(text(2).contains("series_id"), "only the matching series' points are read: {}", text(2));
+        let schema = metric_schema();
+        let columns: Vec<&str> =
+            seen[2].0.as_ref().expect("projected").iter().map(|i| schema.field(*i).name().as_str()).collect();
+        for unneeded in ["bucket_counts", "exemplars", "scope_attributes", "attributes"] {
+            assert!(!columns.contains(&unneeded), "{unneeded} is read: {columns:?}");
+        }
+    }
+}
