@@ -95,16 +95,12 @@ impl QueryEngine {
             if targets.is_empty() {
                 continue;
             }
-            let filter =
-                point_filter(Some(&family.otel_name), &[], window.map(|w| Start::Exclusive(w.0)), window.map(|w| w.1));
+            let filter = family_filter(&family, window);
             let max_series = self.metrics_max_series();
             let rows = self.series_rows(ctx, filter.clone(), max_series + 1, false).await?;
             if rows.len() > max_series {
                 return Err(QueryError::TooMuchData { what: "series", limit: max_series, key: "metrics_max_series" });
             }
-            let kind_name = family.kind.name();
-            let rows: Vec<SeriesRow> =
-                rows.into_iter().filter(|r| r.types.0 == kind_name && r.types.1 == kind_name).collect();
             for (name, component) in targets {
                 // `le` and `quantile` exist only once the points are read.
                 let expanded = matches!(component, Component::Bucket | Component::Quantile);
@@ -166,6 +162,21 @@ impl QueryEngine {
         };
         Ok(to_prom(name, component, series, &sums))
     }
+}
+
+/// The points of one family in `window`: its name, and the type, unit and
+/// monotonicity that tell it from other variants of the same metric.
+fn family_filter(family: &Family, window: Window) -> Option<Expr> {
+    let by_name =
+        point_filter(Some(&family.otel_name), &[], window.map(|w| Start::Exclusive(w.0)), window.map(|w| w.1));
+    let mut variant = col(METRIC_TYPE).eq(lit(family.kind.name())).and(col(UNIT).eq(lit(family.unit.clone())));
+    if family.kind == MetricType::Sum {
+        variant = variant.and(col(IS_MONOTONIC).eq(lit(family.monotonic)));
+    }
+    Some(match by_name {
+        Some(filter) => filter.and(variant),
+        None => variant,
+    })
 }
 
 /// Adds `series_id IN (...)` when the matchers dropped some series.

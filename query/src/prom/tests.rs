@@ -268,3 +268,73 @@ async fn selectors_push_name_time_and_series_down_to_every_shard() {
         }
     }
 }
+
+/// An engine over one shard holding `request`'s points.
+fn engine_with(
+    request: &opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+) -> crate::QueryEngine {
+    use std::sync::Arc;
+
+    use datafusion::catalog::{MemTable, TableProvider};
+    use skein_model::{ConvertLimits, metric_schema, metrics_to_arrow};
+
+    let converted = metrics_to_arrow(request, &ConvertLimits::default(), 1).expect("converts");
+    let table = MemTable::try_new(metric_schema(), vec![vec![converted.batch]]).expect("mem table");
+    let metrics = vec![Arc::new(table) as Arc<dyn TableProvider>];
+    crate::QueryEngine::new(&test_config(), crate::Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
+        .expect("engine")
+}
+
+#[tokio::test]
+async fn variants_of_one_metric_are_separate_families() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as Number;
+    use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics};
+
+    let second = 1_000_000_000u64;
+    let base = BASE_SECONDS as u64 * second;
+    // The unit changed from Celsius to kelvin between two exports.
+    let gauge = |unit: &str, at: u64, value: f64| Metric {
+        name: "room.temperature".into(),
+        unit: unit.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint {
+                time_unix_nano: at,
+                value: Some(Number::AsDouble(value)),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![gauge("Cel", base, 21.0), gauge("K", base + 10 * second, 294.15)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let engine = engine_with(&request);
+    let at = vec![(BASE_SECONDS + 20) * second as i64];
+    let value = |query: &str| {
+        let expr = promql_parser::parser::parse(query).expect("parses");
+        let engine = &engine;
+        let at = at.clone();
+        async move {
+            match super::evaluate(engine, &expr, at).await.expect("runs") {
+                super::value::Evaluated::Vector(steps) => steps[0]
+                    .iter()
+                    .map(|e| match e.point {
+                        super::value::Point::Float(v) => v,
+                        _ => panic!("a float"),
+                    })
+                    .collect::<Vec<f64>>(),
+                other => panic!("a vector, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(value("room_temperature_celsius").await, vec![21.0]);
+    assert_eq!(value("room_temperature_K").await, vec![294.15]);
+}
