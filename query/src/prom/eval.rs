@@ -35,7 +35,7 @@ impl Evaluator<'_> {
                 Expr::StringLiteral(s) => Ok(Evaluated::String(s.val.clone())),
                 Expr::Paren(p) => self.eval(&p.expr).await,
                 Expr::Unary(u) => self.unary(u).await,
-                Expr::VectorSelector(vs) => self.instant(vs).await.map(Evaluated::Vector),
+                Expr::VectorSelector(vs) => Ok(Evaluated::Vector(self.bounded(self.instant(vs).await?)?)),
                 Expr::MatrixSelector(ms) => self.matrix(ms).await,
                 Expr::Call(call) => self.call(call).await,
                 Expr::Aggregate(agg) => self.aggregate(agg).await,
@@ -44,6 +44,16 @@ impl Evaluator<'_> {
                 Expr::Extension(_) => Err(unsupported("extension expressions")),
             }
         })
+    }
+
+    /// Fails when the elements of all steps exceed `query.metrics_max_points`:
+    /// a range query holds every step's vector in memory.
+    fn bounded(&self, steps: Vec<Vec<Element>>) -> Result<Vec<Vec<Element>>, QueryError> {
+        let limit = self.engine.metrics_max_points();
+        if steps.iter().map(Vec::len).sum::<usize>() > limit {
+            return Err(QueryError::TooMuchData { what: "result points", limit, key: "metrics_max_points" });
+        }
+        Ok(steps)
     }
 
     async fn vector(&self, expr: &Expr) -> Result<Vec<Vec<Element>>, QueryError> {
@@ -170,7 +180,7 @@ impl Evaluator<'_> {
             let Some(Expr::MatrixSelector(ms)) = args.first().map(|a| &**a) else {
                 return Err(unsupported(format!("{name}() of anything but a range selector (subqueries)")));
             };
-            return self.range_function(function, ms).await.map(Evaluated::Vector);
+            return Ok(Evaluated::Vector(self.bounded(self.range_function(function, ms).await?)?));
         }
         if name == "histogram_quantile" {
             let (Some(q), Some(vector)) = (args.first(), args.get(1)) else {

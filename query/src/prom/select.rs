@@ -27,7 +27,8 @@ use crate::{QueryEngine, QueryError};
 /// filters already narrow the scan; unlisted series are dropped on read).
 const MAX_PUSHED_IDS: usize = 1_000;
 
-type Sums = BTreeMap<(Labels, i64), f64>;
+/// Native histograms' sums: by series labels, then by time.
+type Sums = BTreeMap<Labels, BTreeMap<i64, f64>>;
 
 /// A time range `(from, to]` in unix nanoseconds; None reads everything.
 pub(crate) type Window = Option<(i64, i64)>;
@@ -149,12 +150,16 @@ impl QueryEngine {
             // Native histograms carry their sum: read it beside the buckets.
             let sums = self.read_series(ctx, filter, family.kind, Reading::Sums, rows).await?;
             sums.into_iter()
-                .flat_map(|s| {
-                    let labels = s.labels;
-                    s.samples.into_iter().filter_map(move |p| match p.value {
-                        Value::Number(v) => Some(((labels.clone(), p.time), v)),
-                        _ => None,
-                    })
+                .map(|s| {
+                    let by_time = s
+                        .samples
+                        .into_iter()
+                        .filter_map(|p| match p.value {
+                            Value::Number(v) => Some((p.time, v)),
+                            _ => None,
+                        })
+                        .collect();
+                    (s.labels, by_time)
                 })
                 .collect()
         } else {
@@ -193,7 +198,7 @@ fn narrowed(filter: Option<Expr>, chosen: &[SeriesRow], all: usize) -> Option<Ex
 
 /// The Prometheus series of one component; delta series are accumulated
 /// into cumulative ones from their first point read.
-/// `sums` holds native histograms' sums by (labels, time).
+/// `sums` holds native histograms' sums.
 fn to_prom(name: &str, component: Component, series: Vec<Series>, sums: &Sums) -> Vec<PromSeries> {
     let mut out: BTreeMap<PromLabels, Vec<(i64, Point)>> = BTreeMap::new();
     for s in series {
@@ -201,8 +206,9 @@ fn to_prom(name: &str, component: Component, series: Vec<Series>, sums: &Sums) -
         let mut push = |labels: PromLabels, time: i64, point: Point| out.entry(labels).or_default().push((time, point));
         let mut total: Option<Value> = None;
         let mut total_sum = 0.0;
+        let series_sums = sums.get(&s.labels);
         for sample in s.samples {
-            let mut sum = sums.get(&(s.labels.clone(), sample.time)).copied().unwrap_or(f64::NAN);
+            let mut sum = series_sums.and_then(|by_time| by_time.get(&sample.time)).copied().unwrap_or(f64::NAN);
             if !s.cumulative {
                 total_sum += sum;
                 sum = total_sum;

@@ -338,3 +338,19 @@ async fn variants_of_one_metric_are_separate_families() {
     assert_eq!(value("room_temperature_celsius").await, vec![21.0]);
     assert_eq!(value("room_temperature_K").await, vec![294.15]);
 }
+
+#[tokio::test]
+async fn results_over_the_point_limit_are_422_not_truncated() {
+    // 11 stored CPU points fit a limit of 12; the 7 steps of 2 series (lookback
+    // carries host-b's last sample forward) do not.
+    let config = crate::QueryConfig { metrics_max_points: 12, ..test_config() };
+    let uri = format!(
+        "/api/v1/query_range?query=system_cpu_utilization_ratio&start={BASE_SECONDS}&end={}&step=10",
+        BASE_SECONDS + 60
+    );
+    let (status, _, body) = request(crate::server::test_router(config), "GET", &uri, String::new()).await;
+    let json: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["errorType"], "execution");
+    assert!(json["error"].as_str().is_some_and(|e| e.contains("12 result points")), "{json}");
+}
