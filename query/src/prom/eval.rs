@@ -99,7 +99,7 @@ impl Evaluator<'_> {
     }
 
     /// The matchers of a selector, its metric name included.
-    fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
+    pub(crate) fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
         if vs.at.is_some() {
             return Err(unsupported("the @ modifier"));
         }

@@ -1,8 +1,8 @@
 //! The Prometheus HTTP API over the metrics signal, at the root of the
 //! query port, so Grafana's Prometheus datasource works against Skein
 //! unchanged: `query`, `query_range` (PromQL, parsed by `promql-parser`,
-//! evaluated by [`eval`]), `series`, `labels`, `label/{name}/values`,
-//! `metadata` and `status/buildinfo`.
+//! evaluated by [`eval`]), `query_exemplars`, `series`, `labels`,
+//! `label/{name}/values`, `metadata` and `status/buildinfo`.
 //!
 //! Metric and label names are the OpenTelemetry specification's
 //! Prometheus mapping of what the store holds ([`names`]); selectors read
@@ -15,6 +15,7 @@
 mod aggregate;
 mod binary;
 mod eval;
+mod exemplars;
 mod functions;
 mod histogram;
 mod labels;
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/v1/query", get(query).post(query))
         .route("/api/v1/query_range", get(query_range).post(query_range))
+        .route("/api/v1/query_exemplars", get(query_exemplars).post(query_exemplars))
         .route("/api/v1/series", get(series).post(series))
         .route("/api/v1/labels", get(label_names).post(label_names))
         .route("/api/v1/label/{name}/values", get(label_values))
@@ -136,6 +138,24 @@ async fn query_range(State(state): State<Arc<AppState>>, uri: Uri, headers: Head
         Ok(success(range_data(&times, value)))
     };
     state.observe_rendered("prom_query_range", work, QueryError::into_prometheus_response).await
+}
+
+/// Without `start`, exemplars of the hour before `end` (default now).
+const DEFAULT_EXEMPLAR_RANGE: i64 = 3_600 * 1_000_000_000;
+
+async fn query_exemplars(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let work = async {
+        let params = params_of(&uri, &headers, &body)?;
+        let expr = parse(params.single("query")?)?;
+        let end = optional_time(&params, "end")?.unwrap_or_else(now_ns);
+        let start = optional_time(&params, "start")?.unwrap_or(end.saturating_sub(DEFAULT_EXEMPLAR_RANGE));
+        if end < start {
+            return Err(bad("invalid parameter \"end\": end timestamp must not be before start timestamp".into()));
+        }
+        let found = state.engine.limited(exemplars::query_exemplars(&state.engine, &expr, start, end)).await?;
+        Ok(success(json!(found)))
+    };
+    state.observe_rendered("prom_query_exemplars", work, QueryError::into_prometheus_response).await
 }
 
 async fn series(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {

@@ -30,6 +30,16 @@ const MAX_PUSHED_IDS: usize = 1_000;
 /// Native histograms' sums: by series labels, then by time.
 type Sums = BTreeMap<Labels, BTreeMap<i64, f64>>;
 
+/// One Prometheus series name of a family and the stored series it covers.
+pub(crate) struct Target {
+    pub family: Family,
+    pub name: String,
+    pub component: Component,
+    pub rows: Vec<SeriesRow>,
+    /// What reading their points pushes down.
+    pub filter: Option<Expr>,
+}
+
 /// A time range `(from, to]` in unix nanoseconds; None reads everything.
 pub(crate) type Window = Option<(i64, i64)>;
 
@@ -81,19 +91,42 @@ impl QueryEngine {
         matchers: &[Matcher],
         window: Window,
     ) -> Result<Vec<PromSeries>, QueryError> {
+        let label_matchers: Vec<&Matcher> = matchers.iter().filter(|m| m.name != NAME_LABEL).collect();
+        let mut out = Vec::new();
+        for target in self.prom_resolve(ctx, matchers, window).await? {
+            let Target { family, name, component, rows, filter } = target;
+            let series = self.read_component(ctx, filter, &family, &name, component, rows).await?;
+            // `le` and `quantile` matchers apply once the points are read.
+            out.extend(series.into_iter().filter(|s| {
+                label_matchers.iter().all(|m| m.is_match(s.labels.get(&m.name).map_or("", String::as_str)))
+            }));
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// Which series of which families the matchers select in `window`,
+    /// without their points (`le` and `quantile` matchers are left to the
+    /// caller, as those labels live in the points).
+    pub(crate) async fn prom_resolve(
+        &self,
+        ctx: &SessionContext,
+        matchers: &[Matcher],
+        window: Window,
+    ) -> Result<Vec<Target>, QueryError> {
         if matchers.iter().all(|m| m.is_match("")) {
             return Err(bad("vector selector must contain at least one non-empty matcher".into()));
         }
         let (name_matchers, label_matchers): (Vec<&Matcher>, Vec<&Matcher>) =
             matchers.iter().partition(|m| m.name == NAME_LABEL);
-        let mut out = Vec::new();
+        let mut targets = Vec::new();
         for family in self.prom_families(ctx, window).await? {
-            let targets: Vec<(String, Component)> = family
+            let names: Vec<(String, Component)> = family
                 .series_names()
                 .into_iter()
                 .filter(|(name, _)| name_matchers.iter().all(|m| m.is_match(name)))
                 .collect();
-            if targets.is_empty() {
+            if names.is_empty() {
                 continue;
             }
             let filter = family_filter(&family, window);
@@ -102,8 +135,7 @@ impl QueryEngine {
             if rows.len() > max_series {
                 return Err(QueryError::TooMuchData { what: "series", limit: max_series, key: "metrics_max_series" });
             }
-            for (name, component) in targets {
-                // `le` and `quantile` exist only once the points are read.
+            for (name, component) in names {
                 let expanded = matches!(component, Component::Bucket | Component::Quantile);
                 let keep = |labels: &PromLabels| {
                     label_matchers.iter().all(|m| {
@@ -117,14 +149,10 @@ impl QueryEngine {
                     continue;
                 }
                 let filter = narrowed(filter.clone(), &chosen, rows.len());
-                let series = self.read_component(ctx, filter, &family, &name, component, chosen).await?;
-                out.extend(series.into_iter().filter(|s| {
-                    label_matchers.iter().all(|m| m.is_match(s.labels.get(&m.name).map_or("", String::as_str)))
-                }));
+                targets.push(Target { family: family.clone(), name, component, rows: chosen, filter });
             }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
+        Ok(targets)
     }
 
     /// The Prometheus series `name` of one component of `family`'s series `rows`.

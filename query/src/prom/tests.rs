@@ -354,3 +354,85 @@ async fn results_over_the_point_limit_are_422_not_truncated() {
     assert_eq!(json["errorType"], "execution");
     assert!(json["error"].as_str().is_some_and(|e| e.contains("12 result points")), "{json}");
 }
+
+#[tokio::test]
+async fn exemplars_of_the_selected_series_link_their_spans() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::metrics::v1::exemplar::Value as ExemplarValue;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Exemplar, Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    let second = 1_000_000_000u64;
+    let base = BASE_SECONDS as u64 * second;
+    let route = |r: &str| KeyValue {
+        key: "http.route".into(),
+        value: Some(AnyValue { value: Some(Any::StringValue(r.into())) }),
+        ..Default::default()
+    };
+    let point = |r: &str, trace: u8| HistogramDataPoint {
+        attributes: vec![route(r)],
+        start_time_unix_nano: base,
+        time_unix_nano: base + 10 * second,
+        count: 1,
+        bucket_counts: vec![0, 1],
+        explicit_bounds: vec![0.1],
+        exemplars: vec![Exemplar {
+            time_unix_nano: base + 5 * second,
+            trace_id: vec![trace; 16],
+            span_id: vec![trace; 8],
+            value: Some(ExemplarValue::AsDouble(0.25)),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let service = KeyValue {
+        key: "service.name".into(),
+        value: Some(AnyValue { value: Some(Any::StringValue("api".into())) }),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource { attributes: vec![service], ..Default::default() }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "latency".into(),
+                    unit: "s".into(),
+                    data: Some(Data::Histogram(Histogram {
+                        data_points: vec![point("/cart", 0xab), point("/checkout", 0xcd)],
+                        aggregation_temporality: 2,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let engine = engine_with(&request);
+    let expr = promql_parser::parser::parse(
+        r#"histogram_quantile(0.9, sum by (le) (rate(latency_seconds_bucket{http_route="/cart"}[5m])))"#,
+    )
+    .expect("parses");
+    let (start, end) = (BASE_SECONDS * second as i64, (BASE_SECONDS + 60) * second as i64);
+    let found = super::exemplars::query_exemplars(&engine, &expr, start, end).await.expect("runs");
+    let expected = json!([{
+        "seriesLabels": {"__name__": "latency_seconds_bucket", "http_route": "/cart", "job": "api"},
+        "exemplars": [{
+            "labels": {"trace_id": "abababababababababababababababab", "span_id": "abababababababab"},
+            "value": "0.25",
+            "timestamp": BASE_SECONDS + 5,
+        }],
+    }]);
+    assert_eq!(Value::Array(found), expected);
+    // Through the router, on the test data (no exemplars there): an empty list.
+    let uri = format!(
+        "/api/v1/query_exemplars?query=http_server_requests_total&start={BASE_SECONDS}&end={}",
+        BASE_SECONDS + 60
+    );
+    assert_eq!(ok(&uri).await["data"], json!([]));
+}
