@@ -141,6 +141,35 @@ impl IntoResponse for QueryError {
     }
 }
 
+impl QueryError {
+    /// The Prometheus HTTP API's error envelope,
+    /// `{"status": "error", "errorType", "error"}`, with Prometheus' statuses:
+    /// bad data 400, too expensive 422 (`execution`), timeout and unavailable 503.
+    pub(crate) fn into_prometheus_response(self) -> Response {
+        use axum::http::StatusCode;
+        let class = self.class();
+        let (status, error_type) = match class {
+            ErrorClass::InvalidArgument | ErrorClass::UnsupportedMediaType => (StatusCode::BAD_REQUEST, "bad_data"),
+            ErrorClass::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "bad_data"),
+            ErrorClass::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorClass::QueryTooExpensive => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+            ErrorClass::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            ErrorClass::Overloaded { .. } | ErrorClass::Unavailable { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ErrorClass::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ErrorClass::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorClass::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let body = serde_json::json!({ "status": "error", "errorType": error_type, "error": self.to_string() });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(value) = class.retry_after_header().and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +203,27 @@ mod tests {
         let response = QueryError::ShuttingDown.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"1"[..]));
+    }
+
+    #[tokio::test]
+    async fn prometheus_errors_use_its_envelope_and_statuses() {
+        let cases = [
+            (QueryError::InvalidRequest("bad".into()), StatusCode::BAD_REQUEST, "bad_data"),
+            (
+                QueryError::TooMuchData { what: "series", limit: 1, key: "metrics_max_series" },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "execution",
+            ),
+            (QueryError::Timeout { limit: Duration::from_secs(1) }, StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            (QueryError::Execution("disk".into()), StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ];
+        for (err, status, error_type) in cases {
+            let message = err.to_string();
+            let response = err.into_prometheus_response();
+            assert_eq!(response.status(), status);
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(json, serde_json::json!({"status": "error", "errorType": error_type, "error": message}));
+        }
     }
 }

@@ -19,7 +19,8 @@
 //! sum/avg/min/max, rate with resets and both temporalities, quantiles from
 //! explicit and exponential buckets or summaries) in Rust. The Grafana
 //! Tempo API and the Jaeger query API (under `query.jaeger.base_path`)
-//! translate onto the same trace lookup, search and listings. [`QueryServer`]
+//! translate onto the same trace lookup, search and listings; the
+//! Prometheus API evaluates PromQL over the metric points. [`QueryServer`]
 //! binds the listener and serves the API plus health and metrics. On a
 //! query node of a cluster each shard is a [`RemoteShardTable`], which reads
 //! the shard from its storage node over Arrow Flight, and
@@ -37,6 +38,7 @@ mod metric_exemplars;
 mod metrics;
 mod metrics_api;
 mod params;
+mod prom;
 mod remote;
 mod safety;
 mod search;

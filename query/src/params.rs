@@ -20,6 +20,14 @@ impl Params {
             .map_err(|e| QueryError::InvalidRequest(format!("bad query string: {}", e.body_text())))
     }
 
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    pub(crate) fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     /// Fails on a parameter not in `known`, naming the accepted ones.
     pub(crate) fn only(&self, known: &[&str]) -> Result<&Self, QueryError> {
         match self.0.iter().find(|(name, _)| !known.contains(&name.as_str())) {

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, search, service_stats,
+    QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, prom, search, service_stats,
     services, span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
@@ -233,7 +233,8 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
         .route("/api/v1/cluster", get(cluster_api::get_cluster))
         .route("/api/v1/session", get(session))
         .merge(tempo::routes())
-        .merge(jaeger::routes(&state.config.jaeger.base_path));
+        .merge(jaeger::routes(&state.config.jaeger.base_path))
+        .merge(prom::routes());
     // Every API route needs a token with the query scope; only the routes
     // added below (health, metrics, the UI's files) stay open.
     if let Some(auth) = auth {
@@ -407,8 +408,15 @@ mod tests {
             let router = router.clone();
             async move { tower::ServiceExt::oneshot(router, request).await.expect("answers") }
         };
-        // Skein's own API, the Tempo API at the root, the Jaeger API under its base path.
-        for path in ["/api/v1/services", "/api/v1/session", "/api/search/tags", "/jaeger/api/services"] {
+        // Skein's own API; the Tempo, Jaeger and Prometheus APIs.
+        let apis = [
+            "/api/v1/services",
+            "/api/v1/session",
+            "/api/search/tags",
+            "/jaeger/api/services",
+            "/api/v1/status/buildinfo",
+        ];
+        for path in apis {
             let refused = call(path, None).await;
             assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(refused.headers()["www-authenticate"], "Bearer", "{path}");

@@ -13,6 +13,7 @@ mod deploy;
 mod failover;
 mod js_sdk;
 mod otlp_json;
+mod prometheus_api;
 mod python_metrics;
 mod python_sdk;
 mod query_api;

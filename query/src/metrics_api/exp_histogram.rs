@@ -152,7 +152,7 @@ impl ExpHistogram {
 }
 
 /// `base^index` at `scale`: `2^(index * 2^-scale)`.
-fn lower_bound(index: i64, scale: i32) -> f64 {
+pub(crate) fn lower_bound(index: i64, scale: i32) -> f64 {
     (index as f64 * (-f64::from(scale)).exp2()).exp2()
 }
 

@@ -29,11 +29,13 @@ const NO_RECORDED_VALUE: u32 = 1;
 
 /// What a query reads of each point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reading {
+pub(crate) enum Reading {
     /// `value` of gauges and sums.
     Values,
     /// `count` of histograms and summaries (for `rate`).
     Counts,
+    /// `sum` of histograms and summaries (Prometheus' `_sum` series).
+    Sums,
     Histograms,
     Exponential,
     Summaries,
@@ -56,6 +58,7 @@ impl Reading {
         columns.extend_from_slice(match self {
             Self::Values => &[VALUE][..],
             Self::Counts => &[COUNT],
+            Self::Sums => &[SUM],
             Self::Histograms => &[MIN, MAX, EXPLICIT_BOUNDS, BUCKET_COUNTS],
             Self::Exponential => &[
                 MIN,
@@ -86,7 +89,18 @@ impl QueryEngine {
         aggregation: Aggregation,
         rows: Vec<SeriesRow>,
     ) -> Result<Vec<Series>, QueryError> {
-        let reading = Reading::of(kind, aggregation);
+        self.read_series(ctx, filter, kind, Reading::of(kind, aggregation), rows).await
+    }
+
+    /// As [`QueryEngine::read_points`], reading what `reading` says.
+    pub(crate) async fn read_series(
+        &self,
+        ctx: &SessionContext,
+        filter: Option<Expr>,
+        kind: MetricType,
+        reading: Reading,
+        rows: Vec<SeriesRow>,
+    ) -> Result<Vec<Series>, QueryError> {
         let df_error = |e| self.datafusion_error(e);
         let mut frame = ctx.table(METRICS_TABLE).await.map_err(df_error)?;
         if let Some(filter) = filter {
@@ -175,6 +189,7 @@ fn decode(
 enum Columns<'a> {
     Values(&'a Float64Array),
     Counts(&'a UInt64Array),
+    Sums(&'a Float64Array),
     Histograms { min: &'a Float64Array, max: &'a Float64Array, bounds: &'a ListArray, counts: &'a ListArray },
     Exponential(Box<ExpColumns<'a>>),
     Summaries(&'a ListArray),
@@ -197,6 +212,7 @@ impl<'a> Columns<'a> {
         Ok(match reading {
             Reading::Values => Self::Values(column(batch, mcol::VALUE)?),
             Reading::Counts => Self::Counts(column(batch, mcol::COUNT)?),
+            Reading::Sums => Self::Sums(column(batch, mcol::SUM)?),
             Reading::Histograms => Self::Histograms {
                 min: column(batch, mcol::MIN)?,
                 max: column(batch, mcol::MAX)?,
@@ -227,6 +243,10 @@ impl<'a> Columns<'a> {
             },
             Self::Counts(counts) if counts.is_valid(row) => Value::Number(counts.value(row) as f64),
             Self::Counts(_) => return Ok(None),
+            Self::Sums(sums) => match optional(sums, row) {
+                Some(v) => Value::Number(v),
+                None => return Ok(None),
+            },
             Self::Histograms { min, max, bounds, counts } => {
                 if bounds.is_null(row) || counts.is_null(row) {
                     return Ok(None);

@@ -38,7 +38,15 @@ pub use points::{Labels, MetricType};
 pub use range::Aggregation;
 pub use request::{LabelMatcher, ListQuery, RangeQuery, TimeBounds};
 
-use self::catalog::{SeriesRow, Start, point_filter};
+pub(crate) use self::catalog::{SERVICE_LABEL, SeriesRow, Start, point_filter};
+pub(crate) use self::columns::column;
+#[cfg(test)]
+pub(crate) use self::exp_histogram::Buckets;
+pub(crate) use self::exp_histogram::{ExpHistogram, lower_bound};
+pub(crate) use self::fetch::Reading;
+pub(crate) use self::points::{Histogram, Series, Value};
+#[cfg(test)]
+pub(crate) use self::quantile::Range;
 use self::range::Evaluation;
 use crate::format::float;
 use crate::params::{Params, now_ns};

@@ -106,3 +106,17 @@ pub fn send_metrics(
         })
         .collect()
 }
+
+/// Runs tests/python/query_prometheus.py (the `prometheus-api-client`
+/// package against Skein's Prometheus API) and returns what it printed.
+pub fn query_prometheus(url: &str, job: &str) -> serde_json::Value {
+    let script = workspace_root().join("tests/python/query_prometheus.py");
+    let output = Command::new(python()).arg(script).args(["--url", url, "--job", job]).output().expect("python runs");
+    assert!(
+        output.status.success(),
+        "query_prometheus.py failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("script prints JSON")
+}
