@@ -24,6 +24,9 @@ def main():
     prom = PrometheusConnect(url=args.url, method="POST")
     job = f'job="{args.job}"'
     now = datetime.datetime.now(datetime.timezone.utc)
+    # The client rounds times to whole seconds: an end of `now` could fall
+    # before points sent a moment ago, so ranges end a step later.
+    end = now + datetime.timedelta(seconds=15)
     result = {
         "names": prom.get_label_values("__name__"),
         "labels": prom.get_label_names(),
@@ -34,13 +37,13 @@ def main():
         "range": prom.custom_query_range(
             f"sum(http_server_requests_total{{{job}}})",
             start_time=now - datetime.timedelta(minutes=2),
-            end_time=now,
+            end_time=end,
             step="15s",
         ),
         "metadata": prom.get_metric_metadata("http_server_requests_total"),
         "series": prom.get_series(
             now - datetime.timedelta(minutes=5),
-            now,
+            end,
             params={"match[]": f"queue_depth{{{job}}}"},
         ),
     }
