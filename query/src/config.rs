@@ -44,6 +44,10 @@ pub struct QueryConfig {
     /// Most data points one `query_range` may read from storage, and most
     /// points it may return; past either, 422.
     pub metrics_max_points: usize,
+    /// With `[auth]`: most API requests one token may have running at once;
+    /// past it, 429 with `Retry-After`, so one dashboard or script cannot
+    /// take every query slot from the others.
+    pub max_concurrent_requests_per_token: usize,
     /// The Jaeger query API (`[query.jaeger]`).
     pub jaeger: JaegerConfig,
 }
@@ -63,6 +67,8 @@ impl Default for QueryConfig {
             // Prometheus' limit: more points than pixels of any chart.
             metrics_max_steps: 11_000,
             metrics_max_points: 1_000_000,
+            // The UI fires a handful of requests per screen; a script rarely more.
+            max_concurrent_requests_per_token: 16,
             jaeger: JaegerConfig::default(),
         }
     }
@@ -82,6 +88,9 @@ impl QueryConfig {
         }
         if self.max_result_rows == 0 {
             return Err("max_result_rows must be at least 1".into());
+        }
+        if self.max_concurrent_requests_per_token == 0 {
+            return Err("max_concurrent_requests_per_token must be at least 1".into());
         }
         if self.max_body_bytes < 1024 {
             return Err(format!("max_body_bytes must be at least 1024, got {}", self.max_body_bytes));

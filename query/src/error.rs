@@ -12,7 +12,8 @@ use datafusion::error::DataFusionError;
 use skein_model::security::AuthError;
 use skein_model::{ErrorClass, ModelError};
 
-/// How long a client should wait before retrying when the service is stopping.
+/// How long a client should wait before retrying when the service is
+/// stopping or its token is at its concurrency limit.
 const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,10 @@ pub enum QueryError {
     TooMuchData { what: &'static str, limit: usize, key: &'static str },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(
+        "this token already has {limit} requests running (query.max_concurrent_requests_per_token); retry when one finishes"
+    )]
+    TokenBusy { limit: usize },
     #[error("the query service is shutting down")]
     ShuttingDown,
     /// A shard's storage node could not be reached: the answer would be incomplete.
@@ -79,6 +84,7 @@ impl QueryError {
                 ErrorClass::QueryTooExpensive
             }
             QueryError::Auth(e) => e.class(),
+            QueryError::TokenBusy { .. } => ErrorClass::Overloaded { retry_after: SHUTDOWN_RETRY_AFTER },
             QueryError::ShuttingDown | QueryError::ShardUnavailable(_) => {
                 ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER }
             }

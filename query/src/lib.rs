@@ -48,6 +48,7 @@ mod services;
 mod span_links;
 mod sql_api;
 mod tempo;
+mod token_limits;
 mod trace_outline;
 mod traces;
 mod ui;

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
+use crate::token_limits::TokenLimits;
 use crate::{
     QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, prom, search, service_stats,
     services, span_links, sql_api, tempo, trace_outline, traces, ui,
@@ -238,7 +239,8 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
     // Every API route needs a token with the query scope; only the routes
     // added below (health, metrics, the UI's files) stay open.
     if let Some(auth) = auth {
-        api = api.route_layer(middleware::from_fn_with_state(auth, require_query));
+        let limits = Arc::new(TokenLimits::new(state.config.max_concurrent_requests_per_token));
+        api = api.route_layer(middleware::from_fn_with_state(ApiAuth { auth, limits }, require_query));
     }
     api.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -248,16 +250,30 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
         .with_state(state)
 }
 
-async fn require_query(State(auth): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+/// What the API's token check needs.
+#[derive(Clone)]
+struct ApiAuth {
+    auth: Arc<Authenticator>,
+    limits: Arc<TokenLimits>,
+}
+
+/// Lets a request through with a token of the query scope that has a free
+/// request slot; the slot is held while the handler runs.
+async fn require_query(State(api): State<ApiAuth>, mut request: Request, next: Next) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    match auth.authorize(authorization, Scope::Query) {
-        Ok(principal) => {
+    let admitted = api
+        .auth
+        .authorize(authorization, Scope::Query)
+        .map_err(QueryError::Auth)
+        .and_then(|principal| Ok((api.limits.try_acquire(&principal.token_id)?, principal)));
+    match admitted {
+        Ok((_slot, principal)) => {
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
         Err(error) => {
             debug!(path = request.uri().path(), %error, "query request refused");
-            QueryError::Auth(error).into_response()
+            error.into_response()
         }
     }
 }

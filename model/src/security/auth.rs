@@ -26,6 +26,8 @@ pub struct AuthConfig {
 /// Who a request comes from, once its token is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The token's SHA-256 (hex): identifies the token without revealing it.
+    pub token_id: Arc<str>,
     pub tenant: Arc<str>,
     pub scopes: BTreeSet<Scope>,
     /// The token's name in the tokens file, for logs.
@@ -69,6 +71,7 @@ impl TokenTable {
         for entry in file.tokens {
             let expiry = entry.expiry().map_err(|reason| ModelError::TokensFile(reason.into()))?;
             let principal = Principal {
+                token_id: Arc::from(entry.sha256.as_str()),
                 tenant: Arc::from(entry.tenant.as_str()),
                 scopes: entry.scopes,
                 token_name: entry.name.as_deref().map(Arc::from),
