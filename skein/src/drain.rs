@@ -28,7 +28,7 @@ pub fn local_admin_url(listen: SocketAddr) -> String {
 /// store: its shards cannot move) or still holds shards after `timeout`.
 pub async fn drain(admin_url: &str, timeout: Duration) -> anyhow::Result<()> {
     let url = format!("{}/admin/drain", admin_url.trim_end_matches('/'));
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let client = crate::client::http_client_builder().timeout(Duration::from_secs(10)).build()?;
     let response = client.post(&url).send().await.with_context(|| format!("asking {url} to drain"))?;
     let code = response.status();
     let body = response.text().await.with_context(|| format!("reading the answer of {url}"))?;

@@ -17,6 +17,7 @@
 
 mod admin;
 pub mod bench;
+pub mod client;
 pub mod cluster_up;
 pub mod config;
 pub mod drain;

@@ -96,6 +96,8 @@ enum ClusterCommand {
         /// Print the raw JSON of `/api/v1/cluster`.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        security: skein::client::ClientSecurity,
     },
 }
 
@@ -110,8 +112,8 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }
-        Command::Cluster { command: ClusterCommand::Status { query, json } } => {
-            runtime("skein")?.block_on(skein::cluster_up::status(&query, json))
+        Command::Cluster { command: ClusterCommand::Status { query, json, security } } => {
+            runtime("skein")?.block_on(skein::cluster_up::status(&query, json, &security))
         }
         Command::Cluster { command: ClusterCommand::Up(args) } => {
             init_logging(&skein::config::LogConfig::default());

@@ -47,7 +47,7 @@ impl Rig {
         let cluster = builder.start();
         cluster.wait_healthy().await;
         let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
-        Self { _weed: weed, cluster, client: reqwest::Client::new(), url, query, traces: 0 }
+        Self { _weed: weed, cluster, client: skein::client::http_client(), url, query, traces: 0 }
     }
 
     /// Sends `exports` exports of 4 new traces each, each posted until it is

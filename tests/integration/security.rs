@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use serde_json::Value;
+use skein::bench::{IngestArgs, ingest as bench_ingest};
 
 use crate::support::python::send_traces_with_env;
 use crate::support::tls::{TestCa, TestCert, https_request};
@@ -133,8 +135,38 @@ async fn sdk_exports_over_tls_with_tokens_and_bad_tokens_are_refused() {
     let count: Value = serde_json::from_str(&count.expect("https").body).expect("json");
     assert_eq!(count["rows"][0][0], sent, "every exported span once, nothing from the refused exports: {count}");
 
+    // Skein's own clients over TLS with tokens: the load generator on both
+    // transports (then every span it sent is stored), and cluster status.
+    let ca_path = ca.cert_file.to_str().expect("utf8").to_owned();
+    let mut benched = 0;
+    for (protocol, endpoint) in [("grpc", &grpc), ("http", &http)] {
+        let args = ["ingest", "--protocol", protocol, "--endpoint", endpoint, "--ca", &ca_path, "--token", &ingest];
+        let args = args.into_iter().chain(["--rate", "2000", "--duration", "1s", "--batch", "50", "--json"]);
+        let report = bench_ingest(IngestArgs::try_parse_from(args).expect("flags")).await.expect("bench over tls");
+        assert!(report.items_acknowledged > 0 && report.items_acknowledged == report.items_sent, "{protocol}");
+        benched += report.items_acknowledged;
+    }
+    let count = https_request(addr, "POST", "/api/v1/sql", &ca.cert_file, None, Some(&query), Some(sql)).await;
+    let count: Value = serde_json::from_str(&count.expect("https").body).expect("json");
+    assert_eq!(count["rows"][0][0], sent as u64 + benched, "{count}");
+    let status = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["cluster", "status", "--json", "--query", &format!("https://{addr}"), "--ca", &ca_path])
+        .env("SKEIN_TOKEN", &query)
+        .output()
+        .expect("skein cluster status runs");
+    assert!(status.status.success(), "cluster status over tls: {}", String::from_utf8_lossy(&status.stderr));
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["mode"], "all-in-one", "{status}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_skein"))
+        .args(["cluster", "status", "--query", &format!("https://{addr}"), "--insecure"])
+        .env_remove("SKEIN_TOKEN")
+        .output()
+        .expect("skein cluster status runs");
+    assert!(!refused.status.success(), "no token");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
+
     // Clear text on the TLS port gets no answer.
-    let plain = reqwest::Client::new().get(format!("http://{addr}/healthz")).send().await;
+    let plain = skein::client::http_client().get(format!("http://{addr}/healthz")).send().await;
     assert!(plain.is_err(), "plain http on a tls port: {plain:?}");
 
     // Removing the query token from the file revokes it without a restart.

@@ -95,6 +95,8 @@ pub struct IngestArgs {
     /// Print one JSON object on stdout instead of the text report (no progress bar).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub security: crate::client::ClientSecurity,
 }
 
 /// The offered load.
@@ -214,7 +216,7 @@ pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
     let url = target_url(args.protocol, signal, args.endpoint())?;
     let mut exporters = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        exporters.push(Exporter::connect(args.protocol, signal, &url, args.timeout).await?);
+        exporters.push(Exporter::connect(args.protocol, signal, &url, args.timeout, &args.security).await?);
     }
 
     let generated_at = unix_now_ns();

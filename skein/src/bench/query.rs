@@ -63,6 +63,8 @@ pub struct QueryArgs {
     /// Print one JSON object on stdout instead of the text report.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub security: crate::client::ClientSecurity,
 }
 
 impl QueryArgs {
@@ -195,11 +197,10 @@ impl Api {
 pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
     args.validate().map_err(anyhow::Error::msg)?;
     let base = Url::parse(&args.endpoint).with_context(|| format!("--endpoint {:?} is not a URL", args.endpoint))?;
-    if base.scheme() != "http" {
-        bail!("--endpoint must be an http:// URL, got {:?}", args.endpoint);
+    if !matches!(base.scheme(), "http" | "https") {
+        bail!("--endpoint must be an http:// or https:// URL, got {:?}", args.endpoint);
     }
-    let client =
-        reqwest::Client::builder().no_proxy().timeout(args.timeout).build().context("building the HTTP client")?;
+    let client = args.security.http_client(crate::client::http_client_builder().no_proxy().timeout(args.timeout))?;
     let mut api = Api { client, base, failures: Failures::default() };
     let ids = api.trace_ids().await?;
     let server_before = args.server_pid.map(procfs::sample).transpose()?;

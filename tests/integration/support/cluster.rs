@@ -302,7 +302,9 @@ impl ProcessCluster {
     pub async fn wait_healthy(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let body: Value = reqwest::get(format!("{}/api/v1/cluster", self.query_url(0)))
+            let body: Value = skein::client::http_client()
+                .get(format!("{}/api/v1/cluster", self.query_url(0)))
+                .send()
                 .await
                 .expect("cluster status")
                 .json()

@@ -70,7 +70,7 @@ impl ClusterBuilder {
         let addresses = node.addresses();
         let storage = node.storage().clone();
         let task = tokio::spawn(node.run());
-        TestNode { addresses, storage, shutdown, task: Some(task), _temp: temp, http: reqwest::Client::new() }
+        TestNode { addresses, storage, shutdown, task: Some(task), _temp: temp, http: skein::client::http_client() }
     }
 }
 
