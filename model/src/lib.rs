@@ -15,6 +15,8 @@
 //! cluster, [`ShardMap`] says which storage node owns each shard, and
 //! [`cluster`] holds the Arrow Flight messages between roles and the
 //! collectors' and query nodes' view of the storage nodes (channels, health).
+//! [`security`] is what protects every role's external listeners: TLS with
+//! reloaded certificates and bearer tokens bound to a tenant and scopes.
 
 mod arrow_build;
 mod arrow_read;
