@@ -133,7 +133,7 @@ use skein_model::{ShardWriter, WriteError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-pub use bucket::ObjectStoreConfig;
+pub use bucket::{ObjectStoreConfig, ServerSideEncryption};
 pub use config::{CompactionConfig, MAX_SHARDS, StorageConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};

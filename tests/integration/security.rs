@@ -231,3 +231,46 @@ async fn rotated_certificates_are_served_without_a_restart() {
     }
     node.stop().await;
 }
+
+/// `storage.object_store.server_side_encryption = "sse-s3"`: every object
+/// Skein writes is stored encrypted by the store (SeaweedFS here), and
+/// reads back transparently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_are_written_with_server_side_encryption() {
+    use crate::support::seaweedfs::{BUCKET, SeaweedFs};
+    use skein_storage::{ObjectStoreConfig, ServerSideEncryption};
+    let weed = SeaweedFs::start().await;
+    let store = ObjectStoreConfig {
+        url: format!("s3://{BUCKET}/sse"),
+        endpoint: Some(weed.endpoint()),
+        allow_http: true,
+        access_key_id: Some("skein-test".into()),
+        secret_access_key: Some("skein-test".into()),
+        server_side_encryption: Some(ServerSideEncryption::SseS3),
+        ..ObjectStoreConfig::default()
+    };
+    let node = ClusterBuilder::new().configure(move |c| c.storage.object_store = Some(store)).start().await;
+    let trace_id = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+    let span = serde_json::json!({
+        "traceId": trace_id, "spanId": "5e5e5e5e5e5e5e5e", "name": "encrypted", "kind": 1,
+        "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000100000000",
+    });
+    let body = serde_json::json!({"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span]}]}]});
+    assert_eq!(node.post_otlp_json(&body).await.0, 200);
+    node.flush().await;
+    let keys = weed.keys("sse/").await;
+    let parquet = keys.iter().find(|k| k.ends_with(".parquet")).unwrap_or_else(|| panic!("no Parquet file: {keys:?}"));
+    let head = skein::client::http_client()
+        .head(format!("{}/{BUCKET}/{parquet}", weed.endpoint()))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.headers().get("x-amz-server-side-encryption").and_then(|v| v.to_str().ok()),
+        Some("AES256"),
+        "{:?}",
+        head.headers()
+    );
+    assert_eq!(node.trace(trace_id).await["spans"].as_array().map(Vec::len), Some(1));
+    node.stop().await;
+}

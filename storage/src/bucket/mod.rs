@@ -33,7 +33,10 @@ use crate::layout::shard_dir_name;
 use crate::manifest::Manifest;
 use crate::signal::SignalSpec;
 
+mod encryption;
 mod wal;
+
+pub use encryption::ServerSideEncryption;
 
 pub(crate) use wal::WalCommit;
 
@@ -63,6 +66,14 @@ pub struct ObjectStoreConfig {
     /// Time limit of one request, retries included.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// Server-side encryption of every object written: `sse-s3`, `sse-kms`
+    /// or `dsse-kms` (s3:// only). Default: the bucket's own setting.
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// The KMS key (ID, ARN or alias) for `sse-kms` / `dsse-kms`; default:
+    /// the account's `aws/s3` key.
+    pub sse_kms_key_id: Option<String>,
+    /// Use an S3 Bucket Key (fewer KMS calls); default: the bucket's setting.
+    pub sse_bucket_key: Option<bool>,
 }
 
 impl Default for ObjectStoreConfig {
@@ -75,6 +86,9 @@ impl Default for ObjectStoreConfig {
             secret_access_key: None,
             allow_http: false,
             request_timeout: Duration::from_secs(30),
+            server_side_encryption: None,
+            sse_kms_key_id: None,
+            sse_bucket_key: None,
         }
     }
 }
@@ -89,6 +103,9 @@ impl std::fmt::Debug for ObjectStoreConfig {
             .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
             .field("allow_http", &self.allow_http)
             .field("request_timeout", &self.request_timeout)
+            .field("server_side_encryption", &self.server_side_encryption)
+            .field("sse_kms_key_id", &self.sse_kms_key_id)
+            .field("sse_bucket_key", &self.sse_bucket_key)
             .finish()
     }
 }
@@ -108,6 +125,7 @@ impl ObjectStoreConfig {
         if self.request_timeout.is_zero() {
             return Err("storage.object_store.request_timeout must be greater than 0".into());
         }
+        encryption::validate(self)?;
         if let Some(endpoint) = &self.endpoint
             && endpoint.starts_with("http://")
             && !self.allow_http
@@ -176,7 +194,7 @@ impl Bucket {
                 if let Some(secret) = &config.secret_access_key {
                     builder = builder.with_secret_access_key(secret);
                 }
-                let store = builder
+                let store = encryption::apply(builder, config)
                     .build()
                     .map_err(|source| StorageError::object_store(&name, "configuring the client", source))?;
                 (Arc::new(store), ObjectPath::from(prefix))

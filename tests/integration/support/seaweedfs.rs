@@ -53,6 +53,9 @@ impl SeaweedFs {
             .args(["-filer".to_owned(), flag("filer.port", ports[4]), flag("filer.port.grpc", ports[5])])
             .args(["-s3".to_owned(), flag("s3.port", s3_port), flag("s3.port.grpc", ports[7])])
             .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            // A key for SSE-S3, which SeaweedFS serves only with one
+            // (base64 of 32 bytes; a test key, nothing secret).
+            .env("WEED_S3_SSE_KEY", "c2tlaW4tdGVzdC1zc2UtczMta2V5LTMyLWJ5dGVzISE=")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
