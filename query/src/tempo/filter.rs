@@ -13,7 +13,7 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, Operator, binary_expr, cast, col, lit, try_cast, when};
 use skein_model::schema::col as span_col;
 
-use super::traceql::{Condition, Field, Literal, Op, Scope, SpanFilter};
+use super::traceql::{Condition, Field, Literal, Op, Scope, SpanFilter, anchored};
 
 /// An attribute map column and its type-code column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,11 +52,11 @@ pub(crate) fn filter_expr(filter: &SpanFilter) -> Option<Expr> {
 fn condition_expr(condition: &Condition) -> Expr {
     let Condition { field, op, value } = condition;
     match field {
-        Field::Name => compare(col(span_col::NAME), *op, literal(value)),
-        Field::Status => compare(col(span_col::STATUS_CODE), *op, literal(value)),
-        Field::StatusMessage => compare(col(span_col::STATUS_MESSAGE), *op, literal(value)),
-        Field::Kind => compare(col(span_col::KIND), *op, literal(value)),
-        Field::Duration => compare(col(span_col::DURATION_NS), *op, literal(value)),
+        Field::Name => compare(col(span_col::NAME), *op, literal(*op, value)),
+        Field::Status => compare(col(span_col::STATUS_CODE), *op, literal(*op, value)),
+        Field::StatusMessage => compare(col(span_col::STATUS_MESSAGE), *op, literal(*op, value)),
+        Field::Kind => compare(col(span_col::KIND), *op, literal(*op, value)),
+        Field::Duration => compare(col(span_col::DURATION_NS), *op, literal(*op, value)),
         Field::Attribute { scope, key } => match scope {
             Scope::Span => attribute(SPAN_ATTRS, key, *op, value),
             Scope::Resource => resource_attribute(key, *op, value),
@@ -70,7 +70,7 @@ fn condition_expr(condition: &Condition) -> Expr {
 
 fn resource_attribute(key: &str, op: Op, value: &Literal) -> Expr {
     match value {
-        Literal::Str(text) if key == SERVICE_NAME => compare(col(span_col::SERVICE_NAME), op, lit(text.as_str())),
+        Literal::Str(_) if key == SERVICE_NAME => compare(col(span_col::SERVICE_NAME), op, literal(op, value)),
         _ => attribute(RESOURCE_ATTRS, key, op, value),
     }
 }
@@ -80,7 +80,7 @@ fn attribute(columns: AttrColumns, key: &str, op: Op, value: &Literal) -> Expr {
     let text = attr_text(columns, key);
     let code = attr_type(columns, key);
     match value {
-        Literal::Str(s) => code.eq(lit("s")).and(compare(text, op, lit(s.as_str()))),
+        Literal::Str(_) => code.eq(lit("s")).and(compare(text, op, literal(op, value))),
         Literal::Bool(b) => code.eq(lit("b")).and(compare(text, op, lit(if *b { "true" } else { "false" }))),
         Literal::Int(n) => {
             let as_int = code.clone().eq(lit("i")).and(compare(try_cast(text.clone(), DataType::Int64), op, lit(*n)));
@@ -95,8 +95,10 @@ fn attribute(columns: AttrColumns, key: &str, op: Op, value: &Literal) -> Expr {
     }
 }
 
-fn literal(value: &Literal) -> Expr {
+/// `value` as an expression; a `=~` / `!~` pattern anchored at both ends.
+fn literal(op: Op, value: &Literal) -> Expr {
     match value {
+        Literal::Str(s) if matches!(op, Op::Match | Op::NotMatch) => lit(anchored(s)),
         Literal::Str(s) => lit(s.as_str()),
         Literal::Int(n) | Literal::Duration(n) => lit(*n),
         Literal::Float(f) => lit(*f),
@@ -113,6 +115,8 @@ fn compare(left: Expr, op: Op, right: Expr) -> Expr {
         Op::Ge => Operator::GtEq,
         Op::Lt => Operator::Lt,
         Op::Le => Operator::LtEq,
+        Op::Match => Operator::RegexMatch,
+        Op::NotMatch => Operator::RegexNotMatch,
     };
     binary_expr(left, operator, right)
 }
@@ -217,6 +221,20 @@ mod tests {
         assert_eq!(matching_names("{ duration >= 500ms }").await, ["POST /checkout", "process", "process.step"]);
         assert_eq!(matching_names("{ duration > 500ms }").await, ["process"]);
         assert_eq!(matching_names("{ duration < 300ms && duration <= 50ms }").await, ["GET /cart"]);
+    }
+
+    #[tokio::test]
+    async fn regular_expressions_match_whole_strings() {
+        // What Grafana's multi-value selection emits.
+        assert_eq!(matching_names(r#"{ resource.service.name =~ "cart|payments" }"#).await, ["GET /cart", "charge"]);
+        // Anchored: "process" alone does not match "process.step".
+        assert_eq!(matching_names(r#"{ name =~ "process" }"#).await, ["process"]);
+        assert_eq!(matching_names(r#"{ name =~ "process.*" }"#).await, ["process", "process.step"]);
+        assert_eq!(matching_names(r#"{ name !~ "process.*|charge" }"#).await, ["GET /cart", "POST /checkout"]);
+        assert_eq!(matching_names(r#"{ span.http.route =~ "/ca.*" }"#).await, ["GET /cart"]);
+        assert_eq!(matching_names(r#"{ statusMessage =~ "card .*" }"#).await, ["charge"]);
+        // A pattern is only for strings: the int 200 does not match "2.*".
+        assert_eq!(matching_names(r#"{ span.http.status_code =~ "2.*" }"#).await, Vec::<String>::new());
     }
 
     #[tokio::test]
