@@ -53,12 +53,16 @@ pub struct ClientSecurity {
 }
 
 impl ClientSecurity {
+    /// The `Authorization` value (`Bearer <token>`), when a token is given.
+    pub fn authorization(&self) -> Option<String> {
+        self.token.as_ref().map(|token| format!("Bearer {}", token.trim()))
+    }
+
     /// The `Authorization` header, when a token is given.
-    pub fn headers(&self) -> anyhow::Result<HeaderMap> {
+    fn headers(&self) -> anyhow::Result<HeaderMap> {
         let mut headers = HeaderMap::new();
-        if let Some(token) = &self.token {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                .context("--token is not a valid header value")?;
+        if let Some(authorization) = self.authorization() {
+            let mut value = HeaderValue::from_str(&authorization).context("--token is not a valid header value")?;
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::model::{trace_id_text, trace_json};
-use super::query::{JaegerSearch, stored_kind};
-use super::{envelope, go_duration_param, integer_param, internal_error, jaeger_kind, trace_id};
+use super::query::JaegerSearch;
+use super::{envelope, go_duration_param, integer_param, internal_error, jaeger_kind, operations_of_kind, trace_id};
 use crate::params::{Params, now_ns};
 use crate::server::AppState;
 use crate::{QueryError, StatsQuery};
@@ -54,13 +54,9 @@ pub(super) async fn operations(State(state): State<Arc<AppState>>, uri: Uri) -> 
         let service = params
             .single("service")?
             .ok_or_else(|| QueryError::InvalidRequest("parameter 'service' is required".into()))?;
-        let kind = params.single("spanKind")?.map(stored_kind).transpose()?;
-        let operations: Vec<Value> = state
-            .engine
-            .operations(service)
+        let operations: Vec<Value> = operations_of_kind(&state, service, params.single("spanKind")?)
             .await?
             .into_iter()
-            .filter(|o| kind.is_none_or(|k| o.kind == k))
             .map(|o| json!({ "name": o.name, "spanKind": jaeger_kind(&o.kind) }))
             .collect();
         let total = operations.len();

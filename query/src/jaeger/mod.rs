@@ -36,9 +36,9 @@ use skein_model::ids;
 
 pub use config::{BasePath, JaegerConfig};
 
-use crate::QueryError;
 use crate::params::Params;
 use crate::server::AppState;
+use crate::{Operation, QueryError};
 
 /// The Jaeger routes under `base`, merged into the query service's router.
 pub(crate) fn routes(base: &BasePath) -> Router<Arc<AppState>> {
@@ -137,6 +137,17 @@ fn go_duration_param(params: &Params, name: &str) -> Result<Option<i64>, QueryEr
             })
         })
         .transpose()
+}
+
+/// The operations of `service`; with a Jaeger span kind, only those of it.
+async fn operations_of_kind(
+    state: &AppState,
+    service: &str,
+    jaeger_kind: Option<&str>,
+) -> Result<Vec<Operation>, QueryError> {
+    let kind = jaeger_kind.map(query::stored_kind).transpose()?;
+    let operations = state.engine.operations(service).await?;
+    Ok(operations.into_iter().filter(|o| kind.is_none_or(|k| o.kind == k)).collect())
 }
 
 /// Jaeger's `spanKind` of a stored kind: unspecified is empty.

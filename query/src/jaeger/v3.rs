@@ -16,9 +16,9 @@ use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use serde_json::{Value, json};
 use skein_model::{SpanRecord, records_to_request};
 
-use super::query::{JaegerSearch, stored_kind};
+use super::query::JaegerSearch;
 use super::summary::{response_json, summary_json};
-use super::{go_duration_param, jaeger_kind, trace_id, v3_error};
+use super::{go_duration_param, jaeger_kind, operations_of_kind, trace_id, v3_error};
 use crate::QueryError;
 use crate::params::Params;
 use crate::server::AppState;
@@ -64,13 +64,10 @@ pub(super) async fn operations(State(state): State<Arc<AppState>>, uri: Uri) -> 
         let service = params
             .single("service")?
             .ok_or_else(|| QueryError::InvalidRequest("parameter service is required".into()))?;
-        let kind = param(&params, "spanKind", "span_kind")?.0.map(stored_kind).transpose()?;
-        let operations: Vec<Value> = state
-            .engine
-            .operations(service)
+        let kind = param(&params, "spanKind", "span_kind")?.0;
+        let operations: Vec<Value> = operations_of_kind(&state, service, kind)
             .await?
             .into_iter()
-            .filter(|o| kind.is_none_or(|k| o.kind == k))
             .map(|o| {
                 // api_v3 names an unspecified kind `internal`, as Jaeger's gateway does.
                 let kind = match jaeger_kind(&o.kind) {

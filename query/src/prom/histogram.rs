@@ -7,17 +7,24 @@
 use super::value::Native;
 use crate::metrics_api::lower_bound;
 
+/// Prometheus' answer for a `q` outside [0, 1] (or NaN), whatever the data.
+fn outside_unit_range(q: f64) -> Option<f64> {
+    if q.is_nan() {
+        Some(f64::NAN)
+    } else if q < 0.0 {
+        Some(f64::NEG_INFINITY)
+    } else if q > 1.0 {
+        Some(f64::INFINITY)
+    } else {
+        None
+    }
+}
+
 /// The quantile `q` of classic buckets `(le, cumulative count)`; NaN when
 /// there is no `+Inf` bucket, fewer than two buckets or no observations.
 pub(crate) fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
+    if let Some(answer) = outside_unit_range(q) {
+        return answer;
     }
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
@@ -64,14 +71,8 @@ pub(crate) fn bucket_quantile(q: f64, mut buckets: Vec<(f64, f64)>) -> f64 {
 
 /// The quantile `q` of a native histogram; NaN without observations.
 pub(crate) fn native_quantile(q: f64, native: &Native) -> f64 {
-    if q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
+    if let Some(answer) = outside_unit_range(q) {
+        return answer;
     }
     let total = native.count();
     if total <= 0.0 {

@@ -109,13 +109,10 @@ impl Exporter {
                     .await
                     .with_context(|| format!("cannot connect to the OTLP/gRPC endpoint {url}"))?;
                 let authorization = security
-                    .headers()?
-                    .get(http::header::AUTHORIZATION)
-                    .map(|value| value.to_str().map(tonic::metadata::MetadataValue::try_from))
+                    .authorization()
+                    .map(|value| tonic::metadata::MetadataValue::try_from(value.as_str()))
                     .transpose()
-                    .context("--token")?
-                    .transpose()
-                    .context("--token")?;
+                    .context("--token is not a valid gRPC metadata value")?;
                 Transport::Grpc(tonic::client::Grpc::new(channel), authorization)
             }
             Protocol::Http => {
