@@ -235,6 +235,19 @@ pub(crate) fn recording(
     Arc::new(RecordingShard { inner, pushdown, seen: Mutex::new(Vec::new()) })
 }
 
+/// An engine over [`metric_batches`] in recording shards (every filter
+/// offered as inexact), and the shards, to see what each scan was asked.
+pub(crate) fn recording_metrics_engine() -> (QueryEngine, Vec<Arc<RecordingShard>>) {
+    let shards: Vec<_> = metric_batches()
+        .into_iter()
+        .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
+        .collect();
+    let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
+    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
+        .expect("engine");
+    (engine, shards)
+}
+
 pub(crate) fn test_config() -> QueryConfig {
     QueryConfig { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), ..QueryConfig::default() }
 }

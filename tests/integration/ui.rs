@@ -26,13 +26,30 @@ const BATCH: usize = 2_000;
 const BATCH_SERVICE: &str = "batch-worker";
 const ITEM_SERVICE: &str = "item-store";
 
-pub fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("SKEIN_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    path.exists().then_some(path)
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+/// Whether `test` may run: what it needs is `present`, or, outside CI, it
+/// is not and the test says it is skipped. Under `CI=true` it must be there.
+fn may_run(test: &str, present: bool, missing: &str) -> bool {
+    if !present {
+        assert!(!in_ci(), "CI=true but {missing}");
+        eprintln!("\n*** SKIPPED {test}: {missing} ***\n");
+    }
+    present
+}
+
+/// Debian's chromium (or `SKEIN_CHROMIUM`) for `test`; `None` skips it.
+pub fn chromium_for(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("SKEIN_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let missing = "/usr/bin/chromium is missing: .ci/run installs it (apt-get install chromium)";
+    may_run(test, path.exists(), missing).then_some(path)
+}
+
+/// Whether `page` (what `/` answered) is the built UI; if not, `test` is skipped.
+fn ui_built_for(test: &str, page: &str) -> bool {
+    may_run(test, !page.contains("SKEIN_SKIP_UI"), "the binary was built without the UI (SKEIN_SKIP_UI)")
 }
 
 /// Every span of the large trace, in OTLP/JSON `spans` form, starting now.
@@ -142,9 +159,7 @@ fn run_browser_tests(node: &TestNode, chromium: &std::path::Path, data: &Value, 
 /// server's reason, then works with a good one (`ui/e2e-auth/`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_signs_in_with_a_token_in_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(!in_ci(), "CI=true but /usr/bin/chromium is missing: .ci/run installs it (apt-get install chromium)");
-        eprintln!("\n*** SKIPPED ui_signs_in_with_a_token_in_chromium: no /usr/bin/chromium ***\n");
+    let Some(browser) = chromium_for("ui_signs_in_with_a_token_in_chromium") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -158,9 +173,7 @@ async fn ui_signs_in_with_a_token_in_chromium() {
     let path = tokens_file.clone();
     let node = ClusterBuilder::new().configure(move |c| c.auth.tokens_file = Some(path)).start().await;
     let (_, page) = node.get("/").await;
-    if page.as_str().unwrap_or_default().contains("SKEIN_SKIP_UI") {
-        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
-        eprintln!("\n*** SKIPPED ui_signs_in_with_a_token_in_chromium: built with SKEIN_SKIP_UI ***\n");
+    if !ui_built_for("ui_signs_in_with_a_token_in_chromium", page.as_str().unwrap_or_default()) {
         return;
     }
     let http = node.otlp_http();
@@ -183,17 +196,13 @@ async fn ui_signs_in_with_a_token_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_end_to_end_in_chromium() {
-    let Some(browser) = chromium() else {
-        assert!(!in_ci(), "CI=true but /usr/bin/chromium is missing: .ci/run installs it (apt-get install chromium)");
-        eprintln!("\n*** SKIPPED ui_end_to_end_in_chromium: no /usr/bin/chromium (apt-get install chromium) ***\n");
+    let Some(browser) = chromium_for("ui_end_to_end_in_chromium") else {
         return;
     };
     let node = ClusterBuilder::new().start().await;
     let (status, page) = node.get("/").await;
-    let built = status == 200 && !page.as_str().unwrap_or_default().contains("SKEIN_SKIP_UI");
-    if !built {
-        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
-        eprintln!("\n*** SKIPPED ui_end_to_end_in_chromium: built with SKEIN_SKIP_UI ***\n");
+    assert_eq!(status, 200, "{page}");
+    if !ui_built_for("ui_end_to_end_in_chromium", page.as_str().unwrap_or_default()) {
         return;
     }
 
@@ -245,9 +254,7 @@ async fn ui_is_served_with_caching_and_compression() {
     let index = node.http.get(format!("{}/trace/abc", node.query())).send().await.expect("sent");
     assert_eq!(index.status(), 200);
     let html = index.text().await.expect("body");
-    if html.contains("SKEIN_SKIP_UI") {
-        assert!(!in_ci(), "CI=true but the binary was built without the UI (SKEIN_SKIP_UI)");
-        eprintln!("\n*** SKIPPED ui_is_served_with_caching_and_compression: built with SKEIN_SKIP_UI ***\n");
+    if !ui_built_for("ui_is_served_with_caching_and_compression", &html) {
         return;
     }
     // The app's script, by the hashed name index.html refers to.

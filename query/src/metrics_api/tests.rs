@@ -5,14 +5,12 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use datafusion::catalog::TableProvider;
-use datafusion::logical_expr::TableProviderFilterPushDown;
 use skein_model::metric_schema;
 
 use super::catalog::{SeriesInfo, SeriesRow};
 use super::*;
-use crate::test_support::{BASE_SECONDS, get, metric_batches, post_sql, recording, request, test_config};
-use crate::{QueryConfig, Tables};
+use crate::QueryConfig;
+use crate::test_support::{BASE_SECONDS, get, post_sql, recording_metrics_engine, request, test_config};
 
 /// `BASE` in unix milliseconds, as range points carry it.
 const BASE_MS: i64 = BASE_SECONDS * 1000;
@@ -234,13 +232,7 @@ async fn query_range_quantiles_of_histograms_and_summaries() {
 
 #[tokio::test]
 async fn query_range_pushes_name_time_and_matchers_down_to_every_shard() {
-    let shards: Vec<_> = metric_batches()
-        .into_iter()
-        .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
-        .collect();
-    let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
-    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
-        .expect("engine");
+    let (engine, shards) = recording_metrics_engine();
     let second = 1_000_000_000;
     let query = RangeQuery {
         metric: "http.server.requests".into(),

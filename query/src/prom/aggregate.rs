@@ -144,13 +144,6 @@ mod tests {
     use super::*;
     use promql_parser::label::Labels;
 
-    fn element(labels: &[(&str, &str)], value: f64) -> Element {
-        Element {
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            point: Point::Float(value),
-        }
-    }
-
     fn values(elements: &[Element]) -> Vec<(Vec<(String, String)>, f64)> {
         elements
             .iter()
@@ -163,9 +156,9 @@ mod tests {
 
     fn input() -> Vec<Element> {
         vec![
-            element(&[("__name__", "m"), ("job", "api"), ("host", "a")], 1.0),
-            element(&[("__name__", "m"), ("job", "api"), ("host", "b")], 4.0),
-            element(&[("__name__", "m"), ("job", "worker"), ("host", "c")], 10.0),
+            Element::float(&[("__name__", "m"), ("job", "api"), ("host", "a")], 1.0),
+            Element::float(&[("__name__", "m"), ("job", "api"), ("host", "b")], 4.0),
+            Element::float(&[("__name__", "m"), ("job", "worker"), ("host", "c")], 10.0),
         ]
     }
 

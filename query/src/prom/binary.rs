@@ -203,13 +203,6 @@ mod tests {
     use super::*;
     use promql_parser::label::Labels;
 
-    fn element(labels: &[(&str, &str)], value: f64) -> Element {
-        Element {
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            point: Point::Float(value),
-        }
-    }
-
     fn plain(op: BinaryOp) -> Binary<'static> {
         Binary { op, return_bool: false, matching: None }
     }
@@ -220,46 +213,52 @@ mod tests {
 
     #[test]
     fn arithmetic_with_a_scalar_drops_the_name() {
-        let v = vec![element(&[("__name__", "m"), ("a", "1")], 3.0)];
+        let v = vec![Element::float(&[("__name__", "m"), ("a", "1")], 3.0)];
         let out = plain(BinaryOp::Div).vector_scalar(v.clone(), 2.0, false).expect("ok");
-        assert_eq!(out, vec![element(&[("a", "1")], 1.5)]);
+        assert_eq!(out, vec![Element::float(&[("a", "1")], 1.5)]);
         let out = plain(BinaryOp::Sub).vector_scalar(v, 10.0, true).expect("ok");
         assert_eq!(floats(&out), vec![7.0]);
     }
 
     #[test]
     fn comparisons_filter_or_return_bool() {
-        let v = vec![element(&[("__name__", "m"), ("a", "1")], 3.0), element(&[("__name__", "m"), ("a", "2")], 5.0)];
+        let v = vec![
+            Element::float(&[("__name__", "m"), ("a", "1")], 3.0),
+            Element::float(&[("__name__", "m"), ("a", "2")], 5.0),
+        ];
         let out = plain(BinaryOp::Gt).vector_scalar(v.clone(), 4.0, false).expect("ok");
-        assert_eq!(out, vec![element(&[("__name__", "m"), ("a", "2")], 5.0)], "the name stays on a filter");
+        assert_eq!(out, vec![Element::float(&[("__name__", "m"), ("a", "2")], 5.0)], "the name stays on a filter");
         // 4 < v keeps the vector's value, not the scalar.
         let out = plain(BinaryOp::Lt).vector_scalar(v.clone(), 4.0, true).expect("ok");
         assert_eq!(floats(&out), vec![5.0]);
         let with_bool = Binary { return_bool: true, ..plain(BinaryOp::Gt) };
         let out = with_bool.vector_scalar(v, 4.0, false).expect("ok");
-        assert_eq!(out, vec![element(&[("a", "1")], 0.0), element(&[("a", "2")], 1.0)]);
+        assert_eq!(out, vec![Element::float(&[("a", "1")], 0.0), Element::float(&[("a", "2")], 1.0)]);
     }
 
     #[test]
     fn vectors_match_one_to_one() {
         let left = vec![
-            element(&[("__name__", "errors"), ("job", "api"), ("code", "500")], 2.0),
-            element(&[("__name__", "errors"), ("job", "worker"), ("code", "500")], 1.0),
+            Element::float(&[("__name__", "errors"), ("job", "api"), ("code", "500")], 2.0),
+            Element::float(&[("__name__", "errors"), ("job", "worker"), ("code", "500")], 1.0),
         ];
-        let right = vec![element(&[("__name__", "requests"), ("job", "api")], 8.0)];
+        let right = vec![Element::float(&[("__name__", "requests"), ("job", "api")], 8.0)];
         let on = LabelModifier::Include(Labels { labels: vec!["job".into()] });
         let binary = Binary { matching: Some(&on), ..plain(BinaryOp::Div) };
         let out = binary.vectors(left.clone(), right.clone()).expect("ok");
-        assert_eq!(out, vec![element(&[("job", "api")], 0.25)]);
+        assert_eq!(out, vec![Element::float(&[("job", "api")], 0.25)]);
         let ignoring = LabelModifier::Exclude(Labels { labels: vec!["code".into()] });
         let binary = Binary { matching: Some(&ignoring), ..plain(BinaryOp::Div) };
-        assert_eq!(binary.vectors(left.clone(), right.clone()).expect("ok"), vec![element(&[("job", "api")], 0.25)]);
+        assert_eq!(
+            binary.vectors(left.clone(), right.clone()).expect("ok"),
+            vec![Element::float(&[("job", "api")], 0.25)]
+        );
         // Without matching labels the code label keeps them apart: no match.
         assert!(plain(BinaryOp::Div).vectors(left.clone(), right).expect("ok").is_empty());
         // Two left elements matching one right element need group_left.
         let all = LabelModifier::Include(Labels { labels: vec![] });
         let binary = Binary { matching: Some(&all), ..plain(BinaryOp::Add) };
-        let err = binary.vectors(left, vec![element(&[("x", "1")], 1.0)]).expect_err("many-to-one");
+        let err = binary.vectors(left, vec![Element::float(&[("x", "1")], 1.0)]).expect_err("many-to-one");
         assert!(err.to_string().contains("group_left"), "{err}");
     }
 }

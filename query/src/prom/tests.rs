@@ -226,22 +226,7 @@ async fn regex_matchers_are_fully_anchored() {
 
 #[tokio::test]
 async fn selectors_push_name_time_and_series_down_to_every_shard() {
-    use std::sync::Arc;
-
-    use datafusion::catalog::TableProvider;
-    use datafusion::logical_expr::TableProviderFilterPushDown;
-    use skein_model::metric_schema;
-
-    use crate::test_support::{metric_batches, recording};
-    use crate::{QueryEngine, Tables};
-
-    let shards: Vec<_> = metric_batches()
-        .into_iter()
-        .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
-        .collect();
-    let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
-    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
-        .expect("engine");
+    let (engine, shards) = crate::test_support::recording_metrics_engine();
     let expr =
         promql_parser::parser::parse(r#"rate(http_server_requests_total{host_name="host-b"}[1m])"#).expect("parses");
     let second = 1_000_000_000;
@@ -260,7 +245,7 @@ async fn selectors_push_name_time_and_series_down_to_every_shard() {
         assert!(text(1).contains("metric_name = Utf8(\"http.server.requests\")"), "{}", text(1));
         assert!(text(2).contains("metric_name = Utf8(\"http.server.requests\")"), "{}", text(2));
         assert!(text(2).contains("series_id"), "only the matching series' points are read: {}", text(2));
-        let schema = metric_schema();
+        let schema = skein_model::metric_schema();
         let columns: Vec<&str> =
             seen[2].0.as_ref().expect("projected").iter().map(|i| schema.field(*i).name().as_str()).collect();
         for unneeded in ["bucket_counts", "exemplars", "scope_attributes", "attributes"] {

@@ -61,6 +61,17 @@ pub(crate) struct Element {
     pub point: Point,
 }
 
+#[cfg(test)]
+impl Element {
+    /// A float sample with `labels`, for tests.
+    pub(crate) fn float(labels: &[(&str, &str)], value: f64) -> Self {
+        Element {
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            point: Point::Float(value),
+        }
+    }
+}
+
 /// An expression's value at every step of the query.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Evaluated {
