@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use futures::StreamExt;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -25,13 +25,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::codec::{self, Compression, Encoding};
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
-use crate::signal::{Metrics, Payload, Signal, SignalKind, Traces};
+use crate::signal::{Logs, Metrics, Payload, Signal, SignalKind, Traces};
 use crate::{CollectorConfig, CollectorError};
 
 /// Where each signal is accepted, for messages pointing clients there.
-const ACCEPTED_AT: &str = "traces at POST /v1/traces and metrics at POST /v1/metrics";
-const ACCEPTED_AT_WITH_ZIPKIN: &str =
-    "traces at POST /v1/traces, metrics at POST /v1/metrics and Zipkin v2 JSON spans at POST /api/v2/spans";
+const ACCEPTED_AT: &str = "traces at POST /v1/traces, metrics at POST /v1/metrics and logs at POST /v1/logs";
+const ACCEPTED_AT_WITH_ZIPKIN: &str = "traces at POST /v1/traces, metrics at POST /v1/metrics, logs at POST \
+     /v1/logs and Zipkin v2 JSON spans at POST /api/v2/spans";
 
 #[derive(Clone)]
 pub(crate) struct HttpState {
@@ -56,7 +56,7 @@ pub(crate) fn router(
     let mut router = Router::new()
         .route("/v1/traces", post(export_handler::<Traces>))
         .route("/v1/metrics", post(export_handler::<Metrics>))
-        .route("/v1/logs", any(unsupported_signal));
+        .route("/v1/logs", post(export_handler::<Logs>));
     if config.zipkin_enabled {
         router = router.route("/api/v2/spans", post(crate::zipkin::handler));
     }
@@ -93,12 +93,6 @@ async fn require_ingest(State(auth): State<Arc<Authenticator>>, mut request: Req
 
 async fn health() -> &'static str {
     "ok\n"
-}
-
-async fn unsupported_signal(State(state): State<HttpState>, uri: Uri, headers: HeaderMap) -> Response {
-    let error =
-        CollectorError::NotFound(format!("{} is not supported yet: Skein accepts {}", uri.path(), state.accepted_at));
-    error_response(&error, Encoding::for_errors(&headers))
 }
 
 async fn not_found(State(state): State<HttpState>, uri: Uri, headers: HeaderMap) -> Response {

@@ -350,26 +350,18 @@ async fn storage_failures_map_to_retryable_statuses() {
 }
 
 #[tokio::test]
-async fn other_paths_health_and_unsupported_signals() {
+async fn other_paths_and_health() {
     let writer = TestWriter::new(1);
     let server = Running::start(writer.clone()).await;
     for path in ["/", "/healthz"] {
         let response = http_get(server.http, path).await;
         assert_eq!(response.status, 200, "{path}");
     }
-    let response = http_post(server.http, "/v1/logs", &[PROTOBUF], b"").await;
-    assert_eq!(response.status, 404);
-    let message = protobuf_status(&response.body).message;
-    assert!(message.contains("/v1/logs is not supported yet"), "{message}");
-    assert!(message.contains("POST /v1/traces") && message.contains("POST /v1/metrics"), "{message}");
-    let response = http_post(server.http, "/v1/logs", &[JSON], b"{}").await;
-    assert_eq!(response.status, 404);
-    assert!(response.json_status().1.contains("/v1/logs is not supported yet"), "{}", response.text());
     let response = http_get(server.http, "/nope").await;
     assert_eq!(response.status, 404);
     let message = response.json_status().1;
-    assert!(message.contains("POST /v1/traces") && message.contains("POST /v1/metrics"), "{message}");
-    for path in ["/v1/traces", "/v1/metrics"] {
+    assert!(["/v1/traces", "/v1/metrics", "/v1/logs"].iter().all(|p| message.contains(p)), "{message}");
+    for path in ["/v1/traces", "/v1/metrics", "/v1/logs"] {
         let response = http_get(server.http, path).await;
         assert_eq!(response.status, 405, "{path}");
     }

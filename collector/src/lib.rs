@@ -1,27 +1,28 @@
 //! The collector role: stateless OTLP receivers in front of storage.
 //!
-//! Spans and metric data points arrive over OTLP/gRPC (`TraceService/Export`
-//! and `MetricsService/Export` on one server, grpc.rs) or OTLP/HTTP
-//! (`POST /v1/traces` and `POST /v1/metrics`, protobuf or JSON, optionally
-//! gzip, http.rs and codec.rs; on the same port Zipkin v2 JSON spans at
-//! `POST /api/v2/spans`, zipkin.rs, mapped to an OTLP request, and CORS for
-//! browser exporters, cors.rs). The transports and the ingest path are
-//! written once, generic over a [`Signal`](signal::Signal) that names what
-//! differs per signal (signal.rs): the request and response messages, the
-//! conversion, the storage call and the partial-success answer. Each
-//! transport checks the request cheaply, takes a slot from the concurrency
-//! limit every signal and transport shares (or answers "overloaded" at
-//! once), decodes the body under the size limit and hands the request to
-//! the shared ingest path (ingest.rs): `skein_model::spans_to_arrow` or
-//! `skein_model::metrics::metrics_to_arrow` validates and converts it, the
-//! batch is split by shard (trace ID for spans, series for points), every
-//! part is written concurrently through the injected [`ShardWriter`]
-//! (`write_spans` / `write_metrics`), and the client is acknowledged only
-//! once all parts are durable. Invalid spans and points are reported in
-//! `partial_success`; failures are classified once, by
-//! [`CollectorError::class`], into HTTP statuses and gRPC codes. In a
-//! cluster the writer is a [`RemoteShardWriter`], which sends each shard's
-//! batch to the storage node that owns it over Arrow Flight.
+//! Spans, metric data points and log records arrive over OTLP/gRPC
+//! (`TraceService/Export`, `MetricsService/Export` and `LogsService/Export`
+//! on one server, grpc.rs) or OTLP/HTTP (`POST /v1/traces`, `/v1/metrics`
+//! and `/v1/logs`, protobuf or JSON, optionally gzip, http.rs and codec.rs;
+//! on the same port Zipkin v2 JSON spans at `POST /api/v2/spans`,
+//! zipkin.rs, mapped to an OTLP request, and CORS for browser exporters,
+//! cors.rs). The transports and the ingest path are written once, generic
+//! over a [`Signal`](signal::Signal) that names what differs per signal
+//! (signal.rs): the request and response messages, the conversion, the
+//! storage call and the partial-success answer. Each transport checks the
+//! request cheaply, takes a slot from the concurrency limit every signal
+//! and transport shares (or answers "overloaded" at once), decodes the body
+//! under the size limit and hands the request to the shared ingest path
+//! (ingest.rs): `skein_model::spans_to_arrow`,
+//! `skein_model::metrics::metrics_to_arrow` or `skein_model::logs_to_arrow`
+//! validates and converts it, the batch is split by shard (trace ID for
+//! spans and for logs that carry one, series for points), every part is
+//! written concurrently through the injected [`ShardWriter`], and the
+//! client is acknowledged only once all parts are durable. Invalid spans
+//! and points are reported in `partial_success`; failures are classified
+//! once, by [`CollectorError::class`], into HTTP statuses and gRPC codes.
+//! In a cluster the writer is a [`RemoteShardWriter`], which sends each
+//! shard's batch to the storage node that owns it over Arrow Flight.
 //!
 //! [`ShardWriter`]: skein_model::ShardWriter
 
@@ -48,6 +49,8 @@ mod grpc_tests;
 mod http_tests;
 #[cfg(test)]
 mod json_tests;
+#[cfg(test)]
+mod logs_tests;
 #[cfg(test)]
 mod metric_fixtures;
 #[cfg(test)]

@@ -68,6 +68,7 @@ fn body_size_histogram() -> Histogram {
 pub(crate) struct CollectorMetrics {
     spans: ItemCounters,
     points: ItemCounters,
+    log_records: ItemCounters,
     values_truncated: Counter,
     requests: Family<RequestLabels, Counter>,
     body_bytes: HistogramFamily,
@@ -78,6 +79,7 @@ impl CollectorMetrics {
         let metrics = Self {
             spans: ItemCounters::default(),
             points: ItemCounters::default(),
+            log_records: ItemCounters::default(),
             values_truncated: Counter::default(),
             requests: Family::default(),
             body_bytes: HistogramFamily::new_with_constructor(body_size_histogram),
@@ -94,6 +96,12 @@ impl CollectorMetrics {
             "points_rejected",
             "Metric data points refused as invalid (reported as partial success)",
             metrics.points.rejected.clone(),
+        );
+        registry.register("log_records_accepted", "Log records durably stored", metrics.log_records.accepted.clone());
+        registry.register(
+            "log_records_rejected",
+            "Log records refused as invalid (reported as partial success)",
+            metrics.log_records.rejected.clone(),
         );
         registry.register(
             "attribute_values_truncated",
@@ -125,6 +133,7 @@ impl CollectorMetrics {
         let items = match signal {
             SignalKind::Traces => &self.spans,
             SignalKind::Metrics => &self.points,
+            SignalKind::Logs => &self.log_records,
         };
         items.accepted.inc_by(accepted);
         items.rejected.inc_by(rejected);

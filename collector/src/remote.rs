@@ -26,7 +26,7 @@ impl RemoteShardWriter {
         Self { nodes }
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         let node = self.nodes.owner(shard).ok_or(WriteError::NoSuchShard(shard))?;
         let command =
             PutCommand { signal, shard, shard_count: self.nodes.map().shard_count(), node_id: node.id.clone() };
@@ -55,11 +55,7 @@ impl ShardWriter for RemoteShardWriter {
         self.nodes.map().shard_count()
     }
 
-    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Signal::Spans, shard, batch).await
-    }
-
-    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Signal::Metrics, shard, batch).await
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write_signal(signal, shard, batch).await
     }
 }

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::grpc::GrpcEndpoint;
 use crate::ingest::Ingest;
 use crate::metrics::CollectorMetrics;
-use crate::signal::{Metrics, Traces};
+use crate::signal::{Logs, Metrics, Traces};
 use crate::{CollectorConfig, CollectorError};
 
 /// The collector role: an OTLP/gRPC and an OTLP/HTTP receiver, each for
@@ -105,6 +105,10 @@ impl CollectorServer {
             ))
             .add_service(InterceptedService::new(
                 GrpcEndpoint::<Metrics>::new(Arc::clone(&self.ingest), max_request_bytes),
+                check.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                GrpcEndpoint::<Logs>::new(Arc::clone(&self.ingest), max_request_bytes),
                 check,
             ))
             .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stop.clone().cancelled_owned());

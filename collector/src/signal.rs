@@ -4,6 +4,9 @@
 //! ingest path are written once, generic over [`Signal`].
 
 use futures::future::BoxFuture;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
@@ -14,8 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skein_model::metrics::{metrics_to_arrow, metrics_to_arrow_from_protobuf};
 use skein_model::{
-    ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, spans_to_arrow,
-    spans_to_arrow_from_protobuf,
+    ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, logs_to_arrow,
+    logs_to_arrow_from_protobuf, spans_to_arrow, spans_to_arrow_from_protobuf,
 };
 
 use crate::CollectorError;
@@ -25,6 +28,7 @@ use crate::CollectorError;
 pub(crate) enum SignalKind {
     Traces,
     Metrics,
+    Logs,
 }
 
 impl SignalKind {
@@ -33,6 +37,7 @@ impl SignalKind {
         match self {
             SignalKind::Traces => "traces",
             SignalKind::Metrics => "metrics",
+            SignalKind::Logs => "logs",
         }
     }
 
@@ -41,6 +46,7 @@ impl SignalKind {
         match self {
             SignalKind::Traces => "span",
             SignalKind::Metrics => "data point",
+            SignalKind::Logs => "log record",
         }
     }
 }
@@ -147,7 +153,7 @@ impl Signal for Traces {
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
-        writer.write_spans(shard, batch)
+        writer.write(skein_model::Signal::Spans, shard, batch)
     }
 
     fn response(partial: Option<PartialSuccess>) -> Self::Response {
@@ -187,7 +193,7 @@ impl Signal for Metrics {
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
-        writer.write_metrics(shard, batch)
+        writer.write(skein_model::Signal::Metrics, shard, batch)
     }
 
     fn response(partial: Option<PartialSuccess>) -> Self::Response {
@@ -205,6 +211,46 @@ impl Signal for Metrics {
 
     fn check_json(body: &[u8], request: &Self::Request) -> Result<(), CollectorError> {
         crate::metrics_json::check(body, request)
+    }
+}
+
+/// OTLP logs: log records, sharded by trace ID when they carry one.
+pub(crate) struct Logs;
+
+impl Signal for Logs {
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+
+    const KIND: SignalKind = SignalKind::Logs;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+
+    fn convert(request: &Self::Request, limits: &ConvertLimits, shard_count: usize) -> Result<Converted, ModelError> {
+        Converted::split(logs_to_arrow(request, limits, shard_count)?, shard_count)
+    }
+
+    fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
+        match logs_to_arrow_from_protobuf(body, limits, shard_count) {
+            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
+            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
+        writer.write(skein_model::Signal::Logs, shard, batch)
+    }
+
+    fn response(partial: Option<PartialSuccess>) -> Self::Response {
+        ExportLogsServiceResponse {
+            partial_success: partial.map(|p| ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(p.rejected).unwrap_or(i64::MAX),
+                error_message: p.message,
+            }),
+        }
+    }
+
+    fn is_full_success(response: &Self::Response) -> bool {
+        response.partial_success.is_none()
     }
 }
 

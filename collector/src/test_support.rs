@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::registry::Registry;
-use skein_model::{RecordBatch, ShardWriter, SpanRecord, WriteError, records_from_batch};
+use skein_model::{RecordBatch, ShardWriter, Signal, SpanRecord, WriteError, records_from_batch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -41,19 +41,12 @@ struct Gate {
     release: Semaphore,
 }
 
-/// Which `ShardWriter` method a batch came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    Spans,
-    Metrics,
-}
-
-/// A `ShardWriter` that keeps every batch in memory, spans and metric
-/// points apart.
+/// A `ShardWriter` that keeps every batch in memory, each signal apart.
 pub(crate) struct TestWriter {
     shards: usize,
     spans: Mutex<Vec<(usize, RecordBatch)>>,
     metrics: Mutex<Vec<(usize, RecordBatch)>>,
+    logs: Mutex<Vec<(usize, RecordBatch)>>,
     failure: Mutex<Option<Failure>>,
     calls: AtomicUsize,
     gate: Option<Gate>,
@@ -74,6 +67,7 @@ impl TestWriter {
             shards,
             spans: Mutex::default(),
             metrics: Mutex::default(),
+            logs: Mutex::default(),
             failure: Mutex::default(),
             calls: AtomicUsize::new(0),
             gate,
@@ -105,6 +99,11 @@ impl TestWriter {
         self.metrics.lock().expect("test writer lock").clone()
     }
 
+    /// Log record batches written, with their shards.
+    pub(crate) fn log_batches(&self) -> Vec<(usize, RecordBatch)> {
+        self.logs.lock().expect("test writer lock").clone()
+    }
+
     pub(crate) fn point_count(&self) -> usize {
         self.metric_batches().iter().map(|(_, b)| b.num_rows()).sum()
     }
@@ -131,17 +130,13 @@ impl ShardWriter for TestWriter {
         self.shards
     }
 
-    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Table::Spans, shard, batch).await
-    }
-
-    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Table::Metrics, shard, batch).await
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write_table(signal, shard, batch).await
     }
 }
 
 impl TestWriter {
-    async fn write(&self, table: Table, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_table(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.entered.add_permits(1);
@@ -159,9 +154,10 @@ impl TestWriter {
             }),
             Some(Failure::Internal) => Err(WriteError::Internal("disk on fire".into())),
             None => {
-                let batches = match table {
-                    Table::Spans => &self.spans,
-                    Table::Metrics => &self.metrics,
+                let batches = match signal {
+                    Signal::Spans => &self.spans,
+                    Signal::Metrics => &self.metrics,
+                    Signal::Logs => &self.logs,
                 };
                 batches.lock().expect("test writer lock").push((shard, batch));
                 Ok(())

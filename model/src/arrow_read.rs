@@ -8,7 +8,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::ModelError;
 use crate::attributes::{code, decode_value};
@@ -123,4 +124,57 @@ pub(crate) fn map_eq(map: &MapArray, a: usize, b: usize) -> Result<bool, ModelEr
         return Ok(false);
     }
     Ok((0..ea - sa).all(|i| keys.value(sa + i) == keys.value(sb + i) && str_eq(values, sa + i, sb + i)))
+}
+
+/// The resource and scope columns every signal's table carries, decoded per row.
+pub(crate) struct ResourceScopeColumns<'a> {
+    res_attrs: &'a MapArray,
+    res_types: StringArray,
+    res_dropped: &'a UInt32Array,
+    res_url: StringArray,
+    scope_name: StringArray,
+    scope_version: StringArray,
+    scope_attrs: &'a MapArray,
+    scope_types: StringArray,
+    scope_dropped: &'a UInt32Array,
+    scope_url: StringArray,
+}
+
+impl<'a> ResourceScopeColumns<'a> {
+    pub fn new(batch: &'a RecordBatch) -> Result<Self, ModelError> {
+        use crate::schema::col::*;
+        Ok(Self {
+            res_attrs: maps(batch, RESOURCE_ATTRIBUTES)?,
+            res_types: strings(batch, RESOURCE_ATTRIBUTE_TYPES)?,
+            res_dropped: u32s(batch, RESOURCE_DROPPED_ATTRIBUTES_COUNT)?,
+            res_url: strings(batch, RESOURCE_SCHEMA_URL)?,
+            scope_name: strings(batch, SCOPE_NAME)?,
+            scope_version: strings(batch, SCOPE_VERSION)?,
+            scope_attrs: maps(batch, SCOPE_ATTRIBUTES)?,
+            scope_types: strings(batch, SCOPE_ATTRIBUTE_TYPES)?,
+            scope_dropped: u32s(batch, SCOPE_DROPPED_ATTRIBUTES_COUNT)?,
+            scope_url: strings(batch, SCOPE_SCHEMA_URL)?,
+        })
+    }
+
+    /// Row `row`'s resource and its schema URL.
+    pub fn resource(&self, row: usize) -> Result<(Resource, String), ModelError> {
+        let resource = Resource {
+            attributes: key_values(self.res_attrs, &self.res_types, row)?,
+            dropped_attributes_count: self.res_dropped.value(row),
+            entity_refs: Vec::new(),
+        };
+        Ok((resource, self.res_url.value(row).to_owned()))
+    }
+
+    /// Row `row`'s instrumentation scope and its schema URL.
+    pub fn scope(&self, row: usize) -> Result<(InstrumentationScope, String), ModelError> {
+        let scope = InstrumentationScope {
+            name: self.scope_name.value(row).to_owned(),
+            version: self.scope_version.value(row).to_owned(),
+            attributes: key_values(self.scope_attrs, &self.scope_types, row)?,
+            dropped_attributes_count: self.scope_dropped.value(row),
+        };
+        Ok((scope, self.scope_url.value(row).to_owned()))
+    }
 }

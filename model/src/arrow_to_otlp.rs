@@ -14,7 +14,8 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 
 use crate::ModelError;
 use crate::arrow_read::{
-    hex_bytes, key_values, lists, maps, strings, struct_map, struct_strings, struct_u32, times, u32s,
+    ResourceScopeColumns, hex_bytes, key_values, lists, maps, strings, struct_map, struct_strings, struct_u32, times,
+    u32s,
 };
 use crate::schema::{self, col};
 
@@ -97,16 +98,7 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ModelE
     let dropped_events = u32s(batch, col::DROPPED_EVENTS_COUNT)?;
     let links = lists(batch, col::LINKS)?;
     let dropped_links = u32s(batch, col::DROPPED_LINKS_COUNT)?;
-    let res_attrs = maps(batch, col::RESOURCE_ATTRIBUTES)?;
-    let res_types = strings(batch, col::RESOURCE_ATTRIBUTE_TYPES)?;
-    let res_dropped = u32s(batch, col::RESOURCE_DROPPED_ATTRIBUTES_COUNT)?;
-    let res_url = strings(batch, col::RESOURCE_SCHEMA_URL)?;
-    let scope_name = strings(batch, col::SCOPE_NAME)?;
-    let scope_version = strings(batch, col::SCOPE_VERSION)?;
-    let scope_attrs = maps(batch, col::SCOPE_ATTRIBUTES)?;
-    let scope_types = strings(batch, col::SCOPE_ATTRIBUTE_TYPES)?;
-    let scope_dropped = u32s(batch, col::SCOPE_DROPPED_ATTRIBUTES_COUNT)?;
-    let scope_url = strings(batch, col::SCOPE_SCHEMA_URL)?;
+    let resource_scope = ResourceScopeColumns::new(batch)?;
 
     (0..batch.num_rows())
         .map(|row| {
@@ -131,20 +123,13 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ModelE
                 dropped_links_count: dropped_links.value(row),
                 status,
             };
+            let (resource, resource_schema_url) = resource_scope.resource(row)?;
+            let (scope, scope_schema_url) = resource_scope.scope(row)?;
             Ok(SpanRecord {
-                resource: Resource {
-                    attributes: key_values(res_attrs, &res_types, row)?,
-                    dropped_attributes_count: res_dropped.value(row),
-                    entity_refs: Vec::new(),
-                },
-                resource_schema_url: res_url.value(row).to_owned(),
-                scope: InstrumentationScope {
-                    name: scope_name.value(row).to_owned(),
-                    version: scope_version.value(row).to_owned(),
-                    attributes: key_values(scope_attrs, &scope_types, row)?,
-                    dropped_attributes_count: scope_dropped.value(row),
-                },
-                scope_schema_url: scope_url.value(row).to_owned(),
+                resource,
+                resource_schema_url,
+                scope,
+                scope_schema_url,
                 span,
                 service_name: service.value(row).to_owned(),
             })
@@ -156,32 +141,53 @@ pub fn records_from_batch(batch: &RecordBatch) -> Result<Vec<SpanRecord>, ModelE
 /// per distinct resource, one `ScopeSpans` per distinct scope within it,
 /// in order of first appearance.
 pub fn records_to_request(records: Vec<SpanRecord>) -> ExportTraceServiceRequest {
-    let mut resource_spans: Vec<ResourceSpans> = Vec::new();
+    let items = records.into_iter().map(|r| (r.resource, r.resource_schema_url, r.scope, r.scope_schema_url, r.span));
+    let resource_spans = group_by_resource_scope(items)
+        .into_iter()
+        .map(|group| ResourceSpans {
+            resource: Some(group.resource),
+            schema_url: group.resource_schema_url,
+            scope_spans: group
+                .scopes
+                .into_iter()
+                .map(|(scope, schema_url, spans)| ScopeSpans { scope: Some(scope), spans, schema_url })
+                .collect(),
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }
+}
+
+/// Items of one resource, by scope (scope, its schema URL, the items).
+pub(crate) struct ResourceGroup<T> {
+    pub resource: Resource,
+    pub resource_schema_url: String,
+    pub scopes: Vec<(InstrumentationScope, String, Vec<T>)>,
+}
+
+/// Groups `(resource, resource schema URL, scope, scope schema URL, item)`
+/// by distinct resource, then distinct scope within it, in order of first
+/// appearance: how OTLP requests nest the items of any signal.
+pub(crate) fn group_by_resource_scope<T>(
+    items: impl IntoIterator<Item = (Resource, String, InstrumentationScope, String, T)>,
+) -> Vec<ResourceGroup<T>> {
+    let mut groups: Vec<ResourceGroup<T>> = Vec::new();
     let mut resource_index: HashMap<(Vec<u8>, String), usize> = HashMap::new();
     let mut scope_index: HashMap<(usize, Vec<u8>, String), usize> = HashMap::new();
-    for record in records {
-        let res_key = (prost_key(&record.resource), record.resource_schema_url.clone());
+    for (resource, resource_schema_url, scope, scope_schema_url, item) in items {
+        let res_key = (prost_key(&resource), resource_schema_url.clone());
         let ri = *resource_index.entry(res_key).or_insert_with(|| {
-            resource_spans.push(ResourceSpans {
-                resource: Some(record.resource.clone()),
-                scope_spans: Vec::new(),
-                schema_url: record.resource_schema_url.clone(),
-            });
-            resource_spans.len() - 1
+            groups.push(ResourceGroup { resource, resource_schema_url, scopes: Vec::new() });
+            groups.len() - 1
         });
-        let scope_key = (ri, prost_key(&record.scope), record.scope_schema_url.clone());
-        let scopes = &mut resource_spans[ri].scope_spans;
+        let scope_key = (ri, prost_key(&scope), scope_schema_url.clone());
+        let scopes = &mut groups[ri].scopes;
         let si = *scope_index.entry(scope_key).or_insert_with(|| {
-            scopes.push(ScopeSpans {
-                scope: Some(record.scope.clone()),
-                spans: Vec::new(),
-                schema_url: record.scope_schema_url.clone(),
-            });
+            scopes.push((scope, scope_schema_url, Vec::new()));
             scopes.len() - 1
         });
-        scopes[si].spans.push(record.span);
+        scopes[si].2.push(item);
     }
-    ExportTraceServiceRequest { resource_spans }
+    groups
 }
 
 /// A resource or scope's identity for grouping: its protobuf encoding.

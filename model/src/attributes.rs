@@ -170,6 +170,12 @@ pub fn key_values_to_typed_json(attrs: &[KeyValue]) -> serde_json::Value {
     )
 }
 
+/// One value in Skein's typed JSON form: `{"type", "value"}`.
+pub fn typed_value_json(value: Option<&AnyValue>) -> serde_json::Value {
+    let (ty, value) = typed_json(value);
+    json!({"type": ty, "value": value})
+}
+
 fn typed_json(value: Option<&AnyValue>) -> (&'static str, serde_json::Value) {
     match value.and_then(|v| v.value.as_ref()) {
         None | Some(Value::StringValueStrindex(_)) => ("empty", serde_json::Value::Null),

@@ -1,15 +1,17 @@
 //! Skein's shared data model, used by every role.
 //!
 //! Data flows through it twice. On ingest, the collector decodes an OTLP
-//! request and calls [`spans_to_arrow`] (traces) or [`metrics_to_arrow`]
-//! (metrics, one row per data point), which validate each item and build one
-//! Arrow [`RecordBatch`] in the [`span_schema`] or [`metric_schema`]; the
-//! batch is split by shard ([`shard_for_trace`], or
-//! [`metrics::shard_for_series`] so a series lives on one shard) and handed
-//! to a [`ShardWriter`] (local storage in all-in-one, a network client in a
-//! cluster). On read, the query service turns stored rows back into OTLP
-//! with [`records_from_batch`] / [`metric_requests_from_batch`] and renders
-//! them as Skein JSON ([`trace_json`]) or OTLP/JSON. Both schemas are
+//! request and calls [`spans_to_arrow`] (traces), [`metrics_to_arrow`]
+//! (metrics, one row per data point) or [`logs_to_arrow`] (log records),
+//! which validate each item and build one Arrow [`RecordBatch`] in the
+//! [`span_schema`], [`metric_schema`] or [`log_schema`]; the batch is split
+//! by shard ([`shard_for_trace`] for spans and for logs that carry a trace
+//! ID, [`metrics::shard_for_series`] so a series lives on one shard) and
+//! handed to a [`ShardWriter`] (local storage in all-in-one, a network
+//! client in a cluster). On read, the query service turns stored rows back
+//! into OTLP with [`records_from_batch`] / [`metric_requests_from_batch`] /
+//! [`logs::log_rows_from_batch`] and renders them as Skein JSON
+//! ([`trace_json`], [`logs::log_to_json`]) or OTLP/JSON. The schemas are
 //! lossless: what is read back equals what was sent. [`ErrorClass`] is the
 //! single mapping of failures to HTTP statuses and gRPC codes. In a
 //! cluster, [`ShardMap`] says which storage node owns each shard, and
@@ -25,6 +27,7 @@ pub mod attributes;
 pub mod cluster;
 mod error;
 pub mod ids;
+pub mod logs;
 pub mod metrics;
 pub mod otlp_to_arrow;
 pub mod schema;
@@ -41,6 +44,7 @@ use std::time::Duration;
 pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
 pub use datafusion::arrow::array::RecordBatch;
 pub use error::{ErrorClass, ModelError};
+pub use logs::{LogBatch, log_schema, logs_to_arrow, logs_to_arrow_from_protobuf};
 pub use metrics::{
     PointBatch, metric_requests_from_batch, metric_schema, metrics_to_arrow, metrics_to_arrow_from_protobuf,
 };
@@ -88,21 +92,28 @@ impl WriteError {
     }
 }
 
-/// The contract between the collector and storage: make a batch of spans
-/// (or metric points) durable on the shard that owns them. `write_spans` returns only once the
-/// batch survives a crash (it is in the shard's write-ahead log), so the
-/// collector can acknowledge the client.
+/// The contract between the collector and storage: make a batch of one
+/// signal's rows durable on the shard that owns them. A write returns only
+/// once the batch survives a crash (it is in the shard's write-ahead log),
+/// so the collector can acknowledge the client.
 #[async_trait::async_trait]
 pub trait ShardWriter: Send + Sync + 'static {
     /// How many shards the trace-ID space is split into.
     fn shard_count(&self) -> usize;
 
+    /// Durably writes `batch` (rows in [`Signal::schema`]) to `shard`.
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+
     /// Durably writes `batch` (rows in [`span_schema`]) to `shard`.
-    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(Signal::Spans, shard, batch).await
+    }
 
     /// Durably writes `batch` (metric data points, one row per point) to
     /// `shard`. Points are sharded by series, so a series lives on one shard.
-    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write(Signal::Metrics, shard, batch).await
+    }
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Sta
 
 use crate::{ConvertLimits, records_from_batch, records_to_request, spans_to_arrow};
 
-fn kv(key: &str, value: Value) -> KeyValue {
+pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), key_strindex: 0 }
 }
 
-fn all_types() -> Vec<KeyValue> {
+pub(crate) fn all_types() -> Vec<KeyValue> {
     vec![
         kv("str", Value::StringValue("ünïcødé ✓ 日本".into())),
         kv("bool", Value::BoolValue(true)),

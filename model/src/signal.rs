@@ -13,16 +13,24 @@ pub enum Signal {
     Spans,
     /// Metric data points, one row each ([`crate::metric_schema`]).
     Metrics,
+    /// Log records, one row each ([`crate::log_schema`]).
+    Logs,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 2] = [Signal::Spans, Signal::Metrics];
+    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::Metrics, Signal::Logs];
 
-    /// `spans` or `metrics`: directory names, metric labels, wire names.
+    /// The signal's position in [`Signal::ALL`], for per-signal arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `spans`, `metrics` or `logs`: directory names, metric labels, wire names.
     pub fn name(self) -> &'static str {
         match self {
             Signal::Spans => "spans",
             Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
         }
     }
 
@@ -31,6 +39,7 @@ impl Signal {
         match self {
             Signal::Spans => crate::span_schema(),
             Signal::Metrics => crate::metric_schema(),
+            Signal::Logs => crate::log_schema(),
         }
     }
 }
@@ -47,6 +56,7 @@ impl std::fmt::Display for Signal {
 pub enum TableKind {
     Spans,
     Metrics,
+    Logs,
     /// RED rows derived from spans ([`crate::span_metrics_schema`]).
     SpanMetrics,
 }
@@ -57,6 +67,7 @@ impl TableKind {
         match self {
             TableKind::Spans => "spans",
             TableKind::Metrics => "metrics",
+            TableKind::Logs => "logs",
             TableKind::SpanMetrics => "span_metrics",
         }
     }
@@ -65,6 +76,7 @@ impl TableKind {
         match self {
             TableKind::Spans => crate::span_schema(),
             TableKind::Metrics => crate::metric_schema(),
+            TableKind::Logs => crate::log_schema(),
             TableKind::SpanMetrics => crate::span_metrics_schema(),
         }
     }
@@ -75,6 +87,7 @@ impl From<Signal> for TableKind {
         match signal {
             Signal::Spans => TableKind::Spans,
             Signal::Metrics => TableKind::Metrics,
+            Signal::Logs => TableKind::Logs,
         }
     }
 }

@@ -25,7 +25,7 @@ use skein_model::cluster::{
     ACTION_NODE_INFO, MAX_MESSAGE_BYTES, NodeInfo, PutCommand, ScanTicket, ShardInfo, check_addressing,
     write_error_to_status,
 };
-use skein_model::{ShardWriter, Signal, WriteError};
+use skein_model::{ShardWriter, WriteError};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -141,10 +141,7 @@ impl StorageFlight {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let written = match command.signal {
-            Signal::Spans => self.storage.write_spans(command.shard, batch).await,
-            Signal::Metrics => self.storage.write_metrics(command.shard, batch).await,
-        };
+        let written = self.storage.write(command.signal, command.shard, batch).await;
         written.map_err(|e| match e {
             WriteError::NoSuchShard(shard) => Status::failed_precondition(format!("shard {shard} is not open here")),
             other => write_error_to_status(&other),

@@ -1,13 +1,13 @@
-//! Skein's storage role: makes every acknowledged batch of spans or metric
-//! data points durable, keeps it queryable, and turns it into
+//! Skein's storage role: makes every acknowledged batch of spans, metric
+//! data points or log records durable, keeps it queryable, and turns it into
 //! time-partitioned Parquet.
 //!
-//! Each shard holds every signal ([`Signal::Spans`], [`Signal::Metrics`]) in
+//! Each shard holds every signal ([`Signal::Spans`], [`Signal::Metrics`],
+//! [`Signal::Logs`]) in
 //! its own directory, and each signal of a shard runs the same machinery,
 //! parameterized by the signal's description (schema, partition time
 //! column, sort and bloom-filter columns, trace index or not). Data flows
-//! through it like this. [`ShardWriter::write_spans`] (or `write_metrics`)
-//! encodes the batch (Arrow IPC) and queues it for that signal's WAL writer
+//! through it like this. [`ShardWriter::write`] encodes the batch (Arrow IPC) and queues it for that signal's WAL writer
 //! thread of the shard (bounded queue: full means overloaded). The thread
 //! group-commits every pending batch with one fdatasync, appends the batches
 //! to the in-memory buffer (visible to queries from then on) and only then
@@ -18,9 +18,9 @@
 //! column and sorted by the signal's sort columns, commits them in the
 //! signal's manifest together with the WAL checkpoint, and deletes the WAL
 //! segments the checkpoint covers. Queries go through
-//! [`Storage::span_tables`] and [`Storage::metric_tables`]: one DataFusion
+//! [`Storage::tables`] (spans, metrics, logs): one DataFusion
 //! table per shard and signal that unions the Parquet files (pruned by time
-//! range and, for spans, by a per-file trace-ID index, then by Parquet
+//! range and, for spans and logs, by a per-file trace-ID index, then by Parquet
 //! statistics, bloom filters and page indexes) with the buffered batches.
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
@@ -55,6 +55,7 @@
 //!   shard-0000/                       one directory per shard (shard-NNNN)
 //!     spans/                          one directory per signal, each with the
 //!     metrics/                        same layout:
+//!     logs/
 //!       manifest.json                 the committed state, replaced atomically
 //!                                     (write manifest.json.tmp, fsync, rename,
 //!                                     fsync dir): {"version": 2, "generation",
@@ -62,7 +63,8 @@
 //!                                     "size_bytes", "rows", "hour", "ranges":
 //!                                     {"<column>": {"min_ns", "max_ns"}}}]}
 //!                                     (ranges: spans start_time, end_time;
-//!                                     metrics time, start_time)
+//!                                     metrics time, start_time; logs
+//!                                     timestamp)
 //!       wal/
 //!         00000000000000000007.wal    WAL segments <seq:020>.wal; a segment holds
 //!                                     records `len u32 LE | crc32 u32 LE | payload`
@@ -70,7 +72,8 @@
 //!                                     IPC stream of one batch). Segments with
 //!                                     seq <= wal_checkpoint are already in Parquet.
 //!       date=2024-05-01/hour=13/      hour partition (UTC) of the partition
-//!                                     column: spans start_time, metrics time
+//!                                     column: spans start_time, metrics
+//!                                     time, logs timestamp
 //!         <checkpoint:020>-<hex>-000.parquet
 //!                                     ZSTD, row groups of row_group_rows,
 //!                                     page-level stats and page index; spans
@@ -79,8 +82,10 @@
 //!                                     bloom filters on trace_id, service_name
 //!                                     and name; metrics sorted by (metric_name,
 //!                                     series_id, time) with bloom filters on
-//!                                     metric_name and series_id
-//!         <same name>.tidx            spans only: trace-ID index sidecar, sorted
+//!                                     metric_name and series_id; logs sorted
+//!                                     by (service_name, timestamp) with bloom
+//!                                     filters on trace_id and service_name
+//!         <same name>.tidx            spans and logs: trace-ID index sidecar, sorted
 //!                                     distinct 64-bit keys (high ^ low half of
 //!                                     the ID)
 //!         <same name>.red             spans only: span metrics derived from
@@ -155,14 +160,14 @@ const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// next gets its turn.
 const MERGES_PER_TURN: usize = 4;
 
-/// Both signals of one shard this node holds, with their tables and
+/// Every signal of one shard this node holds, with their tables and
 /// background flush tasks.
 struct OpenShard {
     id: usize,
-    spans: Arc<Shard>,
-    metrics: Arc<Shard>,
-    span_table: Arc<ShardTable>,
-    metric_table: Arc<ShardTable>,
+    /// One per signal, in [`Signal::ALL`] order.
+    signals: Vec<Arc<Shard>>,
+    /// The table of each signal, in [`Signal::ALL`] order.
+    tables: Vec<Arc<ShardTable>>,
     span_metrics_table: Arc<SpanMetricsTable>,
     /// Stops this shard's flush loops (a child of the storage's token).
     tasks: CancellationToken,
@@ -171,25 +176,19 @@ struct OpenShard {
 
 impl OpenShard {
     fn signal(&self, signal: Signal) -> &Arc<Shard> {
-        match signal {
-            Signal::Spans => &self.spans,
-            Signal::Metrics => &self.metrics,
-        }
+        &self.signals[signal.index()]
     }
 
     fn table(&self, signal: Signal) -> &Arc<ShardTable> {
-        match signal {
-            Signal::Spans => &self.span_table,
-            Signal::Metrics => &self.metric_table,
-        }
+        &self.tables[signal.index()]
     }
 
-    fn both(&self) -> [&Arc<Shard>; 2] {
-        [&self.spans, &self.metrics]
+    fn all(&self) -> &[Arc<Shard>] {
+        &self.signals
     }
 
     fn is_fenced(&self) -> bool {
-        self.spans.is_fenced() || self.metrics.is_fenced()
+        self.signals.iter().any(|s| s.is_fenced())
     }
 
     /// Stops the flush loops and waits for them; a flush in progress completes first.
@@ -354,27 +353,30 @@ impl Storage {
         let open = |signal: Signal| {
             Shard::open(id, signal, &self.config, self.bucket.as_ref(), self.wal, self.metrics.signal(signal))
         };
-        let spans = open(Signal::Spans).await?;
-        let metrics = match open(Signal::Metrics).await {
-            Ok(metrics) => metrics,
-            Err(e) => {
-                spans.stop_writer().await.ok();
-                return Err(e);
+        let mut signals: Vec<Arc<Shard>> = Vec::with_capacity(Signal::ALL.len());
+        for signal in Signal::ALL {
+            match open(signal).await {
+                Ok(opened) => signals.push(opened),
+                Err(e) => {
+                    for opened in &signals {
+                        opened.stop_writer().await.ok();
+                    }
+                    return Err(e);
+                }
             }
-        };
+        }
+        let spans = &signals[Signal::Spans.index()];
         let shard = Arc::new(OpenShard {
             id,
-            span_table: Arc::new(ShardTable::new(Arc::clone(&spans.buffer))),
+            tables: signals.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect(),
             span_metrics_table: Arc::new(SpanMetricsTable::new(Arc::clone(&spans.buffer))),
-            metric_table: Arc::new(ShardTable::new(Arc::clone(&metrics.buffer))),
-            spans,
-            metrics,
+            signals,
             tasks: self.tasks.child_token(),
             handles: parking_lot::Mutex::new(Vec::new()),
         });
         *shard.handles.lock() = shard
-            .both()
-            .into_iter()
+            .all()
+            .iter()
             .map(|s| tokio::spawn(Arc::clone(s).run_flush_loop(shard.tasks.clone(), self.config.flush_interval)))
             .collect();
         self.open.write()[id] = Some(shard);
@@ -394,7 +396,7 @@ impl Storage {
         };
         shard.stop_tasks().await;
         let mut result = Ok(());
-        for signal in shard.both() {
+        for signal in shard.all() {
             signal.stop_writer().await?;
             if signal.is_fenced() {
                 continue;
@@ -438,7 +440,7 @@ impl Storage {
     /// instead of at its next write.
     pub async fn check_ownership(&self) {
         for shard in self.open_shards_now() {
-            for signal in shard.both() {
+            for signal in shard.all() {
                 if let Err(e) = signal.check_still_owner().await {
                     warn!(shard = shard.id, signal = %signal.spec.signal, error = %e, "could not check shard ownership");
                 }
@@ -455,7 +457,7 @@ impl Storage {
             }
         }
         shard.stop_tasks().await;
-        for signal in shard.both() {
+        for signal in shard.all() {
             if let Err(e) = signal.stop_writer().await {
                 warn!(shard = shard.id, error = %e, "could not stop the wal writer of a fenced shard");
             }
@@ -501,6 +503,11 @@ impl Storage {
         self.tables(Signal::Metrics)
     }
 
+    /// One table of log records per shard, schema [`skein_model::log_schema`].
+    pub fn log_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.tables(Signal::Logs)
+    }
+
     /// One table of span-derived RED rows per shard, schema
     /// [`skein_model::span_metrics_schema`].
     pub fn span_metrics_tables(&self) -> Vec<Arc<dyn TableProvider>> {
@@ -511,8 +518,9 @@ impl Storage {
     pub fn shard_provider(&self, kind: TableKind, shard: usize) -> Option<Arc<dyn TableProvider>> {
         let open = self.open_shard(shard)?;
         Some(match kind {
-            TableKind::Spans => Arc::clone(&open.span_table) as Arc<dyn TableProvider>,
-            TableKind::Metrics => Arc::clone(&open.metric_table) as Arc<dyn TableProvider>,
+            TableKind::Spans => Arc::clone(open.table(Signal::Spans)) as Arc<dyn TableProvider>,
+            TableKind::Metrics => Arc::clone(open.table(Signal::Metrics)) as Arc<dyn TableProvider>,
+            TableKind::Logs => Arc::clone(open.table(Signal::Logs)) as Arc<dyn TableProvider>,
             TableKind::SpanMetrics => Arc::clone(&open.span_metrics_table) as Arc<dyn TableProvider>,
         })
     }
@@ -536,7 +544,7 @@ impl Storage {
     /// Buffered (not yet flushed to Parquet) bytes of one shard, all signals.
     pub fn unflushed_bytes(&self, shard: usize) -> Option<u64> {
         let shard = self.open_shard(shard)?;
-        Some(shard.spans.buffer.buffered_bytes() + shard.metrics.buffer.buffered_bytes())
+        Some(shard.all().iter().map(|s| s.buffer.buffered_bytes()).sum())
     }
 
     /// Stops accepting writes, flushes every buffer to Parquet and closes
@@ -551,7 +559,7 @@ impl Storage {
         self.stop_background_tasks().await;
         for shard in self.open_shards_now() {
             shard.stop_tasks().await;
-            for signal in shard.both() {
+            for signal in shard.all() {
                 // Writes queued before this point are committed and frozen.
                 signal.stop_writer().await?;
             }
@@ -578,7 +586,7 @@ impl Storage {
     pub async fn flush_all(&self) -> Result<(), StorageError> {
         let mut first_error = None;
         for shard in self.open_shards_now() {
-            for signal in shard.both() {
+            for signal in shard.all() {
                 if signal.is_fenced() {
                     continue;
                 }
@@ -601,7 +609,7 @@ impl Storage {
             unix_nanos(SystemTime::now()).saturating_sub(i64::try_from(retention.as_nanos()).unwrap_or(i64::MAX));
         let mut dropped = 0;
         for shard in self.open_shards_now() {
-            for signal in shard.both() {
+            for signal in shard.all() {
                 if !signal.is_fenced() {
                     dropped += signal.enforce_retention(cutoff).await?;
                 }
@@ -615,7 +623,7 @@ impl Storage {
     /// whose grace period ended. Failures are logged and retried next round.
     pub(crate) async fn compaction_round(&self, stop: &CancellationToken) {
         for shard in self.open_shards_now() {
-            for signal in shard.both() {
+            for signal in shard.all() {
                 for _ in 0..MERGES_PER_TURN {
                     if stop.is_cancelled() || signal.is_fenced() {
                         return;
@@ -643,7 +651,7 @@ impl Storage {
         let stop = self.tasks.child_token();
         let mut merges = 0;
         for shard in self.open_shards_now() {
-            for signal in shard.both() {
+            for signal in shard.all() {
                 while !signal.is_fenced() && signal.compact(&self.config.compaction, &stop).await?.is_some() {
                     merges += 1;
                 }
@@ -666,7 +674,7 @@ impl Storage {
         self.open_shard(shard).map(|s| Arc::clone(s.signal(signal)))
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(closed_write_error());
         }
@@ -687,12 +695,8 @@ impl ShardWriter for Storage {
         self.shard_count
     }
 
-    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Signal::Spans, shard, batch).await
-    }
-
-    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
-        self.write(Signal::Metrics, shard, batch).await
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+        self.write_signal(signal, shard, batch).await
     }
 }
 

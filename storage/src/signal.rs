@@ -1,4 +1,4 @@
-//! The signals storage holds (spans, metric data points) and what the shared
+//! The signals storage holds (spans, metric data points, log records) and what the shared
 //! WAL / buffer / flush / manifest machinery needs to know about each: its
 //! schema, directory, partition time column, sort order, bloom-filtered
 //! columns, manifest time ranges and whether files get a trace-ID index.
@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::basic::Encoding;
+use skein_model::logs::{col as log_col, log_schema};
 use skein_model::metrics::schema::{BLOOM_FILTER_COLUMNS, PARTITION_TIME_COLUMN, SORT_COLUMNS};
 use skein_model::metrics::{col as metric_col, metric_schema};
 use skein_model::schema::col as span_col;
@@ -23,6 +24,7 @@ impl SignalExt for Signal {
     fn spec(self) -> &'static SignalSpec {
         static SPANS: OnceLock<SignalSpec> = OnceLock::new();
         static METRICS: OnceLock<SignalSpec> = OnceLock::new();
+        static LOGS: OnceLock<SignalSpec> = OnceLock::new();
         match self {
             Signal::Spans => SPANS.get_or_init(|| SignalSpec {
                 signal: self,
@@ -69,6 +71,31 @@ impl SignalExt for Signal {
                 trace_index_column: None,
                 plain_columns: &[],
                 unindexed_columns: &[],
+            }),
+            Signal::Logs => LOGS.get_or_init(|| SignalSpec {
+                signal: self,
+                dir: "logs",
+                schema: log_schema(),
+                partition_column: log_col::TIMESTAMP,
+                sort_columns: &skein_model::logs::schema::SORT_COLUMNS,
+                compaction_sort_columns: &skein_model::logs::schema::SORT_COLUMNS,
+                bloom_columns: &skein_model::logs::schema::BLOOM_FILTER_COLUMNS,
+                range_columns: &[log_col::TIMESTAMP],
+                trace_index_column: Some(log_col::TRACE_ID),
+                plain_columns: &[(log_col::SPAN_ID, Encoding::DELTA_LENGTH_BYTE_ARRAY)],
+                // Random IDs and free text: min/max prune nothing.
+                unindexed_columns: &[
+                    log_col::TRACE_ID,
+                    log_col::SPAN_ID,
+                    log_col::BODY,
+                    log_col::BODY_TYPE,
+                    log_col::LOG_ATTRIBUTE_TYPES,
+                    log_col::RESOURCE_ATTRIBUTE_TYPES,
+                    log_col::RESOURCE_SCHEMA_URL,
+                    log_col::SCOPE_VERSION,
+                    log_col::SCOPE_ATTRIBUTE_TYPES,
+                    log_col::SCOPE_SCHEMA_URL,
+                ],
             }),
         }
     }
@@ -130,5 +157,6 @@ mod tests {
         }
         assert_eq!(Signal::Spans.to_string(), "spans");
         assert_eq!(Signal::Metrics.name(), "metrics");
+        assert_eq!(Signal::Logs.name(), "logs");
     }
 }

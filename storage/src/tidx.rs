@@ -51,8 +51,9 @@ impl Default for TraceIndexBuilder {
 
 impl TraceIndexBuilder {
     pub fn add(&mut self, trace_ids: &StringArray) {
-        for id in trace_ids.iter() {
-            match id.and_then(trace_key) {
+        // A null ID (a log record without a trace) matches no lookup.
+        for id in trace_ids.iter().flatten() {
+            match trace_key(id) {
                 // Rows sorted by trace repeat the last key: skip it early.
                 Some(key) if self.keys.last() == Some(&key) => {}
                 Some(key) => self.keys.push(key),

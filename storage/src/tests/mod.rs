@@ -131,7 +131,7 @@ pub(crate) async fn crash(storage: Arc<Storage>) {
     storage.stop_background_tasks().await;
     for shard in storage.open_shards_now() {
         shard.stop_tasks().await;
-        for signal in shard.both() {
+        for signal in shard.all() {
             signal.stop_writer().await.expect("writer stops");
         }
     }
