@@ -1,6 +1,6 @@
 //! The query engine: a fresh, limited DataFusion session per request over
-//! the federated `spans` and `metrics` tables (and the per-type metric
-//! views), and the collection of results under the time, memory and row
+//! the federated `spans`, `metrics`, `logs` and `span_metrics` tables (and
+//! the per-type metric views), and the collection of results under the time, memory and row
 //! limits. The HTTP handlers and tests go through it.
 
 use std::future::Future;
@@ -27,6 +27,8 @@ use crate::{QueryConfig, QueryError, duration_quantile, safety, views};
 pub const SPANS_TABLE: &str = "spans";
 /// Name of the federated metric point table in every session.
 pub const METRICS_TABLE: &str = "metrics";
+/// Name of the federated log record table in every session.
+pub const LOGS_TABLE: &str = "logs";
 /// Name of the federated span-derived RED table in every session.
 pub const SPAN_METRICS_TABLE: &str = "span_metrics";
 
@@ -39,6 +41,8 @@ pub struct Tables {
     pub metrics: Vec<Arc<dyn TableProvider>>,
     /// Every shard's span metrics (rows in `skein_model::span_metrics_schema()`).
     pub span_metrics: Vec<Arc<dyn TableProvider>>,
+    /// Every shard's log table (rows in `skein_model::log_schema()`).
+    pub logs: Vec<Arc<dyn TableProvider>>,
 }
 
 /// How many memory consumers a memory error names.
@@ -58,6 +62,7 @@ pub struct QueryEngine {
     spans: Arc<FederatedTable>,
     metrics: Arc<FederatedTable>,
     span_metrics: Arc<FederatedTable>,
+    logs: Arc<FederatedTable>,
     /// The per-type views over `metrics` and `service_graph` over
     /// `span_metrics`, planned once.
     views: Vec<(&'static str, Arc<dyn TableProvider>)>,
@@ -91,6 +96,7 @@ impl QueryEngine {
             spans: Arc::new(FederatedTable::spans(tables.spans)?),
             metrics,
             span_metrics,
+            logs: Arc::new(FederatedTable::logs(tables.logs)?),
             views,
             runtime,
             timeout: config.timeout,
@@ -109,6 +115,11 @@ impl QueryEngine {
     /// The span table of one shard (`shard < shard_count()`).
     pub(crate) fn span_shard(&self, shard: usize) -> Option<Arc<dyn TableProvider>> {
         self.spans.shard(shard)
+    }
+
+    /// The log table of one shard (`shard < shard_count()`).
+    pub(crate) fn log_shard(&self, shard: usize) -> Option<Arc<dyn TableProvider>> {
+        self.logs.shard(shard)
     }
 
     pub fn max_result_rows(&self) -> usize {
@@ -144,6 +155,7 @@ impl QueryEngine {
             (SPANS_TABLE, Arc::clone(&self.spans) as Arc<dyn TableProvider>),
             (METRICS_TABLE, Arc::clone(&self.metrics) as Arc<dyn TableProvider>),
             (SPAN_METRICS_TABLE, Arc::clone(&self.span_metrics) as Arc<dyn TableProvider>),
+            (LOGS_TABLE, Arc::clone(&self.logs) as Arc<dyn TableProvider>),
         ];
         ctx.register_udaf(duration_quantile::udaf());
         for (name, table) in tables.into_iter().chain(self.views.iter().map(|(name, view)| (*name, Arc::clone(view)))) {

@@ -1,4 +1,4 @@
-//! The `spans`, `metrics` and `span_metrics` tables, each as one DataFusion
+//! The `spans`, `metrics`, `logs` and `span_metrics` tables, each as one DataFusion
 //! table over every shard.
 //!
 //! Each shard serves one `TableProvider` per signal (local storage in
@@ -19,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::future::try_join_all;
-use skein_model::{metric_schema, span_metrics_schema, span_schema};
+use skein_model::{log_schema, metric_schema, span_metrics_schema, span_schema};
 
 use crate::QueryError;
 
@@ -39,6 +39,11 @@ impl FederatedTable {
     /// The `metrics` table over every shard's metric table.
     pub fn metrics(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
         Self::new("metric", metric_schema(), shards)
+    }
+
+    /// The `logs` table over every shard's log table.
+    pub fn logs(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        Self::new("log", log_schema(), shards)
     }
 
     /// The `span_metrics` table over every shard's span metrics.

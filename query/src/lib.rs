@@ -1,10 +1,10 @@
 //! Skein's query role: federates DataFusion over every storage shard and
 //! serves the HTTP API (default port 7300).
 //!
-//! Each shard hands over one DataFusion `TableProvider` per signal, spans
-//! and metric points ([`Tables`]; local storage in all-in-one, a remote
-//! client in a cluster). [`FederatedTable`] joins a signal's shard tables
-//! into one table, `spans` or `metrics`: a scan is pushed down to every
+//! Each shard hands over one DataFusion `TableProvider` per signal, spans,
+//! metric points and log records ([`Tables`]; local storage in all-in-one,
+//! a remote client in a cluster). [`FederatedTable`] joins a signal's shard
+//! tables into one table, `spans`, `metrics` or `logs`: a scan is pushed down to every
 //! shard (projection, filters, limit) and the shard plans are unioned; five
 //! views (`metrics_gauge`, `metrics_sum`, `metrics_histogram`,
 //! `metrics_exp_histogram`, `metrics_summary`) keep one point type's rows
@@ -17,7 +17,8 @@
 //! listings, and range queries that push the metric name, time range and
 //! label matchers down to the shards, then do the step math (last sample,
 //! sum/avg/min/max, rate with resets and both temporalities, quantiles from
-//! explicit and exponential buckets or summaries) in Rust. The Grafana
+//! explicit and exponential buckets or summaries) in Rust, and the log API
+//! (`/api/v1/logs…`: search, volume, the logs of a trace). The Grafana
 //! Tempo API and the Jaeger query API (under `query.jaeger.base_path`)
 //! translate onto the same trace lookup, search and listings; the
 //! Prometheus API evaluates PromQL over the metric points. [`QueryServer`]
@@ -34,6 +35,7 @@ mod error;
 mod federation;
 mod format;
 mod jaeger;
+mod logs_api;
 mod metric_exemplars;
 mod metrics;
 mod metrics_api;
@@ -61,11 +63,12 @@ mod test_support;
 
 pub use cluster_api::Topology;
 pub use config::QueryConfig;
-pub use engine::{METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SPANS_TABLE, Tables};
+pub use engine::{LOGS_TABLE, METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SPANS_TABLE, Tables};
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;
 pub use jaeger::{BasePath, JaegerConfig};
+pub use logs_api::{LogCursor, LogFilter, LogPage, LogVolume, MAX_TRACE_LOGS};
 pub use metric_exemplars::Exemplar;
 pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,

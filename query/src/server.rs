@@ -25,8 +25,8 @@ use crate::cluster_api::{self, Topology};
 use crate::metrics::QueryMetrics;
 use crate::token_limits::TokenLimits;
 use crate::{
-    QueryConfig, QueryEngine, QueryError, Tables, jaeger, metric_exemplars, metrics_api, prom, search, service_stats,
-    services, span_links, sql_api, tempo, trace_outline, traces, ui,
+    QueryConfig, QueryEngine, QueryError, Tables, jaeger, logs_api, metric_exemplars, metrics_api, prom, search,
+    service_stats, services, span_links, sql_api, tempo, trace_outline, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -223,6 +223,9 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
         .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_outline::get_span))
         .route("/api/v1/traces/{trace_id}/spans/{span_id}/linked_from", get(span_links::get_linked_from))
         .route("/api/v1/search", get(search::search))
+        .route("/api/v1/logs", get(logs_api::get_logs))
+        .route("/api/v1/logs/volume", get(logs_api::get_volume))
+        .route("/api/v1/traces/{trace_id}/logs", get(logs_api::get_trace_logs))
         .route("/api/v1/services", get(services::list_services))
         .route("/api/v1/services/{service}/operations", get(services::list_operations))
         .route("/api/v1/service_stats", get(service_stats::get_service_stats))

@@ -243,8 +243,7 @@ pub(crate) fn recording_metrics_engine() -> (QueryEngine, Vec<Arc<RecordingShard
         .map(|batches| recording(metric_schema(), TableProviderFilterPushDown::Inexact, batches))
         .collect();
     let metrics = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
-    let engine = QueryEngine::new(&test_config(), Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
-        .expect("engine");
+    let engine = QueryEngine::new(&test_config(), Tables { metrics, ..Tables::default() }).expect("engine");
     (engine, shards)
 }
 
@@ -258,7 +257,12 @@ pub(crate) fn engine() -> QueryEngine {
 
 /// The span and metric tables of the two test shards.
 pub(crate) fn mem_tables() -> Tables {
-    Tables { spans: mem_shards(), metrics: metric_shards(), span_metrics: span_metric_shards() }
+    Tables {
+        spans: mem_shards(),
+        metrics: metric_shards(),
+        span_metrics: span_metric_shards(),
+        logs: crate::logs_api::test_fixtures::log_shards(),
+    }
 }
 
 /// Unix seconds of `BASE`, and nanoseconds `seconds` after it.

@@ -54,6 +54,7 @@ impl AllInOne {
             spans: storage.span_tables(),
             metrics: storage.metric_tables(),
             span_metrics: storage.span_metrics_tables(),
+            logs: storage.log_tables(),
         };
         let query = QueryServer::bind(config.query.clone(), tables, registry)
             .await

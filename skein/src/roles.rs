@@ -229,6 +229,7 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
         spans: RemoteShardTable::all(Signal::Spans, &nodes),
         metrics: RemoteShardTable::all(Signal::Metrics, &nodes),
         span_metrics: RemoteShardTable::all(TableKind::SpanMetrics, &nodes),
+        logs: RemoteShardTable::all(Signal::Logs, &nodes),
     };
     let query =
         QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))

@@ -266,8 +266,7 @@ fn engine_with(
     let converted = metrics_to_arrow(request, &ConvertLimits::default(), 1).expect("converts");
     let table = MemTable::try_new(metric_schema(), vec![vec![converted.batch]]).expect("mem table");
     let metrics = vec![Arc::new(table) as Arc<dyn TableProvider>];
-    crate::QueryEngine::new(&test_config(), crate::Tables { spans: Vec::new(), metrics, span_metrics: Vec::new() })
-        .expect("engine")
+    crate::QueryEngine::new(&test_config(), crate::Tables { metrics, ..crate::Tables::default() }).expect("engine")
 }
 
 #[tokio::test]
