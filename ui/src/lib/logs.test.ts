@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LogVolume } from '../api/types';
-import { bodyLine, bodyPretty, offsetNanos, recordBand, severityBand, severityLabel, volumeChartData } from './logs';
+import { bodyLine, bodyPretty, formatOffset, offsetNanos, recordBand, severityBand, severityLabel, traceLogsRange, volumeChartData } from './logs';
 
 describe('severityBand', () => {
   it('maps the OTLP bands of four', () => {
@@ -67,6 +67,9 @@ describe('offsetNanos', () => {
     expect(offsetNanos('1700000000000000123', '1700000000000000000')).toBe(123);
     expect(offsetNanos('1699999999999999000', '1700000000000000000')).toBe(-1000);
     expect(offsetNanos('x', '1')).toBeNaN();
+    expect(formatOffset(offsetNanos('1700000000012300000', '1700000000000000000'))).toBe('+12.3 ms');
+    expect(formatOffset(-4e6)).toBe('-4 ms');
+    expect(formatOffset(NaN)).toBe('');
   });
 });
 
@@ -109,5 +112,14 @@ describe('volumeChartData', () => {
     const { xs, series } = volumeChartData({ start: 0, end: 2000, step_ms: 1000, total: 0, series: [] });
     expect(xs).toEqual([0, 1]);
     expect(series).toEqual([]);
+  });
+});
+
+describe('traceLogsRange', () => {
+  it('covers the trace and its logs, a minute either side', () => {
+    const start = '1700000000000000000'; // 2023-11-14T22:13:20Z
+    expect(traceLogsRange(start, 2e9, [])).toEqual({ start: '2023-11-14T22:12:20.000Z', end: '2023-11-14T22:14:22.000Z' });
+    const logs = [{ timeUnixNano: '1699999990000000000' }, { timeUnixNano: '1700000030500000000' }];
+    expect(traceLogsRange(start, 2e9, logs)).toEqual({ start: '2023-11-14T22:12:10.000Z', end: '2023-11-14T22:14:50.500Z' });
   });
 });

@@ -1,6 +1,7 @@
 // Log records for people: severity bands and their colours, bodies as text,
 // and the volume histogram's series.
 import type { LogRecord, LogVolume, SeverityBand, TypedValue } from '../api/types';
+import { formatDuration, nanosToMillis } from './format';
 import { plainValue, renderValue } from './values';
 
 /** Bands in severity order, the API's names (`severity=` takes the same). */
@@ -66,6 +67,12 @@ export function offsetNanos(time: string, start: string): number {
   }
 }
 
+/** A time from the trace's start: `+12.3 ms`, or `-4 ms` for a log before it. */
+export function formatOffset(nanos: number): string {
+  if (!Number.isFinite(nanos)) return '';
+  return nanos < 0 ? formatDuration(nanos) : `+${formatDuration(nanos)}`;
+}
+
 export interface VolumeSeries {
   band: SeverityBand;
   /** Records per step, aligned with `xs`. */
@@ -111,4 +118,27 @@ export function volumeChartData(volume: LogVolume): VolumeChartData {
     return { band: s.severity, counts, stacked };
   });
   return { xs: times.map((t) => t / 1000), series: series.reverse() };
+}
+
+/** Margin around a trace when its logs are searched by time as well as trace ID. */
+const SEARCH_MARGIN_MS = 60_000;
+
+/**
+ * A time range for searching a trace's logs on the log screen: the trace and
+ * every log it returned, a minute either side (logs may come before the
+ * first span or after the last).
+ */
+export function traceLogsRange(traceStartNanos: string, durationNanos: number, logs: Pick<LogRecord, 'timeUnixNano'>[]) {
+  const traceStart = nanosToMillis(traceStartNanos);
+  let from = traceStart;
+  let to = traceStart + durationNanos / 1e6;
+  for (const l of logs) {
+    const t = nanosToMillis(l.timeUnixNano);
+    if (t < from) from = t;
+    if (t > to) to = t;
+  }
+  return {
+    start: new Date(Math.floor(from - SEARCH_MARGIN_MS)).toISOString(),
+    end: new Date(Math.ceil(to + SEARCH_MARGIN_MS)).toISOString(),
+  };
 }

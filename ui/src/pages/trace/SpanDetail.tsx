@@ -1,23 +1,27 @@
 import { Link } from 'react-router-dom';
 import { getJson } from '../../api/client';
-import type { OutlineSpan, Span } from '../../api/types';
+import type { OutlineSpan, Span, TraceLogsResponse } from '../../api/types';
 import { Attributes, AttributeTable } from '../../components/Attributes';
 import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
 import { formatDuration, nanosToMillis } from '../../lib/format';
-import { useApi } from '../../lib/useApi';
+import { useApi, type Loaded } from '../../lib/useApi';
+import { SpanLogs } from './SpanLogs';
 
 /** One span in full, fetched on demand: the outline has no attributes. */
 export function SpanDetail({
   traceId,
   outlineSpan,
   traceStartNanos,
+  logs,
   onClose,
 }: {
   traceId: string;
   outlineSpan: OutlineSpan;
   traceStartNanos: string;
+  /** The whole trace's logs, loaded once by the trace view. */
+  logs: Loaded<TraceLogsResponse>;
   onClose: () => void;
 }) {
   const span = useApi(outlineSpan.spanId, (signal) =>
@@ -35,6 +39,7 @@ export function SpanDetail({
       {span.state === 'loading' && <Loading what="span" />}
       {span.state === 'error' && <ErrorBox error={span.error} />}
       {span.state === 'done' && <SpanBody span={span.data} traceStartNanos={traceStartNanos} />}
+      <SpanLogs logs={logs} spanId={outlineSpan.spanId} traceStartNanos={traceStartNanos} />
       {span.state === 'done' && <LinkedFrom traceId={traceId} spanId={outlineSpan.spanId} />}
     </aside>
   );
