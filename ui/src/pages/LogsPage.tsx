@@ -142,7 +142,7 @@ export function LogsPage() {
           <>
             <div className="log-list-head muted">
               <span data-testid="log-count">
-                {formatCount(logs.data.logs.length)} records{params.get('cursor') ? ' (older page)' : ''}, newest first
+                {formatCount(logs.data.logs.length)} {logs.data.logs.length === 1 ? 'record' : 'records'}{params.get('cursor') ? ' (older page)' : ''}, newest first
               </span>
               <span className="pager">
                 {params.get('cursor') && <button onClick={() => setParams(withoutCursor(params))}>← Newest</button>}

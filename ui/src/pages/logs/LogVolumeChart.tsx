@@ -54,7 +54,7 @@ export function LogVolumeChart({ volume, onZoom }: { volume: LogVolume; onZoom: 
   return (
     <section className="panel log-volume" aria-label="Log volume" data-total={volume.total}>
       <h3>
-        Volume <span className="muted" data-testid="log-total">{formatCount(volume.total)} records</span>{' '}
+        Volume <span className="muted" data-testid="log-total">{formatCount(volume.total)} {volume.total === 1 ? 'record' : 'records'}</span>{' '}
         <small className="muted">drag across the chart to narrow the time range</small>
       </h3>
       <Chart options={options} data={data} height={150} testId="log-volume" />

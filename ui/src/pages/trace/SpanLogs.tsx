@@ -1,7 +1,7 @@
 import { useMemo } from 'react';
 import type { TraceLogsResponse } from '../../api/types';
 import { SeverityBadge } from '../../components/SeverityBadge';
-import { ErrorBox, Loading } from '../../components/Status';
+import { Loading } from '../../components/Status';
 import { formatUtc, nanosToMillis } from '../../lib/format';
 import { bodyLine, formatOffset, offsetNanos } from '../../lib/logs';
 import type { Loaded } from '../../lib/useApi';
@@ -20,11 +20,14 @@ export function SpanLogs({
   return (
     <section className="span-logs" aria-label="Logs of this span">
       <h4>
-        Logs ({logs.state === 'done' ? mine.length : '…'}
+        Logs ({logs.state === 'done' ? mine.length : logs.state === 'error' ? 'failed' : '…'}
         {logs.state === 'done' && logs.data.truncated ? '+' : ''}) <small className="muted">time from trace start</small>
       </h4>
       {logs.state === 'loading' && <Loading what="logs" />}
-      {logs.state === 'error' && <ErrorBox error={logs.error} />}
+      {/* The trace's Logs panel shows the server's error in full. */}
+      {logs.state === 'error' && (
+        <p className="muted">The trace's logs could not be loaded: {logs.error instanceof Error ? logs.error.message : String(logs.error)}</p>
+      )}
       {mine.map((r, i) => (
         <div key={i} className="span-log" data-testid="span-log">
           <span className="log-offset" title={`${formatUtc(nanosToMillis(r.timeUnixNano))} (UTC)`}>
