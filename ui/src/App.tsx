@@ -15,10 +15,12 @@ const SqlPage = lazy(() => import('./pages/SqlPage').then((m) => ({ default: m.S
 const ServicesPage = lazy(() => import('./pages/ServicesPage').then((m) => ({ default: m.ServicesPage })));
 const ServiceMapPage = lazy(() => import('./pages/ServiceMapPage').then((m) => ({ default: m.ServiceMapPage })));
 const MetricsPage = lazy(() => import('./pages/MetricsPage').then((m) => ({ default: m.MetricsPage })));
+const LogsPage = lazy(() => import('./pages/LogsPage').then((m) => ({ default: m.LogsPage })));
 const ComparePage = lazy(() => import('./pages/ComparePage').then((m) => ({ default: m.ComparePage })));
 
 const NAV: [string, string][] = [
   ['/', 'Search'],
+  ['/logs', 'Logs'],
   ['/services', 'Services'],
   ['/map', 'Service map'],
   ['/compare', 'Compare'],
@@ -92,6 +94,7 @@ export function App() {
             <Routes>
               <Route path="/" element={<SearchPage />} />
               <Route path="/trace/:traceId" element={<TracePage />} />
+              <Route path="/logs" element={<LogsPage />} />
               <Route path="/compare" element={<ComparePage />} />
               <Route path="/services" element={<ServicesPage />} />
               <Route path="/map" element={<ServiceMapPage />} />

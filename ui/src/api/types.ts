@@ -176,3 +176,49 @@ export interface Exemplar {
   span_id: string | null;
   series_id: string;
 }
+
+/** The band of a severity number (docs/api.md, `GET /api/v1/logs`). */
+export type SeverityBand = 'unspecified' | 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+export interface LogRecord {
+  /** The record's time, or its observed time when it has none. */
+  timeUnixNano: string;
+  observedTimeUnixNano: string | null;
+  severityNumber: number;
+  severityText: string;
+  severity: SeverityBand;
+  /** Typed like an attribute value; null when the record has no body. */
+  body: TypedValue | null;
+  eventName?: string;
+  traceId: string | null;
+  spanId: string | null;
+  flags?: number;
+  serviceName: string;
+  attributes: Attribute[];
+  droppedAttributesCount?: number;
+  resource: { attributes: Attribute[]; droppedAttributesCount?: number; schemaUrl?: string };
+  scope: { name: string; version: string; attributes: Attribute[]; droppedAttributesCount?: number; schemaUrl?: string };
+}
+
+export interface LogsResponse {
+  logs: LogRecord[];
+  /** Set when the page is full: ask again with `cursor` for older records. */
+  nextCursor?: string | null;
+}
+
+export interface TraceLogsResponse {
+  traceId: string;
+  /** Oldest first. */
+  logs: LogRecord[];
+  /** More records carry the trace's ID than were returned. */
+  truncated: boolean;
+}
+
+export interface LogVolume {
+  start: number;
+  end: number;
+  step_ms: number;
+  total: number;
+  /** Bands in severity order; steps without records are left out. */
+  series: { severity: SeverityBand; counts: [number, number][] }[];
+}

@@ -1,22 +1,27 @@
 import { Link } from 'react-router-dom';
 import { getJson } from '../../api/client';
-import type { Attribute, OutlineSpan, Span, TypedValue } from '../../api/types';
+import type { OutlineSpan, Span, TraceLogsResponse } from '../../api/types';
+import { Attributes, AttributeTable } from '../../components/Attributes';
 import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
 import { formatDuration, nanosToMillis } from '../../lib/format';
-import { useApi } from '../../lib/useApi';
+import { useApi, type Loaded } from '../../lib/useApi';
+import { SpanLogs } from './SpanLogs';
 
 /** One span in full, fetched on demand: the outline has no attributes. */
 export function SpanDetail({
   traceId,
   outlineSpan,
   traceStartNanos,
+  logs,
   onClose,
 }: {
   traceId: string;
   outlineSpan: OutlineSpan;
   traceStartNanos: string;
+  /** The whole trace's logs, loaded once by the trace view. */
+  logs: Loaded<TraceLogsResponse>;
   onClose: () => void;
 }) {
   const span = useApi(outlineSpan.spanId, (signal) =>
@@ -34,6 +39,7 @@ export function SpanDetail({
       {span.state === 'loading' && <Loading what="span" />}
       {span.state === 'error' && <ErrorBox error={span.error} />}
       {span.state === 'done' && <SpanBody span={span.data} traceStartNanos={traceStartNanos} />}
+      <SpanLogs logs={logs} spanId={outlineSpan.spanId} traceStartNanos={traceStartNanos} />
       {span.state === 'done' && <LinkedFrom traceId={traceId} spanId={outlineSpan.spanId} />}
     </aside>
   );
@@ -142,57 +148,4 @@ function LinkedFrom({ traceId, spanId }: { traceId: string; spanId: string }) {
       ))}
     </section>
   );
-}
-
-function Attributes({ title, attributes, dropped }: { title: string; attributes: Attribute[]; dropped?: number }) {
-  return (
-    <section>
-      <h4>
-        {title} ({attributes.length})
-      </h4>
-      <AttributeTable attributes={attributes} />
-      {!!dropped && <p className="muted">{dropped} attributes dropped by the SDK</p>}
-    </section>
-  );
-}
-
-function AttributeTable({ attributes }: { attributes: Attribute[] }) {
-  if (!attributes.length) return null;
-  return (
-    <table className="attrs">
-      <tbody>
-        {attributes.map((a) => (
-          <tr key={a.key}>
-            <th>{a.key}</th>
-            <td>
-              <span className={`value type-${a.type}`}>{renderValue(a)}</span>
-              <span className="type-tag">{a.type}</span>
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
-}
-
-/** Typed values as text: arrays and maps as compact JSON of their values. */
-export function renderValue(v: TypedValue): string {
-  switch (v.type) {
-    case 'string':
-      return String(v.value);
-    case 'empty':
-      return '(empty)';
-    case 'array':
-      return JSON.stringify((v.value as TypedValue[]).map(plain));
-    case 'kvlist':
-      return JSON.stringify(plain(v));
-    default:
-      return String(v.value);
-  }
-}
-
-function plain(v: TypedValue): unknown {
-  if (v.type === 'array') return (v.value as TypedValue[]).map(plain);
-  if (v.type === 'kvlist') return Object.fromEntries((v.value as Attribute[]).map((a) => [a.key, plain(a)]));
-  return v.value;
 }

@@ -1,7 +1,7 @@
 import { useCallback, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { getJson, request } from '../../api/client';
-import type { TraceOutline } from '../../api/types';
+import type { TraceLogsResponse, TraceOutline } from '../../api/types';
 import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
@@ -9,9 +9,10 @@ import { formatCount, formatDuration, nanosToMillis } from '../../lib/format';
 import { buildTree, collapseBelow, criticalPath, findSpans, reveal, spansPerService, type SpanTree } from '../../lib/tree';
 import { adjustSkew } from '../../lib/skew';
 import { saveBlob } from '../../lib/download';
-import { useApi } from '../../lib/useApi';
+import { useApi, type Loaded } from '../../lib/useApi';
 import { Minimap } from './Minimap';
 import { SpanDetail } from './SpanDetail';
+import { logsLabel, TraceLogs } from './TraceLogs';
 import { Waterfall } from './Waterfall';
 
 /** Traces above this many spans open with deep subtrees collapsed. */
@@ -23,12 +24,17 @@ export function TracePage() {
   const outline = useApi(traceId, (signal) =>
     getJson<TraceOutline>(`/api/v1/traces/${encodeURIComponent(traceId)}/outline`, signal),
   );
+  // Requested beside the outline, not after it; a failure shows only where
+  // the logs would be.
+  const logs = useApi(traceId, (signal) =>
+    getJson<TraceLogsResponse>(`/api/v1/traces/${encodeURIComponent(traceId)}/logs`, signal),
+  );
   if (outline.state === 'loading') return <Loading what={`trace ${traceId}`} />;
   if (outline.state === 'error') return <ErrorBox error={outline.error} />;
-  return <TraceView key={traceId} outline={outline.data} />;
+  return <TraceView key={traceId} outline={outline.data} logs={logs} />;
 }
 
-function TraceView({ outline }: { outline: TraceOutline }) {
+function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<TraceLogsResponse> }) {
   const [params, setParams] = useSearchParams();
   const raw = useMemo(() => buildTree(outline.spans), [outline]);
   // Raw times by default; adjusted ones only when asked for, with a count.
@@ -48,6 +54,7 @@ function TraceView({ outline }: { outline: TraceOutline }) {
     setRevealed(selected);
     if (selected !== undefined) setCollapsed((c) => reveal(tree, c, selected));
   }
+  const showLogs = params.get('logs') === '1';
   const showCritical = params.get('critical') === '1';
   const critical = useMemo(() => (showCritical ? criticalPath(tree) : new Set<number>()), [tree, showCritical]);
   const find = params.get('find') ?? '';
@@ -113,6 +120,13 @@ function TraceView({ outline }: { outline: TraceOutline }) {
           Adjust clock skew
           {adjusted && <span className="muted">({formatCount(adjusted.shifted)} spans shifted)</span>}
         </label>
+        <button
+          aria-pressed={showLogs}
+          className={logs.state === 'error' ? 'err-text' : undefined}
+          onClick={() => setParam('logs', showLogs ? null : '1')}
+        >
+          {logsLabel(logs)}
+        </button>
         <button onClick={() => setCollapsed(new Set())}>Expand all</button>
         <button onClick={() => setCollapsed(collapseBelow(tree, 1))}>Collapse all</button>
         <Link to={`/compare?a=${outline.traceId}`}>Compare…</Link>
@@ -147,10 +161,21 @@ function TraceView({ outline }: { outline: TraceOutline }) {
             traceId={outline.traceId}
             outlineSpan={tree.spans[selected]}
             traceStartNanos={outline.startTimeUnixNano}
+            logs={logs}
             onClose={() => select(undefined)}
           />
         )}
       </div>
+      {showLogs && (
+        <TraceLogs
+          logs={logs}
+          outline={outline}
+          tree={tree}
+          selectedSpanId={selectedId}
+          onSelect={focusSpan}
+          onClose={() => setParam('logs', null)}
+        />
+      )}
     </div>
   );
 }
