@@ -64,6 +64,30 @@ fn metrics_request(round: u32) -> Value {
     }]})
 }
 
+/// An OTLP/JSON logs export: a record in each of traces 1..=10 (so each
+/// lives on its trace's shard) and ten without a trace.
+fn logs_request() -> Value {
+    let record = |i: u32, traced: bool| {
+        let mut record = json!({
+            "timeUnixNano": (1_731_000_000_000_000_000_u64 + u64::from(i) * 1_000_000).to_string(),
+            "severityNumber": if i.is_multiple_of(3) { 17 } else { 9 },
+            "severityText": if i.is_multiple_of(3) { "ERROR" } else { "INFO" },
+            "body": {"stringValue": format!("request {i} handled")},
+            "attributes": [{"key": "attempt", "value": {"intValue": (i % 2).to_string()}}]
+        });
+        if traced {
+            record["traceId"] = json!(trace_id(i));
+            record["spanId"] = json!(format!("{:016x}", u64::from(i) << 16 | 1));
+        }
+        record
+    };
+    let records: Vec<Value> = (1..=10).map(|i| record(i, true)).chain((11..=20).map(|i| record(i, false))).collect();
+    json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "frontend"}}]},
+        "scopeLogs": [{"scope": {"name": "t"}, "logRecords": records}]
+    }]})
+}
+
 pub(crate) async fn post(client: &reqwest::Client, url: &str, body: &Value) -> (u16, String, Option<String>) {
     let response = client
         .post(url)
@@ -110,6 +134,8 @@ const TRACE_SQL: &[&str] = &[
     "SELECT service_name, name, kind, status_code, time, sum(calls), sum(errors), sum(duration_sum_ns), \
      duration_quantile(duration_histogram, 0.9) FROM span_metrics GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
     "SELECT client_service, server_service, sum(calls) FROM service_graph GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT severity_text, count(*), min(body), max(log_attributes['attempt']) FROM logs GROUP BY 1 ORDER BY 1",
+    "SELECT trace_id, span_id, timestamp, body FROM logs WHERE trace_id IS NOT NULL ORDER BY timestamp",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,8 +161,14 @@ async fn cluster_answers_equal_all_in_one() {
             assert_eq!(status, 200, "{url}: {text}");
         }
     }
+    let logs = logs_request();
+    for url in [format!("{}/v1/logs", cluster.otlp_http(1)), format!("{}/v1/logs", single.otlp_http)] {
+        let (status, text, _) = post(&client, &url, &logs).await;
+        assert_eq!(status, 200, "{url}: {text}");
+    }
     let query = cluster.query_url(0);
     assert_eq!(count(&client, &query, "SELECT count(*) FROM spans").await, 240);
+    assert_eq!(count(&client, &query, "SELECT count(*) FROM logs").await, 20, "logs over Flight");
     assert_eq!(count(&client, &query, "SELECT sum(calls) FROM span_metrics").await, 240, "span metrics over Flight");
     assert!(count(&client, &query, "SELECT count(*) FROM service_graph").await > 0, "calls across services");
     for statement in TRACE_SQL {
@@ -153,6 +185,10 @@ async fn cluster_answers_equal_all_in_one() {
         "/api/v1/services/frontend/operations".to_owned(),
         "/api/v1/service_stats?start=1731000000&end=1731000100&step=60s".to_owned(),
         "/api/v1/service_graph?start=1731000000&end=1731000100".to_owned(),
+        "/api/v1/logs?start=1731000000&end=1731000100&limit=7".to_owned(),
+        "/api/v1/logs?start=1731000000&end=1731000100&severity=error&q=REQUEST".to_owned(),
+        "/api/v1/logs/volume?start=1731000000&end=1731000100".to_owned(),
+        format!("/api/v1/traces/{}/logs", trace_id(7)),
     ] {
         let (status, clustered) = get(&client, &format!("{query}{path}")).await;
         assert_eq!(status, 200, "{path}: {clustered}");

@@ -14,6 +14,7 @@ mod failover;
 mod js_sdk;
 mod otlp_json;
 mod prometheus_api;
+mod python_logs;
 mod python_metrics;
 mod python_sdk;
 mod query_api;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use skein_model::security::{Scope, create_token};
 
-use crate::support::python::{send_metrics, send_traces, send_traces_with_env};
+use crate::support::python::{send_logs, send_metrics, send_traces, send_traces_with_env};
 use crate::support::{ClusterBuilder, TestNode, workspace_root};
 
 /// The large trace: a root, 20 children and 999 grandchildren under each.
@@ -207,10 +207,11 @@ async fn ui_end_to_end_in_chromium() {
     }
 
     let (grpc, http) = (node.otlp_grpc(), node.otlp_http());
-    let (spans, _) = tokio::task::spawn_blocking(move || {
+    let (spans, _, logs) = tokio::task::spawn_blocking(move || {
         let spans = send_traces(&grpc, "grpc", "checkout", 3);
         send_traces(&http, "http", "payments", 2);
-        (spans, send_metrics(&http, "http", "cumulative", "shop"))
+        let logs = send_logs(&http, "http", "orders");
+        (spans, send_metrics(&http, "http", "cumulative", "shop"), logs)
     })
     .await
     .expect("python clients");
@@ -243,6 +244,8 @@ async fn ui_end_to_end_in_chromium() {
         "bigTrace": {"traceId": BIG_TRACE, "spanCount": 1 + BIG_CHILDREN * (BIG_GRANDCHILDREN + 1),
                      "lastSpanId": last_span, "lastSpanName": last_name},
         "metric": "http.server.duration",
+        "logs": {"traceId": logs.trace_id, "spanId": logs.span_id, "service": logs.service,
+                 "errorBody": logs.error_body, "count": logs.count},
     });
     run_browser_tests(&node, &browser, &data, "e2e");
     node.stop().await;

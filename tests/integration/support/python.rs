@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 
@@ -119,4 +120,53 @@ pub fn query_prometheus(url: &str, job: &str) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("script prints JSON")
+}
+
+/// What tests/python/send_logs.py sent and logged.
+pub struct SentLogs {
+    /// Every logs export the SDK made, decoded from its own OTLP encoding.
+    pub requests: Vec<ExportLogsServiceRequest>,
+    /// The trace (and span) the in-span records carry.
+    pub trace_id: String,
+    pub span_id: String,
+    /// The body of the ERROR record (inside the span).
+    pub error_body: String,
+    pub service: String,
+    pub count: usize,
+}
+
+/// Runs tests/python/send_logs.py: logs through Python's `logging` and the
+/// Logs API, plus the trace the records belong to.
+pub fn send_logs(endpoint: &str, protocol: &str, service: &str) -> SentLogs {
+    let script = workspace_root().join("tests/python/send_logs.py");
+    let output = Command::new(python())
+        .arg(script)
+        .args(["--endpoint", endpoint, "--protocol", protocol, "--service", service])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "send_logs.py failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("script prints JSON");
+    let text = |key: &str| printed[key].as_str().expect("a string field").to_owned();
+    let requests = printed["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|hex| {
+            let bytes = const_hex::decode(hex.as_str().expect("hex")).expect("hex protobuf");
+            ExportLogsServiceRequest::decode(bytes.as_slice()).expect("SDK request decodes")
+        })
+        .collect();
+    SentLogs {
+        requests,
+        trace_id: text("traceId"),
+        span_id: text("spanId"),
+        error_body: text("errorBody"),
+        service: text("service"),
+        count: printed["count"].as_u64().expect("count") as usize,
+    }
 }
