@@ -6,6 +6,7 @@ mod compaction;
 mod durability;
 mod failover;
 mod limits;
+mod logs;
 mod metric_data;
 mod metric_query;
 mod metrics;
