@@ -97,7 +97,7 @@ async fn logs_survive_a_crash_and_flush_to_indexed_parquet() {
     // Sorted by service, then time.
     let ctx = log_context(&storage);
     let batches = ctx.sql("SELECT service_name FROM logs").await.expect("plans").collect().await.expect("runs");
-    let services: Vec<String> = batches.iter().flat_map(|b| log_rows_services(b)).collect();
+    let services: Vec<String> = batches.iter().flat_map(log_rows_services).collect();
     let mut sorted = services.clone();
     sorted.sort();
     assert_eq!(services, sorted);
