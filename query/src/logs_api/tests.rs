@@ -181,3 +181,13 @@ async fn the_logs_table_answers_sql() {
     let json: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(json["rows"], json!([["worker", 2], ["cart", 1], ["checkout", 1], ["payments", 1]]));
 }
+
+/// The exact JSON of each log endpoint, as the UI and scripts parse it.
+#[tokio::test]
+async fn log_endpoints_match_their_golden_files() {
+    use crate::test_support::assert_golden;
+    assert_golden("logs/search.json", &get_json(&format!("/api/v1/logs?{}&limit=4", range())).await);
+    assert_golden("logs/volume.json", &get_json(&format!("/api/v1/logs/volume?{}&step=15s", range())).await);
+    assert_golden("logs/trace_logs.json", &get_json(&format!("/api/v1/traces/{T1}/logs")).await);
+    assert_golden("logs/trace_logs_otlp.json", &get_json(&format!("/api/v1/traces/{T1}/logs?format=otlp")).await);
+}
