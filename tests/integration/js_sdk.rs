@@ -1,9 +1,15 @@
 //! The OpenTelemetry JavaScript SDK for Node.js (tests/js/send.mjs) exports
-//! a trace and metrics in each OTLP encoding its exporters offer (HTTP/JSON,
-//! HTTP/protobuf, gRPC); the spans come back from the trace API and the
-//! Jaeger API, the points from SQL.
+//! a trace, metrics and logs in each OTLP encoding its exporters offer
+//! (HTTP/JSON, HTTP/protobuf, gRPC); the spans come back from the trace API
+//! and the Jaeger API, the points from SQL, and the log records (three in
+//! the trace's spans, an event with a structured body outside) exactly from
+//! SQL and, typed, from the log API, before and after flush.
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use prost::Message;
 use serde_json::{Value, json};
+use skein_model::logs::{log_rows_from_batch, log_rows_to_request};
 
 use crate::support::js::run_node;
 use crate::support::{ClusterBuilder, TestNode};
@@ -110,9 +116,262 @@ async fn check_metrics(node: &TestNode, service: &str) {
     );
 }
 
+/// What send.mjs printed of its logs: the records as the SDK exported them
+/// (plain JSON values) and each export as the SDK's protobuf encoding.
+struct SentLogs {
+    requests: Vec<ExportLogsServiceRequest>,
+    records: Vec<Value>,
+    trace_id: String,
+    root_span_id: String,
+    child_span_id: String,
+}
+
+impl SentLogs {
+    fn new(printed: &Value, trace_id: &str) -> Self {
+        let requests = printed["requests"]
+            .as_array()
+            .expect("requests")
+            .iter()
+            .map(|hex| {
+                let bytes = const_hex::decode(hex.as_str().expect("hex")).expect("hex protobuf");
+                ExportLogsServiceRequest::decode(bytes.as_slice()).expect("SDK request decodes")
+            })
+            .collect();
+        let text = |key: &str| printed[key].as_str().expect("a span ID").to_owned();
+        SentLogs {
+            requests,
+            records: printed["records"].as_array().expect("records").clone(),
+            trace_id: trace_id.to_owned(),
+            root_span_id: text("rootSpanId"),
+            child_span_id: text("childSpanId"),
+        }
+    }
+
+    fn record(&self, body: &str) -> &Value {
+        self.records.iter().find(|r| r["body"] == body).unwrap_or_else(|| panic!("no record {body:?}"))
+    }
+}
+
+/// Each record as its own one-record request, protobuf-encoded: a form in
+/// which two exports compare exactly, whatever their grouping or order.
+fn explode(requests: &[ExportLogsServiceRequest]) -> Vec<Vec<u8>> {
+    let mut records = Vec::new();
+    for request in requests {
+        for rl in &request.resource_logs {
+            for sl in &rl.scope_logs {
+                for record in &sl.log_records {
+                    let one = ExportLogsServiceRequest {
+                        resource_logs: vec![ResourceLogs {
+                            scope_logs: vec![ScopeLogs { log_records: vec![record.clone()], ..sl.clone() }],
+                            ..rl.clone()
+                        }],
+                    };
+                    records.push(one.encode_to_vec());
+                }
+            }
+        }
+    }
+    records.sort();
+    records
+}
+
+/// A typed value (`{"type", "value"}`) as plain JSON, as the script prints
+/// the SDK's: arrays of values, key-value lists as objects, bytes in base64.
+fn untyped(typed: &Value) -> Value {
+    match typed["type"].as_str().expect("a typed value") {
+        "array" => Value::Array(typed["value"].as_array().expect("array").iter().map(untyped).collect()),
+        "kvlist" => untyped_attributes(&typed["value"]),
+        _ => typed["value"].clone(),
+    }
+}
+
+/// Typed attributes (`[{"key", "type", "value"}]`) as a plain `{key: value}`.
+fn untyped_attributes(stored: &Value) -> Value {
+    let entries = stored.as_array().expect("attributes").iter();
+    Value::Object(entries.map(|a| (a["key"].as_str().expect("key").to_owned(), untyped(a))).collect())
+}
+
+/// The types alone of a typed value: `"int"`, `["string", ...]` for an
+/// array, `{key: type}` for a key-value list.
+fn type_tree(typed: &Value) -> Value {
+    match typed["type"].as_str().expect("a typed value") {
+        "array" => Value::Array(typed["value"].as_array().expect("array").iter().map(type_tree).collect()),
+        "kvlist" => attribute_types(&typed["value"]),
+        other => json!(other),
+    }
+}
+
+fn attribute_types(stored: &Value) -> Value {
+    let entries = stored.as_array().expect("attributes").iter();
+    Value::Object(entries.map(|a| (a["key"].as_str().expect("key").to_owned(), type_tree(a))).collect())
+}
+
+fn nanos(value: &Value) -> u64 {
+    value.as_str().expect("nanoseconds as a string").parse().expect("nanoseconds")
+}
+
+/// One stored record of the log API against the record the SDK exported.
+fn check_log_entry(service: &str, stored: &Value, sdk: &Value) {
+    let body = &sdk["body"];
+    assert_eq!(untyped(&stored["body"]), *body, "{service}: body");
+    let body_type = if body.is_string() { "string" } else { "kvlist" };
+    assert_eq!(stored["body"]["type"], body_type, "{service}: body type of {body}");
+    for key in ["timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText", "eventName"] {
+        assert_eq!(stored[key], sdk[key], "{service}: {key} of {body}");
+    }
+    for key in ["traceId", "spanId", "flags"] {
+        assert_eq!(stored[key], sdk[key], "{service}: {key} of {body}");
+    }
+    let number = sdk["severityNumber"].as_u64().expect("severity number") as usize;
+    assert_eq!(stored["severity"], ["trace", "debug", "info", "warn", "error", "fatal"][(number - 1) / 4]);
+    assert_eq!(untyped_attributes(&stored["attributes"]), sdk["attributes"], "{service}: attributes of {body}");
+    assert_eq!(stored["droppedAttributesCount"], 0);
+    assert_eq!(stored["serviceName"], service);
+    assert_eq!(stored["scope"]["name"], sdk["scope"]["name"]);
+    assert_eq!(stored["scope"]["version"], sdk["scope"]["version"]);
+    let resource = attribute_map(&stored["resource"]["attributes"]);
+    assert_eq!(resource, json!({"service.name": service, "deployment.environment": "test"}));
+}
+
+async fn check_logs(node: &TestNode, service: &str, sent: &SentLogs) {
+    // What the script emitted, as the SDK exported it: the in-span records
+    // carry their span's IDs, the event none.
+    assert_eq!(sent.records.len(), 4, "{service}: every record exported");
+    for (body, span) in [
+        ("checkout started", Some(&sent.root_span_id)),
+        ("card declined", Some(&sent.child_span_id)),
+        ("checkout answered 200 after a declined card", Some(&sent.root_span_id)),
+    ] {
+        let sdk = sent.record(body);
+        assert_eq!(sdk["traceId"], sent.trace_id.as_str(), "{service}: {body}");
+        assert_eq!(sdk["spanId"].as_str(), span.map(String::as_str), "{service}: {body}");
+    }
+    let event = sent.records.iter().find(|r| r["eventName"] == "cart.viewed").expect("the event");
+    assert!(event["body"].is_object() && event["traceId"].is_null(), "{service}: {event}");
+
+    // Every record exactly (as OTLP, read back from SQL as Arrow).
+    let want = explode(&sent.requests);
+    assert_eq!(want.len(), sent.records.len(), "{service}: one encoded record per exported record");
+    let batches = node.sql_arrow(&format!("SELECT * FROM logs WHERE service_name = '{service}'")).await;
+    let stored: Vec<ExportLogsServiceRequest> = batches
+        .iter()
+        .map(|b| log_rows_to_request(log_rows_from_batch(b).expect("stored rows convert back to OTLP")))
+        .collect();
+    assert!(explode(&stored) == want, "{service}: every record round-trips exactly");
+
+    // The columns SQL sees.
+    let sql = format!(
+        "SELECT severity_number, severity_text, body_type, event_name, trace_id, span_id, flags, \
+         log_attributes['cart.items'], log_attributes['exception.type'] FROM logs \
+         WHERE service_name = '{service}' ORDER BY severity_number, event_name"
+    );
+    let mut expected: Vec<&Value> = sent.records.iter().collect();
+    expected.sort_by_key(|r| (r["severityNumber"].as_u64(), r["eventName"].as_str().map(str::to_owned)));
+    let expected: Vec<Value> = expected
+        .into_iter()
+        .map(|r| {
+            // Attribute values as stored text; `body_type` is null for strings.
+            let text = |v: &Value| match v {
+                Value::Null => Value::Null,
+                Value::String(s) => json!(s),
+                other => json!(other.to_string()),
+            };
+            let body_type = if r["body"].is_string() { Value::Null } else { json!("k") };
+            json!([
+                r["severityNumber"],
+                r["severityText"],
+                body_type,
+                r["eventName"],
+                r["traceId"],
+                r["spanId"],
+                r["flags"],
+                text(&r["attributes"]["cart.items"]),
+                text(&r["attributes"]["exception.type"]),
+            ])
+        })
+        .collect();
+    assert_eq!(node.sql(&sql).await["rows"], Value::Array(expected), "{service}");
+
+    // The log API: every record, newest first, typed.
+    let (status, found) = node.get(&format!("/api/v1/logs?service={service}")).await;
+    assert_eq!(status, 200, "{found}");
+    let logs = found["logs"].as_array().expect("logs");
+    assert_eq!(logs.len(), sent.records.len(), "{found}");
+    assert!(logs.windows(2).all(|w| nanos(&w[0]["timeUnixNano"]) >= nanos(&w[1]["timeUnixNano"])), "{found}");
+    for sdk in &sent.records {
+        let stored = logs.iter().find(|l| untyped(&l["body"]) == sdk["body"]).expect("record stored");
+        check_log_entry(service, stored, sdk);
+    }
+    // JavaScript numbers arrive typed: integers as ints, fractions as doubles;
+    // the structured body keeps its structure, bytes included.
+    let types = |body: &str| {
+        let stored = logs.iter().find(|l| l["body"]["value"] == body).expect("record stored");
+        attribute_types(&stored["attributes"])
+    };
+    assert_eq!(
+        types("checkout started"),
+        json!({"user.id": "string", "cart.items": "int", "cart.total": "double", "user.vip": "bool",
+               "cart.skus": ["string", "string"]}),
+        "{service}"
+    );
+    assert_eq!(
+        types("checkout answered 200 after a declined card"),
+        json!({"retry.count": "int", "latency.ratio": "double"})
+    );
+    assert_eq!(
+        types("card declined"),
+        json!({"payment.attempt": "int", "exception.type": "string", "exception.message": "string",
+               "exception.stacktrace": "string"}),
+        "{service}"
+    );
+    let stored_event = logs.iter().find(|l| l["eventName"] == "cart.viewed").expect("event stored");
+    assert_eq!(
+        type_tree(&stored_event["body"]),
+        json!({"event": "string", "items": ["int", "double", "bool", "string"],
+               "user": {"id": "string", "vip": "bool"}, "checksum": "bytes"}),
+        "{service}"
+    );
+    assert_eq!(attribute_types(&stored_event["attributes"]), json!({"channel": "string", "cart.size": "int"}));
+
+    // Found by severity and text; counted by the volume API.
+    let (status, errors) = node.get(&format!("/api/v1/logs?service={service}&severity=error&q=DECLINED")).await;
+    assert_eq!(status, 200, "{errors}");
+    let errors = errors["logs"].as_array().expect("logs");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    check_log_entry(service, &errors[0], sent.record("card declined"));
+    let (status, volume) = node.get(&format!("/api/v1/logs/volume?service={service}")).await;
+    assert_eq!(status, 200, "{volume}");
+    assert_eq!(volume["total"], sent.records.len());
+
+    // The trace's logs: the three records emitted in its spans, oldest first.
+    let (status, trace_logs) = node.get(&format!("/api/v1/traces/{}/logs", sent.trace_id)).await;
+    assert_eq!(status, 200, "{trace_logs}");
+    assert_eq!(trace_logs["traceId"], sent.trace_id.as_str());
+    assert_eq!(trace_logs["truncated"], false);
+    let logs = trace_logs["logs"].as_array().expect("logs");
+    let in_spans: Vec<&Value> = sent.records.iter().filter(|r| r["traceId"] == sent.trace_id.as_str()).collect();
+    assert_eq!(logs.len(), in_spans.len(), "{trace_logs}");
+    assert!(logs.windows(2).all(|w| nanos(&w[0]["timeUnixNano"]) <= nanos(&w[1]["timeUnixNano"])), "{trace_logs}");
+    for sdk in in_spans {
+        let stored = logs.iter().find(|l| untyped(&l["body"]) == sdk["body"]).expect("record in the trace's logs");
+        check_log_entry(service, stored, sdk);
+    }
+    let (status, otlp) = node.get(&format!("/api/v1/traces/{}/logs?format=otlp", sent.trace_id)).await;
+    assert_eq!(status, 200, "{otlp}");
+    let count: usize = otlp["resourceLogs"]
+        .as_array()
+        .expect("resourceLogs")
+        .iter()
+        .flat_map(|rl| rl["scopeLogs"].as_array().expect("scopeLogs"))
+        .map(|sl| sl["logRecords"].as_array().expect("logRecords").len())
+        .sum();
+    assert_eq!(count, logs.len(), "{otlp}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn javascript_sdk_in_every_otlp_encoding() {
     let node = ClusterBuilder::new().start().await;
+    let mut sent_logs = Vec::new();
     for (protocol, service) in [("http/json", "js-http-json"), ("http/protobuf", "js-http-proto"), ("grpc", "js-grpc")]
     {
         let endpoint = if protocol == "grpc" { node.otlp_grpc() } else { node.otlp_http() };
@@ -125,11 +384,15 @@ async fn javascript_sdk_in_every_otlp_encoding() {
         assert_eq!(recorded.len(), 2);
         check_trace(&node, service, &recorded).await;
         check_metrics(&node, service).await;
+        let logs = SentLogs::new(&sent["logs"], recorded[0]["traceId"].as_str().expect("trace id"));
+        check_logs(&node, service, &logs).await;
+        sent_logs.push((service, logs));
     }
     // The same answers from Parquet.
     node.flush().await;
-    for service in ["js-http-json", "js-http-proto", "js-grpc"] {
+    for (service, logs) in &sent_logs {
         check_metrics(&node, service).await;
+        check_logs(&node, service, logs).await;
     }
     node.stop().await;
 }
