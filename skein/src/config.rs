@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_collector::CollectorConfig;
 use skein_model::cluster::parse_storage_node;
-use skein_model::security::{AuthConfig, ListenerSecurity, TlsConfig};
+use skein_model::security::{AuthConfig, ClusterTls, ClusterTlsConfig, ListenerSecurity, TlsConfig};
 use skein_query::QueryConfig;
 use skein_storage::StorageConfig;
 
@@ -73,6 +73,9 @@ pub struct ClusterConfig {
     /// has an address (their WAL is then in the object store).
     #[serde(with = "humantime_serde")]
     pub failover_after: Duration,
+    /// `[cluster.tls]`: mTLS on the storage nodes' internal port, against
+    /// the cluster's own CA (docs/security.md).
+    pub tls: ClusterTlsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -86,6 +89,7 @@ impl Default for ClusterConfig {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             failover_after: Duration::from_secs(10),
+            tls: ClusterTlsConfig::default(),
         }
     }
 }
@@ -136,6 +140,7 @@ impl ClusterConfig {
                 self.health_interval
             );
         }
+        self.tls.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 }
@@ -296,6 +301,23 @@ impl SkeinConfig {
 }
 
 impl SkeinConfig {
+    /// Loads `[cluster.tls]` for the ports between roles (`None` when unset)
+    /// and logs whether it is on; reloads follow file changes until `shutdown`.
+    pub fn cluster_tls(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Option<std::sync::Arc<ClusterTls>>> {
+        if !self.cluster.tls.enabled() {
+            tracing::info!("cluster tls off: the internal port speaks clear text to any member");
+            return Ok(None);
+        }
+        let tls = ClusterTls::load(self.cluster.tls.clone()).context("loading [cluster.tls]")?;
+        tracing::info!(ca_file = ?self.cluster.tls.ca_file, "cluster tls on: members need a certificate of the cluster ca");
+        let watched = std::sync::Arc::clone(&tls);
+        tokio::spawn(skein_model::security::watch_files(tls.files(), shutdown.clone(), move || watched.reload()));
+        Ok(Some(tls))
+    }
+
     /// Loads `[tls]` and `[auth]` for the external listeners and logs what
     /// protects them; reloads follow file changes until `shutdown`.
     pub fn listener_security(

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
+use skein_model::security::ClusterTls;
 use skein_model::{ShardMap, ShardWriter, Signal, TableKind};
 use skein_query::{QueryServer, RemoteShardTable, Tables, Topology};
 use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
@@ -65,9 +66,13 @@ fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
     }
 }
 
-fn storage_nodes(config: &SkeinConfig, registry: &mut Registry) -> anyhow::Result<Arc<StorageNodes>> {
+fn storage_nodes(
+    config: &SkeinConfig,
+    tls: Option<&Arc<ClusterTls>>,
+    registry: &mut Registry,
+) -> anyhow::Result<Arc<StorageNodes>> {
     let entries = config.cluster.storage_addresses()?;
-    StorageNodes::new(config.storage.shards, &entries, timeouts(&config.cluster), registry)
+    StorageNodes::new(config.storage.shards, &entries, timeouts(&config.cluster), tls, registry)
         .context("invalid cluster.storage_nodes")
 }
 
@@ -100,6 +105,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
     let owned = map.shards_of(&node_id);
     let mut registry = Registry::default();
+    let cluster_tls = config.cluster_tls(shutdown)?;
     // Failover needs the WAL where another node can replay it, and the
     // peers' addresses to see which of them are alive.
     let peers = if config.storage.object_store.is_none() {
@@ -109,16 +115,16 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         warn!("shards do not fail over: cluster.storage_nodes has no addresses (list every node as id=host:port)");
         None
     } else {
-        Some(storage_nodes(config, &mut registry)?)
+        Some(storage_nodes(config, cluster_tls.as_ref(), &mut registry)?)
     };
     let wal = if peers.is_some() { WalPlacement::ObjectStore } else { WalPlacement::LocalDisk };
     let storage = Storage::open_shards(config.storage.clone(), &owned, wal, &mut registry, CancellationToken::new())
         .await
         .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
     let stopping = shutdown.child_token();
+    let flight = StorageFlight::new(Arc::clone(&storage), node_id.clone());
     let internal =
-        InternalServer::bind(config.cluster.internal_listen, StorageFlight::new(Arc::clone(&storage), node_id.clone()))
-            .await;
+        InternalServer::bind(config.cluster.internal_listen, flight, cluster_tls.as_ref().map(|t| t.server())).await;
     let internal = match internal {
         Ok(server) => server,
         Err(e) => {
@@ -199,7 +205,7 @@ fn drain_routes(storage: &Arc<Storage>) -> axum::Router {
 /// A collector: OTLP in, each shard's rows to the storage node that owns it.
 pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
-    let nodes = storage_nodes(config, &mut registry)?;
+    let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
     let writer: Arc<dyn ShardWriter> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
     let security = config.listener_security(shutdown)?;
     let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
@@ -224,7 +230,7 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
 /// storage nodes over Arrow Flight.
 pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
-    let nodes = storage_nodes(config, &mut registry)?;
+    let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
     let tables = Tables {
         spans: RemoteShardTable::all(Signal::Spans, &nodes),
         metrics: RemoteShardTable::all(Signal::Metrics, &nodes),

@@ -25,6 +25,7 @@ use skein_model::cluster::{
     ACTION_NODE_INFO, MAX_MESSAGE_BYTES, NodeInfo, PutCommand, ScanTicket, ShardInfo, check_addressing,
     write_error_to_status,
 };
+use skein_model::security::{SecureIncoming, TlsReloader};
 use skein_model::{ShardWriter, WriteError};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
@@ -220,20 +221,30 @@ impl FlightService for StorageFlight {
     }
 }
 
+/// How long a connection to the internal port may take to finish its TLS
+/// handshake (or, in clear text, to send its first byte).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The internal listener of a storage node: Flight and gRPC health.
 #[derive(Debug)]
 pub struct InternalServer {
     listener: tokio::net::TcpListener,
     local_addr: SocketAddr,
     flight: StorageFlight,
+    /// `[cluster.tls]`: TLS with client certificates required.
+    tls: Option<Arc<TlsReloader>>,
 }
 
 impl InternalServer {
     /// Binds `addr` (port 0 allowed); nothing is served until `serve`.
-    pub async fn bind(addr: SocketAddr, flight: StorageFlight) -> Result<Self, StorageError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        flight: StorageFlight,
+        tls: Option<Arc<TlsReloader>>,
+    ) -> Result<Self, StorageError> {
         let listener = tokio::net::TcpListener::bind(addr).await.ctx(|| format!("binding internal port {addr}"))?;
         let local_addr = listener.local_addr().ctx(|| "reading the internal address".into())?;
-        Ok(Self { listener, local_addr, flight })
+        Ok(Self { listener, local_addr, flight, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -248,8 +259,10 @@ impl InternalServer {
         let service = FlightServiceServer::new(self.flight)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let incoming = tonic::transport::server::TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        info!(addr = %self.local_addr, "storage internal port serving");
+        let tls = self.tls.is_some();
+        let incoming = SecureIncoming::spawn("internal", self.listener, self.tls, HANDSHAKE_TIMEOUT, shutdown.clone())
+            .ctx(|| "accepting on the internal port".into())?;
+        info!(addr = %self.local_addr, tls, "storage internal port serving");
         let stopping = {
             let health = health.clone();
             async move {
@@ -260,7 +273,7 @@ impl InternalServer {
         tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(service)
-            .serve_with_incoming_shutdown(incoming, stopping)
+            .serve_with_incoming_shutdown(incoming.into_stream(), stopping)
             .await
             .map_err(|e| StorageError::Task(format!("internal server: {e}")))
     }

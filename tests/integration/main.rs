@@ -7,6 +7,7 @@ mod bad_input;
 mod bench;
 mod browser_sdk;
 mod cluster;
+mod cluster_tls;
 mod compaction;
 mod crash;
 mod deploy;

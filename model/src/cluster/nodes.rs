@@ -29,6 +29,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{error, info, warn};
 
 use super::{ACTION_NODE_INFO, NodeInfo};
+use crate::security::ClusterTls;
 use crate::{ModelError, ShardMap};
 
 /// Largest gRPC message exchanged with storage nodes (a write is one
@@ -108,13 +109,30 @@ impl StorageNode {
         let bodies: Vec<_> = client
             .do_action(action)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| error_chain(&e))?
             .try_collect()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let body = bodies.first().ok_or("the node sent no node info")?;
         serde_json::from_slice(body).map_err(|e| format!("the node info does not parse: {e}"))
     }
+}
+
+/// An error and its causes, `: `-separated, each said once: a refused TLS
+/// handshake reads "transport error" alone, the certificate problem is
+/// further down.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,6 +152,8 @@ pub struct StorageNodes {
     failover: AtomicBool,
     /// A node never seen healthy counts as failed this long after this.
     started: Instant,
+    /// Whether connections use `[cluster.tls]`.
+    tls: bool,
 }
 
 impl StorageNodes {
@@ -143,6 +163,7 @@ impl StorageNodes {
         shard_count: usize,
         entries: &[(String, String)],
         timeouts: NodeTimeouts,
+        tls: Option<&Arc<ClusterTls>>,
         registry: &mut Registry,
     ) -> Result<Arc<Self>, ModelError> {
         let map = ShardMap::new(shard_count, entries.iter().map(|(id, _)| id.clone()))?;
@@ -161,13 +182,17 @@ impl StorageNodes {
         let mut nodes = Vec::with_capacity(entries.len());
         for id in map.nodes() {
             let address = entries.iter().find(|(i, _)| i == id).map(|(_, a)| a.clone()).unwrap_or_default();
-            let uri = if address.contains("://") { address.clone() } else { format!("http://{address}") };
-            let channel = Endpoint::from_shared(uri)
+            // With mTLS the connector speaks TLS, so the URI tonic sees says http.
+            let host_port = address.split_once("://").map_or(address.as_str(), |(_, rest)| rest);
+            let endpoint = Endpoint::from_shared(format!("http://{host_port}"))
                 .map_err(|e| ModelError::InvalidShardMap(format!("storage node {id}: bad address {address:?}: {e}")))?
                 .connect_timeout(timeouts.connect)
                 .timeout(timeouts.request)
-                .tcp_nodelay(true)
-                .connect_lazy();
+                .tcp_nodelay(true);
+            let channel = match tls {
+                Some(tls) => endpoint.connect_with_connector_lazy(tls.connector()),
+                None => endpoint.connect_lazy(),
+            };
             let gauge = up.get_or_create(&NodeLabels { node: id.clone() }).clone();
             nodes.push(Arc::new(StorageNode {
                 id: id.clone(),
@@ -182,6 +207,7 @@ impl StorageNodes {
             nodes,
             changes,
             failover_after: timeouts.failover_after,
+            tls: tls.is_some(),
             failover: AtomicBool::new(false),
             started: Instant::now(),
         }))
@@ -259,13 +285,30 @@ impl StorageNodes {
         held.iter().copied().filter(|&shard| self.map.live_owner_index(shard, live).is_some_and(&live)).collect()
     }
 
+    /// A connection the node closed right after the TLS handshake: in TLS
+    /// 1.3 the client's handshake ends before the server checks the client
+    /// certificate, so a refused certificate shows here as a closed pipe.
+    fn explain(&self, reason: String) -> String {
+        let closed = ["broken pipe", "connection reset", "unexpected eof", "close_notify"]
+            .iter()
+            .any(|sign| reason.to_lowercase().contains(sign));
+        if self.tls && closed {
+            format!(
+                "{reason} (the node closed the connection: with cluster.tls, check that this member's certificate \
+                 is signed by the cluster CA the node trusts; the node logs why it refused)"
+            )
+        } else {
+            reason
+        }
+    }
+
     /// Checks every node once, concurrently.
     pub async fn check_all(&self) {
         futures::future::join_all(self.nodes.iter().map(|node| self.check(node))).await;
     }
 
     async fn check(&self, node: &StorageNode) {
-        let outcome = node.node_info().await.and_then(|info| {
+        let outcome = node.node_info().await.map_err(|reason| self.explain(reason)).and_then(|info| {
             if info.node_id != node.id {
                 Err(format!(
                     "{} answers as storage node {:?}, not {:?}: the storage_nodes list names the wrong address",
@@ -285,6 +328,7 @@ impl StorageNodes {
         });
         let mut health = node.health.write();
         let was_healthy = health.healthy;
+        let previous_error = health.error.clone();
         health.checked_at = Some(SystemTime::now());
         match outcome {
             Ok(info) => {
@@ -305,13 +349,16 @@ impl StorageNodes {
         if health.healthy != was_healthy {
             self.changes.inc();
         }
+        // Logged when the state or the reason changes: a node that was never
+        // reachable (a wrong address or certificate) is said once, not every check.
         match (&health.error, was_healthy, health.healthy) {
             (None, false, true) => info!(node = %node.id, address = %node.address, "storage node is healthy"),
-            (Some(reason), true, false) => {
-                warn!(node = %node.id, address = %node.address, error = %reason, "storage node is unhealthy")
-            }
-            (Some(reason), false, false) if reason.contains("shards") || reason.contains("answers as") => {
-                error!(node = %node.id, address = %node.address, error = %reason, "storage node refused");
+            (Some(reason), _, false) if previous_error.as_ref() != Some(reason) || was_healthy => {
+                if reason.contains("shards") || reason.contains("answers as") {
+                    error!(node = %node.id, address = %node.address, error = %reason, "storage node refused");
+                } else {
+                    warn!(node = %node.id, address = %node.address, error = %reason, "storage node is unhealthy");
+                }
             }
             _ => {}
         }

@@ -196,7 +196,7 @@ async fn accept_loop(
                     let _ = sender.send(stream).await;
                     drop(permit);
                 }
-                Ok(Err(error)) => log_refused(what, peer, &error, tls.is_some()),
+                Ok(Err(error)) => log_refused(what, peer, &error, tls.as_deref()),
                 Err(_) => debug!(listener = what, %peer, "connection sent nothing in time; closed"),
             }
         });
@@ -222,12 +222,16 @@ async fn prepare(stream: TcpStream, tls: Option<&TlsReloader>) -> io::Result<May
 
 /// A refused handshake is logged where an operator will see it: a client
 /// with a wrong certificate, or speaking clear text to a TLS port, is a
-/// misconfiguration to fix, not noise.
-fn log_refused(what: &'static str, peer: SocketAddr, error: &io::Error, tls: bool) {
-    if tls {
-        info!(listener = what, %peer, %error, "tls handshake refused");
-    } else {
-        debug!(listener = what, %peer, %error, "connection closed before its first byte");
+/// misconfiguration to fix, not noise. Where client certificates are
+/// required (between cluster members, say), it is a warning: a peer that
+/// should get in does not.
+fn log_refused(what: &'static str, peer: SocketAddr, error: &io::Error, tls: Option<&TlsReloader>) {
+    match tls {
+        Some(tls) if tls.requires_client_certificates() => {
+            warn!(listener = what, %peer, %error, "tls handshake refused")
+        }
+        Some(_) => info!(listener = what, %peer, %error, "tls handshake refused"),
+        None => debug!(listener = what, %peer, %error, "connection closed before its first byte"),
     }
 }
 

@@ -9,8 +9,11 @@
 //! checked by [`Authenticator::authorize`] for the scope its endpoint needs
 //! before it reaches a handler. [`watch_files`] re-reads the certificate and
 //! tokens files when they change, so rotations need no restart.
+//! [`ClusterTls`] is the same for the ports between the roles of a cluster:
+//! mTLS against the cluster's own CA.
 
 mod auth;
+mod cluster_tls;
 mod incoming;
 mod tls;
 mod tokens;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{AuthConfig, AuthError, Authenticator, Principal};
+pub use cluster_tls::{ClusterTls, ClusterTlsConfig};
 pub use incoming::{MaybeTlsStream, SecureIncoming};
 pub use tls::{TlsConfig, TlsReloader};
 pub use tokens::{NewToken, Scope, TokenEntry, TokensFile, create_token, hash_token};

@@ -121,7 +121,7 @@ fn build(config: &TlsConfig) -> Result<ServerConfig, ModelError> {
     Ok(server)
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ModelError> {
+pub(super) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ModelError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| tls_error(path, e))?
         .collect::<Result<Vec<_>, _>>()
@@ -132,6 +132,6 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ModelError>
     Ok(certs)
 }
 
-fn tls_error(path: &Path, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ModelError {
+pub(super) fn tls_error(path: &Path, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ModelError {
     ModelError::Tls { path: Some(path.to_path_buf()), source: source.into() }
 }

@@ -21,21 +21,46 @@ pub struct Member {
     args: Vec<String>,
     env: Vec<(String, String)>,
     ready_file: PathBuf,
+    /// Where the process's log goes, when captured.
+    log_file: Option<PathBuf>,
     child: Option<Child>,
     pub addresses: Value,
 }
 
 impl Member {
-    fn spawn(name: &str, args: Vec<String>, env: Vec<(String, String)>, run_dir: &Path) -> Self {
+    fn spawn(name: &str, args: Vec<String>, env: Vec<(String, String)>, run_dir: &Path, capture: bool) -> Self {
         let ready_file = run_dir.join(format!("{name}.json"));
-        let mut member = Self { name: name.to_owned(), args, env, ready_file, child: None, addresses: Value::Null };
+        let log_file = capture.then(|| run_dir.join(format!("{name}.log")));
+        let mut member =
+            Self { name: name.to_owned(), args, env, ready_file, log_file, child: None, addresses: Value::Null };
         member.start();
         member
+    }
+
+    /// Waits (with a deadline) until the member's captured log has a line
+    /// containing every one of `parts`, and returns that line.
+    pub fn wait_for_log_line(&self, parts: &[&str]) -> String {
+        let path = self.log_file.as_ref().expect("the cluster captures logs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if let Some(line) = text.lines().find(|line| parts.iter().all(|p| line.contains(p))) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "{} logged no line with {parts:?}:\n{text}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// (Re)starts the process with the same arguments and waits until ready.
     pub fn start(&mut self) {
         let _ = std::fs::remove_file(&self.ready_file);
+        let stderr = match &self.log_file {
+            Some(path) => {
+                Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).expect("member log file"))
+            }
+            None => Stdio::inherit(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_skein"))
             .args(&self.args)
             .arg("--ready-file")
@@ -46,6 +71,7 @@ impl Member {
             .env("SKEIN_CLUSTER__REQUEST_TIMEOUT", "3s")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("skein binary starts");
         self.child = Some(child);
@@ -140,11 +166,28 @@ pub struct ProcessClusterBuilder {
     object_store: Option<String>,
     /// Environment for every member.
     env: Vec<(String, String)>,
+    /// Members log at this level into `<run dir>/<name>.log` (default: warn, to stderr).
+    captured_log_filter: Option<String>,
 }
 
 impl ProcessClusterBuilder {
     pub fn new() -> Self {
-        Self { collectors: 1, storage: 2, query: 1, shards: 8, object_store: None, env: Vec::new() }
+        Self {
+            collectors: 1,
+            storage: 2,
+            query: 1,
+            shards: 8,
+            object_store: None,
+            env: Vec::new(),
+            captured_log_filter: None,
+        }
+    }
+
+    /// Members log at `filter` into files the test reads
+    /// ([`Member::wait_for_log_line`]).
+    pub fn capture_logs(mut self, filter: &str) -> Self {
+        self.captured_log_filter = Some(filter.to_owned());
+        self
     }
 
     /// Storage nodes keep flushed data in `weed`'s test bucket.
@@ -184,8 +227,10 @@ impl ProcessClusterBuilder {
         let temp = tempfile::tempdir().expect("temp dir");
         let run_dir = temp.path().join("run");
         std::fs::create_dir_all(&run_dir).expect("run dir");
+        let filter = self.captured_log_filter.clone().unwrap_or_else(|| "warn".to_owned());
+        let capture = self.captured_log_filter.is_some();
         let common = |role: &str| -> Vec<String> {
-            vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), "warn".into(), role.into()]
+            vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), filter.clone(), role.into()]
         };
         let ids: Vec<String> = (0..self.storage).map(|i| format!("storage-{i}")).collect();
         // With an object store, shards fail over, and storage nodes watch
@@ -228,7 +273,7 @@ impl ProcessClusterBuilder {
                     env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "skein-test".to_owned()));
                 }
                 args.extend(common("storage"));
-                Member::spawn(id, args, env, &run_dir)
+                Member::spawn(id, args, env, &run_dir, capture)
             })
             .collect();
         let storage_nodes: Vec<String> =
@@ -243,16 +288,18 @@ impl ProcessClusterBuilder {
             .map(|i| {
                 let args =
                     frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-                Member::spawn(&format!("collector-{i}"), args, self.env.clone(), &run_dir)
+                Member::spawn(&format!("collector-{i}"), args, self.env.clone(), &run_dir, capture)
             })
             .collect();
         let query = (0..self.query)
             .map(|i| {
                 let args = frontend(&["--query-listen", "127.0.0.1:0"], "query");
-                Member::spawn(&format!("query-{i}"), args, self.env.clone(), &run_dir)
+                Member::spawn(&format!("query-{i}"), args, self.env.clone(), &run_dir, capture)
             })
             .collect();
-        ProcessCluster { storage, collectors, query, temp }
+        let extra_collector =
+            frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
+        ProcessCluster { storage, collectors, query, temp, run_dir, extra_collector, capture }
     }
 }
 
@@ -272,9 +319,19 @@ pub struct ProcessCluster {
     pub collectors: Vec<Member>,
     pub query: Vec<Member>,
     temp: TempDir,
+    run_dir: PathBuf,
+    /// The arguments of one more collector of this cluster.
+    extra_collector: Vec<String>,
+    capture: bool,
 }
 
 impl ProcessCluster {
+    /// Starts one more collector named `name` with `env` (only): a member
+    /// configured differently from the others.
+    pub fn start_collector(&self, name: &str, env: Vec<(String, String)>) -> Member {
+        Member::spawn(name, self.extra_collector.clone(), env, &self.run_dir, self.capture)
+    }
+
     /// Storage node `i`'s data directory.
     pub fn storage_dir(&self, i: usize) -> PathBuf {
         self.temp.path().join(&self.storage[i].name)
