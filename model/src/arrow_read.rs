@@ -167,6 +167,24 @@ impl<'a> ResourceScopeColumns<'a> {
         Ok((resource, self.res_url.value(row).to_owned()))
     }
 
+    /// Whether rows `a` and `b` have the same resource (and schema URL).
+    pub fn same_resource(&self, a: usize, b: usize) -> Result<bool, ModelError> {
+        Ok(str_eq(&self.res_url, a, b)
+            && self.res_dropped.value(a) == self.res_dropped.value(b)
+            && str_eq(&self.res_types, a, b)
+            && map_eq(self.res_attrs, a, b)?)
+    }
+
+    /// Whether rows `a` and `b` have the same scope (and schema URL).
+    pub fn same_scope(&self, a: usize, b: usize) -> Result<bool, ModelError> {
+        Ok(str_eq(&self.scope_name, a, b)
+            && str_eq(&self.scope_version, a, b)
+            && str_eq(&self.scope_url, a, b)
+            && self.scope_dropped.value(a) == self.scope_dropped.value(b)
+            && str_eq(&self.scope_types, a, b)
+            && map_eq(self.scope_attrs, a, b)?)
+    }
+
     /// Row `row`'s instrumentation scope and its schema URL.
     pub fn scope(&self, row: usize) -> Result<(InstrumentationScope, String), ModelError> {
         let scope = InstrumentationScope {

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Value, json};
 
 use crate::arrow_to_otlp::SpanRecord;
@@ -49,18 +51,28 @@ pub fn span_to_json(record: &SpanRecord) -> Value {
             "droppedAttributesCount": l.dropped_attributes_count,
         })).collect::<Vec<_>>(),
         "droppedLinksCount": span.dropped_links_count,
-        "resource": {
-            "attributes": key_values_to_typed_json(&record.resource.attributes),
-            "droppedAttributesCount": record.resource.dropped_attributes_count,
-            "schemaUrl": record.resource_schema_url,
-        },
-        "scope": {
-            "name": record.scope.name,
-            "version": record.scope.version,
-            "attributes": key_values_to_typed_json(&record.scope.attributes),
-            "droppedAttributesCount": record.scope.dropped_attributes_count,
-            "schemaUrl": record.scope_schema_url,
-        },
+        "resource": resource_json(&record.resource, &record.resource_schema_url),
+        "scope": scope_json(&record.scope, &record.scope_schema_url),
+    })
+}
+
+/// A resource as Skein JSON (spans and log records alike).
+pub fn resource_json(resource: &Resource, schema_url: &str) -> Value {
+    json!({
+        "attributes": key_values_to_typed_json(&resource.attributes),
+        "droppedAttributesCount": resource.dropped_attributes_count,
+        "schemaUrl": schema_url,
+    })
+}
+
+/// An instrumentation scope as Skein JSON (spans and log records alike).
+pub fn scope_json(scope: &InstrumentationScope, schema_url: &str) -> Value {
+    json!({
+        "name": scope.name,
+        "version": scope.version,
+        "attributes": key_values_to_typed_json(&scope.attributes),
+        "droppedAttributesCount": scope.dropped_attributes_count,
+        "schemaUrl": schema_url,
     })
 }
 

@@ -54,6 +54,16 @@ impl Params {
     }
 }
 
+/// The `format` parameter of the endpoints that also answer as OTLP/JSON
+/// (the only parameter they take): whether `otlp` was asked for.
+pub(crate) fn otlp_format(params: &Params) -> Result<bool, QueryError> {
+    match params.only(&["format"])?.single("format")? {
+        None | Some("json") => Ok(false),
+        Some("otlp") => Ok(true),
+        Some(other) => Err(QueryError::InvalidRequest(format!("unknown format {other:?}; use json or otlp"))),
+    }
+}
+
 /// `100ms`, `1.5s`, `2m` (humantime) or integer nanoseconds.
 pub(crate) fn parse_duration(name: &str, text: &str) -> Result<i64, QueryError> {
     let nanos = match text.parse::<u64>() {

@@ -11,7 +11,7 @@ use skein_model::schema::col as span_col;
 use skein_model::trace_json::trace_to_json;
 use skein_model::{SpanRecord, ids, records_from_batch, records_to_request, shard_for_trace};
 
-use crate::params::Params;
+use crate::params::{Params, otlp_format};
 use crate::server::AppState;
 use crate::{QueryEngine, QueryError};
 
@@ -50,14 +50,7 @@ pub(crate) async fn get_trace(State(state): State<Arc<AppState>>, Path(trace_id)
 }
 
 async fn trace_response(state: &AppState, trace_id: &str, uri: &Uri) -> Result<Response, QueryError> {
-    let params = Params::from_uri(uri)?;
-    let otlp = match params.only(&["format"])?.single("format")? {
-        None | Some("json") => false,
-        Some("otlp") => true,
-        Some(other) => {
-            return Err(QueryError::InvalidRequest(format!("unknown format {other:?}; use json or otlp")));
-        }
-    };
+    let otlp = otlp_format(&Params::from_uri(uri)?)?;
     let id = ids::normalize_trace_id(trace_id).ok_or_else(|| {
         QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}: expected up to 32 hex digits, not all zero"))
     })?;

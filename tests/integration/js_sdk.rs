@@ -6,12 +6,10 @@
 //! SQL and, typed, from the log API, before and after flush.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use prost::Message;
 use serde_json::{Value, json};
-use skein_model::logs::{log_rows_from_batch, log_rows_to_request};
 
 use crate::support::js::run_node;
+use crate::support::logs::{decode_hex_requests, explode, stored};
 use crate::support::{ClusterBuilder, TestNode};
 
 /// Stored typed attributes (`[{"key", "type", "value"}]`) as `{key: value}`.
@@ -128,15 +126,7 @@ struct SentLogs {
 
 impl SentLogs {
     fn new(printed: &Value, trace_id: &str) -> Self {
-        let requests = printed["requests"]
-            .as_array()
-            .expect("requests")
-            .iter()
-            .map(|hex| {
-                let bytes = const_hex::decode(hex.as_str().expect("hex")).expect("hex protobuf");
-                ExportLogsServiceRequest::decode(bytes.as_slice()).expect("SDK request decodes")
-            })
-            .collect();
+        let requests = decode_hex_requests(&printed["requests"]);
         let text = |key: &str| printed[key].as_str().expect("a span ID").to_owned();
         SentLogs {
             requests,
@@ -150,29 +140,6 @@ impl SentLogs {
     fn record(&self, body: &str) -> &Value {
         self.records.iter().find(|r| r["body"] == body).unwrap_or_else(|| panic!("no record {body:?}"))
     }
-}
-
-/// Each record as its own one-record request, protobuf-encoded: a form in
-/// which two exports compare exactly, whatever their grouping or order.
-fn explode(requests: &[ExportLogsServiceRequest]) -> Vec<Vec<u8>> {
-    let mut records = Vec::new();
-    for request in requests {
-        for rl in &request.resource_logs {
-            for sl in &rl.scope_logs {
-                for record in &sl.log_records {
-                    let one = ExportLogsServiceRequest {
-                        resource_logs: vec![ResourceLogs {
-                            scope_logs: vec![ScopeLogs { log_records: vec![record.clone()], ..sl.clone() }],
-                            ..rl.clone()
-                        }],
-                    };
-                    records.push(one.encode_to_vec());
-                }
-            }
-        }
-    }
-    records.sort();
-    records
 }
 
 /// A typed value (`{"type", "value"}`) as plain JSON, as the script prints
@@ -252,12 +219,7 @@ async fn check_logs(node: &TestNode, service: &str, sent: &SentLogs) {
     // Every record exactly (as OTLP, read back from SQL as Arrow).
     let want = explode(&sent.requests);
     assert_eq!(want.len(), sent.records.len(), "{service}: one encoded record per exported record");
-    let batches = node.sql_arrow(&format!("SELECT * FROM logs WHERE service_name = '{service}'")).await;
-    let stored: Vec<ExportLogsServiceRequest> = batches
-        .iter()
-        .map(|b| log_rows_to_request(log_rows_from_batch(b).expect("stored rows convert back to OTLP")))
-        .collect();
-    assert!(explode(&stored) == want, "{service}: every record round-trips exactly");
+    assert!(stored(node, service).await == want, "{service}: every record round-trips exactly");
 
     // The columns SQL sees.
     let sql = format!(

@@ -4,46 +4,11 @@
 //! as Arrow, converted back to OTLP) before and after flush, the log API
 //! finds them, and the trace's logs are served with the trace.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
-use prost::Message;
 use serde_json::Value;
-use skein_model::logs::{log_rows_from_batch, log_rows_to_request};
 
+use crate::support::ClusterBuilder;
+use crate::support::logs::{explode, stored};
 use crate::support::python::send_logs;
-use crate::support::{ClusterBuilder, TestNode};
-
-/// Each record as its own one-record request, protobuf-encoded: a form in
-/// which two exports compare exactly, whatever their grouping or order.
-fn explode(requests: &[ExportLogsServiceRequest]) -> Vec<Vec<u8>> {
-    let mut records = Vec::new();
-    for request in requests {
-        for rl in &request.resource_logs {
-            for sl in &rl.scope_logs {
-                for record in &sl.log_records {
-                    let one = ExportLogsServiceRequest {
-                        resource_logs: vec![ResourceLogs {
-                            scope_logs: vec![ScopeLogs { log_records: vec![record.clone()], ..sl.clone() }],
-                            ..rl.clone()
-                        }],
-                    };
-                    records.push(one.encode_to_vec());
-                }
-            }
-        }
-    }
-    records.sort();
-    records
-}
-
-async fn stored_records(node: &TestNode, service: &str) -> Vec<Vec<u8>> {
-    let batches = node.sql_arrow(&format!("SELECT * FROM logs WHERE service_name = '{service}'")).await;
-    let requests: Vec<ExportLogsServiceRequest> = batches
-        .iter()
-        .map(|b| log_rows_to_request(log_rows_from_batch(b).expect("stored rows convert back to OTLP")))
-        .collect();
-    explode(&requests)
-}
 
 async fn round_trip(protocol: &'static str) {
     let node = ClusterBuilder::new().shards(3).start().await;
@@ -70,10 +35,10 @@ async fn round_trip(protocol: &'static str) {
     );
     assert!(records.iter().any(|r| r.attributes.iter().any(|a| a.key == "exception.type")), "an exception was logged");
 
-    let buffered = stored_records(&node, &service).await;
+    let buffered = stored(&node, &service).await;
     assert!(buffered == want, "every record round-trips exactly before flush");
     node.flush().await;
-    let flushed = stored_records(&node, &service).await;
+    let flushed = stored(&node, &service).await;
     assert!(flushed == want, "every record round-trips exactly after flush");
 
     // The log API: the error of the trace, found by severity and text.

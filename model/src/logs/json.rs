@@ -8,6 +8,7 @@ use super::from_arrow::LogRow;
 use super::schema::severity_band;
 use crate::attributes::{key_values_to_typed_json, typed_value_json};
 use crate::ids::hex_lower;
+use crate::trace_json::{resource_json, scope_json};
 
 /// One log record as Skein JSON.
 pub fn log_to_json(row: &LogRow) -> Value {
@@ -27,17 +28,7 @@ pub fn log_to_json(row: &LogRow) -> Value {
         "serviceName": row.service_name,
         "attributes": key_values_to_typed_json(&record.attributes),
         "droppedAttributesCount": record.dropped_attributes_count,
-        "resource": {
-            "attributes": key_values_to_typed_json(&row.resource.attributes),
-            "droppedAttributesCount": row.resource.dropped_attributes_count,
-            "schemaUrl": row.resource_schema_url,
-        },
-        "scope": {
-            "name": row.scope.name,
-            "version": row.scope.version,
-            "attributes": key_values_to_typed_json(&row.scope.attributes),
-            "droppedAttributesCount": row.scope.dropped_attributes_count,
-            "schemaUrl": row.scope_schema_url,
-        },
+        "resource": resource_json(&row.resource, &row.resource_schema_url),
+        "scope": scope_json(&row.scope, &row.scope_schema_url),
     })
 }

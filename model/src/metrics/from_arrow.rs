@@ -14,7 +14,6 @@ use datafusion::arrow::datatypes::{
     Float64Type, Int32Type, Int64Type, TimestampNanosecondType, UInt32Type, UInt64Type,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile;
@@ -22,13 +21,12 @@ use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, exemplar, number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::schema::{col, metric_type, temporality_from_name};
 use crate::ModelError;
 use crate::arrow_read::{
-    bools, hex_bytes, key_values, lists, map_eq, maps, opt, prims, str_eq, strings, struct_map, struct_prims,
-    struct_strings,
+    ResourceScopeColumns, bools, hex_bytes, key_values, lists, map_eq, maps, opt, prims, str_eq, strings, struct_map,
+    struct_prims, struct_strings,
 };
 
 /// The flattened items of a list column (`exemplars`, `quantile_values`).
@@ -108,16 +106,7 @@ struct Columns<'a> {
     description: StringArray,
     metadata: &'a MapArray,
     metadata_types: StringArray,
-    res_attrs: &'a MapArray,
-    res_types: StringArray,
-    res_dropped: &'a UInt32Array,
-    res_url: StringArray,
-    scope_name: StringArray,
-    scope_version: StringArray,
-    scope_attrs: &'a MapArray,
-    scope_types: StringArray,
-    scope_dropped: &'a UInt32Array,
-    scope_url: StringArray,
+    resource_scope: ResourceScopeColumns<'a>,
     attrs: &'a MapArray,
     attr_types: StringArray,
     start: &'a TimestampNanosecondArray,
@@ -170,16 +159,7 @@ impl<'a> Columns<'a> {
             description: strings(batch, DESCRIPTION)?,
             metadata: maps(batch, METRIC_METADATA)?,
             metadata_types: strings(batch, METRIC_METADATA_TYPES)?,
-            res_attrs: maps(batch, RESOURCE_ATTRIBUTES)?,
-            res_types: strings(batch, RESOURCE_ATTRIBUTE_TYPES)?,
-            res_dropped: prims::<UInt32Type>(batch, RESOURCE_DROPPED_ATTRIBUTES_COUNT)?,
-            res_url: strings(batch, RESOURCE_SCHEMA_URL)?,
-            scope_name: strings(batch, SCOPE_NAME)?,
-            scope_version: strings(batch, SCOPE_VERSION)?,
-            scope_attrs: maps(batch, SCOPE_ATTRIBUTES)?,
-            scope_types: strings(batch, SCOPE_ATTRIBUTE_TYPES)?,
-            scope_dropped: prims::<UInt32Type>(batch, SCOPE_DROPPED_ATTRIBUTES_COUNT)?,
-            scope_url: strings(batch, SCOPE_SCHEMA_URL)?,
+            resource_scope: ResourceScopeColumns::new(batch)?,
             attrs: maps(batch, ATTRIBUTES)?,
             attr_types: strings(batch, ATTRIBUTE_TYPES)?,
             start: prims::<TimestampNanosecondType>(batch, START_TIME)?,
@@ -210,19 +190,11 @@ impl<'a> Columns<'a> {
     }
 
     fn same_resource(&self, a: usize, b: usize) -> Result<bool, ModelError> {
-        Ok(str_eq(&self.res_url, a, b)
-            && self.res_dropped.value(a) == self.res_dropped.value(b)
-            && str_eq(&self.res_types, a, b)
-            && map_eq(self.res_attrs, a, b)?)
+        self.resource_scope.same_resource(a, b)
     }
 
     fn same_scope(&self, a: usize, b: usize) -> Result<bool, ModelError> {
-        Ok(str_eq(&self.scope_name, a, b)
-            && str_eq(&self.scope_version, a, b)
-            && str_eq(&self.scope_url, a, b)
-            && self.scope_dropped.value(a) == self.scope_dropped.value(b)
-            && str_eq(&self.scope_types, a, b)
-            && map_eq(self.scope_attrs, a, b)?)
+        self.resource_scope.same_scope(a, b)
     }
 
     fn same_metric(&self, a: usize, b: usize) -> Result<bool, ModelError> {
@@ -237,28 +209,13 @@ impl<'a> Columns<'a> {
     }
 
     fn resource(&self, row: usize) -> Result<ResourceMetrics, ModelError> {
-        Ok(ResourceMetrics {
-            resource: Some(Resource {
-                attributes: key_values(self.res_attrs, &self.res_types, row)?,
-                dropped_attributes_count: self.res_dropped.value(row),
-                entity_refs: Vec::new(),
-            }),
-            scope_metrics: Vec::new(),
-            schema_url: self.res_url.value(row).to_owned(),
-        })
+        let (resource, schema_url) = self.resource_scope.resource(row)?;
+        Ok(ResourceMetrics { resource: Some(resource), scope_metrics: Vec::new(), schema_url })
     }
 
     fn scope(&self, row: usize) -> Result<ScopeMetrics, ModelError> {
-        Ok(ScopeMetrics {
-            scope: Some(InstrumentationScope {
-                name: self.scope_name.value(row).to_owned(),
-                version: self.scope_version.value(row).to_owned(),
-                attributes: key_values(self.scope_attrs, &self.scope_types, row)?,
-                dropped_attributes_count: self.scope_dropped.value(row),
-            }),
-            metrics: Vec::new(),
-            schema_url: self.scope_url.value(row).to_owned(),
-        })
+        let (scope, schema_url) = self.resource_scope.scope(row)?;
+        Ok(ScopeMetrics { scope: Some(scope), metrics: Vec::new(), schema_url })
     }
 
     /// A metric with the row's fields and no points yet.

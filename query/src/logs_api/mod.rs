@@ -27,7 +27,7 @@ pub use filter::LogFilter;
 pub use search::{LogCursor, LogPage, LogVolume, MAX_TRACE_LOGS};
 
 use crate::QueryError;
-use crate::params::{Params, parse_duration};
+use crate::params::{Params, otlp_format, parse_duration};
 use crate::server::AppState;
 use filter::{FILTER_PARAMETERS, invalid};
 
@@ -120,12 +120,7 @@ pub(crate) async fn get_trace_logs(
 }
 
 async fn trace_logs_response(state: &AppState, trace_id: &str, uri: &Uri) -> Result<Response, QueryError> {
-    let params = Params::from_uri(uri)?;
-    let otlp = match params.only(&["format"])?.single("format")? {
-        None | Some("json") => false,
-        Some("otlp") => true,
-        Some(other) => return Err(invalid(format!("unknown format {other:?}; use json or otlp"))),
-    };
+    let otlp = otlp_format(&Params::from_uri(uri)?)?;
     let id = ids::normalize_trace_id(trace_id)
         .ok_or_else(|| invalid(format!("invalid trace ID {trace_id:?}: expected up to 32 hex digits, not all zero")))?;
     let (rows, truncated) = state.engine.trace_logs(&id).await?;

@@ -356,6 +356,7 @@ async fn sql_sees_the_metrics_table_and_its_views() {
     assert_eq!(
         tables,
         json!([
+            ["logs", "BASE TABLE"],
             ["metrics", "BASE TABLE"],
             ["metrics_exp_histogram", "VIEW"],
             ["metrics_gauge", "VIEW"],

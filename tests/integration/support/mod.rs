@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod js;
+pub mod logs;
 pub mod process;
 pub mod python;
 pub mod seaweedfs;

@@ -152,15 +152,7 @@ pub fn send_logs(endpoint: &str, protocol: &str, service: &str) -> SentLogs {
     );
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("script prints JSON");
     let text = |key: &str| printed[key].as_str().expect("a string field").to_owned();
-    let requests = printed["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .map(|hex| {
-            let bytes = const_hex::decode(hex.as_str().expect("hex")).expect("hex protobuf");
-            ExportLogsServiceRequest::decode(bytes.as_slice()).expect("SDK request decodes")
-        })
-        .collect();
+    let requests = super::logs::decode_hex_requests(&printed["requests"]);
     SentLogs {
         requests,
         trace_id: text("traceId"),
