@@ -1,4 +1,4 @@
-import { useMemo, useRef, useState } from 'react';
+import { useMemo, useState } from 'react';
 import { Link } from 'react-router-dom';
 import {
   flexRender,
@@ -8,9 +8,9 @@ import {
   type ColumnDef,
   type SortingState,
 } from '@tanstack/react-table';
-import { useVirtualizer } from '@tanstack/react-virtual';
 import type { SqlColumn } from '../api/types';
 import { formatCount } from '../lib/format';
+import { useVirtualRows } from '../lib/useVirtualRows';
 
 const ROW_HEIGHT = 26;
 const TRACE_ID = /^[0-9a-f]{32}$/;
@@ -61,13 +61,7 @@ export function ResultTable({ columns, rows }: { columns: SqlColumn[]; rows: unk
     getSortedRowModel: getSortedRowModel(),
   });
   const tableRows = table.getRowModel().rows;
-  const scroller = useRef<HTMLDivElement>(null);
-  const virtual = useVirtualizer({
-    count: tableRows.length,
-    getScrollElement: () => scroller.current,
-    estimateSize: () => ROW_HEIGHT,
-    overscan: 15,
-  });
+  const { scroller, virtual } = useVirtualRows(tableRows.length, ROW_HEIGHT, 15);
   const items = virtual.getVirtualItems();
   const padTop = items[0]?.start ?? 0;
   const padBottom = virtual.getTotalSize() - (items[items.length - 1]?.end ?? 0);

@@ -1,28 +1,24 @@
-import { useCallback, useMemo, useState, type FormEvent } from 'react';
-import { useSearchParams } from 'react-router-dom';
+import { useCallback, useMemo } from 'react';
 import { getJson, query } from '../api/client';
 import type { LogsResponse, LogVolume } from '../api/types';
+import { ServiceSelect } from '../components/ServiceSelect';
 import { ErrorBox, Empty, Loading } from '../components/Status';
-import { TimeRangePicker, type RangeValue } from '../components/TimeRangePicker';
+import { TimeRangePicker } from '../components/TimeRangePicker';
 import { formatCount } from '../lib/format';
 import { SEVERITY_BANDS } from '../lib/logs';
-import { resolveRange } from '../lib/timeRange';
 import { useApi } from '../lib/useApi';
+import { rangeFields, useUrlForm } from '../lib/useUrlForm';
 import { LogList } from './logs/LogList';
 import { LogVolumeChart } from './logs/LogVolumeChart';
 
-/** The form's fields, all kept in the URL. */
-const FIELDS = ['service', 'severity', 'q', 'attr', 'trace_id', 'range', 'start', 'end', 'limit'];
 const DEFAULT_LIMIT = '100';
 
 /** Log search: filters, a volume histogram by severity, the records newest first. */
 export function LogsPage() {
-  const [params, setParams] = useSearchParams();
+  const { params, setParams, form, setForm, range, set, rangeValue, submit, nextPage, firstPage } = useUrlForm(formFromParams);
   const services = useApi('services', (signal) => getJson<{ services: string[] }>('/api/v1/services', signal));
-  const [form, setForm] = useState(() => formFromParams(params));
 
   // Both requests run from the URL, so back/forward and shared links repeat them.
-  const range = useMemo(() => resolveRange(params), [params]);
   const filters = useMemo(
     () => ({
       service: params.get('service') ?? undefined,
@@ -41,16 +37,6 @@ export function LogsPage() {
   const logs = useApi(listQuery + refresh, (signal) => getJson<LogsResponse>('/api/v1/logs' + listQuery, signal));
   const volume = useApi(volumeQuery + refresh, (signal) => getJson<LogVolume>('/api/v1/logs/volume' + volumeQuery, signal));
 
-  // Older pages repeat the same filters, so a relative range is pinned to
-  // the times this page used; back returns to the newer page.
-  const olderPage = (cursor: string) => {
-    const next = new URLSearchParams(params);
-    next.delete('range');
-    next.set('start', range.start);
-    next.set('end', range.end);
-    next.set('cursor', cursor);
-    setParams(next);
-  };
   const zoom = useCallback(
     (startMs: number, endMs: number) => {
       const start = new Date(startMs).toISOString();
@@ -65,35 +51,15 @@ export function LogsPage() {
         return next;
       });
     },
-    [setParams],
+    [setForm, setParams],
   );
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    const next = new URLSearchParams();
-    for (const key of FIELDS) {
-      const value = form[key as keyof typeof form];
-      if (value && !(key === 'range' && value === 'custom')) next.set(key, value);
-    }
-    next.set('t', String(Date.now()));
-    setParams(next);
-  };
-  const set = (key: keyof typeof form) => (value: string) => setForm({ ...form, [key]: value });
-  const rangeValue: RangeValue = { range: form.range, start: form.start, end: form.end };
 
   return (
     <div className="logs-page">
       <form className="search-form" onSubmit={submit} aria-label="Search logs">
         <label>
           Service
-          <select value={form.service} onChange={(e) => set('service')(e.target.value)}>
-            <option value="">All services</option>
-            {services.state === 'done' &&
-              services.data.services.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-          </select>
+          <ServiceSelect services={services} value={form.service} onChange={set('service')} />
         </label>
         <label>
           Minimum severity
@@ -145,8 +111,8 @@ export function LogsPage() {
                 {formatCount(logs.data.logs.length)} {logs.data.logs.length === 1 ? 'record' : 'records'}{params.get('cursor') ? ' (older page)' : ''}, newest first
               </span>
               <span className="pager">
-                {params.get('cursor') && <button onClick={() => setParams(withoutCursor(params))}>← Newest</button>}
-                {logs.data.nextCursor && <button onClick={() => olderPage(logs.data.nextCursor!)}>Older →</button>}
+                {params.get('cursor') && <button onClick={firstPage}>← Newest</button>}
+                {logs.data.nextCursor && <button onClick={() => nextPage(logs.data.nextCursor!)}>Older →</button>}
               </span>
             </div>
             {/* A new result is a new list: expanded rows and scroll start over. */}
@@ -157,12 +123,7 @@ export function LogsPage() {
   );
 }
 
-function withoutCursor(params: URLSearchParams): URLSearchParams {
-  const next = new URLSearchParams(params);
-  next.delete('cursor');
-  return next;
-}
-
+/** The form, from the URL; its fields are the URL parameters a search writes. */
 function formFromParams(params: URLSearchParams) {
   const get = (k: string) => params.get(k) ?? '';
   return {
@@ -171,9 +132,7 @@ function formFromParams(params: URLSearchParams) {
     q: get('q'),
     attr: get('attr'),
     trace_id: get('trace_id'),
-    range: get('range') || (get('start') || get('end') ? 'custom' : '1h'),
-    start: get('start'),
-    end: get('end'),
+    ...rangeFields(params),
     limit: get('limit') || DEFAULT_LIMIT,
   };
 }

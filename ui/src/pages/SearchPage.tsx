@@ -1,28 +1,24 @@
-import { useCallback, useMemo, useState, type FormEvent } from 'react';
-import { useNavigate, useSearchParams } from 'react-router-dom';
+import { useCallback, useMemo } from 'react';
+import { useNavigate } from 'react-router-dom';
 import { getJson, query } from '../api/client';
 import type { Operation, SearchResponse } from '../api/types';
+import { ServiceSelect } from '../components/ServiceSelect';
 import { ErrorBox, Empty, Loading } from '../components/Status';
-import { TimeRangePicker, type RangeValue } from '../components/TimeRangePicker';
-import { resolveRange } from '../lib/timeRange';
+import { TimeRangePicker } from '../components/TimeRangePicker';
 import { useApi } from '../lib/useApi';
+import { rangeFields, useUrlForm } from '../lib/useUrlForm';
 import { SearchResults } from './search/SearchResults';
 import { DurationScatter } from './search/DurationScatter';
 
-/** The form's fields, all kept in the URL. */
-const FIELDS = ['service', 'name', 'attr', 'min_duration', 'max_duration', 'status', 'range', 'start', 'end', 'limit'];
-
 export function SearchPage() {
-  const [params, setParams] = useSearchParams();
+  const { params, form, setForm, range, set, rangeValue, submit, nextPage, firstPage } = useUrlForm(formFromParams);
   const navigate = useNavigate();
   const services = useApi('services', (signal) => getJson<{ services: string[] }>('/api/v1/services', signal));
-  const [form, setForm] = useState(() => formFromParams(params));
   const operations = useApi(form.service ? `ops:${form.service}` : null, (signal) =>
     getJson<{ operations: Operation[] }>(`/api/v1/services/${encodeURIComponent(form.service)}/operations`, signal),
   );
 
   // The search runs from the URL, so back/forward and shared links repeat it.
-  const range = useMemo(() => resolveRange(params), [params]);
   const apiQuery = useMemo(() => {
     const { start, end } = range;
     return query({
@@ -43,43 +39,13 @@ export function SearchPage() {
   );
 
   const open = useCallback((traceId: string) => navigate(`/trace/${traceId}`), [navigate]);
-  // The next page repeats the same filters, so a relative range is pinned to
-  // the times this page used; back returns to the previous page.
-  const nextPage = (cursor: string) => {
-    const next = new URLSearchParams(params);
-    next.delete('range');
-    next.set('start', range.start);
-    next.set('end', range.end);
-    next.set('cursor', cursor);
-    setParams(next);
-  };
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    const next = new URLSearchParams();
-    for (const key of FIELDS) {
-      const value = form[key as keyof typeof form];
-      if (value && !(key === 'range' && value === 'custom')) next.set(key, value);
-    }
-    next.set('t', String(Date.now()));
-    setParams(next);
-  };
-  const set = (key: keyof typeof form) => (value: string) => setForm({ ...form, [key]: value });
-  const rangeValue: RangeValue = { range: form.range, start: form.start, end: form.end };
 
   return (
     <div className="search-page">
       <form className="search-form" onSubmit={submit} aria-label="Search traces">
         <label>
           Service
-          <select value={form.service} onChange={(e) => setForm({ ...form, service: e.target.value, name: '' })}>
-            <option value="">All services</option>
-            {services.state === 'done' &&
-              services.data.services.map((s) => (
-                <option key={s} value={s}>
-                  {s}
-                </option>
-              ))}
-          </select>
+          <ServiceSelect services={services} value={form.service} onChange={(service) => setForm({ ...form, service, name: '' })} />
         </label>
         <label>
           Operation
@@ -139,7 +105,7 @@ export function SearchPage() {
             <SearchResults traces={results.data.traces} />
             <div className="pager">
               {params.get('cursor') && (
-                <button onClick={() => setParams(withoutCursor(params))}>← First page</button>
+                <button onClick={firstPage}>← First page</button>
               )}
               {results.data.nextCursor && (
                 <button onClick={() => nextPage(results.data.nextCursor!)}>Next page →</button>
@@ -151,12 +117,7 @@ export function SearchPage() {
   );
 }
 
-function withoutCursor(params: URLSearchParams): URLSearchParams {
-  const next = new URLSearchParams(params);
-  next.delete('cursor');
-  return next;
-}
-
+/** The form, from the URL; its fields are the URL parameters a search writes. */
 function formFromParams(params: URLSearchParams) {
   const get = (k: string) => params.get(k) ?? '';
   return {
@@ -166,9 +127,7 @@ function formFromParams(params: URLSearchParams) {
     min_duration: get('min_duration'),
     max_duration: get('max_duration'),
     status: get('status'),
-    range: get('range') || '1h',
-    start: get('start'),
-    end: get('end'),
+    ...rangeFields(params),
     limit: get('limit') || '50',
   };
 }

@@ -1,11 +1,12 @@
-import { useRef, useState } from 'react';
-import { useVirtualizer } from '@tanstack/react-virtual';
+import { useState } from 'react';
 import type { LogRecord } from '../../api/types';
 import { SeverityBadge } from '../../components/SeverityBadge';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
 import { nanosToMillis } from '../../lib/format';
 import { bodyLine, recordBand } from '../../lib/logs';
+import { toggled } from '../../lib/sets';
+import { useVirtualRows } from '../../lib/useVirtualRows';
 import { LogDetail } from './LogDetail';
 
 const ROW_HEIGHT = 28;
@@ -15,21 +16,9 @@ const ROW_HEIGHT = 28;
  * a record in place (rows are measured, so expanded ones take their height).
  */
 export function LogList({ logs }: { logs: LogRecord[] }) {
-  const scroller = useRef<HTMLDivElement>(null);
   const [expanded, setExpanded] = useState<Set<number>>(() => new Set());
-  const virtual = useVirtualizer({
-    count: logs.length,
-    getScrollElement: () => scroller.current,
-    estimateSize: () => ROW_HEIGHT,
-    overscan: 10,
-  });
-  const toggle = (i: number) =>
-    setExpanded((e) => {
-      const next = new Set(e);
-      if (next.has(i)) next.delete(i);
-      else next.add(i);
-      return next;
-    });
+  const { scroller, virtual } = useVirtualRows(logs.length, ROW_HEIGHT, 10);
+  const toggle = (i: number) => setExpanded((e) => toggled(e, i));
   return (
     <div ref={scroller} className="log-list" role="list" aria-label="Log records">
       <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>

@@ -1,6 +1,5 @@
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useMemo } from 'react';
 import { Link } from 'react-router-dom';
-import { useVirtualizer } from '@tanstack/react-virtual';
 import type { LogRecord, TraceLogsResponse, TraceOutline } from '../../api/types';
 import { SeverityBadge } from '../../components/SeverityBadge';
 import { ErrorBox, Empty, Loading } from '../../components/Status';
@@ -9,6 +8,7 @@ import { formatCount, formatUtc, nanosToMillis } from '../../lib/format';
 import { bodyLine, formatOffset, offsetNanos, traceLogsRange } from '../../lib/logs';
 import type { Loaded } from '../../lib/useApi';
 import type { SpanTree } from '../../lib/tree';
+import { useVirtualRows } from '../../lib/useVirtualRows';
 
 const ROW_HEIGHT = 24;
 const NO_LOGS: LogRecord[] = [];
@@ -45,13 +45,7 @@ export function TraceLogs({
     const { start, end } = traceLogsRange(outline.startTimeUnixNano, outline.durationNanos, records);
     return `/logs?trace_id=${outline.traceId}&start=${encodeURIComponent(start)}&end=${encodeURIComponent(end)}`;
   }, [outline, records]);
-  const scroller = useRef<HTMLDivElement>(null);
-  const virtual = useVirtualizer({
-    count: records.length,
-    getScrollElement: () => scroller.current,
-    estimateSize: () => ROW_HEIGHT,
-    overscan: 20,
-  });
+  const { scroller, virtual } = useVirtualRows(records.length, ROW_HEIGHT, 20);
   // Show the first log of a span selected elsewhere (the waterfall, a link).
   const firstOfSelected = selectedSpanId ? records.findIndex((r) => r.spanId === selectedSpanId) : -1;
   useEffect(() => {

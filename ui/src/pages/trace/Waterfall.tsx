@@ -1,8 +1,9 @@
-import { useEffect, useMemo, useRef, type KeyboardEvent } from 'react';
-import { useVirtualizer } from '@tanstack/react-virtual';
+import { useEffect, useMemo, type KeyboardEvent } from 'react';
 import { serviceColor } from '../../lib/colors';
 import { formatDuration } from '../../lib/format';
+import { toggled } from '../../lib/sets';
 import { visibleRows, type SpanTree } from '../../lib/tree';
+import { useVirtualRows } from '../../lib/useVirtualRows';
 
 const ROW_HEIGHT = 24;
 const INDENT = 14;
@@ -35,13 +36,7 @@ export function Waterfall(props: WaterfallProps) {
     return map;
   }, [rows]);
   const hitSet = useMemo(() => new Set(hits), [hits]);
-  const scroller = useRef<HTMLDivElement>(null);
-  const virtual = useVirtualizer({
-    count: rows.length,
-    getScrollElement: () => scroller.current,
-    estimateSize: () => ROW_HEIGHT,
-    overscan: 20,
-  });
+  const { scroller, virtual } = useVirtualRows(rows.length, ROW_HEIGHT, 20);
   const items = virtual.getVirtualItems();
   const first = items[0]?.index ?? 0;
   const last = items[items.length - 1]?.index ?? 0;
@@ -55,13 +50,7 @@ export function Waterfall(props: WaterfallProps) {
     if (selectedRow !== undefined) virtual.scrollToIndex(selectedRow, { align: 'auto' });
   }, [selectedRow, virtual]);
 
-  const toggle = (i: number) =>
-    setCollapsed((c) => {
-      const next = new Set(c);
-      if (next.has(i)) next.delete(i);
-      else next.add(i);
-      return next;
-    });
+  const toggle = (i: number) => setCollapsed((c) => toggled(c, i));
 
   const onKey = (e: KeyboardEvent) => {
     if (!rows.length) return;
