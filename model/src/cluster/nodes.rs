@@ -285,17 +285,21 @@ impl StorageNodes {
         held.iter().copied().filter(|&shard| self.map.live_owner_index(shard, live).is_some_and(&live)).collect()
     }
 
-    /// A connection the node closed right after the TLS handshake: in TLS
-    /// 1.3 the client's handshake ends before the server checks the client
-    /// certificate, so a refused certificate shows here as a closed pipe.
+    /// A connection the node dropped at or right after the TLS handshake.
+    /// In TLS 1.3 the client's handshake ends before the server checks the
+    /// client certificate, so a refused certificate reaches this side as
+    /// the node's alert, a closed pipe or a cancelled request, whichever
+    /// comes first; only a node that is down or hung says something else.
     fn explain(&self, reason: String) -> String {
-        let closed = ["broken pipe", "connection reset", "unexpected eof", "close_notify"]
+        let lower = reason.to_lowercase();
+        let node_down = ["connection refused", "timed out", "timeout", "deadline", "dns", "no route"]
             .iter()
-            .any(|sign| reason.to_lowercase().contains(sign));
-        if self.tls && closed {
+            .any(|sign| lower.contains(sign));
+        if self.tls && lower.contains("transport error") && !node_down {
             format!(
-                "{reason} (the node closed the connection: with cluster.tls, check that this member's certificate \
-                 is signed by the cluster CA the node trusts; the node logs why it refused)"
+                "{reason} (if the node is up, it dropped the connection at the TLS handshake: with cluster.tls, \
+                 check that this member's certificate is signed by the cluster CA the node trusts; the node logs \
+                 why it refused)"
             )
         } else {
             reason
