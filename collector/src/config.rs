@@ -47,6 +47,8 @@ pub struct CollectorConfig {
     pub cors_max_age: Duration,
     /// Accept Zipkin v2 JSON spans at `POST /api/v2/spans` on the OTLP/HTTP port.
     pub zipkin_enabled: bool,
+    /// Ingest rate limits per tenant (0: off).
+    pub tenant_ingest: crate::TenantIngestLimits,
 }
 
 impl Default for CollectorConfig {
@@ -62,6 +64,7 @@ impl Default for CollectorConfig {
             cors_allowed_origins: Vec::new(),
             cors_max_age: Duration::from_secs(2 * 3600),
             zipkin_enabled: true,
+            tenant_ingest: crate::TenantIngestLimits::default(),
         }
     }
 }

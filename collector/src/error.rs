@@ -33,6 +33,12 @@ pub enum CollectorError {
     NotFound(String),
     #[error("collector is at its limit of {limit} concurrent requests, retry later")]
     Overloaded { limit: usize },
+    /// The tenant sent more than `collector.tenant_ingest` allows.
+    #[error(
+        "tenant {tenant} is over its ingest limit of {limit} {what} per second (collector.tenant_ingest); retry after {}s",
+        retry_after.as_secs()
+    )]
+    RateLimited { tenant: String, limit: u32, what: &'static str, retry_after: Duration },
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
@@ -52,6 +58,7 @@ impl CollectorError {
             CollectorError::BodyTimeout { .. } => ErrorClass::Timeout,
             CollectorError::NotFound(_) => ErrorClass::NotFound,
             CollectorError::Overloaded { .. } => ErrorClass::Overloaded { retry_after: OVERLOAD_RETRY_AFTER },
+            CollectorError::RateLimited { retry_after, .. } => ErrorClass::Overloaded { retry_after: *retry_after },
             CollectorError::Auth(e) => e.class(),
             CollectorError::Write(e) => e.class(),
             CollectorError::Config(_)

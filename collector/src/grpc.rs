@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use skein_model::security::Principal;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service};
@@ -27,6 +28,7 @@ use crate::CollectorError;
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
 use crate::signal::{Payload, Signal, SignalKind};
+use crate::tenant_limits::tenant_of;
 
 /// Travels with an admitted request (in its extensions): holds the
 /// concurrency permit until the request is done and records whether the
@@ -57,7 +59,11 @@ impl<S: Signal> UnaryService<Bytes> for ExportMethod<S> {
                 admission.0.handled.store(true, Ordering::Relaxed);
             }
             ingest.metrics().observe_body(S::KIND, Transport::Grpc, body.len());
-            let result = ingest.export::<S>(Transport::Grpc, Payload::Protobuf(body)).await;
+            let tenant = tenant_of(extensions.get::<Principal>());
+            let result = match ingest.admit_bytes(tenant, body.len()) {
+                Ok(()) => ingest.export::<S>(Transport::Grpc, tenant, Payload::Protobuf(body)).await,
+                Err(refused) => Err(refused),
+            };
             // The permit (in the extensions) is held until the write is done.
             drop(extensions);
             match result {

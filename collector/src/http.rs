@@ -9,23 +9,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use futures::StreamExt;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use skein_model::ErrorClass;
-use skein_model::security::{Authenticator, Scope};
+use skein_model::security::{Authenticator, Principal, Scope};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{self, Compression, Encoding};
 use crate::ingest::Ingest;
 use crate::metrics::Transport;
 use crate::signal::{Logs, Metrics, Payload, Signal, SignalKind, Traces};
+use crate::tenant_limits::tenant_of;
 use crate::{CollectorConfig, CollectorError};
 
 /// Where each signal is accepted, for messages pointing clients there.
@@ -101,9 +102,15 @@ async fn not_found(State(state): State<HttpState>, uri: Uri, headers: HeaderMap)
     error_response(&error, Encoding::for_errors(&headers))
 }
 
-async fn export_handler<S: Signal>(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+async fn export_handler<S: Signal>(
+    State(state): State<HttpState>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut body_read = false;
-    match export::<S>(&state, &headers, body, &mut body_read).await {
+    let tenant = tenant_of(principal.as_ref().map(|p| &p.0));
+    match export::<S>(&state, tenant, &headers, body, &mut body_read).await {
         Ok((encoding, response)) => {
             let body = codec::encode_response::<S>(&response, encoding);
             (StatusCode::OK, [(CONTENT_TYPE, encoding.content_type())], body).into_response()
@@ -136,13 +143,14 @@ pub(crate) fn failure_response(
 
 async fn export<S: Signal>(
     state: &HttpState,
+    tenant: &str,
     headers: &HeaderMap,
     body: Body,
     body_read: &mut bool,
 ) -> Result<(Encoding, S::Response), CollectorError> {
     let encoding = Encoding::of_request(headers)?;
     let compression = Compression::of_request(headers)?;
-    let (_permit, body) = admit_and_read(state, headers, body, body_read).await?;
+    let (_permit, body) = admit_and_read(state, tenant, headers, body, body_read).await?;
     let limit = state.max_request_bytes;
     let metrics = state.ingest.metrics().clone();
     let request = tokio::task::spawn_blocking(move || {
@@ -156,7 +164,7 @@ async fn export<S: Signal>(
     })
     .await
     .map_err(|e| CollectorError::Internal(format!("request decoding task failed: {e}")))??;
-    let response = state.ingest.export::<S>(Transport::Http, request).await?;
+    let response = state.ingest.export::<S>(Transport::Http, tenant, request).await?;
     Ok((encoding, response))
 }
 
@@ -165,6 +173,7 @@ async fn export<S: Signal>(
 /// `body_read` tells the caller whether the connection is clean to reuse.
 pub(crate) async fn admit_and_read(
     state: &HttpState,
+    tenant: &str,
     headers: &HeaderMap,
     body: Body,
     body_read: &mut bool,
@@ -182,6 +191,7 @@ pub(crate) async fn admit_and_read(
         .await
         .map_err(|_| CollectorError::BodyTimeout { timeout })??;
     *body_read = true;
+    state.ingest.admit_bytes(tenant, body.len())?;
     Ok((permit, body))
 }
 

@@ -14,6 +14,7 @@ use tracing::{debug, warn};
 use crate::CollectorError;
 use crate::metrics::{CollectorMetrics, Transport};
 use crate::signal::{Converted, PartialSuccess, Payload, Signal, SignalKind};
+use crate::tenant_limits::{TenantIngestLimits, TenantLimiter};
 
 pub(crate) struct Ingest {
     writer: Arc<dyn ShardWriter>,
@@ -26,6 +27,7 @@ pub(crate) struct Ingest {
     conversions: Semaphore,
     metrics: CollectorMetrics,
     failure_log: LogThrottle,
+    tenant_limits: TenantLimiter,
 }
 
 impl Ingest {
@@ -34,6 +36,7 @@ impl Ingest {
         limits: ConvertLimits,
         max_concurrent: usize,
         metrics: CollectorMetrics,
+        tenant_limits: TenantIngestLimits,
     ) -> Self {
         Self {
             writer,
@@ -43,7 +46,13 @@ impl Ingest {
             conversions: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             metrics,
             failure_log: LogThrottle::new(Duration::from_secs(10)),
+            tenant_limits: TenantLimiter::new(tenant_limits),
         }
+    }
+
+    /// Charges a request's bytes (as received) to its tenant's rate limit.
+    pub(crate) fn admit_bytes(&self, tenant: &str, bytes: usize) -> Result<(), CollectorError> {
+        self.tenant_limits.admit_bytes(tenant, bytes)
     }
 
     pub(crate) fn metrics(&self) -> &CollectorMetrics {
@@ -61,6 +70,7 @@ impl Ingest {
     pub(crate) async fn export<S: Signal>(
         &self,
         transport: Transport,
+        tenant: &str,
         request: Payload<S::Request>,
     ) -> Result<S::Response, CollectorError> {
         let limits = self.limits;
@@ -81,6 +91,8 @@ impl Ingest {
         .map_err(|e| CollectorError::Internal(format!("{} conversion task failed: {e}", S::KIND.as_str())))??;
         drop(slot);
         let Converted { parts, accepted, rejected, truncated, first_error } = converted;
+        // Refused before anything is written: the client retries it whole.
+        self.tenant_limits.admit_items(tenant, accepted)?;
 
         // All parts are written to completion, even when one fails early, so
         // no write is cancelled halfway; the first failure is reported.
@@ -197,6 +209,7 @@ mod tests {
     use super::*;
     use crate::metric_fixtures::{all_types_request, assert_stored_exactly, gauge, gauge_point, metrics_request};
     use crate::signal::{Metrics, Traces};
+    use crate::tenant_limits::DEFAULT_TENANT;
     use crate::test_support::{Failure, TestWriter, request, span, spans_request};
 
     fn protobuf<R: prost::Message>(request: &R) -> Payload<R> {
@@ -205,7 +218,13 @@ mod tests {
 
     fn ingest(writer: Arc<TestWriter>, max_concurrent: usize) -> Ingest {
         let metrics = CollectorMetrics::register(&mut Registry::default());
-        Ingest::new(writer, ConvertLimits { max_attribute_value_bytes: 16 }, max_concurrent, metrics)
+        Ingest::new(
+            writer,
+            ConvertLimits { max_attribute_value_bytes: 16 },
+            max_concurrent,
+            metrics,
+            Default::default(),
+        )
     }
 
     #[tokio::test]
@@ -213,8 +232,10 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         let request = spans_request(40);
-        let response =
-            ingest.export::<Traces>(Transport::Http, Payload::Decoded(request)).await.expect("export succeeds");
+        let response = ingest
+            .export::<Traces>(Transport::Http, DEFAULT_TENANT, Payload::Decoded(request))
+            .await
+            .expect("export succeeds");
         assert_eq!(response.partial_success, None);
         let written = writer.batches();
         assert!(written.len() > 1, "40 traces should land on several of 4 shards");
@@ -238,7 +259,7 @@ mod tests {
         let mut long = span(2, 2);
         long.attributes.push(crate::test_support::string_attr("big", &"x".repeat(100)));
         let response = ingest
-            .export::<Traces>(Transport::Grpc, protobuf(&request(vec![bad, long, span(3, 3)])))
+            .export::<Traces>(Transport::Grpc, DEFAULT_TENANT, protobuf(&request(vec![bad, long, span(3, 3)])))
             .await
             .expect("export");
         let partial = response.partial_success.expect("partial success is set");
@@ -260,7 +281,7 @@ mod tests {
         let mut bad = span(1, 1);
         bad.span_id = vec![];
         let partial = ingest
-            .export::<Traces>(Transport::Http, Payload::Decoded(request(vec![bad])))
+            .export::<Traces>(Transport::Http, DEFAULT_TENANT, Payload::Decoded(request(vec![bad])))
             .await
             .expect("export")
             .partial_success
@@ -275,11 +296,16 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         writer.fail_with(Some(Failure::Unavailable));
-        let err =
-            ingest.export::<Traces>(Transport::Http, protobuf(&spans_request(20))).await.expect_err("write fails");
+        let err = ingest
+            .export::<Traces>(Transport::Http, DEFAULT_TENANT, protobuf(&spans_request(20)))
+            .await
+            .expect_err("write fails");
         assert!(matches!(err.class(), ErrorClass::Unavailable { .. }), "{err}");
         writer.fail_with(None);
-        ingest.export::<Traces>(Transport::Http, protobuf(&spans_request(20))).await.expect("export after recovery");
+        ingest
+            .export::<Traces>(Transport::Http, DEFAULT_TENANT, protobuf(&spans_request(20)))
+            .await
+            .expect("export after recovery");
     }
 
     #[tokio::test]
@@ -287,7 +313,8 @@ mod tests {
         let writer = TestWriter::new(4);
         let ingest = ingest(writer.clone(), 8);
         let sent = all_types_request();
-        let response = ingest.export::<Metrics>(Transport::Grpc, protobuf(&sent)).await.expect("export succeeds");
+        let response =
+            ingest.export::<Metrics>(Transport::Grpc, DEFAULT_TENANT, protobuf(&sent)).await.expect("export succeeds");
         assert_eq!(response.partial_success, None);
         assert_stored_exactly(&writer, &sent);
         assert!(writer.batches().is_empty(), "points never go through write_spans");
@@ -301,7 +328,7 @@ mod tests {
         no_time.time_unix_nano = 0;
         let request = metrics_request(vec![gauge("cpu", vec![no_time, gauge_point(2, 2, 2.0)])]);
         let partial = ingest
-            .export::<Metrics>(Transport::Http, Payload::Decoded(request))
+            .export::<Metrics>(Transport::Http, DEFAULT_TENANT, Payload::Decoded(request))
             .await
             .expect("export")
             .partial_success
@@ -311,8 +338,10 @@ mod tests {
         assert_eq!(writer.point_count(), 1);
 
         writer.fail_with(Some(Failure::Overloaded));
-        let err =
-            ingest.export::<Metrics>(Transport::Http, protobuf(&all_types_request())).await.expect_err("write fails");
+        let err = ingest
+            .export::<Metrics>(Transport::Http, DEFAULT_TENANT, protobuf(&all_types_request()))
+            .await
+            .expect_err("write fails");
         assert!(matches!(err.class(), ErrorClass::Overloaded { .. }), "{err}");
         assert_eq!(writer.point_count(), 1);
     }

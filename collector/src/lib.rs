@@ -39,6 +39,7 @@ mod metrics_json;
 mod remote;
 mod server;
 mod signal;
+mod tenant_limits;
 mod zipkin;
 
 #[cfg(test)]
@@ -68,3 +69,4 @@ pub use config::CollectorConfig;
 pub use error::CollectorError;
 pub use remote::RemoteShardWriter;
 pub use server::CollectorServer;
+pub use tenant_limits::TenantIngestLimits;

@@ -47,7 +47,8 @@ impl CollectorServer {
         let (http, http_addr) = listen("OTLP/HTTP", config.http_listen).await?;
         let metrics = CollectorMetrics::register(registry);
         let limits = ConvertLimits { max_attribute_value_bytes: config.max_attribute_value_bytes };
-        let ingest = Arc::new(Ingest::new(writer, limits, config.max_concurrent_requests, metrics));
+        let ingest =
+            Arc::new(Ingest::new(writer, limits, config.max_concurrent_requests, metrics, config.tenant_ingest));
         Ok(Self {
             config,
             ingest,

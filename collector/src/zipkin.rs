@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -25,12 +26,14 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use serde_json::{Map, Value};
+use skein_model::security::Principal;
 
 use crate::CollectorError;
 use crate::codec::{self, Compression, Encoding, JSON};
 use crate::http::{HttpState, admit_and_read, failure_response};
 use crate::metrics::Transport;
 use crate::signal::{Payload, Signal, SignalKind, Traces};
+use crate::tenant_limits::tenant_of;
 
 /// Tags that become span fields rather than attributes.
 const TAG_ERROR: &str = "error";
@@ -40,9 +43,15 @@ const TAG_SCOPE_NAME: [&str; 2] = ["otel.scope.name", "otel.library.name"];
 const TAG_SCOPE_VERSION: [&str; 2] = ["otel.scope.version", "otel.library.version"];
 const TAG_TRACE_STATE: &str = "w3c.tracestate";
 
-pub(crate) async fn handler(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn handler(
+    State(state): State<HttpState>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut body_read = false;
-    match ingest(&state, &headers, body, &mut body_read).await {
+    let tenant = tenant_of(principal.as_ref().map(|p| &p.0));
+    match ingest(&state, tenant, &headers, body, &mut body_read).await {
         Ok(response) if Traces::is_full_success(&response) => StatusCode::ACCEPTED.into_response(),
         // Accepted, but not all of it as sent (values truncated): say so in
         // the body, in the OTLP/JSON response's words.
@@ -58,13 +67,14 @@ pub(crate) async fn handler(State(state): State<HttpState>, headers: HeaderMap, 
 
 async fn ingest(
     state: &HttpState,
+    tenant: &str,
     headers: &HeaderMap,
     body: Body,
     body_read: &mut bool,
 ) -> Result<ExportTraceServiceResponse, CollectorError> {
     check_content_type(headers)?;
     let compression = Compression::of_request(headers)?;
-    let (_permit, body) = admit_and_read(state, headers, body, body_read).await?;
+    let (_permit, body) = admit_and_read(state, tenant, headers, body, body_read).await?;
     let limit = state.max_request_bytes;
     let metrics = state.ingest.metrics().clone();
     let request = tokio::task::spawn_blocking(move || {
@@ -74,7 +84,7 @@ async fn ingest(
     })
     .await
     .map_err(|e| CollectorError::Internal(format!("zipkin decoding task failed: {e}")))??;
-    state.ingest.export::<Traces>(Transport::Zipkin, Payload::Decoded(request)).await
+    state.ingest.export::<Traces>(Transport::Zipkin, tenant, Payload::Decoded(request)).await
 }
 
 /// Zipkin reporters send `application/json`; a missing type is taken as

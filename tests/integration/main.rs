@@ -22,5 +22,6 @@ mod query_api;
 mod rust_sdk;
 mod security;
 mod support;
+mod tenant_limits;
 mod ui;
 mod zipkin;

@@ -1,0 +1,144 @@
+//! Per-tenant ingest rate limits (`[collector.tenant_ingest]`): request
+//! bytes and items (spans, data points, log records) per second, each a
+//! token bucket per tenant (governor's GCRA) holding one second's worth.
+//! A request over its tenant's rate is refused before anything is written,
+//! with 429 / RESOURCE_EXHAUSTED and the time after which it would fit,
+//! which OTLP exporters honour. Without `[auth]` every request is the one
+//! tenant `default`, so the limits are the collector's own. Tenants come
+//! from the tokens file, so the buckets held are bounded by it.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+
+use skein_model::security::Principal;
+
+use crate::CollectorError;
+
+/// The tenant of requests that carry no token (auth off).
+pub(crate) const DEFAULT_TENANT: &str = "default";
+
+/// The tenant a request is charged to: its token's, else `default`.
+pub(crate) fn tenant_of(principal: Option<&Principal>) -> &str {
+    principal.map_or(DEFAULT_TENANT, |p| &p.tenant)
+}
+
+/// `[collector.tenant_ingest]`: 0 turns a limit off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantIngestLimits {
+    /// Request bytes per second and tenant (as received, before decompression).
+    pub bytes_per_second: u32,
+    /// Spans, data points and log records per second and tenant.
+    pub items_per_second: u32,
+}
+
+/// One dimension's buckets, one per tenant.
+struct Bucket {
+    limiter: DefaultKeyedRateLimiter<String>,
+    burst: NonZeroU32,
+    per_second: u32,
+    what: &'static str,
+}
+
+impl Bucket {
+    fn new(per_second: u32, what: &'static str) -> Option<Self> {
+        let rate = NonZeroU32::new(per_second)?;
+        Some(Self { limiter: RateLimiter::keyed(Quota::per_second(rate)), burst: rate, per_second, what })
+    }
+
+    /// Takes `amount` from `tenant`'s bucket, or says when it would fit. A
+    /// request larger than a whole second's budget takes the whole bucket:
+    /// it passes when the bucket is full, so no size is refused forever.
+    fn take(&self, tenant: &str, amount: u64) -> Result<(), CollectorError> {
+        let cells = NonZeroU32::new(u32::try_from(amount).unwrap_or(u32::MAX).min(self.burst.get()));
+        let Some(cells) = cells else { return Ok(()) };
+        match self.limiter.check_key_n(&tenant.to_owned(), cells) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(CollectorError::RateLimited {
+                tenant: tenant.to_owned(),
+                limit: self.per_second,
+                what: self.what,
+                retry_after: whole_seconds(not_until.wait_time_from(DefaultClock::default().now())),
+            }),
+            // Cannot happen: `cells` is at most the burst.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bucket({} {}/s)", self.per_second, self.what)
+    }
+}
+
+/// Retry-After is in whole seconds; waiting less than asked would fail again.
+fn whole_seconds(wait: Duration) -> Duration {
+    Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(Duration::from_secs(1))
+}
+
+/// The ingest rate limits of every tenant.
+#[derive(Debug)]
+pub(crate) struct TenantLimiter {
+    bytes: Option<Bucket>,
+    items: Option<Bucket>,
+}
+
+impl TenantLimiter {
+    pub(crate) fn new(limits: TenantIngestLimits) -> Self {
+        Self {
+            bytes: Bucket::new(limits.bytes_per_second, "bytes"),
+            items: Bucket::new(limits.items_per_second, "items"),
+        }
+    }
+
+    /// Charges a request's size to its tenant; called before decoding.
+    pub(crate) fn admit_bytes(&self, tenant: &str, bytes: usize) -> Result<(), CollectorError> {
+        self.bytes.as_ref().map_or(Ok(()), |b| b.take(tenant, bytes as u64))
+    }
+
+    /// Charges a request's items to its tenant; called before writing.
+    pub(crate) fn admit_items(&self, tenant: &str, items: u64) -> Result<(), CollectorError> {
+        self.items.as_ref().map_or(Ok(()), |b| b.take(tenant, items))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tenant_has_its_own_budget_and_learns_when_to_retry() {
+        let limiter = TenantLimiter::new(TenantIngestLimits { bytes_per_second: 1000, items_per_second: 10 });
+        limiter.admit_bytes("a", 600).expect("within a's budget");
+        let error = limiter.admit_bytes("a", 600).expect_err("over a's budget");
+        match &error {
+            CollectorError::RateLimited { tenant, limit, what, retry_after } => {
+                assert_eq!((tenant.as_str(), *limit, *what), ("a", 1000, "bytes"));
+                assert_eq!(*retry_after, Duration::from_secs(1), "whole seconds, at least one");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(error.class().http_status(), 429);
+        assert!(error.to_string().contains("tenant a"), "{error}");
+        limiter.admit_bytes("b", 600).expect("b has its own budget");
+        limiter.admit_items("a", 10).expect("items are a separate budget");
+        limiter.admit_items("a", 1).expect_err("over a's items");
+        // Larger than a second's budget: passes on a full bucket, not twice.
+        limiter.admit_items("c", 1_000).expect("a full bucket admits one oversized request");
+        limiter.admit_items("c", 1_000).expect_err("then it must refill");
+    }
+
+    #[test]
+    fn zero_turns_a_limit_off() {
+        let limiter = TenantLimiter::new(TenantIngestLimits::default());
+        for _ in 0..100 {
+            limiter.admit_bytes(DEFAULT_TENANT, usize::MAX).expect("no byte limit");
+            limiter.admit_items(DEFAULT_TENANT, u64::MAX).expect("no item limit");
+        }
+    }
+}
