@@ -54,6 +54,39 @@ impl Params {
     }
 }
 
+/// A range's default `step`: the range in about this many whole-second steps.
+const DEFAULT_STEPS: i64 = 60;
+/// The most steps a range may have: a day at one-minute steps.
+const MAX_STEPS: i64 = 1_440;
+const SECOND_NS: i64 = 1_000_000_000;
+
+/// The `step` parameter over a range of `range_ns`: as given, or the range
+/// in about 60 whole-second steps; at least 1 ms, at most 1,440 steps.
+pub(crate) fn step(params: &Params, range_ns: i64) -> Result<i64, QueryError> {
+    let step_ns = match params.single("step")? {
+        Some(text) => parse_duration("step", text)?,
+        None => ((range_ns / DEFAULT_STEPS + SECOND_NS - 1) / SECOND_NS).max(1) * SECOND_NS,
+    };
+    if step_ns < SECOND_NS / 1000 || range_ns / step_ns > MAX_STEPS {
+        return Err(QueryError::InvalidRequest(format!(
+            "step must be at least 1ms and give at most {MAX_STEPS} steps over the range"
+        )));
+    }
+    Ok(step_ns)
+}
+
+/// The repeatable `attr` (alias `tags`) parameter: `key=value` equalities.
+pub(crate) fn attribute_filters(params: &Params) -> Result<Vec<(String, String)>, QueryError> {
+    params
+        .all("attr")
+        .chain(params.all("tags"))
+        .map(|pair| match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(QueryError::InvalidRequest(format!("attr must be key=value, got {pair:?}"))),
+        })
+        .collect()
+}
+
 /// The `format` parameter of the endpoints that also answer as OTLP/JSON
 /// (the only parameter they take): whether `otlp` was asked for.
 pub(crate) fn otlp_format(params: &Params) -> Result<bool, QueryError> {

@@ -36,7 +36,7 @@ use serde::Serialize;
 use skein_model::schema::col as span_col;
 
 use crate::engine::SPANS_TABLE;
-use crate::params::{Params, now_ns, parse_duration, parse_time, timestamp};
+use crate::params::{Params, attribute_filters, now_ns, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
 use crate::{QueryConfig, QueryEngine, QueryError};
 
@@ -127,13 +127,7 @@ impl SearchQuery {
 
     pub(crate) fn from_params(params: &Params, config: &QueryConfig) -> Result<Self, QueryError> {
         params.only(&PARAMETERS)?;
-        let mut attributes = Vec::new();
-        for pair in params.all("attr").chain(params.all("tags")) {
-            match pair.split_once('=') {
-                Some((key, value)) if !key.is_empty() => attributes.push((key.to_owned(), value.to_owned())),
-                _ => return Err(invalid(format!("attr must be key=value, got {pair:?}"))),
-            }
-        }
+        let attributes = attribute_filters(params)?;
         let status = match params.single("status")? {
             None => None,
             Some(s) => match s.to_ascii_lowercase().as_str() {

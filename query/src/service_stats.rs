@@ -29,7 +29,7 @@ use skein_model::schema::col as span_col;
 use skein_model::span_metrics::{MINUTE_NS, col as red};
 
 use crate::engine::{SPAN_METRICS_TABLE, SPANS_TABLE};
-use crate::params::{Params, now_ns, parse_duration, parse_time, timestamp};
+use crate::params::{Params, now_ns, parse_time, step, timestamp};
 use crate::server::AppState;
 use crate::trace_outline::cast_column;
 use crate::views::SERVICE_GRAPH_VIEW;
@@ -37,11 +37,6 @@ use crate::{QueryEngine, QueryError};
 use crate::{QueryResult, duration_quantile};
 
 const DEFAULT_RANGE_NS: i64 = 3_600 * 1_000_000_000;
-/// Default step: the range in about this many steps, whole seconds.
-const DEFAULT_STEPS: i64 = 60;
-/// A day at one-minute steps.
-const MAX_STEPS: i64 = 1_440;
-const SECOND_NS: i64 = 1_000_000_000;
 /// Operations returned by default, busiest first; span names can be unique per span.
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1_000;
@@ -68,16 +63,7 @@ impl StatsQuery {
         if start_ns >= end_ns {
             return Err(QueryError::InvalidRequest("start must be before end".into()));
         }
-        let range = end_ns - start_ns;
-        let step_ns = match params.single("step")? {
-            Some(text) => parse_duration("step", text)?,
-            None => ((range / DEFAULT_STEPS + SECOND_NS - 1) / SECOND_NS).max(1) * SECOND_NS,
-        };
-        if step_ns < SECOND_NS / 1000 || range / step_ns > MAX_STEPS {
-            return Err(QueryError::InvalidRequest(format!(
-                "step must be at least 1ms and give at most {MAX_STEPS} steps over the range"
-            )));
-        }
+        let step_ns = step(params, end_ns - start_ns)?;
         let limit = match params.single("limit")? {
             None => DEFAULT_LIMIT,
             Some(text) => text.parse::<usize>().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| {

@@ -10,7 +10,7 @@ use skein_model::ids;
 use skein_model::logs::{col as log_col, severity_floor};
 
 use crate::QueryError;
-use crate::params::{Params, now_ns, parse_time, timestamp};
+use crate::params::{Params, attribute_filters, now_ns, parse_time, timestamp};
 
 /// Without `start`, the endpoints look at the hour before `end`.
 pub(crate) const DEFAULT_RANGE_NS: i64 = 3_600 * 1_000_000_000;
@@ -62,13 +62,7 @@ impl LogFilter {
         if start_ns > end_ns {
             return Err(invalid("start must not be after end".into()));
         }
-        let mut attributes = Vec::new();
-        for pair in params.all("attr").chain(params.all("tags")) {
-            match pair.split_once('=') {
-                Some((key, value)) if !key.is_empty() => attributes.push((key.to_owned(), value.to_owned())),
-                _ => return Err(invalid(format!("attr must be key=value, got {pair:?}"))),
-            }
-        }
+        let attributes = attribute_filters(params)?;
         let min_severity = params
             .single("severity")?
             .map(|text| {

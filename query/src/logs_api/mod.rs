@@ -27,16 +27,12 @@ pub use filter::LogFilter;
 pub use search::{LogCursor, LogPage, LogVolume, MAX_TRACE_LOGS};
 
 use crate::QueryError;
-use crate::params::{Params, otlp_format, parse_duration};
+use crate::params::{Params, otlp_format, step};
 use crate::server::AppState;
 use filter::{FILTER_PARAMETERS, invalid};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
-/// The volume's default step: the range in about this many whole seconds.
-const DEFAULT_STEPS: i64 = 60;
-const MAX_STEPS: i64 = 1_440;
-const SECOND_NS: i64 = 1_000_000_000;
 
 pub(crate) async fn get_logs(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
     state.observe("logs", logs_response(&state, &uri)).await
@@ -70,14 +66,7 @@ async fn volume_response(state: &AppState, uri: &Uri) -> Result<Response, QueryE
     let known: Vec<&str> = FILTER_PARAMETERS.iter().copied().chain(["step"]).collect();
     params.only(&known)?;
     let filter = LogFilter::from_params(&params)?;
-    let range = (filter.end_ns - filter.start_ns).max(1);
-    let step_ns = match params.single("step")? {
-        Some(text) => parse_duration("step", text)?,
-        None => ((range / DEFAULT_STEPS + SECOND_NS - 1) / SECOND_NS).max(1) * SECOND_NS,
-    };
-    if step_ns < SECOND_NS / 1000 || range / step_ns > MAX_STEPS {
-        return Err(invalid(format!("step must be at least 1ms and give at most {MAX_STEPS} steps over the range")));
-    }
+    let step_ns = step(&params, (filter.end_ns - filter.start_ns).max(1))?;
     let volume = state.engine.log_volume(&filter, step_ns).await?;
     Ok(axum::Json(volume_json(&filter, step_ns, &volume)).into_response())
 }
