@@ -76,6 +76,19 @@ impl Converted {
             first_error: converted.first_error,
         })
     }
+
+    /// [`Converted::split`] for a conversion from protobuf bytes: bytes that
+    /// do not decode are the client's error.
+    fn from_protobuf(
+        converted: Result<ConvertedBatch, ModelError>,
+        shard_count: usize,
+    ) -> Result<Self, CollectorError> {
+        match converted {
+            Ok(converted) => Ok(Self::split(converted, shard_count)?),
+            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 /// An export request as received: protobuf bytes, decoded in the
@@ -145,11 +158,7 @@ impl Signal for Traces {
     }
 
     fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
-        match spans_to_arrow_from_protobuf(body, limits, shard_count) {
-            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
-            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
-            Err(e) => Err(e.into()),
-        }
+        Converted::from_protobuf(spans_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -185,11 +194,7 @@ impl Signal for Metrics {
     }
 
     fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
-        match metrics_to_arrow_from_protobuf(body, limits, shard_count) {
-            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
-            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
-            Err(e) => Err(e.into()),
-        }
+        Converted::from_protobuf(metrics_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -229,11 +234,7 @@ impl Signal for Logs {
     }
 
     fn convert_protobuf(body: &[u8], limits: &ConvertLimits, shard_count: usize) -> Result<Converted, CollectorError> {
-        match logs_to_arrow_from_protobuf(body, limits, shard_count) {
-            Ok(converted) => Ok(Converted::split(converted, shard_count)?),
-            Err(ModelError::InvalidProtobuf(e)) => Err(invalid_protobuf(e)),
-            Err(e) => Err(e.into()),
-        }
+        Converted::from_protobuf(logs_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
     fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
