@@ -37,6 +37,7 @@ mod signal;
 pub mod span_metrics;
 mod span_view;
 pub mod trace_json;
+pub mod trace_parts;
 mod wire;
 
 use std::time::Duration;
@@ -53,6 +54,7 @@ pub use schema::span_schema;
 pub use shard_map::ShardMap;
 pub use signal::{Signal, TableKind};
 pub use span_metrics::span_metrics_schema;
+pub use trace_parts::trace_parts_schema;
 
 /// The shard that owns a trace: a hash of all 16 ID bytes, so IDs with a
 /// zero high half (64-bit tracers) still spread evenly.

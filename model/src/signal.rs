@@ -59,6 +59,9 @@ pub enum TableKind {
     Logs,
     /// RED rows derived from spans ([`crate::span_metrics_schema`]).
     SpanMetrics,
+    /// One row per trace per span file or buffer
+    /// ([`crate::trace_parts_schema`]), merged into trace summaries.
+    TraceParts,
 }
 
 impl TableKind {
@@ -69,6 +72,7 @@ impl TableKind {
             TableKind::Metrics => "metrics",
             TableKind::Logs => "logs",
             TableKind::SpanMetrics => "span_metrics",
+            TableKind::TraceParts => "trace_parts",
         }
     }
 
@@ -78,6 +82,7 @@ impl TableKind {
             TableKind::Metrics => crate::metric_schema(),
             TableKind::Logs => crate::log_schema(),
             TableKind::SpanMetrics => crate::span_metrics_schema(),
+            TableKind::TraceParts => crate::trace_parts_schema(),
         }
     }
 }

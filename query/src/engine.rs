@@ -1,6 +1,6 @@
 //! The query engine: a fresh, limited DataFusion session per request over
 //! the federated `spans`, `metrics`, `logs` and `span_metrics` tables (and
-//! the per-type metric views), and the collection of results under the time, memory and row
+//! the views over them: per metric type, `service_graph`, `traces`), and the collection of results under the time, memory and row
 //! limits. The HTTP handlers and tests go through it.
 
 use std::future::Future;
@@ -43,6 +43,9 @@ pub struct Tables {
     pub span_metrics: Vec<Arc<dyn TableProvider>>,
     /// Every shard's log table (rows in `skein_model::log_schema()`).
     pub logs: Vec<Arc<dyn TableProvider>>,
+    /// Every shard's trace parts (rows in `skein_model::trace_parts_schema()`),
+    /// merged into the `traces` view.
+    pub trace_parts: Vec<Arc<dyn TableProvider>>,
 }
 
 /// How many memory consumers a memory error names.
@@ -63,8 +66,8 @@ pub struct QueryEngine {
     metrics: Arc<FederatedTable>,
     span_metrics: Arc<FederatedTable>,
     logs: Arc<FederatedTable>,
-    /// The per-type views over `metrics` and `service_graph` over
-    /// `span_metrics`, planned once.
+    /// The per-type views over `metrics`, `service_graph` over
+    /// `span_metrics` and `traces` over the trace parts, planned once.
     views: Vec<(&'static str, Arc<dyn TableProvider>)>,
     /// Shared object stores and file caches; spilling to disk is disabled so
     /// that the memory limit ends a runaway query instead of filling a disk.
@@ -91,6 +94,11 @@ impl QueryEngine {
         views.push(
             views::service_graph_view(&span_metrics)
                 .map_err(|e| QueryError::Config(format!("cannot plan the service graph view: {e}")))?,
+        );
+        let trace_parts = Arc::new(FederatedTable::trace_parts(tables.trace_parts)?);
+        views.push(
+            views::traces_view(&trace_parts)
+                .map_err(|e| QueryError::Config(format!("cannot plan the traces view: {e}")))?,
         );
         Ok(Self {
             spans: Arc::new(FederatedTable::spans(tables.spans)?),

@@ -7,8 +7,9 @@
 //!    times longer each step) until enough are found. Filters (and each
 //!    window's time bounds) reach the shards, so storage prunes files and
 //!    row groups: a common search reads the newest data only.
-//! 2. summaries: one aggregate over all spans of exactly those traces
-//!    (`trace_id IN (...)`), giving root span, duration, counts, services.
+//! 2. summaries: the `traces` view's rows of exactly those traces
+//!    (`trace_id IN (...)`, which reaches each file's parts sidecar, sorted
+//!    by trace ID): root span, duration, counts, services, completeness.
 //!
 //! A trace matches when any one of its spans matches all filters. Results
 //! are ranked by (latest matching span start, newest first; trace ID), a
@@ -28,9 +29,9 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::{array_agg, bool_or, count, first_value, max, min, sum};
+use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::utils::conjunction;
-use datafusion::logical_expr::{Expr, ExprFunctionExt, SortExpr, cast as cast_expr, col, lit};
+use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use skein_model::schema::col as span_col;
@@ -38,6 +39,7 @@ use skein_model::schema::col as span_col;
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, attribute_filters, now_ns, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
+use crate::views::{COMPLETE, TRACES_VIEW};
 use crate::{QueryConfig, QueryEngine, QueryError};
 
 /// The first search window, and how much longer each next one is.
@@ -229,6 +231,9 @@ pub struct TraceSummary {
     /// False when no span lacks a parent (the root was not received); the
     /// earliest span stands in for it.
     pub has_root: bool,
+    /// A root, and every span's parent received (see `traces.complete` in
+    /// docs/api.md for traces split across files).
+    pub complete: bool,
 }
 
 fn as_string<S: serde::Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
@@ -419,32 +424,30 @@ impl QueryEngine {
         Ok(())
     }
 
-    /// Phase 2: one summary per trace in `ids`.
+    /// Phase 2: one summary per trace in `ids`, from the `traces` view (the
+    /// traces' parts, found by ID in each file's sorted parts sidecar).
     async fn summaries(&self, ctx: &SessionContext, ids: &[String]) -> Result<Vec<TraceSummary>, QueryError> {
+        use skein_model::trace_parts::col as summary;
         let df_error = |e| self.datafusion_error(e);
         let ids: Vec<Expr> = ids.iter().map(|id| lit(id.as_str())).collect();
-        // The root: spans without a parent first, then the earliest.
-        let root_order: Vec<SortExpr> = vec![
-            col(span_col::PARENT_SPAN_ID).is_not_null().sort(true, false),
-            col(span_col::START_TIME).sort(true, false),
-            col(span_col::SPAN_ID).sort(true, false),
-        ];
-        let distinct_services = array_agg(col(span_col::SERVICE_NAME)).distinct().build().map_err(df_error)?;
-        let aggregates = vec![
-            min(col(span_col::START_TIME)).alias("start"),
-            max(col(span_col::END_TIME)).alias("end"),
-            count(col(span_col::SPAN_ID)).alias("spans"),
-            sum(cast_expr(col(span_col::STATUS_CODE).eq(lit("error")), DataType::Int64)).alias("errors"),
-            distinct_services.alias("services"),
-            bool_or(col(span_col::PARENT_SPAN_ID).is_null()).alias("has_root"),
-            first_value(col(span_col::NAME), root_order.clone()).alias("root_name"),
-            first_value(col(span_col::SERVICE_NAME), root_order).alias("root_service"),
-        ];
         let frame = ctx
-            .table(SPANS_TABLE)
+            .table(TRACES_VIEW)
             .await
-            .and_then(|f| f.filter(col(span_col::TRACE_ID).in_list(ids.clone(), false)))
-            .and_then(|f| f.aggregate(vec![col(span_col::TRACE_ID)], aggregates))
+            .and_then(|f| f.filter(col(summary::TRACE_ID).in_list(ids.clone(), false)))
+            .and_then(|f| {
+                f.select_columns(&[
+                    summary::TRACE_ID,
+                    summary::START_TIME,
+                    summary::END_TIME,
+                    summary::ROOT_SERVICE_NAME,
+                    summary::ROOT_NAME,
+                    summary::SERVICES,
+                    summary::SPAN_COUNT,
+                    summary::ERROR_COUNT,
+                    summary::HAS_ROOT,
+                    COMPLETE,
+                ])
+            })
             .map_err(df_error)?;
         let result = self.collect(frame, ids.len()).await?;
         let mut summaries = Vec::with_capacity(result.row_count);
@@ -468,32 +471,36 @@ fn int64(array: &ArrayRef) -> Result<ArrayRef, QueryError> {
 }
 
 fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryError> {
-    let trace_id = utf8(&column(batch, span_col::TRACE_ID)?)?;
-    let start = int64(&column(batch, "start")?)?;
-    let end = int64(&column(batch, "end")?)?;
-    let spans = int64(&column(batch, "spans")?)?;
-    let errors = int64(&column(batch, "errors")?)?;
-    let services = column(batch, "services")?;
-    let has_root = column(batch, "has_root")?;
-    let root_name = utf8(&column(batch, "root_name")?)?;
-    let root_service = utf8(&column(batch, "root_service")?)?;
+    use skein_model::trace_parts::col as summary;
+    let trace_id = utf8(&column(batch, summary::TRACE_ID)?)?;
+    let start = int64(&column(batch, summary::START_TIME)?)?;
+    let end = int64(&column(batch, summary::END_TIME)?)?;
+    let spans = int64(&column(batch, summary::SPAN_COUNT)?)?;
+    let errors = int64(&column(batch, summary::ERROR_COUNT)?)?;
+    let services = column(batch, summary::SERVICES)?;
+    let root_name = utf8(&column(batch, summary::ROOT_NAME)?)?;
+    let root_service = utf8(&column(batch, summary::ROOT_SERVICE_NAME)?)?;
+    let flag = |name: &str| -> Result<ArrayRef, QueryError> {
+        let array = column(batch, name)?;
+        match array.data_type() {
+            DataType::Boolean => Ok(array),
+            other => Err(QueryError::Execution(format!("search {name} is {other}, not a boolean"))),
+        }
+    };
+    let (has_root, complete) = (flag(summary::HAS_ROOT)?, flag(COMPLETE)?);
     let services =
         services.as_list_opt::<i32>().ok_or_else(|| QueryError::Execution("search services are not a list".into()))?;
-    let has_root =
-        has_root.as_boolean_opt().ok_or_else(|| QueryError::Execution("search has_root is not a boolean".into()))?;
     let (start, end) = (start.as_primitive::<Int64Type>(), end.as_primitive::<Int64Type>());
     let (spans, errors) = (spans.as_primitive::<Int64Type>(), errors.as_primitive::<Int64Type>());
     let text = |array: &ArrayRef, row: usize| -> String {
         let array = array.as_string::<i32>();
         if array.is_null(row) { String::new() } else { array.value(row).to_owned() }
     };
+    let is_true = |array: &ArrayRef, row: usize| array.is_valid(row) && array.as_boolean().value(row);
     (0..batch.num_rows())
         .map(|row| {
             let names = utf8(&services.value(row))?;
-            let names = names.as_string::<i32>();
-            let mut services: Vec<String> = names.iter().flatten().map(str::to_owned).collect();
-            services.sort();
-            services.dedup();
+            let services: Vec<String> = names.as_string::<i32>().iter().flatten().map(str::to_owned).collect();
             Ok(TraceSummary {
                 trace_id: text(&trace_id, row),
                 root_service_name: text(&root_service, row),
@@ -503,7 +510,8 @@ fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryE
                 span_count: spans.value(row).max(0) as u64,
                 error_count: if errors.is_null(row) { 0 } else { errors.value(row).max(0) as u64 },
                 services,
-                has_root: has_root.is_valid(row) && has_root.value(row),
+                has_root: is_true(&has_root, row),
+                complete: is_true(&complete, row),
             })
         })
         .collect()
@@ -577,6 +585,7 @@ mod tests {
                 "traceId": T3, "rootServiceName": "checkout", "rootSpanName": "process",
                 "startTimeUnixNano": (BASE + 20_000_000_000).to_string(), "durationNanos": 2_000_000_000i64,
                 "spanCount": 2, "errorCount": 0, "services": ["checkout"], "hasRoot": false,
+                "complete": false,
             })
         );
         assert_eq!(traces[1]["traceId"], T2);
@@ -587,6 +596,7 @@ mod tests {
                 "traceId": T1, "rootServiceName": "checkout", "rootSpanName": "POST /checkout",
                 "startTimeUnixNano": BASE.to_string(), "durationNanos": 500_000_000i64,
                 "spanCount": 2, "errorCount": 1, "services": ["checkout", "payments"], "hasRoot": true,
+                "complete": true,
             })
         );
     }

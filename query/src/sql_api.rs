@@ -65,7 +65,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::QueryConfig;
-    use crate::test_support::{T1, post_sql, request, test_config};
+    use crate::test_support::{T1, T3, post_sql, request, test_config};
 
     #[tokio::test]
     async fn answers_json_with_exact_types() {
@@ -102,6 +102,7 @@ mod tests {
             "SELECT trace_id, count(*) AS spans, (max(end_time) - min(start_time)) AS duration FROM spans GROUP BY trace_id ORDER BY spans DESC, trace_id LIMIT 10",
             "SELECT service_name, sum(errors) * 1.0 / sum(calls) AS error_rate, duration_quantile(duration_histogram, 0.99) / 1e6 AS p99_ms, sum(calls) AS calls FROM span_metrics GROUP BY 1 ORDER BY error_rate DESC, service_name",
             "SELECT time AS minute, sum(calls) AS requests, duration_quantile(duration_histogram, 0.95) / 1e6 AS p95_ms FROM span_metrics WHERE service_name = 'checkout' AND kind = 'server' AND time > now() - INTERVAL '1 hour' GROUP BY 1 ORDER BY 1",
+            "SELECT trace_id, root_service_name, root_name, duration_ns / 1e6 AS ms, span_count FROM traces WHERE NOT complete ORDER BY duration_ns DESC LIMIT 20",
         ];
         let mut answers = Vec::new();
         for sql in examples {
@@ -116,6 +117,30 @@ mod tests {
         assert_eq!(first(&answers[10], 2), first(&answers[1], 2), "error rates from span metrics and from spans agree");
         assert_eq!(answers[9][0][0], T1);
         assert_eq!(answers[9][0][1], 2);
+        assert_eq!(answers[12], json!([[T3, "checkout", "process", 2000.0, 2]]), "trace 3 has no root");
+    }
+
+    /// Each row of `traces` (merged from per-batch parts) is what an
+    /// aggregate over the trace's spans gives.
+    #[tokio::test]
+    async fn traces_table_summarizes_each_trace_like_its_spans() {
+        let from_traces = "SELECT trace_id, start_time, end_time, duration_ns, root_service_name, root_name, \
+             services, span_count, error_count, has_root FROM traces ORDER BY trace_id";
+        let from_spans = "SELECT trace_id, min(start_time), max(end_time), \
+             CAST(max(end_time) AS BIGINT) - CAST(min(start_time) AS BIGINT), \
+             first_value(service_name ORDER BY parent_span_id IS NOT NULL, start_time, span_id), \
+             first_value(name ORDER BY parent_span_id IS NOT NULL, start_time, span_id), \
+             array_sort(array_distinct(array_agg(service_name))), count(*), \
+             sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END), bool_or(parent_span_id IS NULL) \
+             FROM spans GROUP BY trace_id ORDER BY trace_id";
+        let mut answers = Vec::new();
+        for sql in [from_traces, from_spans] {
+            let (status, _, body) = post_sql(sql, None).await;
+            assert_eq!(status, StatusCode::OK, "{sql}: {}", String::from_utf8_lossy(&body));
+            answers.push(serde_json::from_slice::<Value>(&body).expect("json")["rows"].clone());
+        }
+        assert_eq!(answers[0].as_array().map(Vec::len), Some(3), "{}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
     }
 
     #[tokio::test]

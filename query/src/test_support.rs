@@ -159,6 +159,22 @@ pub(crate) fn span_metric_shards() -> Vec<Arc<dyn TableProvider>> {
         .collect()
 }
 
+/// The trace parts of [`mem_shards`], one part per batch (as if each batch
+/// were a file), so summaries merge parts as they do over storage.
+pub(crate) fn trace_part_shards() -> Vec<Arc<dyn TableProvider>> {
+    shard_batches()
+        .into_iter()
+        .map(|batches| {
+            let parts: Vec<RecordBatch> = batches
+                .iter()
+                .map(|batch| skein_model::trace_parts::derive(std::slice::from_ref(batch)).expect("derives"))
+                .collect();
+            Arc::new(MemTable::try_new(skein_model::trace_parts_schema(), vec![parts]).expect("mem table"))
+                as Arc<dyn TableProvider>
+        })
+        .collect()
+}
+
 fn shard_batches() -> Vec<Vec<RecordBatch>> {
     let (a, b) = shard_requests();
     let mut shards: Vec<Vec<RecordBatch>> = vec![Vec::new(), Vec::new()];
@@ -262,6 +278,7 @@ pub(crate) fn mem_tables() -> Tables {
         metrics: metric_shards(),
         span_metrics: span_metric_shards(),
         logs: crate::logs_api::test_fixtures::log_shards(),
+        trace_parts: trace_part_shards(),
     }
 }
 

@@ -139,3 +139,78 @@ pub(crate) fn service_graph_view(span_metrics: &Arc<FederatedTable>) -> Result<(
     );
     Ok((SERVICE_GRAPH_VIEW, Arc::new(ViewTable::new(plan, Some(definition))) as Arc<dyn TableProvider>))
 }
+
+/// Name of the view of trace summaries.
+pub const TRACES_VIEW: &str = "traces";
+
+/// Plans `traces` over the shards' trace parts: each trace's parts merged
+/// into one summary (a trace lives on one shard, so its parts do too).
+/// A filter on `trace_id` reaches the parts; other filters apply to the
+/// merged rows.
+pub(crate) fn traces_view(trace_parts: &Arc<FederatedTable>) -> Result<(&'static str, Arc<dyn TableProvider>)> {
+    use datafusion::functions_aggregate::expr_fn::{array_agg, bool_or, first_value, max, min, sum};
+    use datafusion::functions_nested::expr_fn::{array_distinct, array_sort, flatten};
+    use datafusion::logical_expr::{SortExpr, cast};
+    use skein_model::trace_parts::col as part;
+
+    let source = provider_as_source(Arc::clone(trace_parts) as Arc<dyn TableProvider>);
+    // The root: a part's root span first, then the earliest, then by span ID.
+    let root_order = || -> Vec<SortExpr> {
+        vec![
+            col(part::HAS_ROOT).sort(false, false),
+            col(part::ROOT_START_TIME).sort(true, false),
+            col(part::ROOT_SPAN_ID).sort(true, false),
+        ]
+    };
+    const ORPHANS: &str = "orphans";
+    const SERVICE_LISTS: &str = "service_lists";
+    let aggregates = vec![
+        min(col(part::START_TIME)).alias(part::START_TIME),
+        max(col(part::END_TIME)).alias(part::END_TIME),
+        first_value(col(part::ROOT_SERVICE_NAME), root_order()).alias(part::ROOT_SERVICE_NAME),
+        first_value(col(part::ROOT_NAME), root_order()).alias(part::ROOT_NAME),
+        array_agg(col(part::SERVICES)).alias(SERVICE_LISTS),
+        sum(col(part::SPAN_COUNT)).alias(part::SPAN_COUNT),
+        sum(col(part::ERROR_COUNT)).alias(part::ERROR_COUNT),
+        sum(col(part::ORPHAN_COUNT)).alias(ORPHANS),
+        bool_or(col(part::HAS_ROOT)).alias(part::HAS_ROOT),
+    ];
+    let nanos = |name: &str| cast(col(name), datafusion::arrow::datatypes::DataType::Int64);
+    let plan = LogicalPlanBuilder::scan(TRACE_PARTS, source, None)?
+        .aggregate(vec![col(part::TRACE_ID)], aggregates)?
+        .project(vec![
+            col(part::TRACE_ID),
+            col(part::START_TIME),
+            col(part::END_TIME),
+            (nanos(part::END_TIME) - nanos(part::START_TIME)).alias(DURATION_NS),
+            col(part::ROOT_SERVICE_NAME),
+            col(part::ROOT_NAME),
+            array_sort(array_distinct(flatten(col(SERVICE_LISTS))), lit("ASC"), lit("NULLS LAST"))
+                .alias(part::SERVICES),
+            col(part::SPAN_COUNT),
+            col(part::ERROR_COUNT),
+            col(part::HAS_ROOT),
+            col(part::HAS_ROOT).and(col(ORPHANS).eq(lit(0i64))).alias(COMPLETE),
+        ])?
+        .build()?;
+    let definition = format!(
+        "SELECT trace_id, start_time, end_time, \
+         CAST(end_time AS BIGINT) - CAST(start_time AS BIGINT) AS {DURATION_NS}, root_service_name, root_name, \
+         array_sort(array_distinct(flatten(service_lists)), 'ASC', 'NULLS LAST') AS services, span_count, \
+         error_count, has_root, has_root AND orphans = 0 AS {COMPLETE} \
+         FROM (SELECT trace_id, min(start_time) AS start_time, max(end_time) AS end_time, \
+         first_value(root_service_name ORDER BY has_root DESC, root_start_time, root_span_id) AS root_service_name, \
+         first_value(root_name ORDER BY has_root DESC, root_start_time, root_span_id) AS root_name, \
+         array_agg(services) AS service_lists, sum(span_count) AS span_count, sum(error_count) AS error_count, \
+         sum(orphan_count) AS orphans, bool_or(has_root) AS has_root \
+         FROM {TRACE_PARTS} GROUP BY trace_id)"
+    );
+    Ok((TRACES_VIEW, Arc::new(ViewTable::new(plan, Some(definition))) as Arc<dyn TableProvider>))
+}
+
+/// The per-file parts the `traces` view merges (not registered in SQL).
+const TRACE_PARTS: &str = "trace_parts";
+/// `traces`: end minus start of the trace, in nanoseconds.
+pub const DURATION_NS: &str = "duration_ns";
+/// `traces`: a root span and every span's parent found.
+pub const COMPLETE: &str = "complete";

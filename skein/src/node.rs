@@ -55,6 +55,7 @@ impl AllInOne {
             metrics: storage.metric_tables(),
             span_metrics: storage.span_metrics_tables(),
             logs: storage.log_tables(),
+            trace_parts: storage.trace_parts_tables(),
         };
         let query = QueryServer::bind(config.query.clone(), tables, registry)
             .await

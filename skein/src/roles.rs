@@ -236,6 +236,7 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
         metrics: RemoteShardTable::all(Signal::Metrics, &nodes),
         span_metrics: RemoteShardTable::all(TableKind::SpanMetrics, &nodes),
         logs: RemoteShardTable::all(Signal::Logs, &nodes),
+        trace_parts: RemoteShardTable::all(TableKind::TraceParts, &nodes),
     };
     let query =
         QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))

@@ -25,9 +25,10 @@
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
 //! files into few large ones sorted for lookups, committed through the same
-//! manifest. [`Storage::span_metrics_tables`] serves RED rows derived from
-//! each span file (a `.red` sidecar written after each flush and merge) and
-//! from the buffered spans (module `span_metrics`).
+//! manifest. [`Storage::span_metrics_tables`] serves RED rows and
+//! [`Storage::trace_parts_tables`] per-trace parts of trace summaries, both
+//! derived from each span file (`.red` and `.tparts` sidecars written after
+//! each flush and merge) and from the buffered spans (module `derived`).
 //!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
@@ -90,6 +91,9 @@
 //!                                     the ID)
 //!         <same name>.red             spans only: span metrics derived from
 //!                                     the file (see `span_metrics`)
+//!         <same name>.tparts          spans only: one row per trace in the
+//!                                     file, sorted by trace ID (see
+//!                                     `trace_parts`)
 //! ```
 //!
 //! Files under `date=…` directories that `manifest.json` does not list, and
@@ -104,6 +108,7 @@ mod buffer;
 mod compaction;
 mod config;
 mod dedup;
+mod derived;
 mod error;
 mod flight;
 mod fsutil;
@@ -120,6 +125,7 @@ mod shard;
 mod signal;
 mod span_metrics;
 mod tidx;
+mod trace_parts;
 mod wal;
 mod writer;
 
@@ -147,7 +153,6 @@ pub use provider::ShardTable;
 pub use shard::WalPlacement;
 pub use signal::Signal;
 pub use skein_model::TableKind;
-pub use span_metrics::SpanMetricsTable;
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
@@ -168,7 +173,8 @@ struct OpenShard {
     signals: Vec<Arc<Shard>>,
     /// The table of each signal, in [`Signal::ALL`] order.
     tables: Vec<Arc<ShardTable>>,
-    span_metrics_table: Arc<SpanMetricsTable>,
+    span_metrics_table: Arc<span_metrics::SpanMetricsTable>,
+    trace_parts_table: Arc<trace_parts::TracePartsTable>,
     /// Stops this shard's flush loops (a child of the storage's token).
     tasks: CancellationToken,
     handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -369,7 +375,8 @@ impl Storage {
         let shard = Arc::new(OpenShard {
             id,
             tables: signals.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect(),
-            span_metrics_table: Arc::new(SpanMetricsTable::new(Arc::clone(&spans.buffer))),
+            span_metrics_table: Arc::new(span_metrics::SpanMetricsTable::new(Arc::clone(&spans.buffer))),
+            trace_parts_table: Arc::new(trace_parts::TracePartsTable::new(Arc::clone(&spans.buffer))),
             signals,
             tasks: self.tasks.child_token(),
             handles: parking_lot::Mutex::new(Vec::new()),
@@ -514,6 +521,12 @@ impl Storage {
         self.open_shards_now().iter().map(|s| Arc::clone(&s.span_metrics_table) as Arc<dyn TableProvider>).collect()
     }
 
+    /// One table of trace parts per shard, schema
+    /// [`skein_model::trace_parts_schema`].
+    pub fn trace_parts_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.open_shards_now().iter().map(|s| Arc::clone(&s.trace_parts_table) as Arc<dyn TableProvider>).collect()
+    }
+
     /// The table `kind` of one shard; `None` for a shard this node does not hold.
     pub fn shard_provider(&self, kind: TableKind, shard: usize) -> Option<Arc<dyn TableProvider>> {
         let open = self.open_shard(shard)?;
@@ -522,6 +535,7 @@ impl Storage {
             TableKind::Metrics => Arc::clone(open.table(Signal::Metrics)) as Arc<dyn TableProvider>,
             TableKind::Logs => Arc::clone(open.table(Signal::Logs)) as Arc<dyn TableProvider>,
             TableKind::SpanMetrics => Arc::clone(&open.span_metrics_table) as Arc<dyn TableProvider>,
+            TableKind::TraceParts => Arc::clone(&open.trace_parts_table) as Arc<dyn TableProvider>,
         })
     }
 

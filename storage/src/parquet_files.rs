@@ -29,7 +29,7 @@ use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
@@ -262,11 +262,8 @@ fn write_file(
         None => None,
     };
     publish(&tmp, &path, index.as_ref(), created)?;
-    if spec.signal == Signal::Spans
-        && let Err(e) = crate::span_metrics::write_sidecar(&path, batches)
-    {
-        // A cache of the file: the first scan that needs it derives it.
-        warn!(file = %path.display(), error = %e, "could not derive span metrics");
+    if spec.signal == Signal::Spans {
+        crate::derived::write_sidecars(&path, batches);
     }
     debug!(
         signal = %spec.signal,

@@ -141,6 +141,12 @@ fn load_or_rebuild_index(shard: usize, parquet: &Path, column: &str) -> Result<T
     }
 }
 
+/// The span file stem of a sidecar's path (trace index or derived rows).
+fn sidecar_stem(relative: &str) -> Option<&str> {
+    let (stem, extension) = relative.rsplit_once('.')?;
+    (extension == "tidx" || crate::derived::SIDECAR_EXTENSIONS.contains(&extension)).then_some(stem)
+}
+
 /// Deletes files in the partition directories (`date=…/hour=…`) of the
 /// signal directory that the manifest does not reference (leftovers of a
 /// flush that crashed before its manifest update) and partition directories
@@ -173,7 +179,7 @@ fn remove_orphans(shard: usize, signal_dir: &Path, listed: &HashSet<&str>) -> Re
                 true
             } else if relative.ends_with(".parquet") {
                 !listed.contains(relative)
-            } else if let Some(stem) = relative.strip_suffix(".tidx").or_else(|| relative.strip_suffix(".red")) {
+            } else if let Some(stem) = sidecar_stem(relative) {
                 !listed.contains(format!("{stem}.parquet").as_str())
             } else {
                 false

@@ -136,6 +136,8 @@ const TRACE_SQL: &[&str] = &[
     "SELECT client_service, server_service, sum(calls) FROM service_graph GROUP BY 1, 2 ORDER BY 1, 2",
     "SELECT severity_text, count(*), min(body), max(log_attributes['attempt']) FROM logs GROUP BY 1 ORDER BY 1",
     "SELECT trace_id, span_id, timestamp, body FROM logs WHERE trace_id IS NOT NULL ORDER BY timestamp",
+    "SELECT trace_id, start_time, duration_ns, root_service_name, root_name, services, span_count, error_count, \
+     has_root FROM traces ORDER BY trace_id",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,6 +173,8 @@ async fn cluster_answers_equal_all_in_one() {
     assert_eq!(count(&client, &query, "SELECT count(*) FROM logs").await, 20, "logs over Flight");
     assert_eq!(count(&client, &query, "SELECT sum(calls) FROM span_metrics").await, 240, "span metrics over Flight");
     assert!(count(&client, &query, "SELECT count(*) FROM service_graph").await > 0, "calls across services");
+    assert_eq!(count(&client, &query, "SELECT sum(span_count) FROM traces").await, 240, "trace parts over Flight");
+    assert_eq!(count(&client, &query, "SELECT count(*) FROM traces").await, 40);
     for statement in TRACE_SQL {
         let (status, clustered) = sql(&client, &query, statement).await;
         assert_eq!(status, 200, "{statement}: {clustered}");

@@ -365,7 +365,8 @@ async fn sql_sees_the_metrics_table_and_its_views() {
             ["metrics_summary", "VIEW"],
             ["service_graph", "VIEW"],
             ["span_metrics", "BASE TABLE"],
-            ["spans", "BASE TABLE"]
+            ["spans", "BASE TABLE"],
+            ["traces", "VIEW"]
         ])
     );
 }

@@ -133,7 +133,7 @@ impl Shard {
             millis = started.elapsed().as_millis() as u64,
             "compacted files"
         );
-        self.derive_span_metrics(&outputs).await;
+        self.derive_sidecars(&outputs).await;
         self.retired.lock().push(Retired { due: Instant::now() + config.retired_file_grace, files: inputs });
         Ok(Some(compacted))
     }

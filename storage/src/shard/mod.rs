@@ -391,15 +391,16 @@ impl Shard {
         Ok(())
     }
 
-    /// Writes the span-metrics sidecars of merged span files now, so scans
-    /// of `span_metrics` find them (a failure leaves it to the first scan).
-    pub(crate) async fn derive_span_metrics(&self, files: &[FileMeta]) {
+    /// Writes the derived sidecars of merged span files now, so scans of
+    /// `span_metrics` and `trace_parts` find them (a failure leaves it to
+    /// the first scan).
+    pub(crate) async fn derive_sidecars(&self, files: &[FileMeta]) {
         if self.spec.signal != Signal::Spans {
             return;
         }
         let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
         let _ = blocking(move || {
-            crate::span_metrics::ensure_sidecars(&paths);
+            crate::derived::ensure_sidecars(&paths);
             Ok(())
         })
         .await;
@@ -585,7 +586,9 @@ pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
 fn remove_data_files(signal_dir: &Path, files: &[FileMeta]) {
     for file in files {
         let path = signal_dir.join(&file.path);
-        for victim in [sidecar_path(&path), crate::span_metrics::sidecar_path(&path), path.clone()] {
+        for victim in
+            [sidecar_path(&path)].into_iter().chain(crate::derived::sidecar_paths(&path)).chain([path.clone()])
+        {
             if let Err(e) = std::fs::remove_file(&victim)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

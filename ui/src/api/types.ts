@@ -11,6 +11,8 @@ export interface TraceSummary {
   errorCount: number;
   services?: string[];
   hasRoot?: boolean;
+  /** A root, and every span's parent received (docs/api.md). */
+  complete?: boolean;
 }
 
 export interface SearchResponse {

@@ -29,8 +29,8 @@ export function SearchResults({ traces }: { traces: TraceSummary[] }) {
               </Link>
               <div className="muted mono">
                 {t.traceId}
-                {t.hasRoot === false && (
-                  <span className="badge warn" title="No root span was received: the trace is partial">
+                {partialReason(t) && (
+                  <span className="badge warn" title={partialReason(t)}>
                     partial
                   </span>
                 )}
@@ -59,4 +59,11 @@ export function SearchResults({ traces }: { traces: TraceSummary[] }) {
       </tbody>
     </table>
   );
+}
+
+/** Why a trace is marked partial, or undefined when it is complete. */
+function partialReason(t: TraceSummary): string | undefined {
+  if (t.hasRoot === false) return 'No root span was received: the trace is partial';
+  if (t.complete === false) return 'Some spans have a parent that was not received: the trace is partial';
+  return undefined;
 }

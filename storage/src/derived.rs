@@ -1,0 +1,281 @@
+//! Tables derived from a shard's spans: `span_metrics` (module
+//! `span_metrics`) and `trace_parts` (module `trace_parts`), one
+//! [`Derivation`] each.
+//!
+//! Each span file gets one sidecar (Parquet) per derivation with the rows
+//! derived from it, written by the flush that made the file (from the rows
+//! in memory) or after the merge that did (read back) and, for a file
+//! without one (written before the derivation existed, or by a merge on
+//! another node), by the first scan that needs it. A sidecar lives and dies
+//! with its span file (deleted with it, removed as an orphan without it), so
+//! the tables follow flushes, compaction and retention exactly. Buffered
+//! spans are derived at scan time. A sidecar is a cache of its file: never
+//! uploaded, rebuilt when missing or unreadable.
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::ExecutionPlan;
+use skein_model::ModelError;
+use tracing::{debug, warn};
+
+use crate::buffer::{DataFile, ShardBuffer};
+use crate::error::{IoContext, StorageError};
+use crate::manifest::TimeRange;
+use crate::provider::{ParquetScan, union_of};
+use crate::span_metrics::SpanMetrics;
+use crate::trace_parts::TraceParts;
+
+/// Rows derived from span rows, kept in a sidecar per span file.
+pub(crate) trait Derivation: Send + Sync + 'static {
+    /// The sidecar's extension (`<span file stem>.<EXTENSION>`).
+    const EXTENSION: &'static str;
+    /// What the rows are, for logs.
+    const WHAT: &'static str;
+    /// The span columns the rows are derived from.
+    const SOURCE_COLUMNS: &'static [&'static str];
+
+    fn schema() -> SchemaRef;
+
+    /// The rows derived from `spans` (holding at least `SOURCE_COLUMNS`).
+    fn derive(spans: &[RecordBatch]) -> Result<RecordBatch, ModelError>;
+
+    /// Whether a span file whose spans start within `span_starts` may have
+    /// derived rows matching `filters` (`None`: the range is unknown).
+    fn may_match(span_starts: Option<&TimeRange>, filters: &[Expr]) -> bool;
+
+    /// How the sidecar is written.
+    fn writer_properties() -> Result<WriterProperties, StorageError>;
+}
+
+/// The extensions of every derivation's sidecars.
+pub(crate) const SIDECAR_EXTENSIONS: [&str; 2] = [SpanMetrics::EXTENSION, TraceParts::EXTENSION];
+
+/// The sidecar of derivation `D` of a span file.
+fn sidecar_path<D: Derivation>(parquet: &Path) -> PathBuf {
+    parquet.with_extension(D::EXTENSION)
+}
+
+/// Every derivation's sidecar of a span file.
+pub(crate) fn sidecar_paths(parquet: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    SIDECAR_EXTENSIONS.iter().map(|extension| parquet.with_extension(extension))
+}
+
+fn readable(sidecar: &Path) -> bool {
+    std::fs::File::open(sidecar).is_ok_and(|f| ParquetRecordBatchReaderBuilder::try_new(f).is_ok())
+}
+
+/// Reads `columns` of the span file `parquet`; `None` when it is gone
+/// (deleted by retention or a merge since the caller listed it).
+fn read_span_columns(parquet: &Path, columns: &[&str]) -> Result<Option<Vec<RecordBatch>>, StorageError> {
+    let file = match std::fs::File::open(parquet) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).ctx(|| format!("opening {}", parquet.display())),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let arrow_schema = Arc::clone(builder.schema());
+    let mut roots = columns.iter().map(|name| arrow_schema.index_of(name)).collect::<Result<Vec<_>, _>>()?;
+    roots.sort_unstable();
+    roots.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    Ok(Some(builder.with_projection(mask).with_batch_size(8192).build()?.collect::<Result<Vec<_>, _>>()?))
+}
+
+/// Writes derivation `D`'s sidecar of the span file `parquet` unless a
+/// readable one is there; `None` when the span file is gone (its rows are no
+/// longer in the table). Blocking.
+fn ensure_sidecar<D: Derivation>(parquet: &Path) -> Result<Option<PathBuf>, StorageError> {
+    let sidecar = sidecar_path::<D>(parquet);
+    if readable(&sidecar) {
+        return Ok(Some(sidecar));
+    }
+    let Some(batches) = read_span_columns(parquet, D::SOURCE_COLUMNS)? else {
+        return Ok(None);
+    };
+    write_sidecar::<D>(parquet, &batches)?;
+    Ok(Some(sidecar))
+}
+
+/// Derives `D`'s rows of `span_batches` (the rows of the span file
+/// `parquet`) and writes them as its sidecar. Blocking.
+fn write_sidecar<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) -> Result<(), StorageError> {
+    let sidecar = sidecar_path::<D>(parquet);
+    let rows = D::derive(span_batches)?;
+    // Unique temporary names: two scans may derive the same file at once.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = sidecar.with_extension(format!(
+        "{}.{}.{}.tmp",
+        D::EXTENSION,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let write = || -> Result<(), StorageError> {
+        let out = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        let mut writer = ArrowWriter::try_new(out, D::schema(), Some(D::writer_properties()?))?;
+        writer.write(&rows)?;
+        // Not synced: a sidecar a crash leaves unreadable is derived again.
+        writer.into_inner()?;
+        std::fs::rename(&tmp, &sidecar).ctx(|| format!("renaming {} into place", tmp.display()))
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    debug!(file = %parquet.display(), rows = rows.num_rows(), what = D::WHAT, "wrote derived sidecar");
+    Ok(())
+}
+
+/// Writes every derivation's sidecar of the span file `parquet` from its
+/// rows in memory, logging failures (the first scan that needs one derives
+/// it). Blocking.
+pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch]) {
+    fn one<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) {
+        if let Err(e) = write_sidecar::<D>(parquet, span_batches) {
+            warn!(file = %parquet.display(), error = %e, what = D::WHAT, "could not derive; the next scan retries");
+        }
+    }
+    one::<SpanMetrics>(parquet, span_batches);
+    one::<TraceParts>(parquet, span_batches);
+}
+
+/// Writes the sidecars `files` lack, reading each span file once, logging
+/// failures (a scan retries them). Blocking; run after a merge so scans
+/// find them.
+pub(crate) fn ensure_sidecars(files: &[PathBuf]) {
+    for file in files {
+        let missing_metrics = !readable(&sidecar_path::<SpanMetrics>(file));
+        let missing_parts = !readable(&sidecar_path::<TraceParts>(file));
+        if !missing_metrics && !missing_parts {
+            continue;
+        }
+        let columns: Vec<&str> =
+            SpanMetrics::SOURCE_COLUMNS.iter().chain(TraceParts::SOURCE_COLUMNS).copied().collect();
+        let batches = match read_span_columns(file, &columns) {
+            Ok(Some(batches)) => batches,
+            Ok(None) => continue,
+            Err(e) => {
+                warn!(file = %file.display(), error = %e, "could not read a span file to derive; the next scan retries");
+                continue;
+            }
+        };
+        if missing_metrics {
+            write_sidecars_of::<SpanMetrics>(file, &batches);
+        }
+        if missing_parts {
+            write_sidecars_of::<TraceParts>(file, &batches);
+        }
+    }
+}
+
+fn write_sidecars_of<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
+    if let Err(e) = write_sidecar::<D>(file, batches) {
+        warn!(file = %file.display(), error = %e, what = D::WHAT, "could not derive; the next scan retries");
+    }
+}
+
+/// One shard's rows of derivation `D` as a DataFusion table: the sidecars of
+/// its span files and the rows derived from its buffered spans.
+pub(crate) struct DerivedTable<D> {
+    spans: Arc<ShardBuffer>,
+    derivation: PhantomData<D>,
+}
+
+impl<D: Derivation> std::fmt::Debug for DerivedTable<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DerivedTable").field("what", &D::WHAT).field("shard", &self.spans.shard).finish()
+    }
+}
+
+impl<D: Derivation> DerivedTable<D> {
+    pub(crate) fn new(spans: Arc<ShardBuffer>) -> Self {
+        Self { spans, derivation: PhantomData }
+    }
+}
+
+/// Absolute path of a data file (its location is the absolute path in the
+/// local file system store).
+fn local_path(file: &DataFile) -> PathBuf {
+    PathBuf::from(format!("/{}", file.location.as_ref()))
+}
+
+#[async_trait]
+impl<D: Derivation> TableProvider for DerivedTable<D> {
+    fn schema(&self) -> SchemaRef {
+        D::schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.spans.snapshot();
+        let files: Vec<PathBuf> = snapshot
+            .files
+            .iter()
+            .filter(|f| D::may_match(f.meta.ranges.get(skein_model::schema::col::START_TIME), filters))
+            .map(|f| local_path(f))
+            .collect();
+        // Sidecars are derived (when missing) and measured off the runtime.
+        let sidecars = tokio::task::spawn_blocking(move || {
+            let mut sidecars = Vec::with_capacity(files.len());
+            for file in &files {
+                if let Some(sidecar) = ensure_sidecar::<D>(file)? {
+                    let size = std::fs::metadata(&sidecar).ctx(|| format!("reading {}", sidecar.display()))?.len();
+                    let location = ObjectPath::from_absolute_path(&sidecar).map_err(|e| StorageError::Io {
+                        context: format!("mapping {} to an object store path", sidecar.display()),
+                        source: std::io::Error::other(e),
+                    })?;
+                    sidecars.push((location, size));
+                }
+            }
+            Ok::<_, StorageError>(sidecars)
+        })
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        debug!(shard = self.spans.shard, files = sidecars.len(), what = D::WHAT, "planned derived scan");
+
+        let schema = self.schema();
+        let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
+        if !sidecars.is_empty() {
+            let options = state.table_options().parquet.clone();
+            // Rebuilt in place when unreadable: their metadata is not cached.
+            let scan = ParquetScan { schema: Arc::clone(&schema), options, cache_metadata: false };
+            inputs.push(scan.plan(state, sidecars, projection, filters, limit)?);
+        }
+        if !snapshot.batches.is_empty() {
+            let buffered = D::derive(&snapshot.batches).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let memory = MemorySourceConfig::try_new(&[vec![buffered]], Arc::clone(&schema), projection.cloned())?
+                .with_limit(limit);
+            inputs.push(DataSourceExec::from_data_source(memory));
+        }
+        union_of(inputs, &schema, projection)
+    }
+}
