@@ -123,6 +123,37 @@ fn aggregates(window: Duration) -> [(&'static str, String); 4] {
     ]
 }
 
+/// How many traces search summarizes per page by default.
+const SUMMARIZED_TRACES: usize = 20;
+
+/// The summaries of a search page's traces (`ids`), from the `traces` table
+/// (what search reads) and from an aggregate over their spans (what it read
+/// before trace summaries), so a report shows what the summaries save.
+fn summary_statements(ids: &[String]) -> [(&'static str, String); 2] {
+    let list: Vec<String> = ids.iter().take(SUMMARIZED_TRACES).map(|id| format!("'{id}'")).collect();
+    let list = list.join(", ");
+    [
+        (
+            "summaries_of_20_traces",
+            format!(
+                "SELECT trace_id, start_time, end_time, root_service_name, root_name, services, span_count, \
+                 error_count, has_root, complete FROM traces WHERE trace_id IN ({list})"
+            ),
+        ),
+        (
+            "summaries_of_20_traces_from_spans",
+            format!(
+                "SELECT trace_id, min(start_time), max(end_time), \
+                 first_value(service_name ORDER BY parent_span_id IS NOT NULL, start_time, span_id), \
+                 first_value(name ORDER BY parent_span_id IS NOT NULL, start_time, span_id), \
+                 array_agg(DISTINCT service_name), count(span_id), \
+                 sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END), bool_or(parent_span_id IS NULL) \
+                 FROM spans WHERE trace_id IN ({list}) GROUP BY trace_id"
+            ),
+        ),
+    ]
+}
+
 /// The query API, with failures counted by request name.
 struct Api {
     client: reqwest::Client,
@@ -261,7 +292,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
     }
 
     let mut sql_ms = BTreeMap::new();
-    for (name, sql) in aggregates(args.window) {
+    for (name, sql) in aggregates(args.window).into_iter().chain(summary_statements(&ids)) {
         let mut times = Latencies::new();
         for _ in 0..args.repeat {
             if let Some((took, _)) = api.timed(name, api.sql(&sql)?).await {
@@ -323,6 +354,14 @@ mod tests {
             ]
         );
         assert!(all.iter().all(|(_, sql)| sql.contains("INTERVAL '600 seconds'")));
+    }
+
+    #[test]
+    fn summaries_are_asked_for_the_same_first_20_traces_both_ways() {
+        let ids: Vec<String> = (0..30).map(|i| format!("{i:032x}")).collect();
+        for (_, sql) in summary_statements(&ids) {
+            assert!(sql.contains(&format!("'{:032x}'", 19)) && !sql.contains(&format!("'{:032x}'", 20)), "{sql}");
+        }
     }
 
     #[tokio::test]
