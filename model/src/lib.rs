@@ -120,3 +120,5 @@ pub trait ShardWriter: Send + Sync + 'static {
 
 #[cfg(test)]
 mod roundtrip_tests;
+#[cfg(test)]
+mod test_spans;

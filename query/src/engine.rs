@@ -65,6 +65,9 @@ pub struct QueryEngine {
     spans: Arc<FederatedTable>,
     metrics: Arc<FederatedTable>,
     span_metrics: Arc<FederatedTable>,
+    /// Every shard's trace parts: the `traces` view's source, read directly
+    /// by search to rank traces without reading spans.
+    trace_parts: Arc<FederatedTable>,
     logs: Arc<FederatedTable>,
     /// The per-type views over `metrics`, `service_graph` over
     /// `span_metrics` and `traces` over the trace parts, planned once.
@@ -104,6 +107,7 @@ impl QueryEngine {
             spans: Arc::new(FederatedTable::spans(tables.spans)?),
             metrics,
             span_metrics,
+            trace_parts,
             logs: Arc::new(FederatedTable::logs(tables.logs)?),
             views,
             runtime,
@@ -123,6 +127,11 @@ impl QueryEngine {
     /// The span table of one shard (`shard < shard_count()`).
     pub(crate) fn span_shard(&self, shard: usize) -> Option<Arc<dyn TableProvider>> {
         self.spans.shard(shard)
+    }
+
+    /// The trace parts of every shard (not registered in SQL sessions).
+    pub(crate) fn trace_parts(&self) -> Arc<dyn TableProvider> {
+        Arc::clone(&self.trace_parts) as Arc<dyn TableProvider>
     }
 
     /// The log table of one shard (`shard < shard_count()`).

@@ -6,7 +6,9 @@
 //!    looked for in time windows going back from the end (1 s, then four
 //!    times longer each step) until enough are found. Filters (and each
 //!    window's time bounds) reach the shards, so storage prunes files and
-//!    row groups: a common search reads the newest data only.
+//!    row groups: a common search reads the newest data only. A search
+//!    without span filters (the newest traces) ranks by the trace parts'
+//!    latest span starts instead of reading spans.
 //! 2. summaries: the `traces` view's rows of exactly those traces
 //!    (`trace_id IN (...)`, which reaches each file's parts sidecar, sorted
 //!    by trace ID): root span, duration, counts, services, completeness.
@@ -35,6 +37,7 @@ use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use skein_model::schema::col as span_col;
+use skein_model::trace_parts::col as part_col;
 
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, attribute_filters, now_ns, parse_duration, parse_time, timestamp};
@@ -198,14 +201,53 @@ impl SearchQuery {
         if let Some(status) = &self.status {
             filters.push(col(span_col::STATUS_CODE).eq(lit(status.as_str())));
         }
-        if let Some(start) = self.start_ns {
-            filters.push(col(span_col::START_TIME).gt_eq(timestamp(start)));
-        }
-        if let Some(end) = self.end_ns {
-            filters.push(col(span_col::START_TIME).lt_eq(timestamp(end)));
-        }
+        filters.extend(self.time_bounds(span_col::START_TIME));
         filters.extend(self.filter.clone());
         conjunction(filters)
+    }
+
+    /// The query's `start` and `end` as bounds on the timestamp `column`.
+    fn time_bounds(&self, column: &str) -> Vec<Expr> {
+        let mut bounds = Vec::new();
+        if let Some(start) = self.start_ns {
+            bounds.push(col(column).gt_eq(timestamp(start)));
+        }
+        if let Some(end) = self.end_ns {
+            bounds.push(col(column).lt_eq(timestamp(end)));
+        }
+        bounds
+    }
+
+    /// Whether every span matches, apart from the time range.
+    fn matches_any_span(&self) -> bool {
+        self.service.is_none()
+            && self.span_name.is_none()
+            && self.attributes.is_empty()
+            && self.min_duration_ns.is_none()
+            && self.max_duration_ns.is_none()
+            && self.status.is_none()
+            && self.filter.is_none()
+    }
+}
+
+/// Where phase 1 ranks traces from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RankSource {
+    /// The spans matching the query: a trace ranks by its latest one.
+    Spans,
+    /// The trace parts, when every span in the time range matches: a
+    /// trace's latest span start is the latest of its parts'. Parts are one
+    /// row per trace and file, so this reads far less than the spans.
+    Parts,
+}
+
+impl RankSource {
+    /// The column a trace's rank is the maximum of.
+    fn time_column(self) -> &'static str {
+        match self {
+            RankSource::Spans => span_col::START_TIME,
+            RankSource::Parts => part_col::LATEST_START_TIME,
+        }
     }
 }
 
@@ -277,6 +319,7 @@ impl QueryEngine {
     /// files only (files and row groups are pruned by time) instead of the
     /// whole range.
     async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<Rank>, QueryError> {
+        let source = self.rank_source(ctx, query).await?;
         let mut anchor = query.end_ns.unwrap_or_else(now_ns);
         if let Some(after) = &query.after {
             anchor = anchor.min(after.latest_match_ns);
@@ -300,7 +343,7 @@ impl QueryEngine {
             loop {
                 let wanted = query.limit + earlier_pages.len();
                 let mut window = HashMap::new();
-                self.latest_matches(ctx, query, lower, upper, wanted, &mut window).await?;
+                self.latest_matches(ctx, query, source, (lower, upper), wanted, &mut window).await?;
                 let spent = window.len() < wanted;
                 for (id, latest) in window {
                     if !earlier_pages.contains(&id) {
@@ -309,7 +352,9 @@ impl QueryEngine {
                     }
                 }
                 let dropped = match &query.after {
-                    Some(after) => self.drop_earlier_pages(ctx, query, after, &mut found, &mut earlier_pages).await?,
+                    Some(after) => {
+                        self.drop_earlier_pages(ctx, query, source, after, &mut found, &mut earlier_pages).await?
+                    }
                     None => 0,
                 };
                 if dropped == 0 || spent || found.len() >= query.limit {
@@ -329,6 +374,28 @@ impl QueryEngine {
         Ok(ranked)
     }
 
+    /// Parts rank a search that every span in its range matches, unless a
+    /// part has spans on both sides of `end` (its latest start is after the
+    /// range, the latest in the range is unknown): then spans do.
+    async fn rank_source(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<RankSource, QueryError> {
+        if !query.matches_any_span() {
+            return Ok(RankSource::Spans);
+        }
+        let Some(end) = query.end_ns else {
+            return Ok(RankSource::Parts);
+        };
+        let straddling =
+            col(part_col::START_TIME).lt_eq(timestamp(end)).and(col(part_col::LATEST_START_TIME).gt(timestamp(end)));
+        let frame = ctx
+            .read_table(self.trace_parts())
+            .and_then(|f| f.filter(straddling))
+            .and_then(|f| f.select_columns(&[part_col::TRACE_ID]))
+            .and_then(|f| f.limit(0, Some(1)))
+            .map_err(|e| self.datafusion_error(e))?;
+        let straddlers = self.collect(frame, 1).await?;
+        Ok(if straddlers.row_count == 0 { RankSource::Parts } else { RankSource::Spans })
+    }
+
     /// Removes from `found` the traces that do not rank after `after`:
     /// their latest match over the whole range (found by a lookup of just
     /// those traces) ranks before it, or they are tied with it. They are
@@ -338,6 +405,7 @@ impl QueryEngine {
         &self,
         ctx: &SessionContext,
         query: &SearchQuery,
+        source: RankSource,
         after: &Rank,
         found: &mut HashMap<String, i64>,
         earlier_pages: &mut std::collections::HashSet<String>,
@@ -348,7 +416,7 @@ impl QueryEngine {
         }
         let mut true_latest = HashMap::new();
         let ids = col(span_col::TRACE_ID).in_list(unchecked, false);
-        self.latest_matches_where(ctx, query, ids, found.len(), &mut true_latest).await?;
+        self.latest_matches_where(ctx, query, source, ids, found.len(), &mut true_latest).await?;
         let before = found.len();
         found.retain(|id, latest| {
             let rank = Rank { latest_match_ns: true_latest.get(id).copied().unwrap_or(*latest), trace_id: id.clone() };
@@ -368,22 +436,21 @@ impl QueryEngine {
         &self,
         ctx: &SessionContext,
         query: &SearchQuery,
-        lower: Option<i64>,
-        upper: Option<i64>,
+        source: RankSource,
+        (lower, upper): (Option<i64>, Option<i64>),
         limit: usize,
         found: &mut HashMap<String, i64>,
     ) -> Result<(), QueryError> {
+        let time = source.time_column();
         let mut filters = Vec::new();
         if let Some(lower) = lower {
-            filters.push(col(span_col::START_TIME).gt_eq(timestamp(lower)));
+            filters.push(col(time).gt_eq(timestamp(lower)));
         }
         if let Some(upper) = upper {
-            filters.push(col(span_col::START_TIME).lt(timestamp(upper)));
+            filters.push(col(time).lt(timestamp(upper)));
         }
-        match conjunction(filters) {
-            Some(window) => self.latest_matches_where(ctx, query, window, limit, found).await,
-            None => self.latest_matches_where(ctx, query, lit(true), limit, found).await,
-        }
+        let window = conjunction(filters).unwrap_or(lit(true));
+        self.latest_matches_where(ctx, query, source, window, limit, found).await
     }
 
     /// Adds the `limit` first-ranked traces with a span matching `query`
@@ -392,20 +459,24 @@ impl QueryEngine {
         &self,
         ctx: &SessionContext,
         query: &SearchQuery,
+        source: RankSource,
         extra: Expr,
         limit: usize,
         found: &mut HashMap<String, i64>,
     ) -> Result<(), QueryError> {
         const LATEST: &str = "latest_start";
         let df_error = |e| self.datafusion_error(e);
-        let mut filters: Vec<Expr> = query.span_filter().into_iter().collect();
+        let (frame, mut filters) = match source {
+            RankSource::Spans => (ctx.table(SPANS_TABLE).await, query.span_filter().into_iter().collect()),
+            RankSource::Parts => (ctx.read_table(self.trace_parts()), query.time_bounds(part_col::LATEST_START_TIME)),
+        };
+        let mut frame = frame.map_err(df_error)?;
         filters.push(extra);
-        let mut frame = ctx.table(SPANS_TABLE).await.map_err(df_error)?;
         if let Some(filter) = conjunction(filters) {
             frame = frame.filter(filter).map_err(df_error)?;
         }
         let frame = frame
-            .aggregate(vec![col(span_col::TRACE_ID)], vec![max(col(span_col::START_TIME)).alias(LATEST)])
+            .aggregate(vec![col(span_col::TRACE_ID)], vec![max(col(source.time_column())).alias(LATEST)])
             .and_then(|f| f.sort(vec![col(LATEST).sort(false, false), col(span_col::TRACE_ID).sort(true, false)]))
             .and_then(|f| f.limit(0, Some(limit)))
             .map_err(df_error)?;
@@ -427,24 +498,23 @@ impl QueryEngine {
     /// Phase 2: one summary per trace in `ids`, from the `traces` view (the
     /// traces' parts, found by ID in each file's sorted parts sidecar).
     async fn summaries(&self, ctx: &SessionContext, ids: &[String]) -> Result<Vec<TraceSummary>, QueryError> {
-        use skein_model::trace_parts::col as summary;
         let df_error = |e| self.datafusion_error(e);
         let ids: Vec<Expr> = ids.iter().map(|id| lit(id.as_str())).collect();
         let frame = ctx
             .table(TRACES_VIEW)
             .await
-            .and_then(|f| f.filter(col(summary::TRACE_ID).in_list(ids.clone(), false)))
+            .and_then(|f| f.filter(col(part_col::TRACE_ID).in_list(ids.clone(), false)))
             .and_then(|f| {
                 f.select_columns(&[
-                    summary::TRACE_ID,
-                    summary::START_TIME,
-                    summary::END_TIME,
-                    summary::ROOT_SERVICE_NAME,
-                    summary::ROOT_NAME,
-                    summary::SERVICES,
-                    summary::SPAN_COUNT,
-                    summary::ERROR_COUNT,
-                    summary::HAS_ROOT,
+                    part_col::TRACE_ID,
+                    part_col::START_TIME,
+                    part_col::END_TIME,
+                    part_col::ROOT_SERVICE_NAME,
+                    part_col::ROOT_NAME,
+                    part_col::SERVICES,
+                    part_col::SPAN_COUNT,
+                    part_col::ERROR_COUNT,
+                    part_col::HAS_ROOT,
                     COMPLETE,
                 ])
             })
@@ -471,15 +541,14 @@ fn int64(array: &ArrayRef) -> Result<ArrayRef, QueryError> {
 }
 
 fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryError> {
-    use skein_model::trace_parts::col as summary;
-    let trace_id = utf8(&column(batch, summary::TRACE_ID)?)?;
-    let start = int64(&column(batch, summary::START_TIME)?)?;
-    let end = int64(&column(batch, summary::END_TIME)?)?;
-    let spans = int64(&column(batch, summary::SPAN_COUNT)?)?;
-    let errors = int64(&column(batch, summary::ERROR_COUNT)?)?;
-    let services = column(batch, summary::SERVICES)?;
-    let root_name = utf8(&column(batch, summary::ROOT_NAME)?)?;
-    let root_service = utf8(&column(batch, summary::ROOT_SERVICE_NAME)?)?;
+    let trace_id = utf8(&column(batch, part_col::TRACE_ID)?)?;
+    let start = int64(&column(batch, part_col::START_TIME)?)?;
+    let end = int64(&column(batch, part_col::END_TIME)?)?;
+    let spans = int64(&column(batch, part_col::SPAN_COUNT)?)?;
+    let errors = int64(&column(batch, part_col::ERROR_COUNT)?)?;
+    let services = column(batch, part_col::SERVICES)?;
+    let root_name = utf8(&column(batch, part_col::ROOT_NAME)?)?;
+    let root_service = utf8(&column(batch, part_col::ROOT_SERVICE_NAME)?)?;
     let flag = |name: &str| -> Result<ArrayRef, QueryError> {
         let array = column(batch, name)?;
         match array.data_type() {
@@ -487,7 +556,7 @@ fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryE
             other => Err(QueryError::Execution(format!("search {name} is {other}, not a boolean"))),
         }
     };
-    let (has_root, complete) = (flag(summary::HAS_ROOT)?, flag(COMPLETE)?);
+    let (has_root, complete) = (flag(part_col::HAS_ROOT)?, flag(COMPLETE)?);
     let services =
         services.as_list_opt::<i32>().ok_or_else(|| QueryError::Execution("search services are not a list".into()))?;
     let (start, end) = (start.as_primitive::<Int64Type>(), end.as_primitive::<Int64Type>());
@@ -535,6 +604,45 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::test_support::{BASE, T1, T2, T3, get};
+
+    /// Every page of `query`, as (trace ID, rank time) in result order.
+    async fn all_pages(engine: &QueryEngine, mut query: SearchQuery) -> Vec<(String, i64)> {
+        let mut ranked = Vec::new();
+        for _ in 0..10 {
+            let page = engine.search(&query).await.expect("searches");
+            ranked.extend(page.traces.iter().map(|t| (t.trace_id.clone(), t.start_time_unix_nano)));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return ranked,
+            }
+        }
+        panic!("more pages than traces")
+    }
+
+    #[tokio::test]
+    async fn newest_traces_rank_the_same_from_parts_as_from_spans() {
+        let engine = crate::test_support::engine();
+        let ctx = engine.session().expect("session");
+        let base = BASE as i64;
+        let mut sources = Vec::new();
+        // Ends before, between and inside traces (T3's spans start at 20 s and 21 s).
+        for end in [None, Some(base + 50_000_000), Some(base + 15_000_000_000), Some(base + 20_500_000_000)] {
+            for start in [None, Some(base + 5_000_000_000)] {
+                for limit in [1, 2, 5] {
+                    let newest = SearchQuery { start_ns: start, end_ns: end, ..SearchQuery::newest(limit) };
+                    sources.push(engine.rank_source(&ctx, &newest).await.expect("source"));
+                    // A filter every span passes forces the spans' ranking.
+                    let from_spans = SearchQuery { filter: Some(lit(true)), ..newest.clone() };
+                    assert_eq!(
+                        all_pages(&engine, newest).await,
+                        all_pages(&engine, from_spans).await,
+                        "start {start:?} end {end:?} limit {limit}"
+                    );
+                }
+            }
+        }
+        assert!(sources.contains(&RankSource::Parts) && sources.contains(&RankSource::Spans), "{sources:?}");
+    }
 
     /// Traces by latest matching span, searched in growing windows back
     /// from `end`: T3 (matches at 20 s and 21 s), T2 (10 s), T1 (0 s).

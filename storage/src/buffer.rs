@@ -63,12 +63,17 @@ struct State {
     frozen_bytes: u64,
     files: Arc<Vec<Arc<DataFile>>>,
     next_frozen_id: u64,
+    /// Changes whenever the set of buffered batches does.
+    batches_version: u64,
 }
 
 /// What a scan reads: files plus every buffered batch, taken atomically.
 pub(crate) struct Snapshot {
     pub files: Arc<Vec<Arc<DataFile>>>,
     pub batches: Vec<RecordBatch>,
+    /// Equal in two snapshots of one buffer only if `batches` hold the same
+    /// rows (what is derived from them can be reused).
+    pub batches_version: u64,
 }
 
 /// Whether a flush is due, and if not, how long until one may be.
@@ -140,6 +145,7 @@ impl ShardBuffer {
         let mut state = self.state.lock();
         let was_empty = state.active.is_empty();
         let before = state.active_bytes;
+        state.batches_version += 1;
         for (batch, bytes) in batches {
             state.active.push(batch);
             state.active_bytes += bytes;
@@ -203,6 +209,7 @@ impl ShardBuffer {
             keep
         });
         state.frozen_bytes -= released;
+        state.batches_version += 1;
         drop(state);
         self.metrics.buffered_bytes.dec_by(gauge_value(released));
         self.metrics.parquet_files.inc_by(gauge_value(file_count));
@@ -240,7 +247,7 @@ impl ShardBuffer {
             batches.extend(frozen.batches.iter().cloned());
         }
         batches.extend(state.active.iter().cloned());
-        Snapshot { files: Arc::clone(&state.files), batches }
+        Snapshot { files: Arc::clone(&state.files), batches, batches_version: state.batches_version }
     }
 
     pub fn files(&self) -> Arc<Vec<Arc<DataFile>>> {

@@ -12,13 +12,15 @@
 //! spans are derived at scan time. A sidecar is a cache of its file: never
 //! uploaded, rebuilt when missing or unreadable.
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::TableProvider;
@@ -34,10 +36,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use skein_model::ModelError;
 use tracing::{debug, warn};
 
-use crate::buffer::{DataFile, ShardBuffer};
+use crate::buffer::{DataFile, ShardBuffer, Snapshot};
 use crate::error::{IoContext, StorageError};
 use crate::manifest::TimeRange;
 use crate::provider::{ParquetScan, union_of};
+use crate::pruning::{Pruning, restricted_trace_ids};
 use crate::span_metrics::SpanMetrics;
 use crate::trace_parts::TraceParts;
 
@@ -49,6 +52,9 @@ pub(crate) trait Derivation: Send + Sync + 'static {
     const WHAT: &'static str;
     /// The span columns the rows are derived from.
     const SOURCE_COLUMNS: &'static [&'static str];
+    /// The trace-ID column, when rows are derived per trace: a filter on it
+    /// may then drop other traces' spans before deriving.
+    const TRACE_ID_COLUMN: Option<&'static str>;
 
     fn schema() -> SchemaRef;
 
@@ -193,6 +199,9 @@ fn write_sidecars_of<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
 /// its span files and the rows derived from its buffered spans.
 pub(crate) struct DerivedTable<D> {
     spans: Arc<ShardBuffer>,
+    /// The rows last derived from all buffered spans, with the buffer
+    /// version they are of: scans of an unchanged buffer reuse them.
+    buffered: parking_lot::Mutex<Option<(u64, RecordBatch)>>,
     derivation: PhantomData<D>,
 }
 
@@ -204,8 +213,40 @@ impl<D: Derivation> std::fmt::Debug for DerivedTable<D> {
 
 impl<D: Derivation> DerivedTable<D> {
     pub(crate) fn new(spans: Arc<ShardBuffer>) -> Self {
-        Self { spans, derivation: PhantomData }
+        Self { spans, buffered: parking_lot::Mutex::new(None), derivation: PhantomData }
     }
+
+    /// The rows derived from the buffered spans of `snapshot` that `filters`
+    /// may keep.
+    fn buffered_rows(&self, snapshot: &Snapshot, filters: &[Expr]) -> Result<RecordBatch, StorageError> {
+        if let Some(ids) = D::TRACE_ID_COLUMN.and_then(|column| restricted_trace_ids(column, filters)) {
+            // Rows are per trace: the other traces' spans cannot make a row the filters keep.
+            let spans = snapshot
+                .batches
+                .iter()
+                .map(|batch| spans_of_traces(batch, &ids))
+                .collect::<Result<Vec<_>, StorageError>>()?;
+            return Ok(D::derive(&spans)?);
+        }
+        if let Some((version, rows)) = self.buffered.lock().as_ref()
+            && *version == snapshot.batches_version
+        {
+            return Ok(rows.clone());
+        }
+        let rows = D::derive(&snapshot.batches)?;
+        *self.buffered.lock() = Some((snapshot.batches_version, rows.clone()));
+        Ok(rows)
+    }
+}
+
+/// The rows of the span batch `batch` whose trace ID is in `ids`.
+fn spans_of_traces(batch: &RecordBatch, ids: &HashSet<&str>) -> Result<RecordBatch, StorageError> {
+    let trace_ids = batch
+        .column_by_name(skein_model::schema::col::TRACE_ID)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or(ModelError::Column(skein_model::schema::col::TRACE_ID))?;
+    let keep: BooleanArray = trace_ids.iter().map(|id| Some(id.is_some_and(|id| ids.contains(id)))).collect();
+    Ok(filter_record_batch(batch, &keep)?)
 }
 
 /// Absolute path of a data file (its location is the absolute path in the
@@ -236,10 +277,13 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let snapshot = self.spans.snapshot();
+        // Rows derived per trace hold their span file's traces: its trace index prunes them.
+        let traces = D::TRACE_ID_COLUMN.map(|column| Pruning::traces_only(column, filters));
         let files: Vec<PathBuf> = snapshot
             .files
             .iter()
             .filter(|f| D::may_match(f.meta.ranges.get(skein_model::schema::col::START_TIME), filters))
+            .filter(|f| traces.as_ref().is_none_or(|traces| traces.may_match(f)))
             .map(|f| local_path(f))
             .collect();
         // Sidecars are derived (when missing) and measured off the runtime.
@@ -271,7 +315,8 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
             inputs.push(scan.plan(state, sidecars, projection, filters, limit)?);
         }
         if !snapshot.batches.is_empty() {
-            let buffered = D::derive(&snapshot.batches).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let buffered =
+                self.buffered_rows(&snapshot, filters).map_err(|e| DataFusionError::External(Box::new(e)))?;
             let memory = MemorySourceConfig::try_new(&[vec![buffered]], Arc::clone(&schema), projection.cloned())?
                 .with_limit(limit);
             inputs.push(DataSourceExec::from_data_source(memory));

@@ -4,6 +4,8 @@
 //! opening them. Conservative: a filter it does not understand prunes
 //! nothing.
 
+use std::collections::HashSet;
+
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator};
@@ -65,6 +67,17 @@ impl Pruning {
             trace_keys: None,
             ranges: spec.range_columns.iter().map(|c| (*c, Bounds::default())).collect(),
         }
+    }
+
+    /// Prunes by the trace IDs `filters` put on `trace_column` only: for
+    /// tables derived per trace from a file, whose rows keep the file's trace
+    /// IDs (its index) but not its column ranges.
+    pub fn traces_only(trace_column: &'static str, filters: &[Expr]) -> Self {
+        let mut pruning = Self { trace_column: Some(trace_column), trace_keys: None, ranges: Vec::new() };
+        for conjunct in filters.iter().flat_map(split_conjunction) {
+            pruning.add(conjunct);
+        }
+        pruning
     }
 
     pub fn from_filters(spec: &SignalSpec, filters: &[Expr]) -> Self {
@@ -164,6 +177,22 @@ fn string_literal(expr: &Expr) -> Option<&str> {
         ) => Some(s.as_str()),
         _ => None,
     }
+}
+
+/// The trace IDs `filters` (a conjunction) restrict `trace_column` to;
+/// `None` when they allow any.
+pub(crate) fn restricted_trace_ids<'a>(trace_column: &str, filters: &'a [Expr]) -> Option<HashSet<&'a str>> {
+    let mut allowed: Option<HashSet<&str>> = None;
+    for conjunct in filters.iter().flat_map(split_conjunction) {
+        if let Some(ids) = trace_ids(trace_column, conjunct) {
+            let ids: HashSet<&str> = ids.into_iter().collect();
+            allowed = Some(match allowed {
+                Some(previous) => previous.intersection(&ids).copied().collect(),
+                None => ids,
+            });
+        }
+    }
+    allowed
 }
 
 /// The trace IDs `expr` restricts the trace-ID column to: `trace_id = 'x'`,

@@ -37,6 +37,8 @@ impl Derivation for SpanMetrics {
         span_col::DURATION_NS,
     ];
 
+    const TRACE_ID_COLUMN: Option<&'static str> = None;
+
     fn schema() -> SchemaRef {
         span_metrics_schema()
     }

@@ -27,6 +27,8 @@ impl Derivation for TraceParts {
     const WHAT: &'static str = "trace parts";
     const SOURCE_COLUMNS: &'static [&'static str] = &SOURCE_COLUMNS;
 
+    const TRACE_ID_COLUMN: Option<&'static str> = Some(col::TRACE_ID);
+
     fn schema() -> SchemaRef {
         trace_parts_schema()
     }

@@ -146,27 +146,7 @@ mod tests {
     use super::*;
     use crate::span_metrics::col;
 
-    /// (trace, span, parent, service, name, status, start, duration).
-    type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, &'a str, &'a str, i64, i64);
-
-    fn spans(rows: &[Row<'_>]) -> RecordBatch {
-        let text = |values: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(values)) };
-        RecordBatch::try_from_iter(vec![
-            (span_col::TRACE_ID, text(rows.iter().map(|r| r.0).collect())),
-            (span_col::SPAN_ID, text(rows.iter().map(|r| r.1).collect())),
-            (span_col::PARENT_SPAN_ID, Arc::new(rows.iter().map(|r| r.2).collect::<StringArray>()) as ArrayRef),
-            (span_col::SERVICE_NAME, text(rows.iter().map(|r| r.3).collect())),
-            (span_col::NAME, text(rows.iter().map(|r| r.4).collect())),
-            (span_col::KIND, text(vec!["server"; rows.len()])),
-            (span_col::STATUS_CODE, text(rows.iter().map(|r| r.5).collect())),
-            (
-                span_col::START_TIME,
-                Arc::new(TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.6)).with_timezone("UTC")),
-            ),
-            (span_col::DURATION_NS, Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.7)))),
-        ])
-        .expect("batch")
-    }
+    use crate::test_spans::span_batch as spans;
 
     #[test]
     fn groups_by_minute_and_operation_and_finds_parents_across_batches() {

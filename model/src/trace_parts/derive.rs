@@ -180,26 +180,7 @@ mod tests {
     use super::*;
     use crate::trace_parts::col;
 
-    /// (trace, span, parent, service, name, status, start, end).
-    type Row<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, &'a str, &'a str, i64, i64);
-
-    fn spans(rows: &[Row<'_>]) -> RecordBatch {
-        let text = |values: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(values)) };
-        let time = |values: Vec<i64>| -> ArrayRef {
-            Arc::new(TimestampNanosecondArray::from_iter_values(values).with_timezone("UTC"))
-        };
-        RecordBatch::try_from_iter(vec![
-            (span_col::TRACE_ID, text(rows.iter().map(|r| r.0).collect())),
-            (span_col::SPAN_ID, text(rows.iter().map(|r| r.1).collect())),
-            (span_col::PARENT_SPAN_ID, Arc::new(rows.iter().map(|r| r.2).collect::<StringArray>()) as ArrayRef),
-            (span_col::SERVICE_NAME, text(rows.iter().map(|r| r.3).collect())),
-            (span_col::NAME, text(rows.iter().map(|r| r.4).collect())),
-            (span_col::STATUS_CODE, text(rows.iter().map(|r| r.5).collect())),
-            (span_col::START_TIME, time(rows.iter().map(|r| r.6).collect())),
-            (span_col::END_TIME, time(rows.iter().map(|r| r.7).collect())),
-        ])
-        .expect("batch")
-    }
+    use crate::test_spans::span_batch as spans;
 
     /// (trace, start, end, root span, root service, has root, spans, errors, orphans, services).
     type Summary = (String, i64, i64, String, String, bool, i64, i64, i64, Vec<String>);
@@ -236,15 +217,15 @@ mod tests {
     #[test]
     fn one_part_per_trace_with_root_counts_and_services() {
         let first = spans(&[
-            ("t2", "b", Some("a"), "cart", "get", "error", 30, 60),
-            ("t1", "b", Some("a"), "cart", "get", "error", 20, 40),
-            ("t1", "a", None, "front", "GET /", "unset", 10, 90),
+            ("t2", "b", Some("a"), "cart", "get", "error", 30, 30),
+            ("t1", "b", Some("a"), "cart", "get", "error", 20, 20),
+            ("t1", "a", None, "front", "GET /", "unset", 10, 80),
         ]);
         let second = spans(&[
             // t1's parent `a` is in the other batch; t2's `a` is not there.
-            ("t1", "c", Some("b"), "db", "query", "ok", 25, 30),
-            ("t3", "x", Some("gone"), "cart", "late", "unset", 50, 55),
-            ("t3", "w", Some("gone"), "cart", "early", "unset", 45, 70),
+            ("t1", "c", Some("b"), "db", "query", "ok", 25, 5),
+            ("t3", "x", Some("gone"), "cart", "late", "unset", 50, 5),
+            ("t3", "w", Some("gone"), "cart", "early", "unset", 45, 25),
         ]);
         let parts = derive(&[first, second]).expect("derive");
         assert_eq!(parts.schema(), trace_parts_schema());
@@ -266,10 +247,10 @@ mod tests {
     #[test]
     fn among_several_roots_the_earliest_then_smallest_id_wins() {
         let parts = derive(&[spans(&[
-            ("t", "z", None, "late", "x", "unset", 20, 30),
-            ("t", "m", None, "tie-m", "x", "unset", 10, 30),
-            ("t", "k", None, "tie-k", "x", "unset", 10, 30),
-            ("t", "e", Some("k"), "child", "x", "unset", 5, 30),
+            ("t", "z", None, "late", "x", "unset", 20, 10),
+            ("t", "m", None, "tie-m", "x", "unset", 10, 20),
+            ("t", "k", None, "tie-k", "x", "unset", 10, 20),
+            ("t", "e", Some("k"), "child", "x", "unset", 5, 25),
         ])])
         .expect("derive");
         let summary = &summaries(&parts)[0];

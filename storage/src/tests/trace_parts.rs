@@ -87,6 +87,13 @@ async fn trace_parts_follow_flushes_buffers_compaction_and_lost_sidecars() {
     // other part: an orphan of its own part until the two are one.
     let from_parts = run(&ctx, ORPHANS_FROM_PARTS).await;
     assert!(from_parts.contains(&trace_hex(60)), "{from_parts}");
+    // A trace ID filter derives only that trace's buffered spans: the same
+    // parts as filtering after deriving all (a filter storage cannot read).
+    let hex = trace_hex(60);
+    let pushed = run(&ctx, &format!("SELECT * FROM trace_parts WHERE trace_id = '{hex}' ORDER BY start_time")).await;
+    let after = format!("SELECT * FROM trace_parts WHERE concat(trace_id, '') = '{hex}' ORDER BY start_time");
+    assert_eq!(pushed, run(&ctx, &after).await);
+    assert_eq!(pushed.lines().count(), 6, "a part in a file and one in the buffer: {pushed}");
 
     storage.flush_all().await.expect("flushes");
     assert!(storage.compact_now().await.expect("compacts") >= 1);
@@ -94,6 +101,10 @@ async fn trace_parts_follow_flushes_buffers_compaction_and_lost_sidecars() {
     same_summaries(&storage).await;
     let ctx = parts_context(&storage);
     assert_eq!(run(&ctx, ORPHANS_FROM_PARTS).await, run(&ctx, ORPHANS_FROM_SPANS).await, "exact after the merge");
+    // The span files' trace index prunes their sidecars.
+    let one_trace = format!("SELECT * FROM trace_parts WHERE trace_id = '{}'", trace_hex(60));
+    assert_eq!(planned_files_in(&ctx, &one_trace).await, 1, "one of the two hours' sidecars");
+    assert_eq!(planned_files_in(&ctx, "SELECT * FROM trace_parts").await, 2);
 
     for sidecar in files_with_suffix(&spans, ".tparts") {
         std::fs::remove_file(sidecar).expect("removes");
