@@ -29,6 +29,12 @@ pub(crate) fn strings(batch: &RecordBatch, name: &'static str) -> Result<StringA
     }
 }
 
+/// A Utf8 column, borrowed (no cast: derivations read buffers and files
+/// written in the span schema).
+pub(crate) fn utf8<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a StringArray, ModelError> {
+    column(batch, name)?.as_string_opt::<i32>().ok_or(ModelError::Column(name))
+}
+
 pub(crate) fn u32s<'a>(batch: &'a RecordBatch, name: &'static str) -> Result<&'a UInt32Array, ModelError> {
     column(batch, name)?.as_primitive_opt().ok_or(ModelError::Column(name))
 }

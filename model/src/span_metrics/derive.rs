@@ -4,15 +4,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
-    TimestampNanosecondArray,
+    Array, ArrayRef, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampNanosecondArray,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, TimestampNanosecondType};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
 
 use super::histogram::Histogram;
 use super::{MINUTE_NS, histogram_fields, span_metrics_schema};
 use crate::ModelError;
+use crate::arrow_read::{prims, times, utf8};
 use crate::schema::col as span_col;
 
 /// (minute, service, operation, kind, status, parent service).
@@ -43,25 +43,16 @@ struct SpanColumns<'a> {
 
 impl<'a> SpanColumns<'a> {
     fn of(batch: &'a RecordBatch) -> Result<Self, ModelError> {
-        let text = |name: &'static str| {
-            batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).ok_or(ModelError::Column(name))
-        };
         Ok(Self {
-            trace_id: text(span_col::TRACE_ID)?,
-            span_id: text(span_col::SPAN_ID)?,
-            parent_span_id: text(span_col::PARENT_SPAN_ID)?,
-            service: text(span_col::SERVICE_NAME)?,
-            name: text(span_col::NAME)?,
-            kind: text(span_col::KIND)?,
-            status: text(span_col::STATUS_CODE)?,
-            start: batch
-                .column_by_name(span_col::START_TIME)
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or(ModelError::Column(span_col::START_TIME))?,
-            duration: batch
-                .column_by_name(span_col::DURATION_NS)
-                .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                .ok_or(ModelError::Column(span_col::DURATION_NS))?,
+            trace_id: utf8(batch, span_col::TRACE_ID)?,
+            span_id: utf8(batch, span_col::SPAN_ID)?,
+            parent_span_id: utf8(batch, span_col::PARENT_SPAN_ID)?,
+            service: utf8(batch, span_col::SERVICE_NAME)?,
+            name: utf8(batch, span_col::NAME)?,
+            kind: utf8(batch, span_col::KIND)?,
+            status: utf8(batch, span_col::STATUS_CODE)?,
+            start: times(batch, span_col::START_TIME)?,
+            duration: prims::<Int64Type>(batch, span_col::DURATION_NS)?,
         })
     }
 }
@@ -145,6 +136,7 @@ fn to_batch(rows: &[(Key<'_>, Totals)]) -> Result<RecordBatch, ModelError> {
 mod tests {
     use super::*;
     use crate::span_metrics::col;
+    use datafusion::arrow::array::AsArray;
 
     use crate::test_spans::span_batch as spans;
 

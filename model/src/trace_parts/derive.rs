@@ -4,13 +4,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
+    Array, ArrayRef, BooleanArray, Int64Array, ListBuilder, RecordBatch, StringArray, StringBuilder,
     TimestampNanosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, TimestampNanosecondType};
+use datafusion::arrow::datatypes::{DataType, Field};
 
 use super::trace_parts_schema;
 use crate::ModelError;
+use crate::arrow_read::{times, utf8};
 use crate::schema::col as span_col;
 
 /// The span columns trace parts are derived from.
@@ -60,24 +61,15 @@ struct SpanColumns<'a> {
 
 impl<'a> SpanColumns<'a> {
     fn of(batch: &'a RecordBatch) -> Result<Self, ModelError> {
-        let text = |name: &'static str| {
-            batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).ok_or(ModelError::Column(name))
-        };
-        let time = |name: &'static str| {
-            batch
-                .column_by_name(name)
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
-                .ok_or(ModelError::Column(name))
-        };
         Ok(Self {
-            trace_id: text(span_col::TRACE_ID)?,
-            span_id: text(span_col::SPAN_ID)?,
-            parent_span_id: text(span_col::PARENT_SPAN_ID)?,
-            service: text(span_col::SERVICE_NAME)?,
-            name: text(span_col::NAME)?,
-            status: text(span_col::STATUS_CODE)?,
-            start: time(span_col::START_TIME)?,
-            end: time(span_col::END_TIME)?,
+            trace_id: utf8(batch, span_col::TRACE_ID)?,
+            span_id: utf8(batch, span_col::SPAN_ID)?,
+            parent_span_id: utf8(batch, span_col::PARENT_SPAN_ID)?,
+            service: utf8(batch, span_col::SERVICE_NAME)?,
+            name: utf8(batch, span_col::NAME)?,
+            status: utf8(batch, span_col::STATUS_CODE)?,
+            start: times(batch, span_col::START_TIME)?,
+            end: times(batch, span_col::END_TIME)?,
         })
     }
 
@@ -179,6 +171,8 @@ mod tests {
 
     use super::*;
     use crate::trace_parts::col;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampNanosecondType;
 
     use crate::test_spans::span_batch as spans;
 
