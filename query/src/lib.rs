@@ -76,7 +76,7 @@ pub use metrics_api::{
 };
 pub use remote::{RemoteShardTable, ShardUnavailable};
 pub use search::{Rank, SearchPage, SearchQuery, TraceSummary};
-pub use server::QueryServer;
+pub use server::{QueryServer, SecureListener};
 pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};
 pub use services::Operation;
 pub use span_links::LinkingSpan;

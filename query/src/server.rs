@@ -183,16 +183,20 @@ impl QueryServer {
             "query service serving"
         );
         let router = router(state, self.security.auth.clone());
-        axum::serve(Incoming(incoming), router).with_graceful_shutdown(stopping).await.map_err(QueryError::Serve)?;
+        axum::serve(SecureListener(incoming), router)
+            .with_graceful_shutdown(stopping)
+            .await
+            .map_err(QueryError::Serve)?;
         info!("query service stopped");
         Ok(())
     }
 }
 
-/// [`SecureIncoming`] as axum's listener.
-struct Incoming(SecureIncoming);
+/// [`SecureIncoming`] as axum's listener (the query port here, a storage
+/// node's admin port in the binary).
+pub struct SecureListener(pub SecureIncoming);
 
-impl axum::serve::Listener for Incoming {
+impl axum::serve::Listener for SecureListener {
     type Io = MaybeTlsStream;
     type Addr = SocketAddr;
 

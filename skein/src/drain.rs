@@ -8,27 +8,33 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use crate::client::ClientSecurity;
+
 /// How often the node is asked whether it still holds shards.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
-/// The admin URL of a node listening on `listen`: loopback when it listens
-/// on every interface (the command runs beside the node).
-pub fn local_admin_url(listen: SocketAddr) -> String {
+/// The admin URL of a node listening on `listen` (over TLS when `tls`):
+/// loopback when it listens on every interface (the command runs beside
+/// the node).
+pub fn local_admin_url(listen: SocketAddr, tls: bool) -> String {
     let host = match listen.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
         ip if ip.is_unspecified() => "[::1]".to_owned(),
         ip if ip.is_ipv6() => format!("[{ip}]"),
         ip => ip.to_string(),
     };
-    format!("http://{host}:{}", listen.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", listen.port())
 }
 
 /// Starts draining the node at `admin_url` and waits until it holds no
 /// shard, printing each change; fails when the node refuses (no object
 /// store: its shards cannot move) or still holds shards after `timeout`.
-pub async fn drain(admin_url: &str, timeout: Duration) -> anyhow::Result<()> {
+/// `security` says how to reach a node with `[tls]` (`--ca`) and `[auth]`
+/// (`--token` of the `admin` scope).
+pub async fn drain(admin_url: &str, timeout: Duration, security: &ClientSecurity) -> anyhow::Result<()> {
     let url = format!("{}/admin/drain", admin_url.trim_end_matches('/'));
-    let client = crate::client::http_client_builder().timeout(Duration::from_secs(10)).build()?;
+    let client = security.http_client(crate::client::http_client_builder().timeout(Duration::from_secs(10)))?;
     let response = client.post(&url).send().await.with_context(|| format!("asking {url} to drain"))?;
     let code = response.status();
     let body = response.text().await.with_context(|| format!("reading the answer of {url}"))?;
@@ -66,9 +72,9 @@ mod tests {
 
     #[test]
     fn admin_urls_use_loopback_for_wildcards() {
-        assert_eq!(local_admin_url("0.0.0.0:7401".parse().expect("addr")), "http://127.0.0.1:7401");
-        assert_eq!(local_admin_url("[::]:7401".parse().expect("addr")), "http://[::1]:7401");
-        assert_eq!(local_admin_url("10.0.0.5:80".parse().expect("addr")), "http://10.0.0.5:80");
-        assert_eq!(local_admin_url("[fe80::1]:80".parse().expect("addr")), "http://[fe80::1]:80");
+        assert_eq!(local_admin_url("0.0.0.0:7401".parse().expect("addr"), false), "http://127.0.0.1:7401");
+        assert_eq!(local_admin_url("[::]:7401".parse().expect("addr"), false), "http://[::1]:7401");
+        assert_eq!(local_admin_url("10.0.0.5:80".parse().expect("addr"), false), "http://10.0.0.5:80");
+        assert_eq!(local_admin_url("[fe80::1]:80".parse().expect("addr"), true), "https://[fe80::1]:80");
     }
 }

@@ -47,6 +47,10 @@ struct StorageArgs {
     /// How long --drain waits for the shards to move.
     #[arg(long, default_value = "5m", value_parser = humantime_serde::re::humantime::parse_duration, requires = "drain")]
     drain_timeout: std::time::Duration,
+    /// How --drain reaches the node: its CA with `[tls]`, a token of the
+    /// `admin` scope with `[auth]`.
+    #[command(flatten)]
+    security: skein::client::ClientSecurity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,12 +125,15 @@ fn main() -> anyhow::Result<()> {
         }
         Command::AllInOne(ready) => run_role(&cli.config, Role::AllInOne, ready.ready_file),
         Command::Collector(ready) => run_role(&cli.config, Role::Collector, ready.ready_file),
-        Command::Storage(StorageArgs { drain: true, admin, drain_timeout, .. }) => {
+        Command::Storage(StorageArgs { drain: true, admin, drain_timeout, security, .. }) => {
             let admin = match admin {
                 Some(url) => url,
-                None => skein::drain::local_admin_url(SkeinConfig::load(&cli.config)?.cluster.admin_listen),
+                None => {
+                    let config = SkeinConfig::load(&cli.config)?;
+                    skein::drain::local_admin_url(config.cluster.admin_listen, config.tls.enabled())
+                }
             };
-            runtime("skein")?.block_on(skein::drain::drain(&admin, drain_timeout))
+            runtime("skein")?.block_on(skein::drain::drain(&admin, drain_timeout, &security))
         }
         Command::Storage(args) => run_role(&cli.config, Role::Storage, args.ready.ready_file),
         Command::Query(ready) => run_role(&cli.config, Role::Query, ready.ready_file),

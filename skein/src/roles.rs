@@ -13,9 +13,9 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
-use skein_model::security::ClusterTls;
+use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming};
 use skein_model::{ShardMap, ShardWriter, Signal, TableKind};
-use skein_query::{QueryServer, RemoteShardTable, Tables, Topology};
+use skein_query::{QueryError, QueryServer, RemoteShardTable, SecureListener, Tables, Topology};
 use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -26,6 +26,9 @@ use crate::supervisor::Supervisor;
 
 /// How long a storage node's `/readyz` waits for the object store.
 const OBJECT_STORE_CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a connection to the admin port may take to send its first
+/// bytes (and finish a TLS handshake).
+const ADMIN_FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which role a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -133,6 +136,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
             return Err(e).context("binding the internal port");
         }
     };
+    let security = config.listener_security(shutdown)?;
     let admin_listener = tokio::net::TcpListener::bind(config.cluster.admin_listen)
         .await
         .with_context(|| format!("binding the admin port {}", config.cluster.admin_listen))?;
@@ -163,9 +167,13 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         let storage = Arc::clone(&checked);
         Box::pin(async move { storage.check_object_store(OBJECT_STORE_CHECK_TIMEOUT).await.map_err(|e| e.to_string()) })
     });
-    let router = admin::router(Arc::new(registry), stopping.clone(), Some(check)).merge(drain_routes(&storage));
+    let router = admin::router(Arc::new(registry), stopping.clone(), Some(check))
+        .merge(drain_routes(&storage, security.auth.clone()));
+    let admin_tls = security.tls.clone();
     supervisor.spawn("admin http", move |stop: CancellationToken| async move {
-        axum::serve(admin_listener, router).with_graceful_shutdown(stop.cancelled_owned()).await
+        let incoming =
+            SecureIncoming::spawn("admin", admin_listener, admin_tls, ADMIN_FIRST_BYTES_TIMEOUT, stop.child_token())?;
+        axum::serve(SecureListener(incoming), router).with_graceful_shutdown(stop.cancelled_owned()).await
     });
     info!(
         node_id = %node_id,
@@ -181,13 +189,14 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
 
 /// `POST /admin/drain` hands the node's shards to the others (with
 /// failover; the node stays up holding nothing); `GET /admin/drain` tells
-/// whether it is draining and which shards it still holds.
-fn drain_routes(storage: &Arc<Storage>) -> axum::Router {
+/// whether it is draining and which shards it still holds. With `auth`,
+/// both need a token of the `admin` scope.
+fn drain_routes(storage: &Arc<Storage>, auth: Option<Arc<Authenticator>>) -> axum::Router {
     let status = |storage: &Storage| {
         axum::Json(serde_json::json!({ "draining": storage.is_draining(), "shards": storage.local_shards() }))
     };
     let (for_post, for_get) = (Arc::clone(storage), Arc::clone(storage));
-    axum::Router::new().route(
+    let routes = axum::Router::new().route(
         "/admin/drain",
         axum::routing::post(move || async move {
             if for_post.wal_placement() != WalPlacement::ObjectStore {
@@ -199,7 +208,28 @@ fn drain_routes(storage: &Arc<Storage>) -> axum::Router {
             (axum::http::StatusCode::ACCEPTED, status(&for_post))
         })
         .get(move || async move { (axum::http::StatusCode::OK, status(&for_get)) }),
-    )
+    );
+    match auth {
+        Some(auth) => routes.route_layer(axum::middleware::from_fn_with_state(auth, require_admin)),
+        None => routes,
+    }
+}
+
+/// Lets a request through with a token of the `admin` scope.
+async fn require_admin(
+    axum::extract::State(auth): axum::extract::State<Arc<Authenticator>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorization = request.headers().get(axum::http::header::AUTHORIZATION).map(|v| v.as_bytes());
+    match auth.authorize(authorization, Scope::Admin) {
+        Ok(_) => next.run(request).await,
+        Err(error) => {
+            tracing::debug!(path = request.uri().path(), %error, "admin request refused");
+            QueryError::Auth(error).into_response()
+        }
+    }
 }
 
 /// A collector: OTLP in, each shard's rows to the storage node that owns it.

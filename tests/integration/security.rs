@@ -12,6 +12,7 @@ use clap::Parser;
 use serde_json::Value;
 use skein::bench::{IngestArgs, ingest as bench_ingest};
 
+use crate::support::cluster::ProcessClusterBuilder;
 use crate::support::python::send_traces_with_env;
 use crate::support::tls::{TestCa, TestCert, https_request};
 use crate::support::{ClusterBuilder, TestNode};
@@ -273,4 +274,55 @@ async fn objects_are_written_with_server_side_encryption() {
     );
     assert_eq!(node.trace(trace_id).await["spans"].as_array().map(Vec::len), Some(1));
     node.stop().await;
+}
+
+/// A storage node's admin port serves TLS as `[tls]` says, and `/admin/drain`
+/// needs a token of the `admin` scope; `skein storage --drain` reaches it
+/// with `--ca` and `--token`. Health checks stay open.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storage_nodes_admin_port_speaks_tls_and_drain_needs_the_admin_scope() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "main");
+    let server = ca.issue(dir.path(), "server");
+    let tokens_file = dir.path().join("tokens.toml");
+    let admin_token = create_token(&tokens_file, "admin");
+    let query_token = create_token(&tokens_file, "query");
+    let path = |p: &Path| p.display().to_string();
+    let cluster = ProcessClusterBuilder::new()
+        .storage(1)
+        .collectors(0)
+        .query(0)
+        .env("SKEIN_TLS__CERT_FILE", &path(&server.cert_file))
+        .env("SKEIN_TLS__KEY_FILE", &path(&server.key_file))
+        .env("SKEIN_AUTH__TOKENS_FILE", &path(&tokens_file))
+        .start();
+    let admin: std::net::SocketAddr = cluster.storage[0].address("admin").parse().expect("admin address");
+
+    let health = https_request(admin, "GET", "/healthz", &ca.cert_file, None, None, None).await.expect("tls");
+    assert_eq!(health.status, 200, "{}", health.body);
+    let clear = skein::client::http_client().get(format!("http://{admin}/healthz")).send().await;
+    assert!(clear.is_err() || clear.is_ok_and(|r| !r.status().is_success()), "clear text must not be served");
+    // No object store here: an authorized drain is refused as impossible (409).
+    for (token, status) in [(None, 401), (Some(query_token.as_str()), 403), (Some(admin_token.as_str()), 409)] {
+        let answer = https_request(admin, "POST", "/admin/drain", &ca.cert_file, None, token, None).await.expect("tls");
+        assert_eq!(answer.status, status, "token {token:?}: {}", answer.body);
+    }
+    let state =
+        https_request(admin, "GET", "/admin/drain", &ca.cert_file, None, Some(&admin_token), None).await.expect("tls");
+    assert_eq!((state.status, state.body.contains(r#""draining":false"#)), (200, true), "{}", state.body);
+
+    let drain = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_skein"))
+            .args(["storage", "--drain", "--admin", &format!("https://{admin}"), "--drain-timeout", "5s", "--ca"])
+            .arg(&ca.cert_file)
+            .env("SKEIN_TOKEN", token)
+            .output()
+            .expect("skein storage --drain runs")
+    };
+    let refused = drain(&query_token);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("403"), "{stderr}");
+    let impossible = drain(&admin_token);
+    let stderr = String::from_utf8_lossy(&impossible.stderr);
+    assert!(!impossible.status.success() && stderr.contains("409") && stderr.contains("object_store"), "{stderr}");
 }
