@@ -81,6 +81,11 @@ test('search, open a trace, follow a span link, expand, back', () =>
     assert.equal(await rows.count(), 4);
     await target.getByRole('button', { name: 'Collapse' }).click();
     assert.equal(await rows.count(), 1);
+    // Collapsed subtrees are kept in the URL: a reload shows the same tree.
+    assert.match(page.url(), new RegExp(`toggled=${data.linkTarget.spanId}`));
+    await page.reload();
+    await target.getByRole('button', { name: /Expand 2 children/ }).waitFor();
+    assert.equal(await rows.count(), 1);
     await target.getByRole('button', { name: /Expand 2 children/ }).click();
     assert.equal(await rows.count(), 4);
 

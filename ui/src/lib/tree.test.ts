@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { OutlineSpan } from '../api/types';
-import { buildTree, collapseBelow, criticalPath, findSpans, reveal, visibleRows } from './tree';
+import {
+  baseCollapsed,
+  buildTree,
+  collapseBelow,
+  collapsedFromUrl,
+  criticalPath,
+  findSpans,
+  reveal,
+  toggledIds,
+  visibleRows,
+} from './tree';
 
 function span(spanId: string, parentSpanId: string | null, start: number, duration: number): OutlineSpan {
   return {
@@ -53,6 +63,33 @@ describe('visibleRows', () => {
     expect(visibleRows(tree, new Set()).length).toBe(50_000);
     expect(tree.depth[49_999]).toBe(49_999);
     expect(criticalPath(tree).size).toBe(50_000);
+  });
+});
+
+describe('collapsed subtrees in the URL', () => {
+  it('reads a base and the spans flipped from it, and writes back only the flips', () => {
+    const tree = buildTree(spans);
+    expect([...baseCollapsed(tree, null)]).toEqual([]);
+    expect([...baseCollapsed(tree, 'none')]).toEqual([]);
+    expect([...baseCollapsed(tree, 'below-0')].sort()).toEqual([0, 2]);
+    // r flipped open from below-0; b (collapsed there) stays; leaves and unknown IDs are ignored.
+    const collapsed = collapsedFromUrl(tree, 'below-0', 'r,a,nope');
+    expect([...collapsed]).toEqual([2]);
+    expect(toggledIds(tree, 'below-0', collapsed)).toBe('r');
+    expect(toggledIds(tree, null, collapsed)).toBe('b');
+    expect(collapsedFromUrl(tree, null, toggledIds(tree, null, new Set([0, 2])))).toEqual(new Set([0, 2]));
+  });
+
+  it('collapses deep subtrees of a huge trace by default', () => {
+    const wide = [span('root', null, 0, 10)];
+    for (let i = 0; i < 700; i++) {
+      wide.push(span(`p${i}`, 'root', 0, 5), span(`q${i}`, `p${i}`, 0, 4), span(`s${i}`, `q${i}`, 0, 3));
+      wide.push(span(`t${i}`, `s${i}`, 0, 1));
+    }
+    const tree = buildTree(wide);
+    // Depth 3 and deeper with children: each s (depth 3, parent of t).
+    expect(baseCollapsed(tree, null).size).toBe(700);
+    expect(toggledIds(tree, null, baseCollapsed(tree, null))).toBe('');
   });
 });
 

@@ -71,6 +71,47 @@ export function collapseBelow(tree: SpanTree, depth: number): Set<number> {
   return collapsed;
 }
 
+/** Traces above this many spans open with deep subtrees collapsed. */
+const COLLAPSE_ABOVE = 2000;
+const COLLAPSED_DEPTH = 3;
+
+/**
+ * The collapsed spans a URL's `collapse` base names: `none`, `below-N`
+ * (every span with children at depth N or deeper), or, when absent, the
+ * default (deep subtrees of traces too big to open whole).
+ */
+export function baseCollapsed(tree: SpanTree, base: string | null): Set<number> {
+  if (base === 'none') return new Set();
+  const depth = base?.match(/^below-(\d+)$/)?.[1];
+  if (depth !== undefined) return collapseBelow(tree, Number(depth));
+  return tree.spans.length > COLLAPSE_ABOVE ? collapseBelow(tree, COLLAPSED_DEPTH) : new Set();
+}
+
+/**
+ * The collapsed spans of a URL: the base, with the spans named in
+ * `toggled` (span IDs, comma-separated) flipped. Unknown IDs are ignored.
+ */
+export function collapsedFromUrl(tree: SpanTree, base: string | null, toggledIds: string): Set<number> {
+  const collapsed = baseCollapsed(tree, base);
+  for (const id of toggledIds.split(',')) {
+    const i = tree.index.get(id);
+    if (i === undefined || !tree.children[i].length) continue;
+    if (collapsed.has(i)) collapsed.delete(i);
+    else collapsed.add(i);
+  }
+  return collapsed;
+}
+
+/** The span IDs whose state in `collapsed` differs from the base: what the URL keeps. */
+export function toggledIds(tree: SpanTree, base: string | null, collapsed: ReadonlySet<number>): string {
+  const from = baseCollapsed(tree, base);
+  const ids: string[] = [];
+  tree.children.forEach((kids, i) => {
+    if (kids.length && from.has(i) !== collapsed.has(i)) ids.push(tree.spans[i].spanId);
+  });
+  return ids.join(',');
+}
+
 /** Expands the ancestors of span `i` so it becomes visible. */
 export function reveal(tree: SpanTree, collapsed: ReadonlySet<number>, i: number): Set<number> {
   const next = new Set(collapsed);

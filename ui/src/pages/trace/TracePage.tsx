@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useState } from 'react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { getJson, request } from '../../api/client';
 import type { TraceLogsResponse, TraceOutline } from '../../api/types';
@@ -6,7 +6,16 @@ import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
 import { formatCount, formatDuration, nanosToMillis } from '../../lib/format';
-import { buildTree, collapseBelow, criticalPath, findSpans, reveal, spansPerService, type SpanTree } from '../../lib/tree';
+import {
+  buildTree,
+  collapsedFromUrl,
+  criticalPath,
+  findSpans,
+  reveal,
+  spansPerService,
+  toggledIds,
+  type SpanTree,
+} from '../../lib/tree';
 import { adjustSkew } from '../../lib/skew';
 import { saveBlob } from '../../lib/download';
 import { useApi, type Loaded } from '../../lib/useApi';
@@ -14,10 +23,6 @@ import { Minimap } from './Minimap';
 import { SpanDetail } from './SpanDetail';
 import { logsLabel, TraceLogs } from './TraceLogs';
 import { Waterfall } from './Waterfall';
-
-/** Traces above this many spans open with deep subtrees collapsed. */
-const COLLAPSE_ABOVE = 2000;
-const COLLAPSED_DEPTH = 3;
 
 export function TracePage() {
   const { traceId = '' } = useParams();
@@ -43,17 +48,14 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
   const tree = useMemo(() => (adjusted ? buildTree(adjusted.spans) : raw), [adjusted, raw]);
   const selectedId = params.get('span');
   const selected = selectedId ? tree.index.get(selectedId) : undefined;
-  const [collapsed, setCollapsed] = useState<Set<number>>(() => {
-    const initial = tree.spans.length > COLLAPSE_ABOVE ? collapseBelow(tree, COLLAPSED_DEPTH) : new Set<number>();
-    return selected === undefined ? initial : reveal(tree, initial, selected);
-  });
-  // A span chosen from outside the waterfall (a link, the back button) is
-  // shown: its collapsed ancestors open.
-  const [revealed, setRevealed] = useState(selected);
-  if (selected !== revealed) {
-    setRevealed(selected);
-    if (selected !== undefined) setCollapsed((c) => reveal(tree, c, selected));
-  }
+  // Collapsed subtrees live in the URL (a base and the spans flipped from
+  // it), so a shared link or a reload shows the same tree.
+  const collapseBase = params.get('collapse');
+  const toggledParam = params.get('toggled') ?? '';
+  const collapsed = useMemo(
+    () => collapsedFromUrl(tree, collapseBase, toggledParam),
+    [tree, collapseBase, toggledParam],
+  );
   const showLogs = params.get('logs') === '1';
   const showCritical = params.get('critical') === '1';
   const critical = useMemo(() => (showCritical ? criticalPath(tree) : new Set<number>()), [tree, showCritical]);
@@ -76,6 +78,31 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
     },
     [setParams],
   );
+  const setCollapsed = useCallback(
+    (update: (c: Set<number>) => Set<number>) => {
+      const ids = toggledIds(tree, collapseBase, update(collapsed));
+      if (ids !== toggledParam) setParam('toggled', ids);
+    },
+    [tree, collapseBase, collapsed, toggledParam, setParam],
+  );
+  const setCollapseBase = (base: string | null) =>
+    setParams(
+      (prev) => {
+        const next = new URLSearchParams(prev);
+        next.delete('toggled');
+        if (base === null) next.delete('collapse');
+        else next.set('collapse', base);
+        return next;
+      },
+      { replace: true },
+    );
+  // A span chosen from outside the waterfall (a link, the back button) is
+  // shown: its collapsed ancestors open.
+  useEffect(() => {
+    if (selected !== undefined) setCollapsed((c) => reveal(tree, c, selected));
+    // Only when the selection changes: the user may collapse around it after.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [selected]);
   const select = useCallback(
     (i: number | undefined) => setParam('span', i === undefined ? null : tree.spans[i].spanId),
     [setParam, tree],
@@ -127,8 +154,8 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
         >
           {logsLabel(logs)}
         </button>
-        <button onClick={() => setCollapsed(new Set())}>Expand all</button>
-        <button onClick={() => setCollapsed(collapseBelow(tree, 1))}>Collapse all</button>
+        <button onClick={() => setCollapseBase('none')}>Expand all</button>
+        <button onClick={() => setCollapseBase('below-1')}>Collapse all</button>
         <Link to={`/compare?a=${outline.traceId}`}>Compare…</Link>
         <button
           onClick={() => {
