@@ -42,7 +42,7 @@ use skein_model::trace_parts::col as part_col;
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, attribute_filters, now_ns, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
-use crate::views::{COMPLETE, TRACES_VIEW};
+use crate::views::{COMPLETE, DURATION_NS, TRACES_VIEW};
 use crate::{QueryConfig, QueryEngine, QueryError};
 
 /// The first search window, and how much longer each next one is.
@@ -508,7 +508,7 @@ impl QueryEngine {
                 f.select_columns(&[
                     part_col::TRACE_ID,
                     part_col::START_TIME,
-                    part_col::END_TIME,
+                    DURATION_NS,
                     part_col::ROOT_SERVICE_NAME,
                     part_col::ROOT_NAME,
                     part_col::SERVICES,
@@ -543,7 +543,7 @@ fn int64(array: &ArrayRef) -> Result<ArrayRef, QueryError> {
 fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryError> {
     let trace_id = utf8(&column(batch, part_col::TRACE_ID)?)?;
     let start = int64(&column(batch, part_col::START_TIME)?)?;
-    let end = int64(&column(batch, part_col::END_TIME)?)?;
+    let duration = int64(&column(batch, DURATION_NS)?)?;
     let spans = int64(&column(batch, part_col::SPAN_COUNT)?)?;
     let errors = int64(&column(batch, part_col::ERROR_COUNT)?)?;
     let services = column(batch, part_col::SERVICES)?;
@@ -559,7 +559,7 @@ fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryE
     let (has_root, complete) = (flag(part_col::HAS_ROOT)?, flag(COMPLETE)?);
     let services =
         services.as_list_opt::<i32>().ok_or_else(|| QueryError::Execution("search services are not a list".into()))?;
-    let (start, end) = (start.as_primitive::<Int64Type>(), end.as_primitive::<Int64Type>());
+    let (start, duration) = (start.as_primitive::<Int64Type>(), duration.as_primitive::<Int64Type>());
     let (spans, errors) = (spans.as_primitive::<Int64Type>(), errors.as_primitive::<Int64Type>());
     let text = |array: &ArrayRef, row: usize| -> String {
         let array = array.as_string::<i32>();
@@ -575,7 +575,7 @@ fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryE
                 root_service_name: text(&root_service, row),
                 root_span_name: text(&root_name, row),
                 start_time_unix_nano: start.value(row),
-                duration_nanos: end.value(row).saturating_sub(start.value(row)),
+                duration_nanos: duration.value(row),
                 span_count: spans.value(row).max(0) as u64,
                 error_count: if errors.is_null(row) { 0 } else { errors.value(row).max(0) as u64 },
                 services,

@@ -47,7 +47,7 @@ pub struct ClientSecurity {
     /// Accept any server certificate on https:// endpoints (for testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// Bearer token to send (needs the scope of what is called: ingest or query).
+    /// Bearer token to send (needs the scope of what is called: ingest, query or admin).
     #[arg(long, env = "SKEIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }

@@ -35,13 +35,18 @@ pub(crate) struct DataFile {
 
 impl DataFile {
     pub fn new(signal_dir: &Path, meta: FileMeta, index: Option<TraceIndex>) -> Result<Self, StorageError> {
-        let absolute = signal_dir.join(&meta.path);
-        let location = ObjectPath::from_absolute_path(&absolute).map_err(|e| StorageError::Io {
-            context: format!("mapping {} to an object store path", absolute.display()),
-            source: std::io::Error::other(e),
-        })?;
+        let location = object_path(&signal_dir.join(&meta.path))?;
         Ok(Self { meta, location, index })
     }
+}
+
+/// The location of the local file `absolute` in DataFusion's
+/// local-filesystem object store.
+pub(crate) fn object_path(absolute: &Path) -> Result<ObjectPath, StorageError> {
+    ObjectPath::from_absolute_path(absolute).map_err(|e| StorageError::Io {
+        context: format!("mapping {} to an object store path", absolute.display()),
+        source: std::io::Error::other(e),
+    })
 }
 
 /// A buffer frozen for flushing: its data is in WAL segments up to `wal_seq`.

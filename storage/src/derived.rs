@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
@@ -28,7 +28,6 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::{ArrowWriter, ProjectionMask};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -36,9 +35,10 @@ use datafusion::physical_plan::ExecutionPlan;
 use skein_model::ModelError;
 use tracing::{debug, warn};
 
-use crate::buffer::{DataFile, ShardBuffer, Snapshot};
+use crate::buffer::{DataFile, ShardBuffer, Snapshot, object_path};
 use crate::error::{IoContext, StorageError};
 use crate::manifest::TimeRange;
+use crate::parquet_files::strings;
 use crate::provider::{ParquetScan, union_of};
 use crate::pruning::{Pruning, restricted_trace_ids};
 use crate::span_metrics::SpanMetrics;
@@ -151,13 +151,8 @@ fn write_sidecar<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) ->
 /// rows in memory, logging failures (the first scan that needs one derives
 /// it). Blocking.
 pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch]) {
-    fn one<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) {
-        if let Err(e) = write_sidecar::<D>(parquet, span_batches) {
-            warn!(file = %parquet.display(), error = %e, what = D::WHAT, "could not derive; the next scan retries");
-        }
-    }
-    one::<SpanMetrics>(parquet, span_batches);
-    one::<TraceParts>(parquet, span_batches);
+    write_or_warn::<SpanMetrics>(parquet, span_batches);
+    write_or_warn::<TraceParts>(parquet, span_batches);
 }
 
 /// Writes the sidecars `files` lack, reading each span file once, logging
@@ -181,15 +176,16 @@ pub(crate) fn ensure_sidecars(files: &[PathBuf]) {
             }
         };
         if missing_metrics {
-            write_sidecars_of::<SpanMetrics>(file, &batches);
+            write_or_warn::<SpanMetrics>(file, &batches);
         }
         if missing_parts {
-            write_sidecars_of::<TraceParts>(file, &batches);
+            write_or_warn::<TraceParts>(file, &batches);
         }
     }
 }
 
-fn write_sidecars_of<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
+/// Writes `D`'s sidecar of `file`, logging a failure (a scan retries it).
+fn write_or_warn<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
     if let Err(e) = write_sidecar::<D>(file, batches) {
         warn!(file = %file.display(), error = %e, what = D::WHAT, "could not derive; the next scan retries");
     }
@@ -241,10 +237,7 @@ impl<D: Derivation> DerivedTable<D> {
 
 /// The rows of the span batch `batch` whose trace ID is in `ids`.
 fn spans_of_traces(batch: &RecordBatch, ids: &HashSet<&str>) -> Result<RecordBatch, StorageError> {
-    let trace_ids = batch
-        .column_by_name(skein_model::schema::col::TRACE_ID)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or(ModelError::Column(skein_model::schema::col::TRACE_ID))?;
+    let trace_ids = strings(batch, skein_model::schema::col::TRACE_ID)?;
     let keep: BooleanArray = trace_ids.iter().map(|id| Some(id.is_some_and(|id| ids.contains(id)))).collect();
     Ok(filter_record_batch(batch, &keep)?)
 }
@@ -292,11 +285,7 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
             for file in &files {
                 if let Some(sidecar) = ensure_sidecar::<D>(file)? {
                     let size = std::fs::metadata(&sidecar).ctx(|| format!("reading {}", sidecar.display()))?.len();
-                    let location = ObjectPath::from_absolute_path(&sidecar).map_err(|e| StorageError::Io {
-                        context: format!("mapping {} to an object store path", sidecar.display()),
-                        source: std::io::Error::other(e),
-                    })?;
-                    sidecars.push((location, size));
+                    sidecars.push((object_path(&sidecar)?, size));
                 }
             }
             Ok::<_, StorageError>(sidecars)

@@ -107,9 +107,20 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
     (i: number | undefined) => setParam('span', i === undefined ? null : tree.spans[i].spanId),
     [setParam, tree],
   );
+  // Selects span `i` and opens its ancestors in one URL update (two would
+  // each start from the same URL, and the second would undo the first).
   const focusSpan = (i: number) => {
-    setCollapsed((c) => reveal(tree, c, i));
-    select(i);
+    const ids = toggledIds(tree, collapseBase, reveal(tree, collapsed, i));
+    setParams(
+      (prev) => {
+        const next = new URLSearchParams(prev);
+        next.set('span', tree.spans[i].spanId);
+        if (ids) next.set('toggled', ids);
+        else next.delete('toggled');
+        return next;
+      },
+      { replace: true },
+    );
   };
   const hitPosition = selected !== undefined ? hits.indexOf(selected) : -1;
   const nextHit = (step: number) => {
