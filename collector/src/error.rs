@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use skein_model::security::AuthError;
+use skein_model::security::{AuthError, TenantError};
 use skein_model::{ErrorClass, ModelError, WriteError};
 
 /// How long clients are asked to wait when the collector itself is at its
@@ -42,6 +42,8 @@ pub enum CollectorError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error(transparent)]
     Write(#[from] WriteError),
     #[error("failed to convert the request: {0}")]
     Convert(#[from] ModelError),
@@ -60,6 +62,7 @@ impl CollectorError {
             CollectorError::Overloaded { .. } => ErrorClass::Overloaded { retry_after: OVERLOAD_RETRY_AFTER },
             CollectorError::RateLimited { retry_after, .. } => ErrorClass::Overloaded { retry_after: *retry_after },
             CollectorError::Auth(e) => e.class(),
+            CollectorError::Tenant(e) => e.class(),
             CollectorError::Write(e) => e.class(),
             CollectorError::Config(_)
             | CollectorError::Bind { .. }

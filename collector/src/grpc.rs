@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use skein_model::security::Principal;
+use skein_model::security::RequestTenant;
 use tokio::sync::OwnedSemaphorePermit;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
 use tonic::codegen::{BoxFuture, Service};
@@ -59,7 +59,7 @@ impl<S: Signal> UnaryService<Bytes> for ExportMethod<S> {
                 admission.0.handled.store(true, Ordering::Relaxed);
             }
             ingest.metrics().observe_body(S::KIND, Transport::Grpc, body.len());
-            let tenant = tenant_of(extensions.get::<Principal>());
+            let tenant = tenant_of(extensions.get::<RequestTenant>());
             let result = match ingest.admit_bytes(tenant, body.len()) {
                 Ok(()) => ingest.export::<S>(Transport::Grpc, tenant, Payload::Protobuf(body)).await,
                 Err(refused) => Err(refused),

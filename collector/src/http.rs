@@ -19,7 +19,7 @@ use futures::StreamExt;
 use http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use skein_model::ErrorClass;
-use skein_model::security::{Authenticator, Principal, Scope};
+use skein_model::security::{Authenticator, ListenerSecurity, ORG_ID_HEADER, Principal, RequestTenant, Scope};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::codec::{self, Compression, Encoding};
@@ -45,7 +45,7 @@ pub(crate) struct HttpState {
 pub(crate) fn router(
     ingest: Arc<Ingest>,
     config: &CollectorConfig,
-    auth: Option<Arc<Authenticator>>,
+    security: &ListenerSecurity,
 ) -> Result<Router, CollectorError> {
     let accepted_at = if config.zipkin_enabled { ACCEPTED_AT_WITH_ZIPKIN } else { ACCEPTED_AT };
     let state = HttpState {
@@ -61,8 +61,10 @@ pub(crate) fn router(
     if config.zipkin_enabled {
         router = router.route("/api/v2/spans", post(crate::zipkin::handler));
     }
-    // On the routes that take data only: health checks stay open.
-    if let Some(auth) = auth {
+    // On the routes that take data only: health checks stay open. The
+    // token check wraps the tenant's, so it runs first.
+    router = router.route_layer(middleware::from_fn_with_state(security.clone(), settle_tenant));
+    if let Some(auth) = security.auth.clone() {
         router = router.route_layer(middleware::from_fn_with_state(auth, require_ingest));
     }
     let router = router.route("/", get(health)).route("/healthz", get(health)).fallback(not_found).with_state(state);
@@ -82,13 +84,29 @@ async fn require_ingest(State(auth): State<Arc<Authenticator>>, mut request: Req
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        Err(error) => {
-            tracing::debug!(path = request.uri().path(), %error, "otlp/http request refused");
-            let mut response = error_response(&CollectorError::Auth(error), Encoding::for_errors(request.headers()));
-            // The body was not read, so the connection cannot be reused.
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-            response
+        Err(error) => refuse_unread(&request, CollectorError::Auth(error)),
+    }
+}
+
+/// Answers a request refused before its body was read.
+fn refuse_unread(request: &Request, error: CollectorError) -> Response {
+    tracing::debug!(path = request.uri().path(), %error, "otlp/http request refused");
+    let mut response = error_response(&error, Encoding::for_errors(request.headers()));
+    // The body was not read, so the connection cannot be reused.
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// Settles the tenant the request acts for (its token's, or `X-Scope-OrgID`
+/// when multi-tenant), before its body is read.
+async fn settle_tenant(State(security): State<ListenerSecurity>, mut request: Request, next: Next) -> Response {
+    let org_id = request.headers().get(ORG_ID_HEADER).map(|v| v.as_bytes());
+    match security.tenant(request.extensions().get::<Principal>(), org_id) {
+        Ok(tenant) => {
+            request.extensions_mut().insert(RequestTenant(tenant));
+            next.run(request).await
         }
+        Err(error) => refuse_unread(&request, CollectorError::Tenant(error)),
     }
 }
 
@@ -104,12 +122,12 @@ async fn not_found(State(state): State<HttpState>, uri: Uri, headers: HeaderMap)
 
 async fn export_handler<S: Signal>(
     State(state): State<HttpState>,
-    principal: Option<Extension<Principal>>,
+    tenant: Option<Extension<RequestTenant>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut body_read = false;
-    let tenant = tenant_of(principal.as_ref().map(|p| &p.0));
+    let tenant = tenant_of(tenant.as_ref().map(|t| &t.0));
     match export::<S>(&state, tenant, &headers, body, &mut body_read).await {
         Ok((encoding, response)) => {
             let body = codec::encode_response::<S>(&response, encoding);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use skein_model::{ConvertLimits, ErrorClass, ShardWriter};
+use skein_model::{ConvertLimits, ErrorClass, TenantWriters};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
@@ -17,7 +17,7 @@ use crate::signal::{Converted, PartialSuccess, Payload, Signal, SignalKind};
 use crate::tenant_limits::{TenantIngestLimits, TenantLimiter};
 
 pub(crate) struct Ingest {
-    writer: Arc<dyn ShardWriter>,
+    writers: Arc<dyn TenantWriters>,
     limits: ConvertLimits,
     permits: Arc<Semaphore>,
     max_concurrent: usize,
@@ -32,14 +32,14 @@ pub(crate) struct Ingest {
 
 impl Ingest {
     pub(crate) fn new(
-        writer: Arc<dyn ShardWriter>,
+        writers: Arc<dyn TenantWriters>,
         limits: ConvertLimits,
         max_concurrent: usize,
         metrics: CollectorMetrics,
         tenant_limits: TenantIngestLimits,
     ) -> Self {
         Self {
-            writer,
+            writers,
             limits,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
@@ -74,7 +74,8 @@ impl Ingest {
         request: Payload<S::Request>,
     ) -> Result<S::Response, CollectorError> {
         let limits = self.limits;
-        let shard_count = self.writer.shard_count();
+        let writer = self.writers.writer(tenant).await?;
+        let shard_count = writer.shard_count();
         // Decoding and conversion are CPU-bound (and proportional to the
         // request size), so they run off the async workers, a core's worth
         // at a time; admitted requests wait here holding only their bytes.
@@ -96,7 +97,7 @@ impl Ingest {
 
         // All parts are written to completion, even when one fails early, so
         // no write is cancelled halfway; the first failure is reported.
-        let writes = parts.into_iter().map(|(shard, batch)| S::write(self.writer.as_ref(), shard, batch));
+        let writes = parts.into_iter().map(|(shard, batch)| S::write(writer.as_ref(), shard, batch));
         for result in futures::future::join_all(writes).await {
             result?;
         }
@@ -209,8 +210,8 @@ mod tests {
     use super::*;
     use crate::metric_fixtures::{all_types_request, assert_stored_exactly, gauge, gauge_point, metrics_request};
     use crate::signal::{Metrics, Traces};
-    use crate::tenant_limits::DEFAULT_TENANT;
     use crate::test_support::{Failure, TestWriter, request, span, spans_request};
+    use skein_model::security::DEFAULT_TENANT;
 
     fn protobuf<R: prost::Message>(request: &R) -> Payload<R> {
         Payload::Protobuf(request.encode_to_vec().into())
@@ -219,7 +220,7 @@ mod tests {
     fn ingest(writer: Arc<TestWriter>, max_concurrent: usize) -> Ingest {
         let metrics = CollectorMetrics::register(&mut Registry::default());
         Ingest::new(
-            writer,
+            Arc::new(skein_model::SingleTenantWriter(writer)),
             ConvertLimits { max_attribute_value_bytes: 16 },
             max_concurrent,
             metrics,

@@ -17,7 +17,8 @@
 //! `skein_model::metrics::metrics_to_arrow` or `skein_model::logs_to_arrow`
 //! validates and converts it, the batch is split by shard (trace ID for
 //! spans and for logs that carry one, series for points), every part is
-//! written concurrently through the injected [`ShardWriter`], and the
+//! written concurrently through the [`ShardWriter`] of the request's tenant
+//! (from the injected [`TenantWriters`]), and the
 //! client is acknowledged only once all parts are durable. Invalid spans
 //! and points are reported in `partial_success`; failures are classified
 //! once, by [`CollectorError::class`], into HTTP statuses and gRPC codes.
@@ -25,6 +26,7 @@
 //! shard's batch to the storage node that owns it over Arrow Flight.
 //!
 //! [`ShardWriter`]: skein_model::ShardWriter
+//! [`TenantWriters`]: skein_model::TenantWriters
 
 mod codec;
 mod config;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use prometheus_client::registry::Registry;
-use skein_model::security::{ListenerSecurity, Scope, SecureIncoming};
-use skein_model::{ConvertLimits, ShardWriter};
+use skein_model::security::{ListenerSecurity, ORG_ID_HEADER, RequestTenant, Scope, SecureIncoming};
+use skein_model::{ConvertLimits, ShardWriter, SingleTenantWriter, TenantWriters};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -42,13 +42,23 @@ impl CollectorServer {
         writer: Arc<dyn ShardWriter>,
         registry: &mut Registry,
     ) -> Result<Self, CollectorError> {
+        Self::bind_tenants(config, Arc::new(SingleTenantWriter(writer)), registry).await
+    }
+
+    /// As [`CollectorServer::bind`], writing each request to the storage of
+    /// the tenant it acts for.
+    pub async fn bind_tenants(
+        config: CollectorConfig,
+        writers: Arc<dyn TenantWriters>,
+        registry: &mut Registry,
+    ) -> Result<Self, CollectorError> {
         config.validate().map_err(CollectorError::Config)?;
         let (grpc, grpc_addr) = listen("OTLP/gRPC", config.grpc_listen).await?;
         let (http, http_addr) = listen("OTLP/HTTP", config.http_listen).await?;
         let metrics = CollectorMetrics::register(registry);
         let limits = ConvertLimits { max_attribute_value_bytes: config.max_attribute_value_bytes };
         let ingest =
-            Arc::new(Ingest::new(writer, limits, config.max_concurrent_requests, metrics, config.tenant_ingest));
+            Arc::new(Ingest::new(writers, limits, config.max_concurrent_requests, metrics, config.tenant_ingest));
         Ok(Self {
             config,
             ingest,
@@ -115,8 +125,8 @@ impl CollectorServer {
             .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stop.clone().cancelled_owned());
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
-        let router = crate::http::router(Arc::clone(&self.ingest), &self.config, self.security.auth.clone())?
-            .merge(self.extra_routes);
+        let router =
+            crate::http::router(Arc::clone(&self.ingest), &self.config, &self.security)?.merge(self.extra_routes);
         let http = async {
             crate::http_serve::serve(http_incoming, router, self.config.header_read_timeout, stop.clone()).await;
             Ok(())
@@ -135,27 +145,36 @@ impl CollectorServer {
     }
 }
 
-/// The gRPC check of bearer tokens (scope `ingest`), run on the request's
-/// metadata before its message is decoded; a no-op without `[auth]`.
+/// The gRPC checks run on the request's metadata before its message is
+/// decoded: the bearer token (scope `ingest`, without `[auth]` none), then
+/// the tenant the request acts for, which the handler finds in its
+/// extensions.
 fn grpc_auth(
     security: &ListenerSecurity,
 ) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + Send + Sync + 'static {
-    let auth = security.auth.clone();
+    let security = security.clone();
     move |mut request: tonic::Request<()>| {
-        let Some(auth) = &auth else {
-            return Ok(request);
+        let principal = match &security.auth {
+            Some(auth) => {
+                let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
+                let principal = auth.authorize(authorization, Scope::Ingest).map_err(|error| {
+                    tracing::debug!(%error, "otlp/grpc request refused");
+                    CollectorError::Auth(error).to_grpc_status()
+                })?;
+                Some(principal)
+            }
+            None => None,
         };
-        let authorization = request.metadata().get("authorization").map(|v| v.as_bytes());
-        match auth.authorize(authorization, Scope::Ingest) {
-            Ok(principal) => {
-                request.extensions_mut().insert(principal);
-                Ok(request)
-            }
-            Err(error) => {
-                tracing::debug!(%error, "otlp/grpc request refused");
-                Err(CollectorError::Auth(error).to_grpc_status())
-            }
+        let org_id = request.metadata().get(ORG_ID_HEADER).map(|v| v.as_bytes());
+        let tenant = security.tenant(principal.as_ref(), org_id).map_err(|error| {
+            tracing::debug!(%error, "otlp/grpc request refused");
+            CollectorError::Tenant(error).to_grpc_status()
+        })?;
+        if let Some(principal) = principal {
+            request.extensions_mut().insert(principal);
         }
+        request.extensions_mut().insert(RequestTenant(tenant));
+        Ok(request)
     }
 }
 

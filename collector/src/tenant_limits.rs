@@ -5,7 +5,8 @@
 //! with 429 / RESOURCE_EXHAUSTED and the time after which it would fit,
 //! which OTLP exporters honour. Without `[auth]` every request is the one
 //! tenant `default`, so the limits are the collector's own. Tenants come
-//! from the tokens file, so the buckets held are bounded by it.
+//! from the tokens file or `X-Scope-OrgID`; idle buckets are dropped once
+//! there are many.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -14,17 +15,18 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
-use skein_model::security::Principal;
+use skein_model::security::{DEFAULT_TENANT, RequestTenant};
 
 use crate::CollectorError;
 
-/// The tenant of requests that carry no token (auth off).
-pub(crate) const DEFAULT_TENANT: &str = "default";
-
-/// The tenant a request is charged to: its token's, else `default`.
-pub(crate) fn tenant_of(principal: Option<&Principal>) -> &str {
-    principal.map_or(DEFAULT_TENANT, |p| &p.tenant)
+/// The tenant a request acts for (set by the listener's checks), else `default`.
+pub(crate) fn tenant_of(tenant: Option<&RequestTenant>) -> &str {
+    tenant.map_or(DEFAULT_TENANT, |t| &t.0)
 }
+
+/// Buckets kept before idle ones are dropped: with `X-Scope-OrgID`
+/// clients name tenants, so the set is not bounded by the tokens file.
+const MAX_TRACKED_TENANTS: usize = 10_000;
 
 /// `[collector.tenant_ingest]`: 0 turns a limit off.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,9 @@ impl Bucket {
     fn take(&self, tenant: &str, amount: u64) -> Result<(), CollectorError> {
         let cells = NonZeroU32::new(u32::try_from(amount).unwrap_or(u32::MAX).min(self.burst.get()));
         let Some(cells) = cells else { return Ok(()) };
+        if self.limiter.len() > MAX_TRACKED_TENANTS {
+            self.limiter.retain_recent();
+        }
         match self.limiter.check_key_n(&tenant.to_owned(), cells) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(CollectorError::RateLimited {

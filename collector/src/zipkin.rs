@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use serde_json::{Map, Value};
-use skein_model::security::Principal;
+use skein_model::security::RequestTenant;
 
 use crate::CollectorError;
 use crate::codec::{self, Compression, Encoding, JSON};
@@ -45,12 +45,12 @@ const TAG_TRACE_STATE: &str = "w3c.tracestate";
 
 pub(crate) async fn handler(
     State(state): State<HttpState>,
-    principal: Option<Extension<Principal>>,
+    tenant: Option<Extension<RequestTenant>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let mut body_read = false;
-    let tenant = tenant_of(principal.as_ref().map(|p| &p.0));
+    let tenant = tenant_of(tenant.as_ref().map(|t| &t.0));
     match ingest(&state, tenant, &headers, body, &mut body_read).await {
         Ok(response) if Traces::is_full_success(&response) => StatusCode::ACCEPTED.into_response(),
         // Accepted, but not all of it as sent (values truncated): say so in

@@ -40,6 +40,7 @@ pub mod trace_json;
 pub mod trace_parts;
 mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use arrow_to_otlp::{SpanRecord, records_from_batch, records_to_request};
@@ -78,6 +79,11 @@ pub enum WriteError {
     /// stale or misconfigured); retryable once the sender routes again.
     #[error("storage node {node} refused shard {shard}: {reason}")]
     NotOwner { shard: usize, node: String, reason: String, retry_after: Duration },
+    /// A new tenant past `storage.max_tenants`; not retried.
+    #[error(
+        "tenant {tenant:?} cannot be added: this Skein already holds its limit of {limit} tenants (storage.max_tenants)"
+    )]
+    TooManyTenants { tenant: String, limit: usize },
     #[error("storage failed: {0}")]
     Internal(String),
 }
@@ -89,6 +95,7 @@ impl WriteError {
             WriteError::Unavailable { retry_after, .. } | WriteError::NotOwner { retry_after, .. } => {
                 ErrorClass::Unavailable { retry_after: *retry_after }
             }
+            WriteError::TooManyTenants { .. } => ErrorClass::PermissionDenied,
             WriteError::NoSuchShard(_) | WriteError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -115,6 +122,24 @@ pub trait ShardWriter: Send + Sync + 'static {
     /// `shard`. Points are sharded by series, so a series lives on one shard.
     async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         self.write(Signal::Metrics, shard, batch).await
+    }
+}
+
+/// Where each tenant's writes go: the writer of the tenant a request acts
+/// for (see `security::RequestTenant`).
+#[async_trait::async_trait]
+pub trait TenantWriters: Send + Sync + 'static {
+    async fn writer(&self, tenant: &str) -> Result<Arc<dyn ShardWriter>, WriteError>;
+}
+
+/// One writer for every request: a deployment that holds one tenant's data
+/// (`security::Tenancy::Single`), where config refuses a second tenant.
+pub struct SingleTenantWriter(pub Arc<dyn ShardWriter>);
+
+#[async_trait::async_trait]
+impl TenantWriters for SingleTenantWriter {
+    async fn writer(&self, _tenant: &str) -> Result<Arc<dyn ShardWriter>, WriteError> {
+        Ok(Arc::clone(&self.0))
     }
 }
 

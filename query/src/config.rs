@@ -48,6 +48,9 @@ pub struct QueryConfig {
     /// past it, 429 with `Retry-After`, so one dashboard or script cannot
     /// take every query slot from the others.
     pub max_concurrent_requests_per_token: usize,
+    /// API requests one tenant may have running at once, whichever tokens
+    /// they carry; past it, 429 with `Retry-After`. 0: no limit.
+    pub max_concurrent_requests_per_tenant: usize,
     /// The Jaeger query API (`[query.jaeger]`).
     pub jaeger: JaegerConfig,
 }
@@ -69,6 +72,7 @@ impl Default for QueryConfig {
             metrics_max_points: 1_000_000,
             // The UI fires a handful of requests per screen; a script rarely more.
             max_concurrent_requests_per_token: 16,
+            max_concurrent_requests_per_tenant: 0,
             jaeger: JaegerConfig::default(),
         }
     }

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
-use skein_model::security::AuthError;
+use skein_model::security::{AuthError, TenantError};
 use skein_model::{ErrorClass, ModelError};
 
 /// How long a client should wait before retrying when the service is
@@ -52,10 +52,19 @@ pub enum QueryError {
     TooMuchData { what: &'static str, limit: usize, key: &'static str },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// The storage of the request's tenant could not be opened.
+    #[error("tenant {tenant}: {source}")]
+    TenantStorage { tenant: String, class: ErrorClass, source: Box<dyn std::error::Error + Send + Sync> },
     #[error(
         "this token already has {limit} requests running (query.max_concurrent_requests_per_token); retry when one finishes"
     )]
     TokenBusy { limit: usize },
+    #[error(
+        "tenant {tenant} already has {limit} requests running (query.max_concurrent_requests_per_tenant); retry when one finishes"
+    )]
+    TenantBusy { tenant: String, limit: usize },
     #[error("the query service is shutting down")]
     ShuttingDown,
     /// A shard's storage node could not be reached: the answer would be incomplete.
@@ -84,7 +93,11 @@ impl QueryError {
                 ErrorClass::QueryTooExpensive
             }
             QueryError::Auth(e) => e.class(),
-            QueryError::TokenBusy { .. } => ErrorClass::Overloaded { retry_after: SHUTDOWN_RETRY_AFTER },
+            QueryError::Tenant(e) => e.class(),
+            QueryError::TenantStorage { class, .. } => class.clone(),
+            QueryError::TokenBusy { .. } | QueryError::TenantBusy { .. } => {
+                ErrorClass::Overloaded { retry_after: SHUTDOWN_RETRY_AFTER }
+            }
             QueryError::ShuttingDown | QueryError::ShardUnavailable(_) => {
                 ErrorClass::Unavailable { retry_after: SHUTDOWN_RETRY_AFTER }
             }

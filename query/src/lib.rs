@@ -8,7 +8,9 @@
 //! shard (projection, filters, limit) and the shard plans are unioned; five
 //! views (`metrics_gauge`, `metrics_sum`, `metrics_histogram`,
 //! `metrics_exp_histogram`, `metrics_summary`) keep one point type's rows
-//! and columns. Each request gets a fresh session from [`QueryEngine`], with
+//! and columns. Each tenant has its own engine over its own tables
+//! ([`TenantTables`]; a request's tenant comes from its token or
+//! `X-Scope-OrgID`), and each request gets a fresh session from [`QueryEngine`], with
 //! its own memory pool, a time limit and a cap on returned rows, so one
 //! query cannot starve the others. On top of the engine: read-only SQL
 //! (`/api/v1/sql`, checked before planning), trace lookup decoded back to
@@ -28,6 +30,7 @@
 //! `/api/v1/cluster` reports the storage nodes ([`Topology`]).
 
 mod cluster_api;
+mod concurrency_limits;
 mod config;
 mod duration_quantile;
 mod engine;
@@ -50,7 +53,7 @@ mod services;
 mod span_links;
 mod sql_api;
 mod tempo;
-mod token_limits;
+mod tenancy;
 mod trace_outline;
 mod traces;
 mod ui;
@@ -80,5 +83,6 @@ pub use server::{QueryServer, SecureListener};
 pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};
 pub use services::Operation;
 pub use span_links::LinkingSpan;
+pub use tenancy::TenantTables;
 pub use trace_outline::{OutlineSpan, TraceOutline};
 pub use views::{METRIC_VIEWS, SERVICE_GRAPH_VIEW};

@@ -2,9 +2,7 @@
 //! points in a time range (time, value, trace and span IDs), so a chart can
 //! draw them and open the span behind a point.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -15,7 +13,7 @@ use skein_model::metrics::col as metric_col;
 
 use crate::engine::METRICS_TABLE;
 use crate::params::{Params, now_ns, parse_time, timestamp};
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::trace_outline::cast_column;
 use crate::{QueryEngine, QueryError};
 
@@ -122,7 +120,7 @@ fn read_exemplars(batch: &RecordBatch, out: &mut Vec<Exemplar>) -> Result<(), Qu
     Ok(())
 }
 
-pub(crate) async fn get_exemplars(State(state): State<Arc<AppState>>, Path(name): Path<String>, uri: Uri) -> Response {
+pub(crate) async fn get_exemplars(TenantState(state): TenantState, Path(name): Path<String>, uri: Uri) -> Response {
     state
         .observe("metric_exemplars", async {
             let params = Params::from_uri(&uri)?;

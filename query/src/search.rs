@@ -22,9 +22,7 @@
 //! drops those ranked before the cursor: earlier pages had them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -42,6 +40,7 @@ use skein_model::trace_parts::col as part_col;
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, attribute_filters, now_ns, parse_duration, parse_time, timestamp};
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::views::{COMPLETE, DURATION_NS, TRACES_VIEW};
 use crate::{QueryConfig, QueryEngine, QueryError};
 
@@ -586,7 +585,7 @@ fn summaries_from_batch(batch: &RecordBatch) -> Result<Vec<TraceSummary>, QueryE
         .collect()
 }
 
-pub(crate) async fn search(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn search(TenantState(state): TenantState, uri: Uri) -> Response {
     state.observe("search", search_response(&state, &uri)).await
 }
 

@@ -16,14 +16,18 @@ use axum::routing::{get, post};
 use axum::{Extension, Json};
 use prometheus_client::registry::Registry;
 use skein_model::ErrorClass;
-use skein_model::security::{Authenticator, ListenerSecurity, MaybeTlsStream, Principal, Scope, SecureIncoming};
+use skein_model::security::{
+    Authenticator, DEFAULT_TENANT, ListenerSecurity, MaybeTlsStream, ORG_ID_HEADER, Principal, RequestTenant, Scope,
+    SecureIncoming,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::cluster_api::{self, Topology};
+use crate::concurrency_limits::{ConcurrencyLimits, LimitPer};
 use crate::metrics::QueryMetrics;
-use crate::token_limits::TokenLimits;
+use crate::tenancy::{TenantEngines, TenantTables};
 use crate::{
     QueryConfig, QueryEngine, QueryError, Tables, jaeger, logs_api, metric_exemplars, metrics_api, prom, search,
     service_stats, services, span_links, sql_api, tempo, trace_outline, traces, ui,
@@ -34,29 +38,92 @@ const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.
 /// in clear text, to send its first byte).
 const FIRST_BYTES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// What every handler shares.
+/// What every handler shares. The router holds the default tenant's;
+/// API handlers get their request's tenant's through [`TenantState`].
 #[derive(Debug)]
 pub(crate) struct AppState {
-    pub(crate) engine: QueryEngine,
-    pub(crate) config: QueryConfig,
+    /// The engine over the tables of the tenant this state serves.
+    pub(crate) engine: Arc<QueryEngine>,
+    pub(crate) config: Arc<QueryConfig>,
     metrics: QueryMetrics,
-    registry: Registry,
-    serving: AtomicBool,
+    process: Arc<ProcessState>,
     pub(crate) topology: Topology,
     pub(crate) local_addr: SocketAddr,
 }
 
+/// Where the engines' tables come from.
+enum TableSource {
+    /// The same tables for every request (one tenant's data).
+    Single(Tables),
+    /// Each tenant's own.
+    PerTenant(Arc<dyn TenantTables>),
+}
+
+/// What the whole query service shares, whichever tenant asks.
+#[derive(Debug)]
+struct ProcessState {
+    registry: Registry,
+    serving: AtomicBool,
+    engines: TenantEngines,
+}
+
 impl AppState {
+    /// The state over `engines`, whose default tenant's engine is
+    /// `default_engine`.
     fn new(
         config: QueryConfig,
-        tables: Tables,
+        engines: TenantEngines,
+        default_engine: Arc<QueryEngine>,
         mut registry: Registry,
         topology: Topology,
         local_addr: SocketAddr,
-    ) -> Result<Self, QueryError> {
-        let engine = QueryEngine::new(&config, tables)?;
+    ) -> Self {
         let metrics = QueryMetrics::register(&mut registry);
-        Ok(Self { engine, config, metrics, registry, serving: AtomicBool::new(false), topology, local_addr })
+        let process = Arc::new(ProcessState { registry, serving: AtomicBool::new(false), engines });
+        Self { engine: default_engine, config: Arc::new(config), metrics, process, topology, local_addr }
+    }
+
+    /// The state over one set of tables for every tenant.
+    fn single(
+        config: QueryConfig,
+        tables: Tables,
+        registry: Registry,
+        topology: Topology,
+        local_addr: SocketAddr,
+    ) -> Result<Self, QueryError> {
+        let engine = Arc::new(QueryEngine::new(&config, tables)?);
+        let engines = TenantEngines::Single(Arc::clone(&engine));
+        Ok(Self::new(config, engines, engine, registry, topology, local_addr))
+    }
+
+    /// The state over each tenant's own tables.
+    async fn per_tenant(
+        config: QueryConfig,
+        tables: Arc<dyn TenantTables>,
+        registry: Registry,
+        topology: Topology,
+        local_addr: SocketAddr,
+    ) -> Result<Self, QueryError> {
+        let engines = TenantEngines::PerTenant {
+            tables,
+            config: Arc::new(config.clone()),
+            engines: tokio::sync::Mutex::new(Default::default()),
+        };
+        let engine = engines.engine(DEFAULT_TENANT).await?;
+        Ok(Self::new(config, engines, engine, registry, topology, local_addr))
+    }
+
+    /// The state of a request acting for `tenant`: its tenant's engine.
+    pub(crate) async fn for_tenant(&self, tenant: &str) -> Result<Arc<AppState>, QueryError> {
+        let engine = self.process.engines.engine(tenant).await?;
+        Ok(Arc::new(Self {
+            engine,
+            config: Arc::clone(&self.config),
+            metrics: self.metrics.clone(),
+            process: Arc::clone(&self.process),
+            topology: self.topology.clone(),
+            local_addr: self.local_addr,
+        }))
     }
 
     /// This process's role, as `/api/v1/cluster` names it.
@@ -121,7 +188,17 @@ impl QueryServer {
     /// `registry` is the process's metrics registry: the query metrics are
     /// registered in it and it is served, whole, at `/metrics`.
     pub async fn bind(config: QueryConfig, tables: Tables, registry: Registry) -> Result<Self, QueryError> {
-        Self::bind_with_topology(config, tables, registry, Topology::AllInOne).await
+        Self::bind_source(config, TableSource::Single(tables), registry, Topology::AllInOne).await
+    }
+
+    /// As [`QueryServer::bind`], with each tenant's queries over that
+    /// tenant's own tables (all-in-one with tenants kept apart).
+    pub async fn bind_tenants(
+        config: QueryConfig,
+        tables: Arc<dyn TenantTables>,
+        registry: Registry,
+    ) -> Result<Self, QueryError> {
+        Self::bind_source(config, TableSource::PerTenant(tables), registry, Topology::AllInOne).await
     }
 
     /// As [`QueryServer::bind`], for a query node whose shards are where
@@ -132,13 +209,26 @@ impl QueryServer {
         registry: Registry,
         topology: Topology,
     ) -> Result<Self, QueryError> {
+        Self::bind_source(config, TableSource::Single(tables), registry, topology).await
+    }
+
+    async fn bind_source(
+        config: QueryConfig,
+        tables: TableSource,
+        registry: Registry,
+        topology: Topology,
+    ) -> Result<Self, QueryError> {
         config.validate().map_err(QueryError::Config)?;
         let addr = config.listen;
-        let shard_count = tables.spans.len();
         let listener = TcpListener::bind(addr).await.map_err(|source| QueryError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| QueryError::Bind { addr, source })?;
-        let state = Arc::new(AppState::new(config, tables, registry, topology, local_addr)?);
-        info!(addr = %local_addr, shards = shard_count, "query service listening");
+        let state = Arc::new(match tables {
+            TableSource::Single(tables) => AppState::single(config, tables, registry, topology, local_addr)?,
+            TableSource::PerTenant(tables) => {
+                AppState::per_tenant(config, tables, registry, topology, local_addr).await?
+            }
+        });
+        info!(addr = %local_addr, "query service listening");
         Ok(Self { listener, local_addr, state, security: ListenerSecurity::default() })
     }
 
@@ -166,14 +256,14 @@ impl QueryServer {
         )
         .map_err(QueryError::Serve)?;
         let state = Arc::clone(&self.state);
-        state.serving.store(true, Ordering::SeqCst);
+        state.process.serving.store(true, Ordering::SeqCst);
         let stopping = {
             let state = Arc::clone(&state);
             async move {
                 shutdown.cancelled().await;
                 info!("query service stopping");
-                state.serving.store(false, Ordering::SeqCst);
-                state.engine.shutdown();
+                state.process.serving.store(false, Ordering::SeqCst);
+                state.process.engines.shutdown().await;
             }
         };
         info!(
@@ -182,7 +272,7 @@ impl QueryServer {
             auth = self.security.auth.is_some(),
             "query service serving"
         );
-        let router = router(state, self.security.auth.clone());
+        let router = router(state, &self.security);
         axum::serve(SecureListener(incoming), router)
             .with_graceful_shutdown(stopping)
             .await
@@ -218,7 +308,7 @@ impl axum::serve::Listener for SecureListener {
     }
 }
 
-fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
+fn router(state: Arc<AppState>, security: &ListenerSecurity) -> Router {
     let body_limit = state.config.max_body_bytes;
     let mut api = Router::new()
         .route("/api/v1/sql", post(sql_api::post_sql))
@@ -243,10 +333,19 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
         .merge(tempo::routes())
         .merge(jaeger::routes(&state.config.jaeger.base_path))
         .merge(prom::routes());
-    // Every API route needs a token with the query scope; only the routes
-    // added below (health, metrics, the UI's files) stay open.
-    if let Some(auth) = auth {
-        let limits = Arc::new(TokenLimits::new(state.config.max_concurrent_requests_per_token));
+    // Every API route acts for a tenant and, with `[auth]`, needs a token
+    // with the query scope (checked first: the outer layer); only the
+    // routes added below (health, metrics, the UI's files) stay open.
+    let tenants = TenantCheck {
+        security: security.clone(),
+        limits: match state.config.max_concurrent_requests_per_tenant {
+            0 => None,
+            limit => Some(Arc::new(ConcurrencyLimits::new(limit, LimitPer::Tenant))),
+        },
+    };
+    api = api.route_layer(middleware::from_fn_with_state(tenants, settle_tenant));
+    if let Some(auth) = security.auth.clone() {
+        let limits = Arc::new(ConcurrencyLimits::new(state.config.max_concurrent_requests_per_token, LimitPer::Token));
         api = api.route_layer(middleware::from_fn_with_state(ApiAuth { auth, limits }, require_query));
     }
     api.route("/healthz", get(healthz))
@@ -261,7 +360,15 @@ fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
 #[derive(Clone)]
 struct ApiAuth {
     auth: Arc<Authenticator>,
-    limits: Arc<TokenLimits>,
+    limits: Arc<ConcurrencyLimits>,
+}
+
+/// What the API's tenant check needs.
+#[derive(Clone)]
+struct TenantCheck {
+    security: ListenerSecurity,
+    /// `query.max_concurrent_requests_per_tenant`, when set.
+    limits: Option<Arc<ConcurrencyLimits>>,
 }
 
 /// Lets a request through with a token of the query scope that has a free
@@ -285,17 +392,40 @@ async fn require_query(State(api): State<ApiAuth>, mut request: Request, next: N
     }
 }
 
+/// Settles the tenant the request acts for (its token's, or the one
+/// `X-Scope-OrgID` names when multi-tenant without tokens) and takes one
+/// of its request slots, held while the handler runs.
+async fn settle_tenant(State(check): State<TenantCheck>, mut request: Request, next: Next) -> Response {
+    let org_id = request.headers().get(ORG_ID_HEADER).map(|v| v.as_bytes());
+    let admitted = check.security.tenant(request.extensions().get::<Principal>(), org_id).map_err(QueryError::Tenant);
+    let admitted = admitted.and_then(|tenant| {
+        let slot = check.limits.as_ref().map(|limits| limits.try_acquire(&tenant)).transpose()?;
+        Ok((tenant, slot))
+    });
+    match admitted {
+        Ok((tenant, _slot)) => {
+            request.extensions_mut().insert(RequestTenant(tenant));
+            next.run(request).await
+        }
+        Err(error) => {
+            debug!(path = request.uri().path(), %error, "query request refused");
+            error.into_response()
+        }
+    }
+}
+
 /// Who the caller is: the UI shows the tenant after sign-in, and learns
 /// from `auth: false` that no sign-in is needed.
-async fn session(principal: Option<Extension<Principal>>) -> Response {
+async fn session(principal: Option<Extension<Principal>>, tenant: Option<Extension<RequestTenant>>) -> Response {
+    let tenant = tenant.map_or(DEFAULT_TENANT.into(), |Extension(t)| t.0);
     let body = match principal {
         Some(Extension(principal)) => serde_json::json!({
             "auth": true,
-            "tenant": &*principal.tenant,
+            "tenant": &*tenant,
             "scopes": principal.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "token_name": principal.token_name.as_deref(),
         }),
-        None => serde_json::json!({ "auth": false }),
+        None => serde_json::json!({ "auth": false, "tenant": &*tenant }),
     };
     Json(body).into_response()
 }
@@ -305,7 +435,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.serving.load(Ordering::SeqCst) {
+    if state.process.serving.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready").into_response()
     } else {
         QueryError::ShuttingDown.into_response()
@@ -314,7 +444,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+    match prometheus_client::encoding::text::encode(&mut text, &state.process.registry) {
         Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
         Err(e) => QueryError::Encode(format!("metrics: {e}")).into_response(),
     }
@@ -331,8 +461,17 @@ pub(crate) fn test_router_with_state(config: QueryConfig) -> (Router, Arc<AppSta
     let addr = config.listen;
     let tables = crate::test_support::mem_tables();
     let state =
-        Arc::new(AppState::new(config, tables, Registry::default(), Topology::AllInOne, addr).expect("test state"));
-    (router(Arc::clone(&state), None), state)
+        Arc::new(AppState::single(config, tables, Registry::default(), Topology::AllInOne, addr).expect("test state"));
+    (router(Arc::clone(&state), &ListenerSecurity::default()), state)
+}
+
+/// The router over each tenant's own `tables`, without a listener.
+#[cfg(test)]
+pub(crate) async fn test_tenant_router(tables: Arc<dyn TenantTables>, security: &ListenerSecurity) -> Router {
+    let config = crate::test_support::test_config();
+    let addr = config.listen;
+    let state = AppState::per_tenant(config, tables, Registry::default(), Topology::AllInOne, addr).await;
+    router(Arc::new(state.expect("test state")), security)
 }
 
 #[cfg(test)]
@@ -356,7 +495,7 @@ mod tests {
         let (router, state) = test_router_with_state(test_config());
         let (status, _, _) = request(router.clone(), "GET", "/readyz", String::new()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        state.serving.store(true, Ordering::SeqCst);
+        state.process.serving.store(true, Ordering::SeqCst);
         let (status, _, _) = request(router, "GET", "/readyz", String::new()).await;
         assert_eq!(status, StatusCode::OK);
     }
@@ -419,9 +558,9 @@ mod tests {
         let query = create_token("acme", BTreeSet::from([Scope::Query]), None, None).expect("token");
         let ingest = create_token("acme", BTreeSet::from([Scope::Ingest]), None, None).expect("token");
         std::fs::write(&path, format!("{}{}", query.entry.to_toml(), ingest.entry.to_toml())).expect("writes");
-        let auth = Arc::new(Authenticator::load(path).expect("loads"));
+        let auth = Arc::new(Authenticator::load(path, skein_model::security::Tenancy::Single).expect("loads"));
         let (_, state) = test_router_with_state(test_config());
-        let router = router(state, Some(auth));
+        let router = router(state, &ListenerSecurity { auth: Some(auth), ..Default::default() });
         let call = |path: &'static str, token: Option<&str>| {
             let mut request = axum::http::Request::builder().uri(path);
             if let Some(token) = token {

@@ -14,9 +14,7 @@
 //! costs what a few thousand rows cost. Finer steps scan the spans.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -30,7 +28,7 @@ use skein_model::span_metrics::{MINUTE_NS, col as red};
 
 use crate::engine::{SPAN_METRICS_TABLE, SPANS_TABLE};
 use crate::params::{Params, now_ns, parse_time, step, timestamp};
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::trace_outline::cast_column;
 use crate::views::SERVICE_GRAPH_VIEW;
 use crate::{QueryEngine, QueryError};
@@ -395,7 +393,7 @@ fn read_nodes(result: &QueryResult) -> Result<Vec<ServiceNode>, QueryError> {
     Ok(nodes)
 }
 
-pub(crate) async fn get_service_stats(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn get_service_stats(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("service_stats", async {
             let params = Params::from_uri(&uri)?;
@@ -414,7 +412,7 @@ pub(crate) async fn get_service_stats(State(state): State<Arc<AppState>>, uri: U
         .await
 }
 
-pub(crate) async fn get_service_graph(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn get_service_graph(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("service_graph", async {
             let params = Params::from_uri(&uri)?;

@@ -1,9 +1,7 @@
 //! Service and operation listings for search forms:
 //! `GET /api/v1/services` and `GET /api/v1/services/{service}/operations`.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray};
@@ -15,7 +13,7 @@ use skein_model::schema::col as span_col;
 
 use crate::engine::{QueryResult, SPANS_TABLE};
 use crate::params::Params;
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 /// A span name used by a service, with its kind.
@@ -92,7 +90,7 @@ fn string_rows(result: &QueryResult, width: usize) -> Result<Vec<Vec<String>>, Q
     Ok(rows)
 }
 
-pub(crate) async fn list_services(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn list_services(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("services", async {
             Params::from_uri(&uri)?.only(&[])?;
@@ -103,7 +101,7 @@ pub(crate) async fn list_services(State(state): State<Arc<AppState>>, uri: Uri) 
 }
 
 pub(crate) async fn list_operations(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path(service): Path<String>,
     uri: Uri,
 ) -> Response {

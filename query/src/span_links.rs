@@ -3,9 +3,7 @@
 //! indexed, so only spans that start within `LINK_WINDOW_NS` of the target
 //! span and carry links are read.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -18,7 +16,7 @@ use skein_model::schema::col as span_col;
 
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, timestamp};
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::trace_outline::cast_column;
 use crate::{QueryEngine, QueryError};
 
@@ -147,7 +145,7 @@ fn read_linking(
 }
 
 pub(crate) async fn get_linked_from(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path((trace_id, span_id)): Path<(String, String)>,
     uri: Uri,
 ) -> Response {

@@ -2,9 +2,6 @@
 //! and the metric views, answered as JSON, CSV, NDJSON or an Arrow IPC
 //! stream (`?format=`).
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +12,7 @@ use crate::QueryError;
 use crate::format::OutputFormat;
 use crate::params::Params;
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +21,7 @@ struct SqlRequest {
 }
 
 pub(crate) async fn post_sql(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     uri: Uri,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

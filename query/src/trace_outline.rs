@@ -5,9 +5,8 @@
 //! `GET /api/v1/traces/{id}/spans/{span_id}` is one span in full.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -20,7 +19,7 @@ use skein_model::trace_json::span_to_json;
 use skein_model::{ids, records_from_batch, shard_for_trace};
 
 use crate::params::Params;
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 /// The columns the outline reads.
@@ -216,11 +215,7 @@ fn trace_id_param(trace_id: &str) -> Result<String, QueryError> {
     })
 }
 
-pub(crate) async fn get_outline(
-    State(state): State<Arc<AppState>>,
-    Path(trace_id): Path<String>,
-    uri: Uri,
-) -> Response {
+pub(crate) async fn get_outline(TenantState(state): TenantState, Path(trace_id): Path<String>, uri: Uri) -> Response {
     state
         .observe("trace_outline", async {
             Params::from_uri(&uri)?.only(&[])?;
@@ -234,7 +229,7 @@ pub(crate) async fn get_outline(
 }
 
 pub(crate) async fn get_span(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path((trace_id, span_id)): Path<(String, String)>,
     uri: Uri,
 ) -> Response {

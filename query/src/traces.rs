@@ -1,9 +1,7 @@
 //! Trace lookup: every span of one trace, as Skein JSON or as an OTLP/JSON
 //! export request (`GET /api/v1/traces/{trace_id}[?format=otlp]`).
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::logical_expr::{col, lit};
@@ -13,6 +11,7 @@ use skein_model::{SpanRecord, ids, records_from_batch, records_to_request, shard
 
 use crate::params::{Params, otlp_format};
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 impl QueryEngine {
@@ -45,7 +44,7 @@ impl QueryEngine {
     }
 }
 
-pub(crate) async fn get_trace(State(state): State<Arc<AppState>>, Path(trace_id): Path<String>, uri: Uri) -> Response {
+pub(crate) async fn get_trace(TenantState(state): TenantState, Path(trace_id): Path<String>, uri: Uri) -> Response {
     state.observe("trace", trace_response(&state, &trace_id, &uri)).await
 }
 

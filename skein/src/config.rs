@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_collector::CollectorConfig;
 use skein_model::cluster::parse_storage_node;
-use skein_model::security::{AuthConfig, ClusterTls, ClusterTlsConfig, ListenerSecurity, TlsConfig};
+use skein_model::security::{AuthConfig, ClusterTls, ClusterTlsConfig, ListenerSecurity, Tenancy, TlsConfig};
 use skein_query::QueryConfig;
 use skein_storage::StorageConfig;
 
@@ -322,14 +322,19 @@ impl SkeinConfig {
     /// protects them; reloads follow file changes until `shutdown`.
     pub fn listener_security(
         &self,
+        tenancy: Tenancy,
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<ListenerSecurity> {
-        let security = ListenerSecurity::load(&self.tls, &self.auth).context("loading [tls] and [auth]")?;
+        let security = ListenerSecurity::load(&self.tls, &self.auth, tenancy).context("loading [tls] and [auth]")?;
         match &security.auth {
             Some(auth) => tracing::info!(
                 tokens_file = %auth.path().display(),
                 tokens = auth.token_count(),
-                "auth on: every OTLP and query API request needs a bearer token"
+                "auth on: every OTLP and query API request needs a bearer token, whose tenant it acts for"
+            ),
+            None if security.multi_tenant => tracing::info!(
+                "auth off, multi-tenant: the X-Scope-OrgID header chooses the tenant; anyone who reaches the ports \
+                 can write and read any tenant (see docs/security.md)"
             ),
             None => tracing::info!(
                 "auth off: single tenant, no tokens; anyone who reaches the ports can write and read (see docs/security.md)"

@@ -1,17 +1,21 @@
 //! All roles in one process, wired through the same interfaces a cluster
 //! uses: the collector writes through `ShardWriter`, the query service reads
-//! through one DataFusion `TableProvider` per shard and signal.
+//! through one DataFusion `TableProvider` per shard and signal. Each tenant
+//! has its own storage (`TenantStorages`), so the writer and the tables are
+//! those of the tenant a request acts for.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::CollectorServer;
-use skein_model::ShardWriter;
-use skein_query::{QueryServer, Tables};
-use skein_storage::Storage;
+use skein_model::TenantWriters;
+use skein_model::security::Tenancy;
+use skein_query::{QueryError, QueryServer, Tables, TenantTables};
+use skein_storage::{Storage, TenantStorages};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -29,7 +33,7 @@ pub struct Addresses {
 /// A running all-in-one node.
 pub struct AllInOne {
     addresses: Addresses,
-    storage: Arc<Storage>,
+    storage: Arc<TenantStorages>,
     supervisor: Supervisor,
     shutdown: CancellationToken,
 }
@@ -41,23 +45,17 @@ impl AllInOne {
         let mut registry = Registry::default();
         // Storage's background flushing runs until its own close, not until
         // SIGTERM: the collector may still be draining then.
-        let storage = Storage::open(config.storage.clone(), &mut registry, CancellationToken::new())
+        let storage = TenantStorages::open(config.storage.clone(), &mut registry, CancellationToken::new())
             .await
             .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
-        let writer: Arc<dyn ShardWriter> = storage.clone();
-        let security = config.listener_security(&shutdown)?;
-        let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
+        let writers: Arc<dyn TenantWriters> = storage.clone();
+        let security = config.listener_security(Tenancy::Isolated, &shutdown)?;
+        let collector = CollectorServer::bind_tenants(config.collector.clone(), writers, &mut registry)
             .await
             .context("binding the OTLP collector")?
             .with_security(security.clone());
-        let tables = Tables {
-            spans: storage.span_tables(),
-            metrics: storage.metric_tables(),
-            span_metrics: storage.span_metrics_tables(),
-            logs: storage.log_tables(),
-            trace_parts: storage.trace_parts_tables(),
-        };
-        let query = QueryServer::bind(config.query.clone(), tables, registry)
+        let tables = Arc::new(StorageTables(Arc::clone(&storage)));
+        let query = QueryServer::bind_tenants(config.query.clone(), tables, registry)
             .await
             .context("binding the query service")?
             .with_security(security);
@@ -75,6 +73,7 @@ impl AllInOne {
             query = %addresses.query,
             data_dir = %config.storage.data_dir.display(),
             shards = config.storage.shards,
+            tenants = storage.opened().len(),
             "skein all-in-one ready"
         );
         Ok(Self { addresses, storage, supervisor, shutdown })
@@ -84,8 +83,13 @@ impl AllInOne {
         self.addresses
     }
 
-    /// Storage, for tests that want to force a flush.
-    pub fn storage(&self) -> &Arc<Storage> {
+    /// The default tenant's storage, for tests that want to force a flush.
+    pub fn storage(&self) -> Arc<Storage> {
+        self.storage.default_tenant()
+    }
+
+    /// Every tenant's storage.
+    pub fn tenants(&self) -> &Arc<TenantStorages> {
         &self.storage
     }
 
@@ -99,5 +103,26 @@ impl AllInOne {
     /// flush storage, stop the query service.
     pub async fn run(self) -> anyhow::Result<()> {
         self.supervisor.run(self.shutdown).await
+    }
+}
+
+/// The query service's view of the tenants' storage: each tenant's tables.
+struct StorageTables(Arc<TenantStorages>);
+
+#[async_trait]
+impl TenantTables for StorageTables {
+    async fn tables(&self, tenant: &str) -> Result<Tables, QueryError> {
+        let storage = self.0.get(tenant).await.map_err(|e| QueryError::TenantStorage {
+            tenant: tenant.to_owned(),
+            class: e.class(),
+            source: Box::new(e),
+        })?;
+        Ok(Tables {
+            spans: storage.span_tables(),
+            metrics: storage.metric_tables(),
+            span_metrics: storage.span_metrics_tables(),
+            logs: storage.log_tables(),
+            trace_parts: storage.trace_parts_tables(),
+        })
     }
 }

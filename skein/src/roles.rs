@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
-use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming};
+use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming, Tenancy};
 use skein_model::{ShardMap, ShardWriter, Signal, TableKind};
 use skein_query::{QueryError, QueryServer, RemoteShardTable, SecureListener, Tables, Topology};
 use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
@@ -136,7 +136,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
             return Err(e).context("binding the internal port");
         }
     };
-    let security = config.listener_security(shutdown)?;
+    let security = config.listener_security(Tenancy::Single, shutdown)?;
     let admin_listener = tokio::net::TcpListener::bind(config.cluster.admin_listen)
         .await
         .with_context(|| format!("binding the admin port {}", config.cluster.admin_listen))?;
@@ -237,7 +237,7 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
     let mut registry = Registry::default();
     let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
     let writer: Arc<dyn ShardWriter> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
-    let security = config.listener_security(shutdown)?;
+    let security = config.listener_security(Tenancy::Single, shutdown)?;
     let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
         .await
         .context("binding the OTLP collector")?
@@ -272,7 +272,7 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
         QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))
             .await
             .context("binding the query service")?
-            .with_security(config.listener_security(shutdown)?);
+            .with_security(config.listener_security(Tenancy::Single, shutdown)?);
     let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
     let mut supervisor = Supervisor::new();
     supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));

@@ -103,10 +103,17 @@ mod tests {
         let file = TokensFile::parse(&std::fs::read_to_string(&path).expect("reads")).expect("loads");
         assert_eq!(file.tokens.len(), 2);
         assert!(file.tokens.iter().all(|t| t.expires_at.is_some()));
-        let before = std::fs::read_to_string(&path).expect("reads");
-        let err = create(args("other", &path)).expect_err("a second tenant is refused");
+        create(args("globex", &path)).expect("another tenant's token");
+        let file = TokensFile::parse(&std::fs::read_to_string(&path).expect("reads")).expect("loads");
+        assert_eq!(file.tenants().into_iter().collect::<Vec<_>>(), ["acme", "globex"]);
+
+        // A file that does not load (a bad hand edit) is not appended to.
+        let broken = dir.path().join("broken.toml");
+        std::fs::write(&broken, "[[tokens]]\ntenant = \"acme\"\n").expect("writes");
+        let before = std::fs::read_to_string(&broken).expect("reads");
+        let err = create(args("acme", &broken)).expect_err("refused");
         assert!(format!("{err:#}").contains("nothing was written"), "{err:#}");
-        assert_eq!(std::fs::read_to_string(&path).expect("reads"), before);
+        assert_eq!(std::fs::read_to_string(&broken).expect("reads"), before);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -4,15 +4,20 @@
 //! WAL writer and buffer: a node buffers at most
 //! `shards × 2 × max_buffer_bytes`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use skein_model::security::validate_tenant;
 
 use crate::bucket::ObjectStoreConfig;
 
 /// Most shards one process may host (each has a WAL writer thread per signal).
 pub const MAX_SHARDS: usize = 1024;
+
+/// Most tenants `storage.max_tenants` may allow.
+pub const MAX_TENANTS: usize = 10_000;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -45,6 +50,20 @@ pub struct StorageConfig {
     pub object_store: Option<ObjectStoreConfig>,
     /// Background merging of each hour partition's small files.
     pub compaction: CompactionConfig,
+    /// Most tenants one all-in-one Skein keeps (each has its own shards,
+    /// buffers and WAL writers); a write for one more is refused (403).
+    pub max_tenants: usize,
+    /// Settings of single tenants, by name: `[storage.tenants.team-a]`.
+    pub tenants: BTreeMap<String, TenantConfig>,
+}
+
+/// One tenant's own settings; unset ones are the `[storage]` defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantConfig {
+    /// The tenant's retention instead of `storage.retention`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
 }
 
 /// How small Parquet files are merged into few large, re-sorted ones.
@@ -127,6 +146,8 @@ impl Default for StorageConfig {
             retention: None,
             object_store: None,
             compaction: CompactionConfig::default(),
+            max_tenants: 32,
+            tenants: BTreeMap::new(),
         }
     }
 }
@@ -161,18 +182,28 @@ impl StorageConfig {
         if !(1..=16 * 1024 * 1024).contains(&self.row_group_rows) {
             return Err(format!("storage.row_group_rows must be between 1 and 16777216 (got {})", self.row_group_rows));
         }
-        if let Some(retention) = self.retention
-            && retention < Duration::from_secs(3600)
-        {
-            return Err(format!(
-                "storage.retention must be at least 1h, as data is dropped in whole hour partitions (got {})",
-                humantime_serde::re::humantime::format_duration(retention)
-            ));
+        check_retention("storage.retention", self.retention)?;
+        if !(1..=MAX_TENANTS).contains(&self.max_tenants) {
+            return Err(format!("storage.max_tenants must be between 1 and {MAX_TENANTS} (got {})", self.max_tenants));
+        }
+        for (name, tenant) in &self.tenants {
+            validate_tenant(name).map_err(|reason| format!("storage.tenants: {reason}"))?;
+            check_retention(&format!("storage.tenants.{name}.retention"), tenant.retention)?;
         }
         if let Some(object_store) = &self.object_store {
             object_store.validate()?;
         }
         self.compaction.validate()
+    }
+}
+
+fn check_retention(key: &str, retention: Option<Duration>) -> Result<(), String> {
+    match retention {
+        Some(retention) if retention < Duration::from_secs(3600) => Err(format!(
+            "{key} must be at least 1h, as data is dropped in whole hour partitions (got {})",
+            humantime_serde::re::humantime::format_duration(retention)
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -214,5 +245,18 @@ mod tests {
         assert!(bad(|c| c.compaction.min_files = 1).contains("min_files"));
         assert!(bad(|c| c.compaction.target_file_bytes = 10).contains("target_file_bytes"));
         assert!(bad(|c| c.compaction.interval = Duration::ZERO).contains("compaction.interval"));
+        assert!(bad(|c| c.max_tenants = 0).contains("storage.max_tenants"));
+        assert!(
+            bad(|c| {
+                c.tenants.insert("../x".into(), TenantConfig::default());
+            })
+            .contains("\"../x\"")
+        );
+        assert!(
+            bad(|c| {
+                c.tenants.insert("a".into(), TenantConfig { retention: Some(Duration::from_secs(60)) });
+            })
+            .contains("storage.tenants.a.retention must be at least 1h")
+        );
     }
 }

@@ -53,6 +53,10 @@ pub enum StorageError {
     ManifestConflict { shard: usize, key: String, store: String },
     #[error("storage is closed")]
     Closed,
+    #[error(
+        "tenant {tenant:?} cannot be added: this Skein already holds its limit of {limit} tenants (storage.max_tenants)"
+    )]
+    TooManyTenants { tenant: String, limit: usize },
     #[error("no such shard {0}")]
     NoSuchShard(usize),
     #[error("background task failed: {0}")]
@@ -67,6 +71,7 @@ impl StorageError {
                 ErrorClass::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER }
             }
             StorageError::NoSuchShard(_) => ErrorClass::NotFound,
+            StorageError::TooManyTenants { .. } => ErrorClass::PermissionDenied,
             StorageError::Io { .. }
             | StorageError::Arrow(_)
             | StorageError::Parquet(_)

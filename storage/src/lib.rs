@@ -30,6 +30,10 @@
 //! derived from each span file (`.red` and `.tparts` sidecars written after
 //! each flush and merge) and from the buffered spans (module `derived`).
 //!
+//! In all-in-one every tenant has a `Storage` of its own
+//! ([`TenantStorages`]: its own shard directories, WALs, manifests and
+//! object-store prefix), so tenants are kept apart below SQL.
+//!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
 //! system of record: a flush uploads its files and commits by creating the
@@ -124,6 +128,7 @@ mod recovery;
 mod shard;
 mod signal;
 mod span_metrics;
+mod tenants;
 mod tidx;
 mod trace_parts;
 mod wal;
@@ -145,7 +150,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use bucket::{ObjectStoreConfig, ServerSideEncryption};
-pub use config::{CompactionConfig, MAX_SHARDS, StorageConfig};
+pub use config::{CompactionConfig, MAX_SHARDS, MAX_TENANTS, StorageConfig, TenantConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
 pub use ownership::keep_owned_shards;
@@ -153,6 +158,7 @@ pub use provider::ShardTable;
 pub use shard::WalPlacement;
 pub use signal::Signal;
 pub use skein_model::TableKind;
+pub use tenants::{TENANTS_DIR, TenantStorages};
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
@@ -261,10 +267,22 @@ impl Storage {
     /// retention) tasks, which stop when `shutdown` is cancelled. Data is
     /// flushed on [`Storage::close`].
     pub async fn open_shards(
-        mut config: StorageConfig,
+        config: StorageConfig,
         shard_ids: &[usize],
         wal: WalPlacement,
         registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Storage>, StorageError> {
+        Self::open_with_metrics(config, shard_ids, wal, Metrics::register(registry), shutdown).await
+    }
+
+    /// As [`Storage::open_shards`], counting into `metrics` (shared by the
+    /// storages of several tenants).
+    pub(crate) async fn open_with_metrics(
+        mut config: StorageConfig,
+        shard_ids: &[usize],
+        wal: WalPlacement,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
@@ -296,7 +314,7 @@ impl Storage {
             retention: config.retention,
             open: parking_lot::RwLock::new(vec![None; config.shards]),
             changes: tokio::sync::Mutex::new(()),
-            metrics: Metrics::register(registry),
+            metrics,
             config,
             wal,
             bucket,

@@ -22,6 +22,7 @@ mod query_api;
 mod rust_sdk;
 mod security;
 mod support;
+mod tenancy;
 mod tenant_limits;
 mod ui;
 mod zipkin;

@@ -15,6 +15,7 @@
 mod auth;
 mod cluster_tls;
 mod incoming;
+mod tenancy;
 mod tls;
 mod tokens;
 mod watch;
@@ -26,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 pub use auth::{AuthConfig, AuthError, Authenticator, Principal};
 pub use cluster_tls::{ClusterTls, ClusterTlsConfig};
 pub use incoming::{MaybeTlsStream, SecureIncoming};
+pub use tenancy::{DEFAULT_TENANT, ORG_ID_HEADER, RequestTenant, Tenancy, TenantError, request_tenant};
 pub use tls::{TlsConfig, TlsReloader};
-pub use tokens::{NewToken, Scope, TokenEntry, TokensFile, create_token, hash_token};
+pub use tokens::{NewToken, Scope, TokenEntry, TokensFile, create_token, hash_token, validate_tenant};
 pub use watch::watch_files;
 
 use crate::ModelError;
@@ -38,18 +40,33 @@ use crate::ModelError;
 pub struct ListenerSecurity {
     pub tls: Option<Arc<TlsReloader>>,
     pub auth: Option<Arc<Authenticator>>,
+    /// Without tokens, `X-Scope-OrgID` chooses the tenant (`auth.multi_tenant`).
+    pub multi_tenant: bool,
 }
 
 impl ListenerSecurity {
     /// Loads the certificates and the tokens file; fails on anything a
-    /// listener could not start with.
-    pub fn load(tls: &TlsConfig, auth: &AuthConfig) -> Result<Self, ModelError> {
+    /// listener could not start with, and on several tenants where
+    /// `tenancy` cannot keep them apart.
+    pub fn load(tls: &TlsConfig, auth: &AuthConfig, tenancy: Tenancy) -> Result<Self, ModelError> {
+        if auth.multi_tenant && tenancy == Tenancy::Single {
+            return Err(ModelError::AuthConfig(
+                "multi_tenant needs storage that keeps tenants apart, which a cluster does not do yet (all-in-one \
+                 does)"
+                    .into(),
+            ));
+        }
         let tls = if tls.enabled() { Some(Arc::new(TlsReloader::load(tls.clone())?)) } else { None };
-        let auth = match &auth.tokens_file {
-            Some(path) => Some(Arc::new(Authenticator::load(path.clone())?)),
+        let auth_checks = match &auth.tokens_file {
+            Some(path) => Some(Arc::new(Authenticator::load(path.clone(), tenancy)?)),
             None => None,
         };
-        Ok(Self { tls, auth })
+        Ok(Self { tls, auth: auth_checks, multi_tenant: auth.multi_tenant })
+    }
+
+    /// The tenant a request acts for: see [`request_tenant`].
+    pub fn tenant(&self, principal: Option<&Principal>, org_id: Option<&[u8]>) -> Result<Arc<str>, TenantError> {
+        request_tenant(principal, org_id, self.multi_tenant)
     }
 
     /// Re-reads the certificate and tokens files when they change, until

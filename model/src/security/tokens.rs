@@ -161,21 +161,12 @@ impl TokensFile {
                 return Err(at("the same sha256 is listed twice".into()));
             }
         }
-        let tenants: BTreeSet<&str> = file.tokens.iter().map(|t| t.tenant.as_str()).collect();
-        if tenants.len() > 1 {
-            // Data is not yet kept apart per tenant below SQL, so tokens of
-            // several tenants would all read the same data.
-            return Err(ModelError::TokensFile(
-                format!(
-                    "the tokens file names {} tenants ({}); this version of Skein keeps one tenant's data per \
-                     deployment, so every token must name the same tenant (run one Skein per tenant)",
-                    tenants.len(),
-                    tenants.into_iter().collect::<Vec<_>>().join(", ")
-                )
-                .into(),
-            ));
-        }
         Ok(file)
+    }
+
+    /// The tenants the tokens act for.
+    pub fn tenants(&self) -> BTreeSet<&str> {
+        self.tokens.iter().map(|t| t.tenant.as_str()).collect()
     }
 }
 

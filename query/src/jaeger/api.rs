@@ -5,9 +5,8 @@
 //! milliseconds (`endTs`, `lookback`), durations Go durations, as in Jaeger.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -17,6 +16,7 @@ use super::query::JaegerSearch;
 use super::{envelope, go_duration_param, integer_param, internal_error, jaeger_kind, operations_of_kind, trace_id};
 use crate::params::{Params, now_ns};
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryError, StatsQuery};
 
 const NANOS_PER_MICRO: i64 = 1_000;
@@ -28,7 +28,7 @@ const DEFAULT_DEPENDENCY_LOOKBACK_NS: i64 = 24 * 3_600 * 1_000_000_000;
 /// Jaeger's message for a trace it does not have.
 const TRACE_NOT_FOUND: &str = "trace not found";
 
-pub(super) async fn services(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn services(TenantState(state): TenantState) -> Response {
     let work = async {
         let services = state.engine.services().await?;
         let total = services.len();
@@ -38,7 +38,7 @@ pub(super) async fn services(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// The legacy listing: one service's distinct operation names.
-pub(super) async fn service_operations(State(state): State<Arc<AppState>>, Path(service): Path<String>) -> Response {
+pub(super) async fn service_operations(TenantState(state): TenantState, Path(service): Path<String>) -> Response {
     let work = async {
         let mut names: Vec<String> = state.engine.operations(&service).await?.into_iter().map(|o| o.name).collect();
         names.dedup();
@@ -48,7 +48,7 @@ pub(super) async fn service_operations(State(state): State<Arc<AppState>>, Path(
     state.observe_with("jaeger_operations", work, internal_error).await
 }
 
-pub(super) async fn operations(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn operations(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let service = params
@@ -66,7 +66,7 @@ pub(super) async fn operations(State(state): State<Arc<AppState>>, uri: Uri) -> 
 }
 
 /// A Jaeger UI search; with `traceID` parameters, those traces instead.
-pub(super) async fn find_traces(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn find_traces(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let ids: Vec<&str> = params.all("traceID").collect();
@@ -154,7 +154,7 @@ fn key_value(text: &str, name: &str) -> Result<(String, String), QueryError> {
     }
 }
 
-pub(super) async fn get_trace(State(state): State<Arc<AppState>>, Path(text): Path<String>, uri: Uri) -> Response {
+pub(super) async fn get_trace(TenantState(state): TenantState, Path(text): Path<String>, uri: Uri) -> Response {
     let work = async {
         // start and end (µs) are checked but do not narrow the lookup: a
         // lookup by ID needs no time range in Skein.
@@ -173,7 +173,7 @@ pub(super) async fn get_trace(State(state): State<Arc<AppState>>, Path(text): Pa
 
 /// Who calls whom, from the service graph: `endTs` (ms, default now),
 /// `lookback` (ms, default a day), `service` (only its edges).
-pub(super) async fn dependencies(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn dependencies(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let end_ns = integer_param(&params, "endTs", NANOS_PER_MILLI)?.unwrap_or_else(now_ns);
@@ -202,7 +202,7 @@ pub(super) async fn dependencies(State(state): State<Arc<AppState>>, uri: Uri) -
     state.observe_with("jaeger_dependencies", work, internal_error).await
 }
 
-pub(super) async fn not_found(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn not_found(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async { Err(QueryError::NotFound(format!("no Jaeger API endpoint at {}", uri.path()))) };
     state.observe_with("jaeger_not_found", work, internal_error).await
 }

@@ -7,9 +7,8 @@
 //! times are RFC 3339.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
@@ -21,7 +20,7 @@ use super::summary::{response_json, summary_json};
 use super::{go_duration_param, jaeger_kind, operations_of_kind, trace_id, v3_error};
 use crate::QueryError;
 use crate::params::Params;
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 
 /// Jaeger's default search depth.
 const DEFAULT_SEARCH_DEPTH: usize = 100;
@@ -50,7 +49,7 @@ fn boolean(name: &str, text: Option<&str>) -> Result<(), QueryError> {
     }
 }
 
-pub(super) async fn services(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn services(TenantState(state): TenantState) -> Response {
     let work = async {
         let services = state.engine.services().await?;
         Ok(axum::Json(json!({ "services": services })).into_response())
@@ -58,7 +57,7 @@ pub(super) async fn services(State(state): State<Arc<AppState>>) -> Response {
     state.observe_with("jaeger_v3_services", work, v3_error).await
 }
 
-pub(super) async fn operations(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn operations(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let service = params
@@ -92,7 +91,7 @@ fn traces_response(traces: Vec<Vec<SpanRecord>>) -> Result<Response, QueryError>
     Ok(axum::Json(json!({ "result": { "resourceSpans": resource_spans } })).into_response())
 }
 
-pub(super) async fn get_trace(State(state): State<Arc<AppState>>, Path(text): Path<String>, uri: Uri) -> Response {
+pub(super) async fn get_trace(TenantState(state): TenantState, Path(text): Path<String>, uri: Uri) -> Response {
     let work = async {
         // startTime and endTime are checked but do not narrow the lookup.
         let params = Params::from_uri(&uri)?;
@@ -110,7 +109,7 @@ pub(super) async fn get_trace(State(state): State<Arc<AppState>>, Path(text): Pa
     state.observe_with("jaeger_v3_trace", work, v3_error).await
 }
 
-pub(super) async fn find_traces(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn find_traces(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let search = search_params(&Params::from_uri(&uri)?)?;
         let query = search.to_search_query(&state.config)?;
@@ -121,7 +120,7 @@ pub(super) async fn find_traces(State(state): State<Arc<AppState>>, uri: Uri) ->
 
 /// The search of `/api/v3/traces`, answered with one summary per trace
 /// (newest matching span first); no match is an empty answer, not a 404.
-pub(super) async fn trace_summaries(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn trace_summaries(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let search = search_params(&Params::from_uri(&uri)?)?;
         let query = search.to_search_query(&state.config)?;

@@ -14,9 +14,7 @@ pub(crate) mod test_fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -29,12 +27,13 @@ pub use search::{LogCursor, LogPage, LogVolume, MAX_TRACE_LOGS};
 use crate::QueryError;
 use crate::params::{Params, otlp_format, step};
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use filter::{FILTER_PARAMETERS, invalid};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
-pub(crate) async fn get_logs(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn get_logs(TenantState(state): TenantState, uri: Uri) -> Response {
     state.observe("logs", logs_response(&state, &uri)).await
 }
 
@@ -57,7 +56,7 @@ async fn logs_response(state: &AppState, uri: &Uri) -> Result<Response, QueryErr
     Ok(axum::Json(json!({"logs": logs, "nextCursor": page.next.map(|c| c.encode())})).into_response())
 }
 
-pub(crate) async fn get_volume(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn get_volume(TenantState(state): TenantState, uri: Uri) -> Response {
     state.observe("logs_volume", volume_response(&state, &uri)).await
 }
 
@@ -101,7 +100,7 @@ fn volume_json(filter: &LogFilter, step_ns: i64, volume: &LogVolume) -> Value {
 }
 
 pub(crate) async fn get_trace_logs(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path(trace_id): Path<String>,
     uri: Uri,
 ) -> Response {

@@ -25,10 +25,9 @@ mod request;
 mod tests;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -50,7 +49,7 @@ pub(crate) use self::quantile::Range;
 use self::range::Evaluation;
 use crate::format::float;
 use crate::params::{Params, now_ns};
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 const NANOS_PER_MS: i64 = 1_000_000;
@@ -136,7 +135,7 @@ fn single_type(metric: &str, rows: &[SeriesRow]) -> Result<Option<MetricType>, Q
     }
 }
 
-pub(crate) async fn list_metrics(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn list_metrics(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("metric_list", async {
             let query = ListQuery::from_params(&Params::from_uri(&uri)?, &state.config, false)?;
@@ -146,7 +145,7 @@ pub(crate) async fn list_metrics(State(state): State<Arc<AppState>>, uri: Uri) -
         .await
 }
 
-pub(crate) async fn list_series(State(state): State<Arc<AppState>>, Path(name): Path<String>, uri: Uri) -> Response {
+pub(crate) async fn list_series(TenantState(state): TenantState, Path(name): Path<String>, uri: Uri) -> Response {
     state
         .observe("metric_series", async {
             let query = ListQuery::from_params(&Params::from_uri(&uri)?, &state.config, true)?;
@@ -156,7 +155,7 @@ pub(crate) async fn list_series(State(state): State<Arc<AppState>>, Path(name): 
         .await
 }
 
-pub(crate) async fn query_range(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(crate) async fn query_range(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("metric_query_range", async {
             let query = RangeQuery::from_params(&Params::from_uri(&uri)?, &state.config, now_ns())?;

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -46,6 +46,7 @@ use self::select::Window;
 use self::value::Evaluated;
 use crate::params::{Params, now_ns};
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 /// The Prometheus routes, merged into the query service's router.
@@ -111,7 +112,7 @@ fn truncate<T>(mut items: Vec<T>, limit: usize) -> Vec<T> {
     items
 }
 
-async fn query(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn query(TenantState(state): TenantState, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let work = async {
         let params = params_of(&uri, &headers, &body)?;
         let expr = parse(params.single("query")?)?;
@@ -122,7 +123,7 @@ async fn query(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap,
     state.observe_with("prom_query", work, QueryError::into_prometheus_response).await
 }
 
-async fn query_range(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn query_range(TenantState(state): TenantState, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let work = async {
         let params = params_of(&uri, &headers, &body)?;
         let expr = parse(params.single("query")?)?;
@@ -143,7 +144,7 @@ async fn query_range(State(state): State<Arc<AppState>>, uri: Uri, headers: Head
 /// Without `start`, exemplars of the hour before `end` (default now).
 const DEFAULT_EXEMPLAR_RANGE: i64 = 3_600 * 1_000_000_000;
 
-async fn query_exemplars(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn query_exemplars(TenantState(state): TenantState, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let work = async {
         let params = params_of(&uri, &headers, &body)?;
         let expr = parse(params.single("query")?)?;
@@ -158,7 +159,7 @@ async fn query_exemplars(State(state): State<Arc<AppState>>, uri: Uri, headers: 
     state.observe_with("prom_query_exemplars", work, QueryError::into_prometheus_response).await
 }
 
-async fn series(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn series(TenantState(state): TenantState, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let work = async {
         let params = params_of(&uri, &headers, &body)?;
         let window = listing_window(&params)?;
@@ -172,7 +173,7 @@ async fn series(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap
     state.observe_with("prom_series", work, QueryError::into_prometheus_response).await
 }
 
-async fn label_names(State(state): State<Arc<AppState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn label_names(TenantState(state): TenantState, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let work = async {
         let params = params_of(&uri, &headers, &body)?;
         let window = listing_window(&params)?;
@@ -183,7 +184,7 @@ async fn label_names(State(state): State<Arc<AppState>>, uri: Uri, headers: Head
     state.observe_with("prom_labels", work, QueryError::into_prometheus_response).await
 }
 
-async fn label_values(State(state): State<Arc<AppState>>, Path(name): Path<String>, uri: Uri) -> Response {
+async fn label_values(TenantState(state): TenantState, Path(name): Path<String>, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let window = listing_window(&params)?;
@@ -194,7 +195,7 @@ async fn label_values(State(state): State<Arc<AppState>>, Path(name): Path<Strin
     state.observe_with("prom_label_values", work, QueryError::into_prometheus_response).await
 }
 
-async fn metadata(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+async fn metadata(TenantState(state): TenantState, uri: Uri) -> Response {
     let work = async {
         let params = Params::from_uri(&uri)?;
         let metric = params.single("metric")?;

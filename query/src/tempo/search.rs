@@ -6,9 +6,7 @@
 //! (earliest first) with the values the query tested, and how many matched.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
@@ -29,6 +27,7 @@ use super::{logfmt, time_range};
 use crate::engine::SPANS_TABLE;
 use crate::params::Params;
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryConfig, QueryEngine, QueryError, SearchQuery, TraceSummary};
 
 /// Spans per span set when `spss` is not given (Tempo's default), and the most allowed.
@@ -120,7 +119,7 @@ fn apply_tags(query: &mut SearchQuery, tags: Vec<(String, String)>) -> Result<()
     Ok(())
 }
 
-pub(super) async fn search(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn search(TenantState(state): TenantState, uri: Uri) -> Response {
     state.observe("tempo_search", search_response(&state, &uri)).await
 }
 

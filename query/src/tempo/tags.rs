@@ -7,9 +7,8 @@
 //! [`MAX_TAGS`]) and a cut answer carries the `X-Skein-Truncated` header.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray};
@@ -26,7 +25,7 @@ use super::filter::{AttrColumns, RESOURCE_ATTRS, SPAN_ATTRS, attr_text, attr_typ
 use super::{tag_time_range, traceql};
 use crate::engine::SPANS_TABLE;
 use crate::params::{Params, timestamp};
-use crate::server::AppState;
+use crate::tenancy::TenantState;
 use crate::{QueryEngine, QueryError};
 
 /// The most tags per scope, or values per tag, one answer lists (also the
@@ -206,7 +205,7 @@ fn answer(body: Value, truncated: bool, what: &str) -> Response {
     response
 }
 
-pub(super) async fn tags_v1(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn tags_v1(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("tempo_tags", async {
             let params = Params::from_uri(&uri)?;
@@ -227,7 +226,7 @@ pub(super) async fn tags_v1(State(state): State<Arc<AppState>>, uri: Uri) -> Res
         .await
 }
 
-pub(super) async fn tags_v2(State(state): State<Arc<AppState>>, uri: Uri) -> Response {
+pub(super) async fn tags_v2(TenantState(state): TenantState, uri: Uri) -> Response {
     state
         .observe("tempo_tags", async {
             let params = Params::from_uri(&uri)?;
@@ -315,7 +314,7 @@ async fn values(
     Ok(Listing::from_set(set, scan.limit))
 }
 
-pub(super) async fn tag_values_v2(State(state): State<Arc<AppState>>, Path(tag): Path<String>, uri: Uri) -> Response {
+pub(super) async fn tag_values_v2(TenantState(state): TenantState, Path(tag): Path<String>, uri: Uri) -> Response {
     state
         .observe("tempo_tag_values", async {
             let params = Params::from_uri(&uri)?;
@@ -329,7 +328,7 @@ pub(super) async fn tag_values_v2(State(state): State<Arc<AppState>>, Path(tag):
         .await
 }
 
-pub(super) async fn tag_values_v1(State(state): State<Arc<AppState>>, Path(tag): Path<String>, uri: Uri) -> Response {
+pub(super) async fn tag_values_v1(TenantState(state): TenantState, Path(tag): Path<String>, uri: Uri) -> Response {
     state
         .observe("tempo_tag_values", async {
             let params = Params::from_uri(&uri)?;

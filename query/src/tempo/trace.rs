@@ -9,9 +9,7 @@
 //! OTLP's `ExportTraceServiceRequest.resource_spans`, so the OTLP message
 //! encodes it exactly (Grafana decodes v1 as OTLP `TracesData`).
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -23,6 +21,7 @@ use super::time_range;
 use crate::QueryError;
 use crate::params::Params;
 use crate::server::AppState;
+use crate::tenancy::TenantState;
 
 const PROTOBUF: &str = "application/protobuf";
 
@@ -41,7 +40,7 @@ enum Version {
 }
 
 pub(super) async fn get_trace_v1(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path(trace_id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -50,7 +49,7 @@ pub(super) async fn get_trace_v1(
 }
 
 pub(super) async fn get_trace_v2(
-    State(state): State<Arc<AppState>>,
+    TenantState(state): TenantState,
     Path(trace_id): Path<String>,
     uri: Uri,
     headers: HeaderMap,

@@ -12,6 +12,7 @@ mod metric_query;
 mod metrics;
 mod query;
 mod span_metrics;
+mod tenants;
 mod trace_parts;
 
 use std::path::{Path, PathBuf};
