@@ -13,23 +13,32 @@ use arrow_flight::error::FlightError;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use skein_model::cluster::{DEFAULT_RETRY_AFTER, PutCommand, StorageNodes, write_error_from_status};
-use skein_model::{RecordBatch, ShardWriter, Signal, WriteError};
+use skein_model::security::DEFAULT_TENANT;
+use skein_model::{RecordBatch, ShardWriter, Signal, TenantWriters, WriteError};
 
-/// Writes each shard's rows to its owner among `nodes`.
+/// Writes each shard's rows of one tenant to its owner among `nodes`.
 #[derive(Debug, Clone)]
 pub struct RemoteShardWriter {
     nodes: Arc<StorageNodes>,
+    tenant: Arc<str>,
 }
 
 impl RemoteShardWriter {
+    /// The writer of the tenant `default`; [`TenantWriters::writer`] gives
+    /// the others'.
     pub fn new(nodes: Arc<StorageNodes>) -> Self {
-        Self { nodes }
+        Self { nodes, tenant: Arc::from(DEFAULT_TENANT) }
     }
 
     async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         let node = self.nodes.owner(shard).ok_or(WriteError::NoSuchShard(shard))?;
-        let command =
-            PutCommand { signal, shard, shard_count: self.nodes.map().shard_count(), node_id: node.id.clone() };
+        let command = PutCommand {
+            signal,
+            shard,
+            shard_count: self.nodes.map().shard_count(),
+            node_id: node.id.clone(),
+            tenant: self.tenant.to_string(),
+        };
         let cmd = serde_json::to_vec(&command).map_err(|e| WriteError::Internal(e.to_string()))?;
         let messages = FlightDataEncoderBuilder::new()
             .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd)))
@@ -57,5 +66,13 @@ impl ShardWriter for RemoteShardWriter {
 
     async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
         self.write_signal(signal, shard, batch).await
+    }
+}
+
+/// Each tenant's rows go to the same owners, into that tenant's storage there.
+#[async_trait]
+impl TenantWriters for RemoteShardWriter {
+    async fn writer(&self, tenant: &str) -> Result<Arc<dyn ShardWriter>, WriteError> {
+        Ok(Arc::new(Self { nodes: Arc::clone(&self.nodes), tenant: Arc::from(tenant) }))
     }
 }

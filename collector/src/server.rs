@@ -36,7 +36,8 @@ pub struct CollectorServer {
 
 impl CollectorServer {
     /// Binds both listeners (port 0 allowed) and registers metrics; nothing
-    /// is served until `run`.
+    /// is served until `run`. Every tenant's rows go to `writer` (embedders
+    /// and tests holding one tenant's data).
     pub async fn bind(
         config: CollectorConfig,
         writer: Arc<dyn ShardWriter>,

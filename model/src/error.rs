@@ -23,8 +23,6 @@ pub enum ModelError {
     TokensFileRead { path: std::path::PathBuf, source: std::io::Error },
     #[error("invalid tokens file: {0}")]
     TokensFile(Box<dyn std::error::Error + Send + Sync>),
-    #[error("invalid [auth]: {0}")]
-    AuthConfig(String),
 }
 
 /// How a failure is reported to clients. Every crate's error maps into this,

@@ -132,8 +132,8 @@ pub trait TenantWriters: Send + Sync + 'static {
     async fn writer(&self, tenant: &str) -> Result<Arc<dyn ShardWriter>, WriteError>;
 }
 
-/// One writer for every request: a deployment that holds one tenant's data
-/// (`security::Tenancy::Single`), where config refuses a second tenant.
+/// One writer for every request, whatever its tenant: for embedders and
+/// tests whose storage holds one tenant's data.
 pub struct SingleTenantWriter(pub Arc<dyn ShardWriter>);
 
 #[async_trait::async_trait]

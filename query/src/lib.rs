@@ -77,7 +77,7 @@ pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,
     SeriesInfo, TimeBounds,
 };
-pub use remote::{RemoteShardTable, ShardUnavailable};
+pub use remote::{RemoteShardTable, RemoteTenantTables, ShardUnavailable};
 pub use search::{Rank, SearchPage, SearchQuery, TraceSummary};
 pub use server::{QueryServer, SecureListener};
 pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};

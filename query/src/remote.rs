@@ -48,19 +48,46 @@ pub struct RemoteShardTable {
     table: TableKind,
     shard: usize,
     nodes: Arc<StorageNodes>,
+    tenant: Arc<str>,
 }
 
 impl RemoteShardTable {
-    pub fn new(table: TableKind, shard: usize, nodes: Arc<StorageNodes>) -> Self {
-        Self { table, shard, nodes }
+    pub fn new(table: TableKind, shard: usize, nodes: Arc<StorageNodes>, tenant: Arc<str>) -> Self {
+        Self { table, shard, nodes, tenant }
     }
 
-    /// One table per shard of `table`, indexed by shard ID.
-    pub fn all(table: impl Into<TableKind>, nodes: &Arc<StorageNodes>) -> Vec<Arc<dyn TableProvider>> {
+    /// One table per shard of `table` of `tenant`, indexed by shard ID.
+    pub fn all(table: impl Into<TableKind>, nodes: &Arc<StorageNodes>, tenant: &str) -> Vec<Arc<dyn TableProvider>> {
         let table = table.into();
+        let tenant: Arc<str> = Arc::from(tenant);
         (0..nodes.map().shard_count())
-            .map(|shard| Arc::new(Self::new(table, shard, Arc::clone(nodes))) as Arc<dyn TableProvider>)
+            .map(|shard| {
+                Arc::new(Self::new(table, shard, Arc::clone(nodes), Arc::clone(&tenant))) as Arc<dyn TableProvider>
+            })
             .collect()
+    }
+
+    /// Every table of `tenant`, read from the storage nodes.
+    pub fn tables(nodes: &Arc<StorageNodes>, tenant: &str) -> crate::Tables {
+        crate::Tables {
+            spans: Self::all(skein_model::Signal::Spans, nodes, tenant),
+            metrics: Self::all(skein_model::Signal::Metrics, nodes, tenant),
+            span_metrics: Self::all(TableKind::SpanMetrics, nodes, tenant),
+            logs: Self::all(skein_model::Signal::Logs, nodes, tenant),
+            trace_parts: Self::all(TableKind::TraceParts, nodes, tenant),
+        }
+    }
+}
+
+/// A query node's tables: every tenant's are read from the storage nodes,
+/// which keep each tenant's data apart.
+#[derive(Debug)]
+pub struct RemoteTenantTables(pub Arc<StorageNodes>);
+
+#[async_trait]
+impl crate::TenantTables for RemoteTenantTables {
+    async fn tables(&self, tenant: &str) -> std::result::Result<crate::Tables, crate::QueryError> {
+        Ok(RemoteShardTable::tables(&self.0, tenant))
     }
 }
 
@@ -117,6 +144,7 @@ impl TableProvider for RemoteShardTable {
             projection: wire_projection,
             filters: encoded,
             limit,
+            tenant: self.tenant.to_string(),
         };
         Ok(Arc::new(RemoteScanExec::new(ticket, projected, node.address.clone(), Arc::clone(&self.nodes))))
     }

@@ -184,7 +184,8 @@ pub struct QueryServer {
 }
 
 impl QueryServer {
-    /// Binds the listener (port 0 allowed) over the shards' `tables`;
+    /// Binds the listener (port 0 allowed) over the shards' `tables`, the
+    /// same for every tenant (embedders and tests holding one tenant's data);
     /// `registry` is the process's metrics registry: the query metrics are
     /// registered in it and it is served, whole, at `/metrics`.
     pub async fn bind(config: QueryConfig, tables: Tables, registry: Registry) -> Result<Self, QueryError> {
@@ -192,24 +193,14 @@ impl QueryServer {
     }
 
     /// As [`QueryServer::bind`], with each tenant's queries over that
-    /// tenant's own tables (all-in-one with tenants kept apart).
+    /// tenant's own tables, which are where `topology` says.
     pub async fn bind_tenants(
         config: QueryConfig,
         tables: Arc<dyn TenantTables>,
         registry: Registry,
-    ) -> Result<Self, QueryError> {
-        Self::bind_source(config, TableSource::PerTenant(tables), registry, Topology::AllInOne).await
-    }
-
-    /// As [`QueryServer::bind`], for a query node whose shards are where
-    /// `topology` says (reported at `/api/v1/cluster`).
-    pub async fn bind_with_topology(
-        config: QueryConfig,
-        tables: Tables,
-        registry: Registry,
         topology: Topology,
     ) -> Result<Self, QueryError> {
-        Self::bind_source(config, TableSource::Single(tables), registry, topology).await
+        Self::bind_source(config, TableSource::PerTenant(tables), registry, topology).await
     }
 
     async fn bind_source(
@@ -558,7 +549,7 @@ mod tests {
         let query = create_token("acme", BTreeSet::from([Scope::Query]), None, None).expect("token");
         let ingest = create_token("acme", BTreeSet::from([Scope::Ingest]), None, None).expect("token");
         std::fs::write(&path, format!("{}{}", query.entry.to_toml(), ingest.entry.to_toml())).expect("writes");
-        let auth = Arc::new(Authenticator::load(path, skein_model::security::Tenancy::Single).expect("loads"));
+        let auth = Arc::new(Authenticator::load(path).expect("loads"));
         let (_, state) = test_router_with_state(test_config());
         let router = router(state, &ListenerSecurity { auth: Some(auth), ..Default::default() });
         let call = |path: &'static str, token: Option<&str>| {

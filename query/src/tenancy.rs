@@ -26,8 +26,8 @@ pub trait TenantTables: Send + Sync + 'static {
 
 /// The engines of the tenants queried so far.
 pub(crate) enum TenantEngines {
-    /// One engine for every request: a deployment that holds one tenant's
-    /// data (config refuses a second tenant there).
+    /// One engine for every request, whatever its tenant (embedders and
+    /// tests holding one tenant's data).
     Single(Arc<QueryEngine>),
     /// An engine per tenant, built on its first request.
     PerTenant {

@@ -15,7 +15,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use skein_collector::CollectorConfig;
 use skein_model::cluster::parse_storage_node;
-use skein_model::security::{AuthConfig, ClusterTls, ClusterTlsConfig, ListenerSecurity, Tenancy, TlsConfig};
+use skein_model::security::{AuthConfig, ClusterTls, ClusterTlsConfig, ListenerSecurity, TlsConfig};
 use skein_query::QueryConfig;
 use skein_storage::StorageConfig;
 
@@ -322,10 +322,9 @@ impl SkeinConfig {
     /// protects them; reloads follow file changes until `shutdown`.
     pub fn listener_security(
         &self,
-        tenancy: Tenancy,
         shutdown: &tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<ListenerSecurity> {
-        let security = ListenerSecurity::load(&self.tls, &self.auth, tenancy).context("loading [tls] and [auth]")?;
+        let security = ListenerSecurity::load(&self.tls, &self.auth).context("loading [tls] and [auth]")?;
         match &security.auth {
             Some(auth) => tracing::info!(
                 tokens_file = %auth.path().display(),

@@ -13,8 +13,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::CollectorServer;
 use skein_model::TenantWriters;
-use skein_model::security::Tenancy;
-use skein_query::{QueryError, QueryServer, Tables, TenantTables};
+use skein_query::{QueryError, QueryServer, Tables, TenantTables, Topology};
 use skein_storage::{Storage, TenantStorages};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -49,13 +48,13 @@ impl AllInOne {
             .await
             .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
         let writers: Arc<dyn TenantWriters> = storage.clone();
-        let security = config.listener_security(Tenancy::Isolated, &shutdown)?;
+        let security = config.listener_security(&shutdown)?;
         let collector = CollectorServer::bind_tenants(config.collector.clone(), writers, &mut registry)
             .await
             .context("binding the OTLP collector")?
             .with_security(security.clone());
         let tables = Arc::new(StorageTables(Arc::clone(&storage)));
-        let query = QueryServer::bind_tenants(config.query.clone(), tables, registry)
+        let query = QueryServer::bind_tenants(config.query.clone(), tables, registry, Topology::AllInOne)
             .await
             .context("binding the query service")?
             .with_security(security);

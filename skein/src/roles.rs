@@ -13,10 +13,12 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
 use skein_model::cluster::{NodeTimeouts, StorageNodes};
-use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming, Tenancy};
-use skein_model::{ShardMap, ShardWriter, Signal, TableKind};
-use skein_query::{QueryError, QueryServer, RemoteShardTable, SecureListener, Tables, Topology};
-use skein_storage::{InternalServer, Storage, StorageFlight, WalPlacement, keep_owned_shards};
+use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming};
+use skein_model::{ShardMap, TenantWriters};
+use skein_query::{QueryError, QueryServer, RemoteTenantTables, SecureListener, Topology};
+use skein_storage::{
+    InternalServer, NodeShards, StorageFlight, TenantStorages, WalPlacement, keep_tenants_owned_shards,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -120,8 +122,17 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     } else {
         Some(storage_nodes(config, cluster_tls.as_ref(), &mut registry)?)
     };
-    let wal = if peers.is_some() { WalPlacement::ObjectStore } else { WalPlacement::LocalDisk };
-    let storage = Storage::open_shards(config.storage.clone(), &owned, wal, &mut registry, CancellationToken::new())
+    // Each tenant's storage opens the shards this node owns now: its live
+    // share when shards fail over, else its share of the map.
+    let node = match &peers {
+        Some(peers) => {
+            let (peers, id) = (Arc::clone(peers), node_id.clone());
+            NodeShards { wal: WalPlacement::ObjectStore, owned: Arc::new(move || peers.own_shards(&id)) }
+        }
+        None => NodeShards { wal: WalPlacement::LocalDisk, owned: Arc::new(move || owned.clone()) },
+    };
+    let wal = node.wal;
+    let storage = TenantStorages::open_node(config.storage.clone(), node, &mut registry, CancellationToken::new())
         .await
         .with_context(|| format!("opening storage in {}", config.storage.data_dir.display()))?;
     let stopping = shutdown.child_token();
@@ -136,7 +147,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
             return Err(e).context("binding the internal port");
         }
     };
-    let security = config.listener_security(Tenancy::Single, shutdown)?;
+    let security = config.listener_security(shutdown)?;
     let admin_listener = tokio::net::TcpListener::bind(config.cluster.admin_listen)
         .await
         .with_context(|| format!("binding the admin port {}", config.cluster.admin_listen))?;
@@ -152,7 +163,7 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         // After that the others would take the shards over anyway.
         let hand_off_within = config.cluster.failover_after;
         supervisor.spawn("shard ownership", move |stop: CancellationToken| async move {
-            keep_owned_shards(storage, watched, id, interval, hand_off_within, stop).await;
+            keep_tenants_owned_shards(storage, watched, id, interval, hand_off_within, stop).await;
             anyhow::Ok(())
         });
         check_health_until_stopped(&mut supervisor, peers, config, stopping.child_token());
@@ -180,7 +191,8 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
         internal = %addresses.internal.map(|a| a.to_string()).unwrap_or_default(),
         admin = %admin_addr,
         shard_count = config.storage.shards,
-        owned_shards = ?owned,
+        owned_shards = ?storage.default_tenant().local_shards(),
+        tenants = storage.opened().len(),
         wal = ?wal,
         "skein storage ready"
     );
@@ -191,15 +203,16 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
 /// failover; the node stays up holding nothing); `GET /admin/drain` tells
 /// whether it is draining and which shards it still holds. With `auth`,
 /// both need a token of the `admin` scope.
-fn drain_routes(storage: &Arc<Storage>, auth: Option<Arc<Authenticator>>) -> axum::Router {
-    let status = |storage: &Storage| {
-        axum::Json(serde_json::json!({ "draining": storage.is_draining(), "shards": storage.local_shards() }))
+fn drain_routes(storage: &Arc<TenantStorages>, auth: Option<Arc<Authenticator>>) -> axum::Router {
+    let status = |storage: &TenantStorages| {
+        let shards = storage.default_tenant().local_shards();
+        axum::Json(serde_json::json!({ "draining": storage.is_draining(), "shards": shards }))
     };
     let (for_post, for_get) = (Arc::clone(storage), Arc::clone(storage));
     let routes = axum::Router::new().route(
         "/admin/drain",
         axum::routing::post(move || async move {
-            if for_post.wal_placement() != WalPlacement::ObjectStore {
+            if for_post.default_tenant().wal_placement() != WalPlacement::ObjectStore {
                 let message = "this node's shards cannot move: draining needs storage.object_store and the \
                                storage_nodes' addresses (see docs/cluster.md)";
                 return (axum::http::StatusCode::CONFLICT, axum::Json(serde_json::json!({ "error": message })));
@@ -236,9 +249,9 @@ async fn require_admin(
 pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
     let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
-    let writer: Arc<dyn ShardWriter> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
-    let security = config.listener_security(Tenancy::Single, shutdown)?;
-    let collector = CollectorServer::bind(config.collector.clone(), writer, &mut registry)
+    let writers: Arc<dyn TenantWriters> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
+    let security = config.listener_security(shutdown)?;
+    let collector = CollectorServer::bind_tenants(config.collector.clone(), writers, &mut registry)
         .await
         .context("binding the OTLP collector")?
         .with_security(security);
@@ -261,18 +274,12 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
 pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
     let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
-    let tables = Tables {
-        spans: RemoteShardTable::all(Signal::Spans, &nodes),
-        metrics: RemoteShardTable::all(Signal::Metrics, &nodes),
-        span_metrics: RemoteShardTable::all(TableKind::SpanMetrics, &nodes),
-        logs: RemoteShardTable::all(Signal::Logs, &nodes),
-        trace_parts: RemoteShardTable::all(TableKind::TraceParts, &nodes),
-    };
-    let query =
-        QueryServer::bind_with_topology(config.query.clone(), tables, registry, Topology::Cluster(Arc::clone(&nodes)))
-            .await
-            .context("binding the query service")?
-            .with_security(config.listener_security(Tenancy::Single, shutdown)?);
+    let tables = Arc::new(RemoteTenantTables(Arc::clone(&nodes)));
+    let topology = Topology::Cluster(Arc::clone(&nodes));
+    let query = QueryServer::bind_tenants(config.query.clone(), tables, registry, topology)
+        .await
+        .context("binding the query service")?
+        .with_security(config.listener_security(shutdown)?);
     let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
     let mut supervisor = Supervisor::new();
     supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));

@@ -50,8 +50,8 @@ pub struct StorageConfig {
     pub object_store: Option<ObjectStoreConfig>,
     /// Background merging of each hour partition's small files.
     pub compaction: CompactionConfig,
-    /// Most tenants one all-in-one Skein keeps (each has its own shards,
-    /// buffers and WAL writers); a write for one more is refused (403).
+    /// Most tenants one process keeps (each has its own shards, buffers
+    /// and WAL writers); a write or query for one more is refused (403).
     pub max_tenants: usize,
     /// Settings of single tenants, by name: `[storage.tenants.team-a]`.
     pub tenants: BTreeMap<String, TenantConfig>,

@@ -31,43 +31,57 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
-use crate::Storage;
 use crate::error::{IoContext, StorageError};
+use crate::tenants::tenant_write_error;
+use crate::{Storage, TenantStorages};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// The Flight service over this node's shards.
+/// The Flight service over this node's shards, each tenant's in that
+/// tenant's storage.
 #[derive(Debug, Clone)]
 pub struct StorageFlight {
-    storage: Arc<Storage>,
+    tenants: Arc<TenantStorages>,
     node_id: String,
 }
 
 impl StorageFlight {
-    pub fn new(storage: Arc<Storage>, node_id: String) -> Self {
-        Self { storage, node_id }
+    pub fn new(tenants: Arc<TenantStorages>, node_id: String) -> Self {
+        Self { tenants, node_id }
     }
 
-    fn check(&self, request_node: &str, request_shard_count: usize, shard: usize) -> Result<(), Status> {
-        let owns = self.storage.holds_shard(shard);
-        check_addressing(&self.node_id, self.storage.shard_count(), request_node, request_shard_count, owns, shard)
-            .map_err(Status::failed_precondition)
+    /// The storage of `tenant` (opened on first use) if it holds `shard`
+    /// and the request was meant for this node and cluster.
+    async fn check(
+        &self,
+        tenant: &str,
+        request_node: &str,
+        request_shard_count: usize,
+        shard: usize,
+    ) -> Result<Arc<Storage>, Status> {
+        let storage =
+            self.tenants.get(tenant).await.map_err(|e| write_error_to_status(&tenant_write_error(tenant, e)))?;
+        let owns = storage.holds_shard(shard);
+        check_addressing(&self.node_id, storage.shard_count(), request_node, request_shard_count, owns, shard)
+            .map_err(Status::failed_precondition)?;
+        Ok(storage)
     }
 
-    /// What this node holds, for health checks and cluster status.
+    /// What this node holds (the shards of `default`, which every tenant
+    /// follows; lag summed over tenants), for health checks and cluster status.
     pub fn node_info(&self) -> NodeInfo {
-        let shards = self
-            .storage
+        let storage = self.tenants.default_tenant();
+        let shards = storage
             .local_shards()
             .into_iter()
-            .map(|shard| ShardInfo { shard, unflushed_bytes: self.storage.unflushed_bytes(shard).unwrap_or(0) })
+            .map(|shard| ShardInfo { shard, unflushed_bytes: self.tenants.unflushed_bytes(shard).unwrap_or(0) })
             .collect();
         NodeInfo {
             node_id: self.node_id.clone(),
-            shard_count: self.storage.shard_count(),
+            shard_count: storage.shard_count(),
             shards,
-            failover: self.storage.wal_placement() == crate::WalPlacement::ObjectStore,
-            draining: self.storage.is_draining(),
+            failover: storage.wal_placement() == crate::WalPlacement::ObjectStore,
+            draining: self.tenants.is_draining() || storage.is_draining(),
         }
     }
 
@@ -79,9 +93,8 @@ impl StorageFlight {
     }
 
     async fn scan(&self, ticket: ScanTicket) -> Result<BoxStream<FlightData>, Status> {
-        self.check(&ticket.node_id, ticket.shard_count, ticket.shard)?;
-        let table = self
-            .storage
+        let storage = self.check(&ticket.tenant, &ticket.node_id, ticket.shard_count, ticket.shard).await?;
+        let table = storage
             .shard_provider(ticket.table, ticket.shard)
             .ok_or_else(|| Status::failed_precondition(format!("shard {} is not open here", ticket.shard)))?;
         let ctx = Self::scan_session();
@@ -126,10 +139,13 @@ impl StorageFlight {
                 serde_json::from_slice(&d.cmd)
                     .map_err(|e| Status::invalid_argument(format!("the DoPut command is not a write: {e}")))
             })?;
-        if let Err(status) = self.check(&command.node_id, command.shard_count, command.shard) {
-            warn!(shard = command.shard, node = %command.node_id, error = %status.message(), "write refused");
-            return Err(status);
-        }
+        let storage = match self.check(&command.tenant, &command.node_id, command.shard_count, command.shard).await {
+            Ok(storage) => storage,
+            Err(status) => {
+                warn!(shard = command.shard, node = %command.node_id, tenant = %command.tenant, error = %status.message(), "write refused");
+                return Err(status);
+            }
+        };
         let messages =
             futures::stream::once(async { Ok(first) }).chain(stream).map_err(|e| FlightError::Tonic(Box::new(e)));
         let batches: Vec<_> = FlightRecordBatchStream::new_from_flight_data(messages)
@@ -142,7 +158,7 @@ impl StorageFlight {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let written = self.storage.write(command.signal, command.shard, batch).await;
+        let written = storage.write(command.signal, command.shard, batch).await;
         written.map_err(|e| match e {
             WriteError::NoSuchShard(shard) => Status::failed_precondition(format!("shard {shard} is not open here")),
             other => write_error_to_status(&other),

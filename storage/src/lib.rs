@@ -30,9 +30,11 @@
 //! derived from each span file (`.red` and `.tparts` sidecars written after
 //! each flush and merge) and from the buffered spans (module `derived`).
 //!
-//! In all-in-one every tenant has a `Storage` of its own
-//! ([`TenantStorages`]: its own shard directories, WALs, manifests and
-//! object-store prefix), so tenants are kept apart below SQL.
+//! Every tenant has a `Storage` of its own ([`TenantStorages`]: its own
+//! shard directories, WALs, manifests and object-store prefix), so tenants
+//! are kept apart below SQL; on a storage node each follows the node's
+//! shard ownership ([`keep_tenants_owned_shards`]) and the Flight service
+//! picks it by the tenant named in each `DoPut` and `DoGet`.
 //!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
@@ -153,12 +155,12 @@ pub use bucket::{ObjectStoreConfig, ServerSideEncryption};
 pub use config::{CompactionConfig, MAX_SHARDS, MAX_TENANTS, StorageConfig, TenantConfig};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
-pub use ownership::keep_owned_shards;
+pub use ownership::{keep_owned_shards, keep_tenants_owned_shards};
 pub use provider::ShardTable;
 pub use shard::WalPlacement;
 pub use signal::Signal;
 pub use skein_model::TableKind;
-pub use tenants::{TENANTS_DIR, TenantStorages};
+pub use tenants::{NodeShards, TENANTS_DIR, TenantStorages};
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};

@@ -18,7 +18,7 @@ use skein_model::cluster::StorageNodes;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::Storage;
+use crate::{Storage, TenantStorages};
 
 /// A gap between two ticks longer than this many intervals means the node
 /// was paused.
@@ -40,6 +40,53 @@ pub async fn keep_owned_shards(
     // A drain asked for over the admin port leaves the node up, holding
     // nothing, until it is stopped.
     stop.cancelled().await;
+}
+
+/// [`keep_owned_shards`] for every tenant's storage: one loop per tenant,
+/// started when the tenant is opened or found (in the data directory or the
+/// object store, checked every `interval`), all handing off together on
+/// `stop` or a drain. Returns once every tenant's hand-off is done.
+pub async fn keep_tenants_owned_shards(
+    tenants: Arc<TenantStorages>,
+    nodes: Arc<StorageNodes>,
+    node_id: String,
+    interval: Duration,
+    hand_off_within: Duration,
+    stop: CancellationToken,
+) {
+    let mut loops = tokio::task::JoinSet::new();
+    let mut following = BTreeSet::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            _ = stop.cancelled() => true,
+            _ = ticks.tick() => false,
+        };
+        if !stopping
+            && !tenants.is_draining()
+            && let Err(e) = tenants.discover().await
+        {
+            warn!(error = %e, "could not look for new tenants; will try again");
+        }
+        // Tenants opened since the last tick, also on the way out: their
+        // loops then go straight to the hand-off.
+        for (tenant, storage) in tenants.opened() {
+            if following.insert(tenant) {
+                let (nodes, node_id, stop) = (Arc::clone(&nodes), node_id.clone(), stop.clone());
+                loops.spawn(keep_owned_shards(storage, nodes, node_id, interval, hand_off_within, stop));
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    while let Some(done) = loops.join_next().await {
+        if let Err(e) = done {
+            error!(error = %e, "a tenant's shard ownership task failed");
+        }
+    }
 }
 
 /// Keeps the held shards equal to the owned ones until `stop` or a drain.

@@ -7,8 +7,11 @@
 //! (`<data_dir>/shard-NNNN/…`, the bucket's root); tenant `t` lives in
 //! `<data_dir>/tenants/t/` and under `tenants/t/` in the object store. A
 //! tenant's storage is opened on its first write or query, and at start-up
-//! for every tenant directory found, so unflushed rows in its WAL are
-//! replayed before anything is served.
+//! (and, on a storage node, every ownership tick: [`TenantStorages::discover`])
+//! for every tenant directory found locally or in the bucket, so unflushed
+//! rows in its WAL are replayed before anything is served. On a storage
+//! node each tenant's storage opens the shards the node owns
+//! ([`NodeShards`]) and follows ownership like the others.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +25,7 @@ use skein_model::{ErrorClass, ShardWriter, TenantWriters, WriteError};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
 use crate::metrics::Metrics;
 use crate::{Storage, StorageConfig, StorageError, WalPlacement};
@@ -30,10 +34,30 @@ use crate::{Storage, StorageConfig, StorageError, WalPlacement};
 /// tenants other than `default`.
 pub const TENANTS_DIR: &str = "tenants";
 
-/// The storage of every tenant of an all-in-one Skein.
+/// Which shards a newly opened tenant's storage holds, and where its WAL is.
+#[derive(Clone)]
+pub struct NodeShards {
+    pub wal: WalPlacement,
+    /// The shards the node owns now: all in all-in-one; in a cluster this
+    /// node's share (its live share when shards fail over).
+    pub owned: Arc<dyn Fn() -> Vec<usize> + Send + Sync>,
+}
+
+impl NodeShards {
+    /// Every shard, WAL on local disk: all-in-one.
+    pub fn all(shards: usize) -> Self {
+        Self { wal: WalPlacement::LocalDisk, owned: Arc::new(move || (0..shards).collect()) }
+    }
+}
+
+/// The storage of every tenant of a process (all-in-one or storage node).
 pub struct TenantStorages {
     /// `[storage]` as configured; each tenant's is derived from it.
     config: StorageConfig,
+    node: NodeShards,
+    /// The root of the object store, to find tenants there.
+    bucket: Option<Bucket>,
+    draining: AtomicBool,
     metrics: Metrics,
     shutdown: CancellationToken,
     open: parking_lot::RwLock<BTreeMap<Arc<str>, Arc<Storage>>>,
@@ -43,6 +67,12 @@ pub struct TenantStorages {
     closed: AtomicBool,
 }
 
+impl std::fmt::Debug for NodeShards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeShards").field("wal", &self.wal).finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for TenantStorages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantStorages").field("tenants", &self.open.read().len()).finish_non_exhaustive()
@@ -50,27 +80,83 @@ impl std::fmt::Debug for TenantStorages {
 }
 
 impl TenantStorages {
-    /// Opens the storage of `default` and of every tenant with a directory
-    /// under `<data_dir>/tenants/` (replaying their WALs).
+    /// Opens every shard of `default` and of every tenant found (all-in-one).
     pub async fn open(
         config: StorageConfig,
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, StorageError> {
+        let node = NodeShards::all(config.shards);
+        Self::open_node(config, node, registry, shutdown).await
+    }
+
+    /// Opens the storage of `default` and of every tenant with a directory
+    /// under `<data_dir>/tenants/` or `tenants/` in the object store
+    /// (replaying their WALs), each holding the shards `node` says.
+    pub async fn open_node(
+        config: StorageConfig,
+        node: NodeShards,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
+        let bucket = match &config.object_store {
+            Some(object_store) => Some(Bucket::connect(object_store).await?),
+            None => None,
+        };
         let tenants = Arc::new(Self {
             metrics: Metrics::register(registry),
             config,
+            node,
+            bucket,
+            draining: AtomicBool::new(false),
             shutdown,
             open: parking_lot::RwLock::new(BTreeMap::new()),
             changes: tokio::sync::Mutex::new(()),
             closed: AtomicBool::new(false),
         });
         tenants.get(DEFAULT_TENANT).await?;
-        for tenant in tenant_dirs(&tenants.config.data_dir.join(TENANTS_DIR))? {
-            tenants.get(&tenant).await?;
-        }
+        tenants.discover().await?;
         Ok(tenants)
+    }
+
+    /// Opens every tenant found in the data directory or the object store
+    /// that is not open yet: another node may have created one whose
+    /// shards this node now owns.
+    pub async fn discover(&self) -> Result<(), StorageError> {
+        let mut found = tenant_dirs(&self.config.data_dir.join(TENANTS_DIR))?;
+        if let Some(bucket) = &self.bucket {
+            found.extend(bucket.list_dirs(TENANTS_DIR).await?);
+        }
+        found.sort();
+        found.dedup();
+        for tenant in found {
+            if validate_tenant(&tenant).is_err() || tenant == DEFAULT_TENANT {
+                warn!(tenant, "not a tenant's directory, left alone");
+                continue;
+            }
+            self.get(&tenant).await?;
+        }
+        Ok(())
+    }
+
+    /// Hands every tenant's shards off ([`Storage::start_draining`]),
+    /// those of tenants opened later too.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        for (_, storage) in self.opened() {
+            storage.start_draining();
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Buffered bytes of `shard` over every tenant (`None`: not held here).
+    pub fn unflushed_bytes(&self, shard: usize) -> Option<u64> {
+        let held: Vec<u64> = self.opened().iter().filter_map(|(_, storage)| storage.unflushed_bytes(shard)).collect();
+        (!held.is_empty()).then(|| held.iter().sum())
     }
 
     /// The storage of `default`: all data of a single-tenant Skein.
@@ -98,16 +184,19 @@ impl TenantStorages {
         }
         let config = self.tenant_config(tenant);
         let data_dir = config.data_dir.clone();
-        let shards: Vec<usize> = (0..config.shards).collect();
+        let shards = (self.node.owned)();
         let storage = Storage::open_with_metrics(
             config,
             &shards,
-            WalPlacement::LocalDisk,
+            self.node.wal,
             self.metrics.clone(),
             self.shutdown.child_token(),
         )
         .await?;
-        info!(tenant, data_dir = %data_dir.display(), "tenant storage open");
+        if self.is_draining() {
+            storage.start_draining();
+        }
+        info!(tenant, data_dir = %data_dir.display(), shards = shards.len(), "tenant storage open");
         self.open.write().insert(Arc::from(tenant), Arc::clone(&storage));
         Ok(storage)
     }
@@ -135,6 +224,11 @@ impl TenantStorages {
         config
     }
 
+    /// Whether the object store answers, through the default tenant's.
+    pub async fn check_object_store(&self, within: std::time::Duration) -> Result<(), StorageError> {
+        self.default_tenant().check_object_store(within).await
+    }
+
     /// Flushes and closes every tenant's storage; no tenant opens after it.
     /// Every tenant is closed even when one fails; the first error is returned.
     pub async fn close(&self) -> Result<(), StorageError> {
@@ -154,13 +248,13 @@ impl TenantStorages {
 #[async_trait]
 impl TenantWriters for TenantStorages {
     async fn writer(&self, tenant: &str) -> Result<Arc<dyn ShardWriter>, WriteError> {
-        let storage = self.get(tenant).await.map_err(|e| write_error(tenant, e))?;
+        let storage = self.get(tenant).await.map_err(|e| tenant_write_error(tenant, e))?;
         Ok(storage)
     }
 }
 
 /// How a failure to open a tenant's storage reaches the OTLP client.
-fn write_error(tenant: &str, error: StorageError) -> WriteError {
+pub(crate) fn tenant_write_error(tenant: &str, error: StorageError) -> WriteError {
     match error {
         StorageError::TooManyTenants { tenant, limit } => WriteError::TooManyTenants { tenant, limit },
         StorageError::Closed => closed_write_error(),
@@ -173,8 +267,7 @@ fn write_error(tenant: &str, error: StorageError) -> WriteError {
     }
 }
 
-/// The tenant directories under `dir` (absent: none). Entries that are not
-/// valid tenant names are left alone, with a warning.
+/// The directories under `dir` (absent: none).
 fn tenant_dirs(dir: &Path) -> Result<Vec<String>, StorageError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -185,11 +278,9 @@ fn tenant_dirs(dir: &Path) -> Result<Vec<String>, StorageError> {
     for entry in entries {
         let entry = entry.ctx(|| format!("listing {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !entry.path().is_dir() || validate_tenant(&name).is_err() || name == DEFAULT_TENANT {
-            warn!(path = %entry.path().display(), "not a tenant directory, left alone");
-            continue;
+        if entry.path().is_dir() {
+            tenants.push(name);
         }
-        tenants.push(name);
     }
     tenants.sort();
     Ok(tenants)

@@ -1,16 +1,20 @@
-//! Tenants kept apart below SQL in all-in-one: each tenant's token (or,
-//! without tokens, `X-Scope-OrgID`) reaches only its own storage, whatever
-//! SQL it writes, and its data survives a restart in its own directory.
+//! Tenants kept apart below SQL: each tenant's token (or, without tokens,
+//! `X-Scope-OrgID`) reaches only its own storage, whatever SQL it writes,
+//! and its data survives a restart in its own directory; in a cluster each
+//! tenant's shards fail over with their own WAL.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use serde_json::{Value, json};
 
+use crate::cluster::trace_request;
+use crate::support::cluster::ProcessClusterBuilder;
 use crate::support::python::send_traces_with_env;
+use crate::support::seaweedfs::SeaweedFs;
 use crate::support::{ClusterBuilder, TestNode};
 
 /// One trace ID both tenants use: each must see only its own spans of it.
@@ -201,4 +205,89 @@ async fn without_tokens_x_scope_orgid_chooses_the_tenant_when_multi_tenant() {
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("X-Scope-OrgID"), "{body}");
     node.stop().await;
+}
+
+/// Posts `body` for `tenant` until it is acknowledged, as an SDK retries:
+/// every refusal must be a retryable 503, and none may come after `deadline`.
+async fn post_until_acknowledged(client: &reqwest::Client, url: &str, tenant: &str, body: &Value, deadline: Instant) {
+    loop {
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("X-Scope-OrgID", tenant)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("sent");
+        match response.status().as_u16() {
+            200 => return,
+            503 if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            status => panic!("{tenant}: a write got {status}: {}", response.text().await.unwrap_or_default()),
+        }
+    }
+}
+
+/// `SELECT count(*)` for `tenant`, once a query answers (a 503 while a
+/// shard moves is retried until `deadline`); never a short answer.
+async fn tenant_count(client: &reqwest::Client, query: &str, tenant: &str, sql: &str, deadline: Instant) -> i64 {
+    loop {
+        let response = client
+            .post(format!("{query}/api/v1/sql"))
+            .header("X-Scope-OrgID", tenant)
+            .json(&json!({ "sql": sql }))
+            .send()
+            .await
+            .expect("sent");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        match status {
+            200 => return body["rows"][0][0].as_i64().expect("count"),
+            503 if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(250)).await,
+            _ => panic!("{tenant}: {sql} got {status}: {body}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_keeps_tenants_apart_and_fails_each_over_without_loss() {
+    let weed = SeaweedFs::start().await;
+    let cluster = ProcessClusterBuilder::new()
+        .collectors(1)
+        .storage(2)
+        .query(1)
+        .shards(4)
+        .object_store(&weed)
+        .env("SKEIN_AUTH__MULTI_TENANT", "true")
+        .env("SKEIN_CLUSTER__FAILOVER_AFTER", "5s")
+        .start();
+    cluster.wait_healthy().await;
+    let client = skein::client::http_client();
+    let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
+    // The same trace IDs in every tenant, a different number of them each.
+    let tenants = [("team-a", 6), ("team-b", 3), ("default", 2)];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (tenant, traces) in tenants {
+        for trace in 1..=traces {
+            post_until_acknowledged(&client, &url, tenant, &trace_request(trace, 4), deadline).await;
+        }
+    }
+    let check = |deadline: Instant| {
+        let (client, query) = (client.clone(), query.clone());
+        async move {
+            for (tenant, traces) in tenants {
+                let spans = i64::from(traces) * 4;
+                let all = tenant_count(&client, &query, tenant, "SELECT count(*) FROM spans", deadline).await;
+                assert_eq!(all, spans, "{tenant}");
+                let distinct = "SELECT count(DISTINCT span_id) FROM spans s JOIN traces t ON s.trace_id = t.trace_id";
+                assert_eq!(tenant_count(&client, &query, tenant, distinct, deadline).await, spans, "{tenant}");
+            }
+        }
+    };
+    check(Instant::now() + Duration::from_secs(30)).await;
+
+    // kill -9 a storage node: each tenant's shards of it fail over, with
+    // their WAL objects under tenants/<tenant>/ in the bucket.
+    let mut cluster = cluster;
+    cluster.storage[1].kill9();
+    check(Instant::now() + Duration::from_secs(60)).await;
 }

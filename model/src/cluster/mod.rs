@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use nodes::{MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node};
 
+use crate::security::DEFAULT_TENANT;
 use crate::{Signal, TableKind, WriteError};
 
 /// The `DoAction` type that returns [`NodeInfo`].
@@ -41,6 +42,17 @@ pub struct PutCommand {
     pub shard_count: usize,
     /// The node the sender believes owns `shard`.
     pub node_id: String,
+    /// The tenant whose storage takes the rows (absent: `default`).
+    #[serde(default = "default_tenant", skip_serializing_if = "is_default_tenant")]
+    pub tenant: String,
+}
+
+fn default_tenant() -> String {
+    DEFAULT_TENANT.to_owned()
+}
+
+fn is_default_tenant(tenant: &str) -> bool {
+    tenant == DEFAULT_TENANT
 }
 
 /// A scan of one shard's table (a signal's, or one derived from it).
@@ -58,6 +70,9 @@ pub struct ScanTicket {
     /// needs exactly.
     pub filters: Vec<String>,
     pub limit: Option<usize>,
+    /// The tenant whose tables are scanned (absent: `default`).
+    #[serde(default = "default_tenant", skip_serializing_if = "is_default_tenant")]
+    pub tenant: String,
 }
 
 /// A storage node's identity and state.
@@ -208,9 +223,16 @@ mod tests {
             projection: Some(vec![0, 2]),
             filters: vec!["AAE=".into()],
             limit: Some(10),
+            tenant: "acme".into(),
         };
         let json = serde_json::to_string(&ticket).expect("json");
-        assert!(json.contains(r#""table":"span_metrics""#), "{json}");
+        assert!(json.contains(r#""table":"span_metrics""#) && json.contains(r#""tenant":"acme""#), "{json}");
         assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), ticket);
+        // The default tenant is left out, so nodes of the previous version
+        // (which refuse unknown fields) still take it.
+        let default = ScanTicket { tenant: DEFAULT_TENANT.into(), ..ticket };
+        let json = serde_json::to_string(&default).expect("json");
+        assert!(!json.contains("tenant"), "{json}");
+        assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), default);
     }
 }

@@ -11,7 +11,6 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::tenancy::Tenancy;
 use super::tokens::{Scope, TokensFile, hash_token};
 use crate::{ErrorClass, ModelError};
 
@@ -90,20 +89,18 @@ impl TokenTable {
 #[derive(Debug)]
 pub struct Authenticator {
     path: PathBuf,
-    tenancy: Tenancy,
     table: RwLock<Arc<TokenTable>>,
 }
 
 impl Authenticator {
     /// Reads the tokens file; a missing or invalid file is an error (a
     /// server that was asked to check tokens must not start without them).
-    /// With [`Tenancy::Single`] a file naming several tenants is refused.
-    pub fn load(path: PathBuf, tenancy: Tenancy) -> Result<Self, ModelError> {
-        let table = read_table(&path, tenancy)?;
+    pub fn load(path: PathBuf) -> Result<Self, ModelError> {
+        let table = read_table(&path)?;
         if table.by_hash.is_empty() {
             warn!(path = %path.display(), "the tokens file lists no tokens: every request will be refused");
         }
-        Ok(Self { path, tenancy, table: RwLock::new(Arc::new(table)) })
+        Ok(Self { path, table: RwLock::new(Arc::new(table)) })
     }
 
     pub fn path(&self) -> &Path {
@@ -118,7 +115,7 @@ impl Authenticator {
     /// Re-reads the tokens file; a file that no longer parses keeps the
     /// previous tokens (and says why), so a bad edit locks nobody out.
     pub fn reload(&self) {
-        match read_table(&self.path, self.tenancy) {
+        match read_table(&self.path) {
             Ok(table) => {
                 let tokens = table.by_hash.len();
                 *self.table.write() = Arc::new(table);
@@ -152,24 +149,10 @@ impl Authenticator {
     }
 }
 
-fn read_table(path: &Path, tenancy: Tenancy) -> Result<TokenTable, ModelError> {
+fn read_table(path: &Path) -> Result<TokenTable, ModelError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ModelError::TokensFileRead { path: path.to_path_buf(), source })?;
-    let file = TokensFile::parse(&text)?;
-    let tenants = file.tenants();
-    if tenancy == Tenancy::Single && tenants.len() > 1 {
-        // Tokens of several tenants would all read the same data.
-        return Err(ModelError::TokensFile(
-            format!(
-                "the tokens file names {} tenants ({}); a cluster keeps one tenant's data per deployment for \
-                 now, so every token must name the same tenant (all-in-one keeps tenants apart)",
-                tenants.len(),
-                tenants.into_iter().collect::<Vec<_>>().join(", ")
-            )
-            .into(),
-        ));
-    }
-    TokenTable::from_file(file)
+    TokenTable::from_file(TokensFile::parse(&text)?)
 }
 
 #[cfg(test)]
@@ -190,7 +173,7 @@ mod tests {
         let expired =
             create_token("acme", BTreeSet::from([Scope::Query]), None, Some("2001-01-01T00:00:00Z".into())).expect("t");
         write(&path, &[&ingest.entry, &expired.entry]);
-        let auth = Authenticator::load(path.clone(), Tenancy::Single).expect("loads");
+        let auth = Authenticator::load(path.clone()).expect("loads");
 
         let bearer = |token: &str| format!("Bearer {token}").into_bytes();
         let principal = auth.authorize(Some(&bearer(&ingest.token)), Scope::Ingest).expect("authorized");
@@ -215,7 +198,7 @@ mod tests {
         let first = create_token("acme", BTreeSet::from([Scope::Query]), None, None).expect("t");
         let second = create_token("acme", BTreeSet::from([Scope::Query]), None, None).expect("t");
         write(&path, &[&first.entry, &second.entry]);
-        let auth = Authenticator::load(path.clone(), Tenancy::Single).expect("loads");
+        let auth = Authenticator::load(path.clone()).expect("loads");
         let header = |token: &str| format!("Bearer {token}").into_bytes();
 
         write(&path, &[&second.entry]);
@@ -229,17 +212,15 @@ mod tests {
     }
 
     #[test]
-    fn loading_refuses_missing_files_and_several_tenants_where_data_is_not_kept_apart() {
+    fn loading_refuses_missing_files_and_takes_tokens_of_several_tenants() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = Authenticator::load(dir.path().join("absent.toml"), Tenancy::Single).expect_err("missing");
+        let err = Authenticator::load(dir.path().join("absent.toml")).expect_err("missing");
         assert!(err.to_string().contains("absent.toml"), "{err}");
         let path = dir.path().join("tokens.toml");
         let a = create_token("team-a", BTreeSet::from([Scope::Query]), None, None).expect("t");
         let b = create_token("team-b", BTreeSet::from([Scope::Query]), None, None).expect("t");
         write(&path, &[&a.entry, &b.entry]);
-        let err = Authenticator::load(path.clone(), Tenancy::Single).expect_err("two tenants");
-        assert!(err.to_string().contains("team-a, team-b"), "{err}");
-        let auth = Authenticator::load(path, Tenancy::Isolated).expect("tenants kept apart");
+        let auth = Authenticator::load(path).expect("tenants are kept apart");
         let principal = auth.authorize(Some(format!("Bearer {}", b.token).as_bytes()), Scope::Query).expect("b");
         assert_eq!(&*principal.tenant, "team-b");
     }

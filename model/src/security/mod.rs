@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::{AuthConfig, AuthError, Authenticator, Principal};
 pub use cluster_tls::{ClusterTls, ClusterTlsConfig};
 pub use incoming::{MaybeTlsStream, SecureIncoming};
-pub use tenancy::{DEFAULT_TENANT, ORG_ID_HEADER, RequestTenant, Tenancy, TenantError, request_tenant};
+pub use tenancy::{DEFAULT_TENANT, ORG_ID_HEADER, RequestTenant, TenantError, request_tenant};
 pub use tls::{TlsConfig, TlsReloader};
 pub use tokens::{NewToken, Scope, TokenEntry, TokensFile, create_token, hash_token, validate_tenant};
 pub use watch::watch_files;
@@ -46,19 +46,11 @@ pub struct ListenerSecurity {
 
 impl ListenerSecurity {
     /// Loads the certificates and the tokens file; fails on anything a
-    /// listener could not start with, and on several tenants where
-    /// `tenancy` cannot keep them apart.
-    pub fn load(tls: &TlsConfig, auth: &AuthConfig, tenancy: Tenancy) -> Result<Self, ModelError> {
-        if auth.multi_tenant && tenancy == Tenancy::Single {
-            return Err(ModelError::AuthConfig(
-                "multi_tenant needs storage that keeps tenants apart, which a cluster does not do yet (all-in-one \
-                 does)"
-                    .into(),
-            ));
-        }
+    /// listener could not start with.
+    pub fn load(tls: &TlsConfig, auth: &AuthConfig) -> Result<Self, ModelError> {
         let tls = if tls.enabled() { Some(Arc::new(TlsReloader::load(tls.clone())?)) } else { None };
         let auth_checks = match &auth.tokens_file {
-            Some(path) => Some(Arc::new(Authenticator::load(path.clone(), tenancy)?)),
+            Some(path) => Some(Arc::new(Authenticator::load(path.clone())?)),
             None => None,
         };
         Ok(Self { tls, auth: auth_checks, multi_tenant: auth.multi_tenant })

@@ -1,8 +1,7 @@
 //! Which tenant a request acts for. With tokens, the token's tenant; without
 //! them, the `X-Scope-OrgID` header (the Tempo/Loki/Mimir convention) when
 //! `auth.multi_tenant` is on, else the one tenant `default`. Storage keeps
-//! each tenant's data apart ([`Tenancy::Isolated`]) or, in a cluster for
-//! now, holds one tenant's data per deployment ([`Tenancy::Single`]).
+//! each tenant's data apart.
 
 use std::sync::Arc;
 
@@ -21,19 +20,6 @@ pub const ORG_ID_HEADER: &str = "x-scope-orgid";
 /// listener's auth and tenancy checks, read by the handlers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestTenant(pub Arc<str>);
-
-/// How a deployment keeps tenants apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tenancy {
-    /// Every tenant's data has its own storage (shard directories,
-    /// object-store prefix, manifests): all-in-one.
-    Isolated,
-    /// One tenant's data per deployment: the tokens file may name only one
-    /// tenant and `X-Scope-OrgID` cannot choose another (a cluster, until
-    /// its storage nodes keep tenants apart).
-    #[default]
-    Single,
-}
 
 /// Why a request's tenant could not be settled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,16 +84,6 @@ mod tests {
         let refused = request_tenant(Some(&acme), Some(b"globex"), true).expect_err("another tenant");
         assert_eq!(refused.class(), ErrorClass::PermissionDenied);
         assert!(refused.to_string().contains("\"globex\""), "{refused}");
-    }
-
-    #[test]
-    fn multi_tenant_is_refused_where_storage_cannot_keep_tenants_apart() {
-        use crate::security::{AuthConfig, ListenerSecurity, TlsConfig};
-        let auth = AuthConfig { multi_tenant: true, ..Default::default() };
-        let refused = ListenerSecurity::load(&TlsConfig::default(), &auth, Tenancy::Single).expect_err("refused");
-        assert!(refused.to_string().contains("multi_tenant"), "{refused}");
-        let isolated = ListenerSecurity::load(&TlsConfig::default(), &auth, Tenancy::Isolated).expect("loads");
-        assert!(isolated.multi_tenant);
     }
 
     #[test]

@@ -216,6 +216,18 @@ impl Bucket {
             .map_err(|source| StorageError::object_store(&self.name, "listing the root prefix", source))
     }
 
+    /// The names of the "directories" directly below `dir` (relative to the
+    /// root): the tenants under `tenants/`.
+    pub async fn list_dirs(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = self.root.clone().join(dir);
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|source| StorageError::object_store(&self.name, &format!("listing {prefix}"), source))?;
+        Ok(listed.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_owned)).collect())
+    }
+
     /// Pins the cluster's shard count in the bucket on first use, and
     /// refuses a different one later (as the data directory does).
     pub async fn pin_shard_count(&self, shards: usize) -> Result<(), StorageError> {
