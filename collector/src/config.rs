@@ -83,6 +83,7 @@ impl CollectorConfig {
         if self.max_attribute_value_bytes == 0 {
             return Err("max_attribute_value_bytes must be at least 1".into());
         }
+        self.tenant_ingest.validate()?;
         if self.max_attribute_value_bytes > self.max_request_bytes {
             return Err(format!(
                 "max_attribute_value_bytes ({}) cannot exceed max_request_bytes ({})",

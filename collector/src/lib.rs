@@ -71,4 +71,4 @@ pub use config::CollectorConfig;
 pub use error::CollectorError;
 pub use remote::RemoteShardWriter;
 pub use server::CollectorServer;
-pub use tenant_limits::TenantIngestLimits;
+pub use tenant_limits::{TenantIngestLimits, TenantRates};

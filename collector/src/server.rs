@@ -58,8 +58,13 @@ impl CollectorServer {
         let (http, http_addr) = listen("OTLP/HTTP", config.http_listen).await?;
         let metrics = CollectorMetrics::register(registry);
         let limits = ConvertLimits { max_attribute_value_bytes: config.max_attribute_value_bytes };
-        let ingest =
-            Arc::new(Ingest::new(writers, limits, config.max_concurrent_requests, metrics, config.tenant_ingest));
+        let ingest = Arc::new(Ingest::new(
+            writers,
+            limits,
+            config.max_concurrent_requests,
+            metrics,
+            config.tenant_ingest.clone(),
+        ));
         Ok(Self {
             config,
             ingest,

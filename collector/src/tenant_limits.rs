@@ -8,6 +8,7 @@
 //! from the tokens file or `X-Scope-OrgID`; idle buckets are dropped once
 //! there are many.
 
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
-use skein_model::security::{DEFAULT_TENANT, RequestTenant};
+use skein_model::security::{DEFAULT_TENANT, RequestTenant, validate_tenant};
 
 use crate::CollectorError;
 
@@ -29,13 +30,32 @@ pub(crate) fn tenant_of(tenant: Option<&RequestTenant>) -> &str {
 const MAX_TRACKED_TENANTS: usize = 10_000;
 
 /// `[collector.tenant_ingest]`: 0 turns a limit off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TenantIngestLimits {
     /// Request bytes per second and tenant (as received, before decompression).
     pub bytes_per_second: u32,
     /// Spans, data points and log records per second and tenant.
     pub items_per_second: u32,
+    /// Single tenants' own rates, by name: `[collector.tenant_ingest.tenants.payments]`.
+    pub tenants: BTreeMap<String, TenantRates>,
+}
+
+/// One tenant's rates; an unset one is the `[collector.tenant_ingest]` default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantRates {
+    pub bytes_per_second: Option<u32>,
+    pub items_per_second: Option<u32>,
+}
+
+impl TenantIngestLimits {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        for name in self.tenants.keys() {
+            validate_tenant(name).map_err(|reason| format!("collector.tenant_ingest.tenants: {reason}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// One dimension's buckets, one per tenant.
@@ -86,29 +106,52 @@ fn whole_seconds(wait: Duration) -> Duration {
     Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(Duration::from_secs(1))
 }
 
+/// The buckets of one rate of every tenant: shared by the tenants on the
+/// default rate, one of their own for tenants with an override.
+#[derive(Debug)]
+struct Rate {
+    default: Option<Bucket>,
+    own: HashMap<String, Option<Bucket>>,
+}
+
+impl Rate {
+    fn new(default: u32, what: &'static str, own: impl Iterator<Item = (String, Option<u32>)>) -> Self {
+        let own = own.filter_map(|(tenant, rate)| rate.map(|rate| (tenant, Bucket::new(rate, what)))).collect();
+        Self { default: Bucket::new(default, what), own }
+    }
+
+    fn take(&self, tenant: &str, amount: u64) -> Result<(), CollectorError> {
+        let bucket = self.own.get(tenant).unwrap_or(&self.default);
+        bucket.as_ref().map_or(Ok(()), |b| b.take(tenant, amount))
+    }
+}
+
 /// The ingest rate limits of every tenant.
 #[derive(Debug)]
 pub(crate) struct TenantLimiter {
-    bytes: Option<Bucket>,
-    items: Option<Bucket>,
+    bytes: Rate,
+    items: Rate,
 }
 
 impl TenantLimiter {
     pub(crate) fn new(limits: TenantIngestLimits) -> Self {
+        let own = |rate: fn(&TenantRates) -> Option<u32>| {
+            limits.tenants.iter().map(move |(tenant, rates)| (tenant.clone(), rate(rates))).collect::<Vec<_>>()
+        };
         Self {
-            bytes: Bucket::new(limits.bytes_per_second, "bytes"),
-            items: Bucket::new(limits.items_per_second, "items"),
+            bytes: Rate::new(limits.bytes_per_second, "bytes", own(|r| r.bytes_per_second).into_iter()),
+            items: Rate::new(limits.items_per_second, "items", own(|r| r.items_per_second).into_iter()),
         }
     }
 
     /// Charges a request's size to its tenant; called before decoding.
     pub(crate) fn admit_bytes(&self, tenant: &str, bytes: usize) -> Result<(), CollectorError> {
-        self.bytes.as_ref().map_or(Ok(()), |b| b.take(tenant, bytes as u64))
+        self.bytes.take(tenant, bytes as u64)
     }
 
     /// Charges a request's items to its tenant; called before writing.
     pub(crate) fn admit_items(&self, tenant: &str, items: u64) -> Result<(), CollectorError> {
-        self.items.as_ref().map_or(Ok(()), |b| b.take(tenant, items))
+        self.items.take(tenant, items)
     }
 }
 
@@ -118,7 +161,8 @@ mod tests {
 
     #[test]
     fn each_tenant_has_its_own_budget_and_learns_when_to_retry() {
-        let limiter = TenantLimiter::new(TenantIngestLimits { bytes_per_second: 1000, items_per_second: 10 });
+        let limits = TenantIngestLimits { bytes_per_second: 1000, items_per_second: 10, ..Default::default() };
+        let limiter = TenantLimiter::new(limits);
         limiter.admit_bytes("a", 600).expect("within a's budget");
         let error = limiter.admit_bytes("a", 600).expect_err("over a's budget");
         match &error {
@@ -136,6 +180,33 @@ mod tests {
         // Larger than a second's budget: passes on a full bucket, not twice.
         limiter.admit_items("c", 1_000).expect("a full bucket admits one oversized request");
         limiter.admit_items("c", 1_000).expect_err("then it must refill");
+    }
+
+    #[test]
+    fn a_tenant_of_its_own_has_its_own_rates_and_zero_turns_them_off() {
+        let big = TenantRates { bytes_per_second: Some(10_000), items_per_second: None };
+        let free = TenantRates { bytes_per_second: Some(0), items_per_second: Some(0) };
+        let limits = TenantIngestLimits {
+            bytes_per_second: 1000,
+            items_per_second: 10,
+            tenants: [("big".to_owned(), big), ("free".to_owned(), free)].into(),
+        };
+        limits.validate().expect("valid");
+        let limiter = TenantLimiter::new(limits);
+        limiter.admit_bytes("big", 6000).expect("big's own byte rate");
+        limiter.admit_bytes("big", 3000).expect("still within it");
+        limiter.admit_bytes("big", 3000).expect_err("past it");
+        limiter.admit_items("big", 10).expect("the default item rate");
+        limiter.admit_items("big", 1).expect_err("past the default item rate");
+        for _ in 0..10 {
+            limiter.admit_bytes("free", 1 << 30).expect("no byte limit");
+            limiter.admit_items("free", 1 << 30).expect("no item limit");
+        }
+        limiter.admit_bytes("other", 1000).expect("the default rate");
+        limiter.admit_bytes("other", 1).expect_err("past the default rate");
+
+        let bad = TenantIngestLimits { tenants: [("a/b".to_owned(), big)].into(), ..Default::default() };
+        assert!(bad.validate().expect_err("bad name").contains("collector.tenant_ingest.tenants"));
     }
 
     #[test]
