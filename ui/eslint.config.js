@@ -15,7 +15,7 @@ export default tseslint.config(
     rules: reactHooks.configs.recommended.rules,
   },
   {
-    files: ['e2e/**/*.mjs', 'e2e-auth/**/*.mjs', 'scripts/**/*.mjs'],
+    files: ['e2e/**/*.mjs', 'e2e-auth/**/*.mjs', 'e2e-tenants/**/*.mjs', 'scripts/**/*.mjs'],
     extends: [js.configs.recommended],
     languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },

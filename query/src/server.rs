@@ -300,6 +300,7 @@ impl axum::serve::Listener for SecureListener {
 }
 
 fn router(state: Arc<AppState>, security: &ListenerSecurity) -> Router {
+    let header_chooses_tenant = security.multi_tenant && security.auth.is_none();
     let body_limit = state.config.max_body_bytes;
     let mut api = Router::new()
         .route("/api/v1/sql", post(sql_api::post_sql))
@@ -320,7 +321,7 @@ fn router(state: Arc<AppState>, security: &ListenerSecurity) -> Router {
         .route("/api/v1/metrics/{name}/series", get(metrics_api::list_series))
         .route("/api/v1/metrics/{name}/exemplars", get(metric_exemplars::get_exemplars))
         .route("/api/v1/cluster", get(cluster_api::get_cluster))
-        .route("/api/v1/session", get(session))
+        .route("/api/v1/session", get(session).layer(Extension(HeaderChoosesTenant(header_chooses_tenant))))
         .merge(tempo::routes())
         .merge(jaeger::routes(&state.config.jaeger.base_path))
         .merge(prom::routes());
@@ -405,9 +406,18 @@ async fn settle_tenant(State(check): State<TenantCheck>, mut request: Request, n
     }
 }
 
-/// Who the caller is: the UI shows the tenant after sign-in, and learns
-/// from `auth: false` that no sign-in is needed.
-async fn session(principal: Option<Extension<Principal>>, tenant: Option<Extension<RequestTenant>>) -> Response {
+/// Whether `X-Scope-OrgID` chooses the tenant (multi-tenant without tokens).
+#[derive(Debug, Clone, Copy)]
+struct HeaderChoosesTenant(bool);
+
+/// Who the caller is: the UI shows the tenant after sign-in, learns from
+/// `auth: false` that no sign-in is needed and from `multi_tenant: true`
+/// that it may offer a choice of tenant (sent as `X-Scope-OrgID`).
+async fn session(
+    principal: Option<Extension<Principal>>,
+    tenant: Option<Extension<RequestTenant>>,
+    Extension(HeaderChoosesTenant(multi_tenant)): Extension<HeaderChoosesTenant>,
+) -> Response {
     let tenant = tenant.map_or(DEFAULT_TENANT.into(), |Extension(t)| t.0);
     let body = match principal {
         Some(Extension(principal)) => serde_json::json!({
@@ -416,7 +426,7 @@ async fn session(principal: Option<Extension<Principal>>, tenant: Option<Extensi
             "scopes": principal.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
             "token_name": principal.token_name.as_deref(),
         }),
-        None => serde_json::json!({ "auth": false, "tenant": &*tenant }),
+        None => serde_json::json!({ "auth": false, "tenant": &*tenant, "multi_tenant": multi_tenant }),
     };
     Json(body).into_response()
 }

@@ -194,6 +194,39 @@ async fn ui_signs_in_with_a_token_in_chromium() {
     node.stop().await;
 }
 
+/// A multi-tenant Skein without tokens: the UI offers a choice of tenant
+/// and each tenant's screens show its own data (`ui/e2e-tenants/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_switches_tenants_in_chromium() {
+    let Some(browser) = chromium_for("ui_switches_tenants_in_chromium") else {
+        return;
+    };
+    let node = ClusterBuilder::new().configure(|c| c.auth.multi_tenant = true).start().await;
+    let (_, page) = node.get("/").await;
+    if !ui_built_for("ui_switches_tenants_in_chromium", page.as_str().unwrap_or_default()) {
+        return;
+    }
+    let send = |service: &'static str, header: &'static str| {
+        let http = node.otlp_http();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> =
+                if header.is_empty() { Vec::new() } else { vec![("OTEL_EXPORTER_OTLP_HEADERS", header)] };
+            send_traces_with_env(&http, "http", service, 1, &env)
+        })
+    };
+    let default_spans = send("default-shop", "").await.expect("python client").expect("export");
+    let tenant_spans = send("team-a-shop", "X-Scope-OrgID=team-a").await.expect("python client").expect("export");
+    let data = json!({
+        "tenant": "team-a",
+        "defaultService": "default-shop",
+        "tenantService": "team-a-shop",
+        "defaultTraceId": default_spans[0]["traceId"],
+        "tenantTraceId": tenant_spans[0]["traceId"],
+    });
+    run_browser_tests(&node, &browser, &data, "e2e-tenants");
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_end_to_end_in_chromium() {
     let Some(browser) = chromium_for("ui_end_to_end_in_chromium") else {

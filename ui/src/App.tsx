@@ -2,6 +2,7 @@ import { lazy, Suspense, useEffect, useState } from 'react';
 import { ApiError, getJson } from './api/client';
 import { storeToken, UNAUTHORIZED_EVENT, type Session } from './api/session';
 import { SignIn } from './components/SignIn';
+import { TenantSwitch } from './components/TenantSwitch';
 import { NavLink, Route, Routes, useLocation } from 'react-router-dom';
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { ThemeToggle } from './components/ThemeToggle';
@@ -56,6 +57,8 @@ export function App() {
   const location = useLocation();
   const [session, setSession] = useSession();
   const signedIn = session.state === 'ready' && session.session.auth ? session.session : null;
+  const chosen =
+    session.state === 'ready' && !session.session.auth && session.session.multi_tenant ? session.session : null;
   return (
     <div className="app">
       <header className="topbar">
@@ -81,6 +84,7 @@ export function App() {
             </button>
           </span>
         )}
+        {chosen && <TenantSwitch tenant={chosen.tenant ?? 'default'} />}
         <ThemeToggle />
       </header>
       <main>

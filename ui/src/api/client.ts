@@ -1,8 +1,9 @@
 // The one place the UI talks to Skein's HTTP API. Failures become ApiError
 // carrying the server's own message, so every screen can show it. Every
-// request carries the signed-in token, if any; a 401 asks for one.
+// request carries the signed-in token, if any (a 401 asks for one), and the
+// chosen tenant when Skein is multi-tenant without tokens.
 
-import { storedToken, UNAUTHORIZED_EVENT } from './session';
+import { storedTenant, storedToken, UNAUTHORIZED_EVENT } from './session';
 
 export class ApiError extends Error {
   constructor(
@@ -29,6 +30,8 @@ export async function request(path: string, init?: RequestInit): Promise<Respons
   const headers = new Headers(init?.headers);
   const token = storedToken();
   if (token) headers.set('Authorization', `Bearer ${token}`);
+  const tenant = storedTenant();
+  if (tenant && !token) headers.set('X-Scope-OrgID', tenant);
   let response: Response;
   try {
     response = await fetch(path, { ...init, headers });
