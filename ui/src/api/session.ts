@@ -18,36 +18,28 @@ export interface Session {
   multi_tenant?: boolean;
 }
 
-export function storedToken(): string | null {
+/** A value kept for the tab; `null` when absent or storage is disabled. */
+function stored(key: string): string | null {
   try {
-    return sessionStorage.getItem(TOKEN_KEY);
+    return sessionStorage.getItem(key);
   } catch {
     return null;
   }
 }
 
-export function storeToken(token: string | null): void {
+/** Keeps `value` for the tab (`null` forgets it). With storage disabled it
+ *  is not kept: the token lasts until the next request fails, the tenant is
+ *  the default one. */
+function store(key: string, value: string | null): void {
   try {
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
+    if (value) sessionStorage.setItem(key, value);
+    else sessionStorage.removeItem(key);
   } catch {
-    // Storage disabled: the token lives only until the next request fails.
+    // Storage disabled: nothing to keep it in.
   }
 }
 
-export function storedTenant(): string | null {
-  try {
-    return sessionStorage.getItem(TENANT_KEY);
-  } catch {
-    return null;
-  }
-}
-
-export function storeTenant(tenant: string | null): void {
-  try {
-    if (tenant) sessionStorage.setItem(TENANT_KEY, tenant);
-    else sessionStorage.removeItem(TENANT_KEY);
-  } catch {
-    // Storage disabled: the default tenant it is.
-  }
-}
+export const storedToken = (): string | null => stored(TOKEN_KEY);
+export const storeToken = (token: string | null): void => store(TOKEN_KEY, token);
+export const storedTenant = (): string | null => stored(TENANT_KEY);
+export const storeTenant = (tenant: string | null): void => store(TENANT_KEY, tenant);
