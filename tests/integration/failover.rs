@@ -200,3 +200,55 @@ async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wai
     rig.check_every_span_once().await;
     assert_eq!(rig.owned_shards().await, vec![8, 0, 0], "storage-0 owns every shard");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_storage_node_moves_shards_to_it_without_loss() {
+    let weed = SeaweedFs::start().await;
+    let cluster = ProcessClusterBuilder::new()
+        .collectors(1)
+        .storage(2)
+        .added_storage(1)
+        .query(1)
+        .shards(8)
+        .object_store(&weed)
+        .env("SKEIN_CLUSTER__FAILOVER_AFTER", "3s")
+        .start();
+    cluster.wait_healthy().await;
+    let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
+    let mut rig = Rig { _weed: weed, cluster, client: skein::client::http_client(), url, query, traces: 0 };
+    rig.send(4, Instant::now() + Duration::from_secs(120)).await;
+    assert_eq!(rig.owned_shards().await.len(), 2);
+
+    // As an operator would: every member restarted in turn with the longer
+    // storage_nodes list, then the new node started. After each step a
+    // query answers with every acknowledged span (it may be refused for a
+    // moment while a shard changes hands, never answered short).
+    let (client, query, spans) = (rig.client.clone(), rig.query.clone(), rig.spans());
+    rig.cluster
+        .add_storage_nodes(|step| {
+            let (client, query) = (client.clone(), query.clone());
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let (status, body) = sql(&client, &query, "SELECT count(*) FROM spans").await;
+                    match status {
+                        200 => {
+                            assert_eq!(body["rows"][0][0].as_i64(), Some(spans), "{step}: {body}");
+                            return;
+                        }
+                        503 => assert!(Instant::now() < deadline, "{step}: queries still refused: {body}"),
+                        other => panic!("{step}: a query got {other}: {body}"),
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        })
+        .await;
+    let owned = rig.owned_shards().await;
+    assert_eq!((owned.len(), owned.iter().sum::<usize>()), (3, 8), "{owned:?}");
+    assert!(owned[2] > 0, "the new node owns shards: {owned:?}");
+
+    // Writes after the move land on all three; every span is stored once.
+    rig.send(6, Instant::now() + Duration::from_secs(60)).await;
+    rig.check_every_span_once().await;
+}

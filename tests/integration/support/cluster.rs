@@ -29,12 +29,22 @@ pub struct Member {
 
 impl Member {
     fn spawn(name: &str, args: Vec<String>, env: Vec<(String, String)>, run_dir: &Path, capture: bool) -> Self {
-        let ready_file = run_dir.join(format!("{name}.json"));
-        let log_file = capture.then(|| run_dir.join(format!("{name}.log")));
-        let mut member =
-            Self { name: name.to_owned(), args, env, ready_file, log_file, child: None, addresses: Value::Null };
+        let mut member = Self::new(name, args, env, run_dir, capture);
         member.start();
         member
+    }
+
+    /// A member not started yet.
+    fn new(name: &str, args: Vec<String>, env: Vec<(String, String)>, run_dir: &Path, capture: bool) -> Self {
+        let ready_file = run_dir.join(format!("{name}.json"));
+        let log_file = capture.then(|| run_dir.join(format!("{name}.log")));
+        Self { name: name.to_owned(), args, env, ready_file, log_file, child: None, addresses: Value::Null }
+    }
+
+    /// Changes the value of `flag` for the next start.
+    fn set_arg(&mut self, flag: &str, value: &str) {
+        let i = self.args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{} has no {flag}", self.name));
+        self.args[i + 1] = value.to_owned();
     }
 
     /// Waits (with a deadline) until the member's captured log has a line
@@ -168,6 +178,8 @@ pub struct ProcessClusterBuilder {
     env: Vec<(String, String)>,
     /// Members log at this level into `<run dir>/<name>.log` (default: warn, to stderr).
     captured_log_filter: Option<String>,
+    /// Storage nodes added later ([`ProcessCluster::add_storage_nodes`]).
+    added_storage: usize,
 }
 
 impl ProcessClusterBuilder {
@@ -180,7 +192,15 @@ impl ProcessClusterBuilder {
             object_store: None,
             env: Vec::new(),
             captured_log_filter: None,
+            added_storage: 0,
         }
+    }
+
+    /// `n` more storage nodes (with an object store) that are neither
+    /// started nor listed until [`ProcessCluster::add_storage_nodes`].
+    pub fn added_storage(mut self, n: usize) -> Self {
+        self.added_storage = n;
+        self
     }
 
     /// Members log at `filter` into files the test reads
@@ -232,21 +252,25 @@ impl ProcessClusterBuilder {
         let common = |role: &str| -> Vec<String> {
             vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), filter.clone(), role.into()]
         };
-        let ids: Vec<String> = (0..self.storage).map(|i| format!("storage-{i}")).collect();
+        let ids: Vec<String> = (0..self.storage + self.added_storage).map(|i| format!("storage-{i}")).collect();
         // With an object store, shards fail over, and storage nodes watch
         // each other: each needs its peers' addresses before any starts.
         let internal: Vec<String> = match &self.object_store {
             Some(_) => reserve_loopback_ports(ids.len()),
             None => vec!["127.0.0.1:0".to_owned(); ids.len()],
         };
-        let storage_list = match &self.object_store {
+        let mut storage_list = match &self.object_store {
             Some(_) => ids.iter().zip(&internal).map(|(id, address)| format!("{id}={address}")).collect::<Vec<_>>(),
             None => ids.clone(),
         };
-        let storage: Vec<Member> = ids
+        assert!(self.added_storage == 0 || self.object_store.is_some(), "adding storage nodes needs an object store");
+        let grown_list = storage_list.join(",");
+        storage_list.truncate(self.storage);
+        let mut storage: Vec<Member> = ids
             .iter()
             .zip(&internal)
-            .map(|(id, internal)| {
+            .enumerate()
+            .map(|(i, (id, internal))| {
                 let mut args: Vec<String> = vec![
                     "--node-id".into(),
                     id.clone(),
@@ -273,9 +297,16 @@ impl ProcessClusterBuilder {
                     env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), "skein-test".to_owned()));
                 }
                 args.extend(common("storage"));
-                Member::spawn(id, args, env, &run_dir, capture)
+                if i < self.storage {
+                    Member::spawn(id, args, env, &run_dir, capture)
+                } else {
+                    let mut added = Member::new(id, args, env, &run_dir, capture);
+                    added.set_arg("--storage-nodes", &grown_list);
+                    added
+                }
             })
             .collect();
+        let added = storage.split_off(self.storage);
         let storage_nodes: Vec<String> =
             storage.iter().map(|m| format!("{}={}", m.name, m.address("internal"))).collect();
         let frontend = |extra: &[&str], role: &str| -> Vec<String> {
@@ -299,7 +330,7 @@ impl ProcessClusterBuilder {
             .collect();
         let extra_collector =
             frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-        ProcessCluster { storage, collectors, query, temp, run_dir, extra_collector, capture }
+        ProcessCluster { storage, collectors, query, temp, run_dir, extra_collector, capture, added, grown_list }
     }
 }
 
@@ -323,6 +354,9 @@ pub struct ProcessCluster {
     /// The arguments of one more collector of this cluster.
     extra_collector: Vec<String>,
     capture: bool,
+    /// Storage nodes not started yet, and the list with them.
+    added: Vec<Member>,
+    grown_list: String,
 }
 
 impl ProcessCluster {
@@ -330,6 +364,30 @@ impl ProcessCluster {
     /// configured differently from the others.
     pub fn start_collector(&self, name: &str, env: Vec<(String, String)>) -> Member {
         Member::spawn(name, self.extra_collector.clone(), env, &self.run_dir, self.capture)
+    }
+
+    /// Adds the storage nodes held back by [`ProcessClusterBuilder::added_storage`]
+    /// the way an operator would: every member is restarted in turn (SIGTERM,
+    /// then a start) with the longer `storage_nodes` list, storage nodes
+    /// first, each waited for; then the new nodes start. `between` runs
+    /// after each step (a check that the cluster still answers).
+    pub async fn add_storage_nodes<F: std::future::Future<Output = ()>>(
+        &mut self,
+        mut between: impl FnMut(String) -> F,
+    ) {
+        let list = self.grown_list.clone();
+        for member in self.storage.iter_mut().chain(self.collectors.iter_mut()).chain(self.query.iter_mut()) {
+            member.set_arg("--storage-nodes", &list);
+            member.terminate();
+            member.start();
+            between(format!("after restarting {}", member.name)).await;
+        }
+        for mut member in std::mem::take(&mut self.added) {
+            member.start();
+            self.storage.push(member);
+        }
+        self.wait_healthy().await;
+        between("after adding the storage nodes".to_owned()).await;
     }
 
     /// Storage node `i`'s data directory.
