@@ -164,7 +164,7 @@ pub use tenants::{NodeShards, TENANTS_DIR, TenantStorages};
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
-use crate::metrics::Metrics;
+use crate::metrics::ProcessShared;
 use crate::shard::{Shard, unix_nanos};
 
 /// How often retention looks for expired hour partitions.
@@ -228,7 +228,8 @@ pub struct Storage {
     wal: WalPlacement,
     /// Where flushed data is kept besides the data directory, if anywhere.
     bucket: Option<Bucket>,
-    metrics: Metrics,
+    /// Metrics and the compaction slot, shared with the other tenants' storages.
+    process: ProcessShared,
     /// Indexed by shard ID; `None` for shards this node does not hold.
     open: parking_lot::RwLock<Vec<Option<Arc<OpenShard>>>>,
     /// Serializes acquire, release and close.
@@ -275,16 +276,16 @@ impl Storage {
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
-        Self::open_with_metrics(config, shard_ids, wal, Metrics::register(registry), shutdown).await
+        Self::open_shared(config, shard_ids, wal, ProcessShared::register(registry), shutdown).await
     }
 
-    /// As [`Storage::open_shards`], counting into `metrics` (shared by the
-    /// storages of several tenants).
-    pub(crate) async fn open_with_metrics(
+    /// As [`Storage::open_shards`], sharing metrics and the compaction slot
+    /// with the storages of the process's other tenants.
+    pub(crate) async fn open_shared(
         mut config: StorageConfig,
         shard_ids: &[usize],
         wal: WalPlacement,
-        metrics: Metrics,
+        process: ProcessShared,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
@@ -316,7 +317,7 @@ impl Storage {
             retention: config.retention,
             open: parking_lot::RwLock::new(vec![None; config.shards]),
             changes: tokio::sync::Mutex::new(()),
-            metrics,
+            process,
             config,
             wal,
             bucket,
@@ -377,7 +378,7 @@ impl Storage {
         }
         let started = Instant::now();
         let open = |signal: Signal| {
-            Shard::open(id, signal, &self.config, self.bucket.as_ref(), self.wal, self.metrics.signal(signal))
+            Shard::open(id, signal, &self.config, self.bucket.as_ref(), self.wal, self.process.metrics.signal(signal))
         };
         let mut signals: Vec<Arc<Shard>> = Vec::with_capacity(Signal::ALL.len());
         for signal in Signal::ALL {
@@ -662,6 +663,7 @@ impl Storage {
                     if stop.is_cancelled() || signal.is_fenced() {
                         return;
                     }
+                    let _slot = self.process.compaction_slot().await;
                     match signal.compact(&self.config.compaction, stop).await {
                         Ok(Some(_)) => {}
                         Ok(None) => break,
@@ -686,7 +688,11 @@ impl Storage {
         let mut merges = 0;
         for shard in self.open_shards_now() {
             for signal in shard.all() {
-                while !signal.is_fenced() && signal.compact(&self.config.compaction, &stop).await?.is_some() {
+                loop {
+                    let _slot = self.process.compaction_slot().await;
+                    if signal.is_fenced() || signal.compact(&self.config.compaction, &stop).await?.is_none() {
+                        break;
+                    }
                     merges += 1;
                 }
                 signal.delete_retired(Some(Instant::now())).await;

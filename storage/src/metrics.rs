@@ -190,3 +190,24 @@ impl SignalMetrics {
 pub(crate) fn gauge_value(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
+
+/// What the storages of one process's tenants share: the metric families
+/// (summed over tenants) and the one compaction that runs at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct ProcessShared {
+    pub(crate) metrics: Metrics,
+    /// One permit: compactions of every tenant take turns, so their memory
+    /// stays within one `storage.compaction.memory_bytes`.
+    compactions: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl ProcessShared {
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        Self { metrics: Metrics::register(registry), compactions: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) }
+    }
+
+    /// Waits for the turn to run one merge.
+    pub(crate) async fn compaction_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.compactions.acquire().await.expect("the compaction semaphore is never closed")
+    }
+}

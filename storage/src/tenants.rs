@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 
 use crate::bucket::Bucket;
 use crate::error::{IoContext, closed_write_error};
-use crate::metrics::Metrics;
+use crate::metrics::ProcessShared;
 use crate::{Storage, StorageConfig, StorageError, WalPlacement};
 
 /// The directory (and object-store prefix) below the root that holds the
@@ -58,7 +58,7 @@ pub struct TenantStorages {
     /// The root of the object store, to find tenants there.
     bucket: Option<Bucket>,
     draining: AtomicBool,
-    metrics: Metrics,
+    process: ProcessShared,
     shutdown: CancellationToken,
     open: parking_lot::RwLock<BTreeMap<Arc<str>, Arc<Storage>>>,
     /// Held while a tenant is opened or everything closed, so each tenant
@@ -105,7 +105,7 @@ impl TenantStorages {
             None => None,
         };
         let tenants = Arc::new(Self {
-            metrics: Metrics::register(registry),
+            process: ProcessShared::register(registry),
             config,
             node,
             bucket,
@@ -185,14 +185,9 @@ impl TenantStorages {
         let config = self.tenant_config(tenant);
         let data_dir = config.data_dir.clone();
         let shards = (self.node.owned)();
-        let storage = Storage::open_with_metrics(
-            config,
-            &shards,
-            self.node.wal,
-            self.metrics.clone(),
-            self.shutdown.child_token(),
-        )
-        .await?;
+        let storage =
+            Storage::open_shared(config, &shards, self.node.wal, self.process.clone(), self.shutdown.child_token())
+                .await?;
         if self.is_draining() {
             storage.start_draining();
         }
