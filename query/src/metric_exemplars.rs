@@ -7,12 +7,12 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::logical_expr::{col, lit};
 use serde::Serialize;
 use skein_model::metrics::col as metric_col;
 
 use crate::engine::METRICS_TABLE;
-use crate::params::{Params, now_ns, parse_time, timestamp};
+use crate::metrics_api::{LabelMatcher, Start, point_filter};
+use crate::params::{Params, now_ns, parse_time};
 use crate::tenancy::TenantState;
 use crate::trace_outline::cast_column;
 use crate::{QueryEngine, QueryError};
@@ -33,21 +33,21 @@ pub struct Exemplar {
 }
 
 impl QueryEngine {
-    /// Exemplars of `metric`'s points in `[start_ns, end_ns]`, oldest first,
-    /// at most `limit`; true when there were more.
+    /// Exemplars of the points of `metric`'s series that `matchers` select
+    /// in `[start_ns, end_ns]`, oldest first, at most `limit`; true when
+    /// there were more.
     pub async fn metric_exemplars(
         &self,
         metric: &str,
+        matchers: &[LabelMatcher],
         start_ns: i64,
         end_ns: i64,
         limit: usize,
     ) -> Result<(Vec<Exemplar>, bool), QueryError> {
         self.limited(async {
             let ctx = self.session()?;
-            let filter = col(metric_col::METRIC_NAME)
-                .eq(lit(metric))
-                .and(col(metric_col::TIME).gt_eq(timestamp(start_ns)))
-                .and(col(metric_col::TIME).lt_eq(timestamp(end_ns)));
+            let filter = point_filter(Some(metric), matchers, Some(Start::Inclusive(start_ns)), Some(end_ns))
+                .expect("a metric name is a filter");
             let frame = ctx
                 .table(METRICS_TABLE)
                 .await
@@ -124,7 +124,8 @@ pub(crate) async fn get_exemplars(TenantState(state): TenantState, Path(name): P
     state
         .observe("metric_exemplars", async {
             let params = Params::from_uri(&uri)?;
-            params.only(&["start", "end", "limit"])?;
+            params.only(&["start", "end", "limit", "match", "match[]"])?;
+            let matchers = LabelMatcher::all(&params)?;
             let end = params.single("end")?.map(|v| parse_time("end", v)).transpose()?.unwrap_or_else(now_ns);
             let start =
                 params.single("start")?.map(|v| parse_time("start", v)).transpose()?.unwrap_or(end - DEFAULT_RANGE_NS);
@@ -134,7 +135,7 @@ pub(crate) async fn get_exemplars(TenantState(state): TenantState, Path(name): P
                     QueryError::InvalidRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}, got {text:?}"))
                 })?,
             };
-            let (exemplars, truncated) = state.engine.metric_exemplars(&name, start, end, limit).await?;
+            let (exemplars, truncated) = state.engine.metric_exemplars(&name, &matchers, start, end, limit).await?;
             Ok(axum::Json(serde_json::json!({ "exemplars": exemplars, "truncated": truncated })).into_response())
         })
         .await
@@ -159,6 +160,25 @@ mod tests {
             assert!(e["time_ms"].as_f64().is_some() && e["series_id"].as_str().is_some(), "{e}");
         }
         let (status, _, _) = get(&format!("/api/v1/metrics/http.server.duration/exemplars?{range}&limit=0")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // Label matchers select series, as query_range's do.
+        let series_of = |json: &Value| -> std::collections::BTreeSet<String> {
+            json["exemplars"].as_array().expect("exemplars").iter().map(|e| e["series_id"].to_string()).collect()
+        };
+        let all = series_of(&json);
+        assert!(all.len() >= 2, "the fixture has exemplars in several series: {json}");
+        let mut narrowed = std::collections::BTreeSet::new();
+        for matcher in ["host.name=host-a", "host.name!=host-a"] {
+            let uri = format!("/api/v1/metrics/http.server.duration/exemplars?{range}&match={matcher}");
+            let (status, _, body) = get(&uri).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            let some = series_of(&serde_json::from_slice(&body).expect("json"));
+            assert!(some.len() < all.len(), "{matcher} selects fewer series: {some:?} of {all:?}");
+            narrowed.extend(some);
+        }
+        assert_eq!(narrowed, all, "a matcher and its negation select every series between them");
+        let (status, _, _) = get(&format!("/api/v1/metrics/http.server.duration/exemplars?{range}&match=oops")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }

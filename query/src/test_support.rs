@@ -353,9 +353,22 @@ fn ints(values: &[i64]) -> Vec<Number> {
     values.iter().map(|v| Number::AsInt(*v)).collect()
 }
 
-/// A cumulative `http.server.duration` point of `/cart` (bounds 10, 50, 100, 500 ms).
+/// A cumulative `http.server.duration` point of `/cart` (bounds 10, 50, 100,
+/// 500 ms); the one at 60 s carries an exemplar of the slowest request.
 fn duration_point(t: i64, counts: [u64; 5], min: f64, max: f64) -> HistogramDataPoint {
+    let exemplars = if t == 60 {
+        vec![opentelemetry_proto::tonic::metrics::v1::Exemplar {
+            time_unix_nano: at(t - 1),
+            trace_id: vec![0x60; 16],
+            span_id: vec![max as u8; 8],
+            value: Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(max)),
+            ..Default::default()
+        }]
+    } else {
+        Vec::new()
+    };
     HistogramDataPoint {
+        exemplars,
         attributes: vec![text("http.route", "/cart")],
         start_time_unix_nano: at(-10),
         time_unix_nano: at(t),
@@ -381,7 +394,8 @@ const DELTA: i32 = 1;
 /// - `http.server.duration` (cumulative histogram, ms, bounds 10 50 100
 ///   500, `/cart`): at 0, 30, 60 s host-a 0 / [10,20,10,0,0] /
 ///   [20,40,30,10,0] (min 2, max 400), host-b 0 / [5,5,0,0,0] /
-///   [10,10,0,0,0] (min 1, max 45).
+///   [10,10,0,0,0] (min 1, max 45); the 60 s points carry an exemplar of
+///   their max.
 /// - `queue.processed` (delta int sum, host-c): 5 10 0 20 at 10..40 s.
 /// - `rpc.duration` (delta exponential histogram, host-c): at 30 s scale 1,
 ///   one value in each of (1,√2] (√2,2] (2,2√2] (2√2,4], one zero, one in

@@ -59,8 +59,26 @@ test('metrics: catalog, quantile chart with exemplars, series labels', () =>
     await page.getByLabel('Group by').selectOption('http.route');
     await page.waitForURL(/group=http\.route/);
     await chart.getByText(/http\.route=\/cart/).first().waitFor();
-    await page.getByRole('table', { name: 'Series' }).getByText('service.name=shop').first().waitFor();
+    const seriesTable = page.getByRole('table', { name: 'Series' });
+    await seriesTable.getByText('service.name=shop').first().waitFor();
     await screenshot(page, 'metrics');
+
+    // A label of the series list narrows the chart, its exemplars and the
+    // list to the series with it; clearing the matchers brings them back.
+    const rows = seriesTable.getByRole('row');
+    const before = await rows.count();
+    const chip = seriesTable.getByRole('button', { name: /^http\.route=/ }).first();
+    const label = await chip.innerText();
+    await chip.click();
+    await page.waitForURL(/match=http\.route/);
+    assert.equal(await page.getByLabel('Label matchers').inputValue(), label);
+    await seriesTable.getByRole('button', { name: label }).first().waitFor();
+    const narrowed = await rows.count();
+    assert.ok(narrowed > 0 && narrowed <= before, `${narrowed} of ${before} series`);
+    assert.equal(await seriesTable.getByRole('button', { name: /^http\.route=/ }).filter({ hasNotText: label }).count(), 0);
+    await page.getByLabel('Label matchers').fill('');
+    await page.getByLabel('Label matchers').press('Enter');
+    await page.waitForURL((url) => !url.searchParams.has('match'));
 
     // An exemplar opens its span; that trace was never exported, so the
     // server's message is shown instead of a blank page.

@@ -45,7 +45,7 @@ impl LabelMatcher {
     }
 
     /// All `match` (and Prometheus-style `match[]`) parameters.
-    fn all(params: &Params) -> Result<Vec<Self>, QueryError> {
+    pub(crate) fn all(params: &Params) -> Result<Vec<Self>, QueryError> {
         params.all("match").chain(params.all("match[]")).map(Self::parse).collect()
     }
 }

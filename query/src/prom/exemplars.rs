@@ -67,7 +67,7 @@ pub(crate) async fn query_exemplars(
     let metrics: BTreeSet<&String> = series.keys().map(|(metric, _)| metric).collect();
     let mut grouped: BTreeMap<PromLabels, Vec<JsonValue>> = BTreeMap::new();
     for metric in metrics {
-        let (exemplars, truncated) = engine.metric_exemplars(metric, start, end, limit).await?;
+        let (exemplars, truncated) = engine.metric_exemplars(metric, &[], start, end, limit).await?;
         if truncated {
             return Err(QueryError::TooMuchData { what: "exemplars", limit, key: "metrics_max_points" });
         }

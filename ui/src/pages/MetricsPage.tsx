@@ -61,7 +61,12 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
   const aggregation = aggregations.includes(get('agg')) ? get('agg') : aggregations[0];
   const quantile = get('q', '0.95');
   const groupBy = get('group');
-  const seriesPath = `/api/v1/metrics/${encodeURIComponent(metric.name)}/series` + query({ start, end, limit: '200' });
+  // Label matchers (`label=value`, `label!=value`), comma-separated in the
+  // URL; the chart, its exemplars and the series list all use them.
+  const matchText = get('match');
+  const matchers = useMemo(() => parseMatchers(matchText), [matchText]);
+  const seriesPath =
+    `/api/v1/metrics/${encodeURIComponent(metric.name)}/series` + query({ start, end, limit: '200', match: matchers });
   const series = useApi(seriesPath, (signal) => getJson<{ series: SeriesInfo[]; truncated?: boolean }>(seriesPath, signal));
   const labels = series.state === 'done' ? labelNames(series.data.series) : [];
   const rangePath =
@@ -71,12 +76,16 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
       aggregation,
       quantile: aggregation === 'quantile' ? quantile : undefined,
       group_by: groupBy || undefined,
+      match: matchers,
       start,
       end,
     });
   const range = useApi(rangePath, (signal) => getJson<RangeResponse>(rangePath, signal));
   const bounds = useMemo(() => [Date.parse(start) / 1000, Date.parse(end) / 1000] as [number, number], [start, end]);
-  const exemplarPath = `/api/v1/metrics/${encodeURIComponent(metric.name)}/exemplars` + query({ start, end });
+  const exemplarPath =
+    `/api/v1/metrics/${encodeURIComponent(metric.name)}/exemplars` + query({ start, end, match: matchers });
+  const addMatcher = (matcher: string) =>
+    set({ match: matchers.includes(matcher) ? matchText : [...matchers, matcher].join(', ') });
   const exemplars = useApi(exemplarPath, (signal) => getJson<{ exemplars: Exemplar[] }>(exemplarPath, signal));
 
   return (
@@ -104,6 +113,7 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
             </select>
           </label>
         )}
+        <MatcherInput key={matchText} text={matchText} onChange={(text) => set({ match: text })} />
         <label>
           Group by{' '}
           <select aria-label="Group by" value={groupBy} onChange={(e) => set({ group: e.target.value })}>
@@ -134,9 +144,15 @@ function MetricView({ metric, start, end }: { metric: MetricInfo; start: string;
                 <td className="mono">{s.series_id}</td>
                 <td className="labels">
                   {Object.entries(s.labels).map(([k, v]) => (
-                    <span key={k} className="label-chip">
+                    <button
+                      type="button"
+                      key={k}
+                      className="label-chip"
+                      title="Show only series with this label"
+                      onClick={() => addMatcher(`${k}=${v}`)}
+                    >
                       {k}={v}
-                    </span>
+                    </button>
                   ))}
                 </td>
               </tr>
@@ -224,5 +240,38 @@ function RangeChart({ range, exemplars, bounds }: { range: RangeResponse; exempl
         </details>
       )}
     </div>
+  );
+}
+
+/** The matchers of a comma-separated `label=value, label!=value` text. */
+export function parseMatchers(text: string): string[] {
+  return text
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
+}
+
+/** The label matchers, applied on Enter or when the field is left. */
+function MatcherInput({ text, onChange }: { text: string; onChange: (text: string) => void }) {
+  const [draft, setDraft] = useState(text);
+  const apply = () => {
+    const normalized = parseMatchers(draft).join(', ');
+    if (normalized !== text) onChange(normalized);
+  };
+  return (
+    <label>
+      Match{' '}
+      <input
+        aria-label="Label matchers"
+        placeholder="label=value, label!=value"
+        value={draft}
+        size={32}
+        onChange={(e) => setDraft(e.target.value)}
+        onBlur={apply}
+        onKeyDown={(e) => {
+          if (e.key === 'Enter') apply();
+        }}
+      />
+    </label>
   );
 }
