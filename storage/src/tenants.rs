@@ -135,7 +135,9 @@ impl TenantStorages {
                 warn!(tenant, "not a tenant's directory, left alone");
                 continue;
             }
-            self.get(&tenant).await?;
+            // Tenants with data are opened past max_tenants: their WALs
+            // hold acknowledged rows, and the limit is on new tenants.
+            self.open_tenant(&tenant, false).await?;
         }
         Ok(())
     }
@@ -165,8 +167,13 @@ impl TenantStorages {
         Arc::clone(open.get(DEFAULT_TENANT).expect("the default tenant is opened first"))
     }
 
-    /// The storage of `tenant`, opened (and created) on first use.
+    /// The storage of `tenant`, opened (and created) on first use; a new
+    /// tenant past `storage.max_tenants` is refused.
     pub async fn get(&self, tenant: &str) -> Result<Arc<Storage>, StorageError> {
+        self.open_tenant(tenant, true).await
+    }
+
+    async fn open_tenant(&self, tenant: &str, within_limit: bool) -> Result<Arc<Storage>, StorageError> {
         if let Some(storage) = self.open.read().get(tenant) {
             return Ok(Arc::clone(storage));
         }
@@ -179,7 +186,7 @@ impl TenantStorages {
             return Ok(Arc::clone(storage));
         }
         let opened = self.open.read().len();
-        if opened >= self.config.max_tenants {
+        if within_limit && opened >= self.config.max_tenants {
             return Err(StorageError::TooManyTenants { tenant: tenant.to_owned(), limit: self.config.max_tenants });
         }
         let config = self.tenant_config(tenant);

@@ -87,5 +87,16 @@ async fn tenants_past_the_limit_are_refused_and_retention_is_per_tenant() {
     assert!(!dir.path().join(TENANTS_DIR).join("third").exists(), "nothing is created for a refused tenant");
     let bad = tenants.get("../escape").await.expect_err("not a tenant name");
     assert!(bad.to_string().contains("must be 1 to 64 characters"), "{bad}");
+    write(&tenants, "short", 1, 2).await;
+    tenants.close().await.expect("closes");
+
+    // A lower limit later still opens every tenant that has data (their
+    // WALs hold acknowledged rows); only new tenants are refused.
+    let config = StorageConfig { max_tenants: 1, ..quiet_config(dir.path()) };
+    let tenants = open_tenants(config).await;
+    let opened: Vec<String> = tenants.opened().into_iter().map(|(name, _)| name.to_string()).collect();
+    assert_eq!(opened, ["default", "short"]);
+    assert_eq!(all_records(&tenants.get("short").await.expect("short")).await.len(), 2);
+    assert!(tenants.writer("fourth").await.is_err(), "a new tenant is past the limit");
     tenants.close().await.expect("closes");
 }
