@@ -17,6 +17,11 @@ use skein_model::security::{DEFAULT_TENANT, RequestTenant};
 use crate::server::AppState;
 use crate::{QueryConfig, QueryEngine, QueryError, Tables};
 
+/// Engines kept at most; past it one is dropped (an engine is cheap to
+/// build again), so tenants named by `X-Scope-OrgID` cannot grow the cache
+/// without bound on a query node, where no storage limit stops them.
+const MAX_CACHED_ENGINES: usize = 256;
+
 /// Where each tenant's shard tables come from.
 #[async_trait]
 pub trait TenantTables: Send + Sync + 'static {
@@ -56,6 +61,12 @@ impl TenantEngines {
                     return Ok(Arc::clone(engine));
                 }
                 let engine = Arc::new(QueryEngine::new(config, tables.tables(tenant).await?)?);
+                if engines.len() >= MAX_CACHED_ENGINES
+                    && let Some(evicted) = engines.keys().find(|t| &***t != DEFAULT_TENANT).cloned()
+                {
+                    // Queries running on it keep their Arc and finish.
+                    engines.remove(&evicted);
+                }
                 engines.insert(Arc::from(tenant), Arc::clone(&engine));
                 Ok(engine)
             }
@@ -118,6 +129,33 @@ mod tests {
                 }),
             }
         }
+    }
+
+    /// Every tenant has the test tables.
+    struct AnyTenant;
+
+    #[async_trait]
+    impl TenantTables for AnyTenant {
+        async fn tables(&self, _tenant: &str) -> Result<Tables, QueryError> {
+            Ok(mem_tables())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_engine_cache_stays_bounded_and_keeps_the_default_tenant() {
+        let engines = TenantEngines::PerTenant {
+            tables: Arc::new(AnyTenant),
+            config: Arc::new(crate::test_support::test_config()),
+            engines: tokio::sync::Mutex::new(HashMap::new()),
+        };
+        let default = engines.engine(DEFAULT_TENANT).await.expect("default");
+        for n in 0..MAX_CACHED_ENGINES + 20 {
+            engines.engine(&format!("t{n}")).await.expect("engine");
+        }
+        let TenantEngines::PerTenant { engines: cache, .. } = &engines else { unreachable!() };
+        let cache = cache.lock().await;
+        assert_eq!(cache.len(), MAX_CACHED_ENGINES);
+        assert!(Arc::ptr_eq(&cache[DEFAULT_TENANT], &default), "the default tenant's engine is kept");
     }
 
     async fn count(router: &axum::Router, org_id: Option<&str>) -> (StatusCode, serde_json::Value) {
