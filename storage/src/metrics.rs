@@ -196,6 +196,8 @@ pub(crate) fn gauge_value(bytes: u64) -> i64 {
 #[derive(Debug, Clone)]
 pub(crate) struct ProcessShared {
     pub(crate) metrics: Metrics,
+    /// Tenants whose storage is open.
+    pub(crate) tenants: Gauge,
     /// One permit: compactions of every tenant take turns, so their memory
     /// stays within one `storage.compaction.memory_bytes`.
     compactions: std::sync::Arc<tokio::sync::Semaphore>,
@@ -203,7 +205,10 @@ pub(crate) struct ProcessShared {
 
 impl ProcessShared {
     pub(crate) fn register(registry: &mut Registry) -> Self {
-        Self { metrics: Metrics::register(registry), compactions: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) }
+        let tenants = Gauge::default();
+        registry.register("skein_storage_tenants", "Tenants whose storage is open in this process", tenants.clone());
+        let metrics = Metrics::register(registry);
+        Self { metrics, tenants, compactions: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) }
     }
 
     /// Waits for the turn to run one merge.

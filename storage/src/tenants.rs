@@ -199,7 +199,12 @@ impl TenantStorages {
             storage.start_draining();
         }
         info!(tenant, data_dir = %data_dir.display(), shards = shards.len(), "tenant storage open");
-        self.open.write().insert(Arc::from(tenant), Arc::clone(&storage));
+        let tenants = {
+            let mut open = self.open.write();
+            open.insert(Arc::from(tenant), Arc::clone(&storage));
+            open.len()
+        };
+        self.process.tenants.set(i64::try_from(tenants).unwrap_or(i64::MAX));
         Ok(storage)
     }
 

@@ -126,6 +126,17 @@ async fn assert_sees_only(node: &TestNode, who: As<'_>, service: &str, spans: i6
     assert_eq!(status, 200, "{found}");
     assert!(!found["traces"].as_array().expect("traces").is_empty(), "{found}");
     assert!(!shows_other(&found), "{found}");
+
+    // The compatibility APIs go through the same per-tenant engine: what
+    // Grafana's Tempo data source and the Jaeger UI ask for.
+    for path in [format!("/api/traces/{SHARED_TRACE}"), format!("/jaeger/api/traces/{SHARED_TRACE}")] {
+        let (status, trace) = get(node, who, &path).await;
+        assert_eq!(status, 200, "{path}: {trace}");
+        assert!(trace.to_string().contains(service) && !shows_other(&trace), "{path}: {trace}");
+    }
+    let (status, services) = get(node, who, "/jaeger/api/services").await;
+    assert_eq!(status, 200, "{services}");
+    assert!(services.to_string().contains(service) && !shows_other(&services), "{services}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

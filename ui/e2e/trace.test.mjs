@@ -76,18 +76,20 @@ test('search, open a trace, follow a span link, expand, back', () =>
       `/trace/${data.linkedFrom.traceId}?span=${data.linkedFrom.spanId}`,
     );
 
-    // Collapse the root's subtree, then expand it again.
+    // Collapse the root's subtree, then expand it again. Counts are waited
+    // for: the tree re-renders after the click, not during it.
     const rows = page.getByRole('treeitem');
-    assert.equal(await rows.count(), 4);
+    const rowsAre = (n) => page.waitForFunction((n) => document.querySelectorAll('[role="treeitem"]').length === n, n);
+    await rowsAre(4);
     await target.getByRole('button', { name: 'Collapse' }).click();
-    assert.equal(await rows.count(), 1);
+    await rowsAre(1);
     // Collapsed subtrees are kept in the URL: a reload shows the same tree.
     assert.match(page.url(), new RegExp(`toggled=${data.linkTarget.spanId}`));
     await page.reload();
     await target.getByRole('button', { name: /Expand 2 children/ }).waitFor();
     assert.equal(await rows.count(), 1);
     await target.getByRole('button', { name: /Expand 2 children/ }).click();
-    assert.equal(await rows.count(), 4);
+    await rowsAre(4);
 
     // Open the failing span: its status and exception event are shown.
     await page.getByRole('treeitem', { name: /charge card/ }).click();

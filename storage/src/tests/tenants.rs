@@ -14,7 +14,11 @@ use super::{BASE_NS, all_records, batch_of, crash, quiet_config, trace_spans};
 use crate::{StorageConfig, TENANTS_DIR, TenantConfig, TenantStorages};
 
 async fn open_tenants(config: StorageConfig) -> Arc<TenantStorages> {
-    TenantStorages::open(config, &mut Registry::default(), CancellationToken::new()).await.expect("tenants open")
+    open_tenants_in(config, &mut Registry::default()).await
+}
+
+async fn open_tenants_in(config: StorageConfig, registry: &mut Registry) -> Arc<TenantStorages> {
+    TenantStorages::open(config, registry, CancellationToken::new()).await.expect("tenants open")
 }
 
 async fn write(tenants: &TenantStorages, tenant: &str, trace: u32, spans: u32) {
@@ -53,9 +57,13 @@ async fn each_tenant_reads_only_its_own_rows_and_gets_them_back_after_a_crash() 
         crash(storage).await;
     }
     drop(tenants);
-    let tenants = open_tenants(quiet_config(dir.path())).await;
+    let mut registry = Registry::default();
+    let tenants = open_tenants_in(quiet_config(dir.path()), &mut registry).await;
     let opened: Vec<String> = tenants.opened().into_iter().map(|(name, _)| name.to_string()).collect();
     assert_eq!(opened, ["acme", "default", "globex"]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    assert!(text.contains("skein_storage_tenants 3\n"), "{text}");
     for (tenant, spans) in [(DEFAULT_TENANT, 2), ("acme", 3), ("globex", 4)] {
         assert_eq!(all_records(&tenants.get(tenant).await.expect("open")).await.len(), spans, "{tenant}");
     }
