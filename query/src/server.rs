@@ -107,7 +107,7 @@ impl AppState {
         let engines = TenantEngines::PerTenant {
             tables,
             config: Arc::new(config.clone()),
-            engines: tokio::sync::Mutex::new(Default::default()),
+            engines: parking_lot::Mutex::new(Default::default()),
         };
         let engine = engines.engine(DEFAULT_TENANT).await?;
         Ok(Self::new(config, engines, engine, registry, topology, local_addr))
@@ -254,7 +254,7 @@ impl QueryServer {
                 shutdown.cancelled().await;
                 info!("query service stopping");
                 state.process.serving.store(false, Ordering::SeqCst);
-                state.process.engines.shutdown().await;
+                state.process.engines.shutdown();
             }
         };
         info!(

@@ -38,7 +38,9 @@ pub(crate) enum TenantEngines {
     PerTenant {
         tables: Arc<dyn TenantTables>,
         config: Arc<QueryConfig>,
-        engines: tokio::sync::Mutex<HashMap<Arc<str>, Arc<QueryEngine>>>,
+        /// Never held across an await: opening a tenant's storage (a WAL
+        /// replay) must not hold up the requests of the others.
+        engines: parking_lot::Mutex<HashMap<Arc<str>, Arc<QueryEngine>>>,
     },
 }
 
@@ -56,11 +58,15 @@ impl TenantEngines {
         match self {
             TenantEngines::Single(engine) => Ok(Arc::clone(engine)),
             TenantEngines::PerTenant { tables, config, engines } => {
-                let mut engines = engines.lock().await;
-                if let Some(engine) = engines.get(tenant) {
+                if let Some(engine) = engines.lock().get(tenant) {
                     return Ok(Arc::clone(engine));
                 }
                 let engine = Arc::new(QueryEngine::new(config, tables.tables(tenant).await?)?);
+                let mut engines = engines.lock();
+                // Another request may have built one meanwhile: keep the first.
+                if let Some(built) = engines.get(tenant) {
+                    return Ok(Arc::clone(built));
+                }
                 if engines.len() >= MAX_CACHED_ENGINES
                     && let Some(evicted) = engines.keys().find(|t| &***t != DEFAULT_TENANT).cloned()
                 {
@@ -74,10 +80,10 @@ impl TenantEngines {
     }
 
     /// Stops the running queries of every tenant.
-    pub(crate) async fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         match self {
             TenantEngines::Single(engine) => engine.shutdown(),
-            TenantEngines::PerTenant { engines, .. } => engines.lock().await.values().for_each(|e| e.shutdown()),
+            TenantEngines::PerTenant { engines, .. } => engines.lock().values().for_each(|e| e.shutdown()),
         }
     }
 }
@@ -146,14 +152,14 @@ mod tests {
         let engines = TenantEngines::PerTenant {
             tables: Arc::new(AnyTenant),
             config: Arc::new(crate::test_support::test_config()),
-            engines: tokio::sync::Mutex::new(HashMap::new()),
+            engines: parking_lot::Mutex::new(HashMap::new()),
         };
         let default = engines.engine(DEFAULT_TENANT).await.expect("default");
         for n in 0..MAX_CACHED_ENGINES + 20 {
             engines.engine(&format!("t{n}")).await.expect("engine");
         }
         let TenantEngines::PerTenant { engines: cache, .. } = &engines else { unreachable!() };
-        let cache = cache.lock().await;
+        let cache = cache.lock();
         assert_eq!(cache.len(), MAX_CACHED_ENGINES);
         assert!(Arc::ptr_eq(&cache[DEFAULT_TENANT], &default), "the default tenant's engine is kept");
     }

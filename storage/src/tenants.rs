@@ -157,8 +157,7 @@ impl TenantStorages {
 
     /// Buffered bytes of `shard` over every tenant (`None`: not held here).
     pub fn unflushed_bytes(&self, shard: usize) -> Option<u64> {
-        let held: Vec<u64> = self.opened().iter().filter_map(|(_, storage)| storage.unflushed_bytes(shard)).collect();
-        (!held.is_empty()).then(|| held.iter().sum())
+        self.open.read().values().filter_map(|storage| storage.unflushed_bytes(shard)).reduce(|a, b| a + b)
     }
 
     /// The storage of `default`: all data of a single-tenant Skein.
