@@ -99,11 +99,20 @@ impl CollectorServer {
         self.http_addr
     }
 
+    /// The OTLP/HTTP routes with this server's ingest path, limits and
+    /// security, without a listener: for serving them in-process (the fuzz
+    /// targets drive requests through it).
+    pub fn http_router(&self) -> Result<Router, CollectorError> {
+        Ok(crate::http::router(Arc::clone(&self.ingest), &self.config, &self.security)?
+            .merge(self.extra_routes.clone()))
+    }
+
     /// Serves until `shutdown` is cancelled, then stops accepting and lets
     /// in-flight requests finish. If either receiver fails, the other is
     /// stopped too and the failure returned.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
         let stop = shutdown.child_token();
+        let router = self.http_router()?;
         let max_request_bytes = self.config.max_request_bytes;
 
         let (tls, first_bytes_timeout) = (self.security.tls.clone(), self.config.header_read_timeout);
@@ -131,8 +140,6 @@ impl CollectorServer {
             .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stop.clone().cancelled_owned());
         let grpc = async { grpc.await.map_err(|e| CollectorError::Serve { what: "OTLP/gRPC", reason: e.to_string() }) };
 
-        let router =
-            crate::http::router(Arc::clone(&self.ingest), &self.config, &self.security)?.merge(self.extra_routes);
         let http = async {
             crate::http_serve::serve(http_incoming, router, self.config.header_read_timeout, stop.clone()).await;
             Ok(())

@@ -170,6 +170,9 @@ fn resource_spans<'a>(bytes: &'a [u8], view: &mut TracesView<'a>) -> Result<()> 
             match field {
                 1 => view.attrs.push(key_value(wire.bytes()?)?),
                 2 => out.dropped_attrs = wire.varint()? as u32,
+                // Entity references: unused here, but prost checks them
+                // (UTF-8 strings), so it decodes such a request.
+                3 => return Err(Unsupported),
                 _ => {}
             }
             Ok(())
@@ -301,6 +304,11 @@ pub(crate) fn key_value(bytes: &[u8]) -> Result<AttrRef<'_>> {
         match field {
             1 => key = wire.str()?,
             2 => once(&mut value, wire)?,
+            // `key_strindex` (profiles' string table): unused, but prost
+            // refuses it with another wire type, and so must this reader.
+            3 => {
+                wire.varint()?;
+            }
             _ => {}
         }
         Ok(())
@@ -501,5 +509,41 @@ mod equivalence_tests {
         let truncated = &sample_request().encode_to_vec()[..40];
         let error = spans_to_arrow_from_protobuf(truncated, &ConvertLimits::default(), 1).expect_err("refused");
         assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+    }
+
+    /// Found by fuzzing: fields this reader does not use, but prost knows,
+    /// are refused (or decoded) as prost does.
+    #[test]
+    fn fields_prost_knows_are_checked_as_prost_does() {
+        let request = sample_request();
+        let wrap_span = |span: &[u8]| {
+            let (mut scope_spans, mut rs, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+            field(&mut scope_spans, 2, span);
+            field(&mut rs, 2, &scope_spans);
+            field(&mut bytes, 1, &rs);
+            bytes
+        };
+        // KeyValue.key_strindex (3) is an int32: length-delimited is an error.
+        let mut attribute = Vec::new();
+        field(&mut attribute, 1, b"k");
+        field(&mut attribute, 3, b"not a varint");
+        let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+        field(&mut span, 9, &attribute);
+        let bytes = wrap_span(&span);
+        assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_err());
+        let error = spans_to_arrow_from_protobuf(&bytes, &ConvertLimits::default(), 1).expect_err("refused");
+        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+
+        // Resource.entity_refs (3): prost decodes (and checks) them.
+        let mut entity = Vec::new();
+        field(&mut entity, 2, b"service");
+        let mut resource = request.resource_spans[0].resource.as_ref().expect("resource").encode_to_vec();
+        field(&mut resource, 3, &entity);
+        let mut rs = Vec::new();
+        field(&mut rs, 1, &resource);
+        let mut bytes = Vec::new();
+        field(&mut bytes, 1, &rs);
+        assert_eq!(traces_view(&bytes).err(), Some(Unsupported));
+        assert_same(&bytes, &ConvertLimits::default(), 1);
     }
 }

@@ -9,6 +9,8 @@
 //! catches writes hidden inside queries (`SELECT ... INTO`) and any table
 //! function able to read files or URLs.
 
+use std::collections::HashSet;
+
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::cte_worktable::CteWorkTable;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -61,6 +63,7 @@ pub(crate) async fn plan_read_only(
         .verify_plan(&plan)
         .map_err(|e| QueryError::Refused(format!("{READ_ONLY}: {}", e.find_root().message())))?;
     check_tables(&plan)?;
+    check_no_parameters(plan.get_parameter_names().map_err(df_error)?)?;
     ctx.execute_logical_plan(plan).await.map_err(df_error)
 }
 
@@ -131,6 +134,21 @@ fn check_tables(plan: &LogicalPlan) -> Result<(), QueryError> {
     }
 }
 
+/// Placeholders (`$1`, `:name`) have no values over HTTP; without this
+/// check they fail only at execution, as an internal error (found by
+/// fuzzing).
+fn check_no_parameters(names: HashSet<String>) -> Result<(), QueryError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    Err(QueryError::InvalidRequest(format!(
+        "query parameters are not supported (found {}): write the values into the SQL",
+        names.join(", ")
+    )))
+}
+
 fn allowed_scan(scan: &TableScan) -> bool {
     let table = &scan.table_name;
     if table.schema() == Some("information_schema") {
@@ -159,6 +177,20 @@ mod tests {
         match engine().sql(sql).await {
             Err(err @ QueryError::Refused(_)) => err.to_string(),
             other => panic!("{sql}: expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Found by fuzzing: a placeholder used to fail at execution, as a 500.
+    #[tokio::test]
+    async fn refuses_query_parameters_as_bad_requests() {
+        for (sql, names) in [
+            ("SELECT * FROM spans WHERE :start_time > now()", ":start_time"),
+            ("SELECT $2, name FROM spans WHERE duration_ns > $1", "$1, $2"),
+        ] {
+            match engine().sql(sql).await {
+                Err(QueryError::InvalidRequest(message)) => assert!(message.contains(names), "{sql}: {message}"),
+                other => panic!("{sql}: expected a bad request, got {other:?}"),
+            }
         }
     }
 

@@ -235,6 +235,13 @@ impl QueryServer {
         self.local_addr
     }
 
+    /// The HTTP API and UI routes over this server's engines, limits and
+    /// security, without a listener: for serving them in-process (the fuzz
+    /// targets drive requests through it).
+    pub fn router(&self) -> Router {
+        router(Arc::clone(&self.state), &self.security)
+    }
+
     /// Serves until `shutdown` is cancelled; then stops running queries,
     /// lets in-flight responses finish and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), QueryError> {

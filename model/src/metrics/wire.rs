@@ -96,6 +96,8 @@ fn resource_metrics<'a>(bytes: &'a [u8], view: &mut MetricsView<'a>) -> Result<(
             match field {
                 1 => push_attr(&mut view.attrs, wire)?,
                 2 => out.dropped_attrs = wire.varint()? as u32,
+                // Entity references: see the traces reader (model/src/wire.rs).
+                3 => return Err(Unsupported),
                 _ => {}
             }
             Ok(())
