@@ -94,8 +94,10 @@ fn read_array<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N]> {
 /// Visits every field of one message, in order.
 pub(crate) fn for_each_field<'a>(mut buf: &'a [u8], mut visit: impl FnMut(u32, Wire<'a>) -> Result<()>) -> Result<()> {
     while !buf.is_empty() {
-        let key = read_varint(&mut buf)?;
-        let field = u32::try_from(key >> 3).map_err(|_| Unsupported)?;
+        // A key must fit 32 bits (field numbers stop at 2^29 - 1), as prost
+        // checks; found by fuzzing.
+        let key = u32::try_from(read_varint(&mut buf)?).map_err(|_| Unsupported)?;
+        let field = key >> 3;
         if field == 0 {
             return Err(Unsupported);
         }
@@ -396,6 +398,8 @@ mod tests {
         assert!(traces_view(&[0x00, 0x00]).is_err());
         // A group (wire type 3).
         assert!(traces_view(&[0x0b]).is_err());
+        // A key over 32 bits (field 2^29 + 1, wire type 2): prost refuses it.
+        assert!(traces_view(&[0x8a, 0x80, 0x80, 0x80, 0x10, 0x00]).is_err());
     }
 }
 
