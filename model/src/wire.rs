@@ -321,6 +321,9 @@ pub(crate) fn key_value(bytes: &[u8]) -> Result<AttrRef<'_>> {
 fn any_value(bytes: &[u8]) -> Result<ValueRef<'_>> {
     let mut value = ValueRef::Empty;
     let mut nested = false;
+    // An array or list replaced by a later scalar: prost still decodes
+    // (and checks) it, so such a value goes to prost (found by fuzzing).
+    let mut replaced_nested = false;
     for_each_field(bytes, |field, wire| {
         // A oneof: the last field sent wins, as in prost.
         value = match field {
@@ -340,9 +343,13 @@ fn any_value(bytes: &[u8]) -> Result<ValueRef<'_>> {
             }
             _ => return Ok(()),
         };
+        replaced_nested |= nested;
         nested = false;
         Ok(())
     })?;
+    if replaced_nested {
+        return Err(Unsupported);
+    }
     if nested {
         // Arrays and key-value lists are rare: prost decodes them (and merges
         // repeated parts) exactly. Decoded alone, a value gets prost's whole
@@ -531,6 +538,20 @@ mod equivalence_tests {
         let mut attribute = Vec::new();
         field(&mut attribute, 1, b"k");
         field(&mut attribute, 3, b"not a varint");
+        let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+        field(&mut span, 9, &attribute);
+        let bytes = wrap_span(&span);
+        assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_err());
+        let error = spans_to_arrow_from_protobuf(&bytes, &ConvertLimits::default(), 1).expect_err("refused");
+        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+
+        // An array value replaced by a later string: prost checks the array.
+        let mut value = Vec::new();
+        field(&mut value, 5, &[0x0a, 0x05, 0x01]); // an ArrayValue whose item overruns it
+        field(&mut value, 1, b"wins");
+        let mut attribute = Vec::new();
+        field(&mut attribute, 1, b"k");
+        field(&mut attribute, 2, &value);
         let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
         field(&mut span, 9, &attribute);
         let bytes = wrap_span(&span);
