@@ -51,21 +51,19 @@ fn agree(
     match (fast, reference) {
         (Err(_), Err(_)) => {}
         (Ok(fast), Err(error)) => panic!("the wire reader accepted a body prost refuses ({error}): {fast:?}"),
-        (fast, Ok(reference)) => match (fast, reference) {
-            (Ok(fast), Ok(reference)) => {
-                assert_eq!(fast.batch, reference.batch, "the wire reader read other rows than prost");
-                assert_eq!(fast.shard_of_row, reference.shard_of_row);
-                assert_eq!(fast.rejected, reference.rejected);
-                assert_eq!(fast.truncated_values, reference.truncated_values);
-                assert_eq!(fast.first_error, reference.first_error);
-                well_formed(signal, &fast);
-            }
-            (Err(fast), Ok(reference)) => panic!("the wire reader refused ({fast}) what prost converts: {reference:?}"),
-            (Ok(fast), Err(reference)) => {
-                panic!("the wire reader converted what prost's path refuses ({reference}): {fast:?}")
-            }
-            (Err(fast), Err(reference)) => assert_eq!(fast.to_string(), reference.to_string()),
-        },
+        (Ok(fast), Ok(Ok(reference))) => {
+            assert_eq!(fast.batch, reference.batch, "the wire reader read other rows than prost");
+            assert_eq!(fast.shard_of_row, reference.shard_of_row);
+            assert_eq!(fast.rejected, reference.rejected);
+            assert_eq!(fast.truncated_values, reference.truncated_values);
+            assert_eq!(fast.first_error, reference.first_error);
+            well_formed(signal, &fast);
+        }
+        (Err(fast), Ok(Ok(reference))) => panic!("the wire reader refused ({fast}) what prost converts: {reference:?}"),
+        (Ok(fast), Ok(Err(reference))) => {
+            panic!("the wire reader converted what prost's path refuses ({reference}): {fast:?}")
+        }
+        (Err(fast), Ok(Err(reference))) => assert_eq!(fast.to_string(), reference.to_string()),
     }
 }
 

@@ -460,6 +460,22 @@ mod equivalence_tests {
         out.extend_from_slice(payload);
     }
 
+    /// A request holding one encoded span (in one scope of one resource).
+    fn request_of_span(span: &[u8]) -> Vec<u8> {
+        let (mut scope_spans, mut rs, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        field(&mut scope_spans, 2, span);
+        field(&mut rs, 2, &scope_spans);
+        field(&mut bytes, 1, &rs);
+        bytes
+    }
+
+    /// Both prost and the fast path refuse `bytes` as invalid protobuf.
+    fn refused_like_prost(bytes: &[u8]) {
+        assert!(ExportTraceServiceRequest::decode(bytes).is_err());
+        let error = spans_to_arrow_from_protobuf(bytes, &ConvertLimits::default(), 1).expect_err("refused");
+        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+    }
+
     #[test]
     fn merged_and_reordered_messages_fall_back_to_prost() {
         let request = sample_request();
@@ -478,12 +494,7 @@ mod equivalence_tests {
         let extra =
             KeyValue { key: "late".into(), value: Some(AnyValue { value: Some(Value::IntValue(1)) }), key_strindex: 0 };
         field(&mut span, 9, &extra.encode_to_vec());
-        let mut scope_spans = Vec::new();
-        field(&mut scope_spans, 2, &span);
-        let mut rs = Vec::new();
-        field(&mut rs, 2, &scope_spans);
-        let mut bytes = Vec::new();
-        field(&mut bytes, 1, &rs);
+        let bytes = request_of_span(&span);
         assert_eq!(traces_view(&bytes).err(), Some(Unsupported));
         assert_same(&bytes, &ConvertLimits::default(), 1);
     }
@@ -495,31 +506,17 @@ mod equivalence_tests {
         // An unknown field (99) and the name sent again: prost keeps the last.
         field(&mut span, 99, b"future");
         field(&mut span, 5, b"renamed");
-        let mut scope_spans = Vec::new();
-        field(&mut scope_spans, 2, &span);
-        let mut rs = Vec::new();
-        field(&mut rs, 2, &scope_spans);
-        let mut bytes = Vec::new();
-        field(&mut bytes, 1, &rs);
+        let bytes = request_of_span(&span);
         assert!(traces_view(&bytes).is_ok());
         assert_same(&bytes, &ConvertLimits::default(), 1);
     }
 
     #[test]
     fn malformed_bytes_get_prosts_error() {
-        let mut bytes = Vec::new();
-        let mut rs = Vec::new();
-        let mut scope_spans = Vec::new();
         let mut span = Vec::new();
         field(&mut span, 5, &[0xff, 0xfe]); // a name that is not UTF-8
-        field(&mut scope_spans, 2, &span);
-        field(&mut rs, 2, &scope_spans);
-        field(&mut bytes, 1, &rs);
-        let error = spans_to_arrow_from_protobuf(&bytes, &ConvertLimits::default(), 1).expect_err("refused");
-        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
-        let truncated = &sample_request().encode_to_vec()[..40];
-        let error = spans_to_arrow_from_protobuf(truncated, &ConvertLimits::default(), 1).expect_err("refused");
-        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+        refused_like_prost(&request_of_span(&span));
+        refused_like_prost(&sample_request().encode_to_vec()[..40]);
     }
 
     /// Found by fuzzing: fields this reader does not use, but prost knows,
@@ -527,23 +524,17 @@ mod equivalence_tests {
     #[test]
     fn fields_prost_knows_are_checked_as_prost_does() {
         let request = sample_request();
-        let wrap_span = |span: &[u8]| {
-            let (mut scope_spans, mut rs, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
-            field(&mut scope_spans, 2, span);
-            field(&mut rs, 2, &scope_spans);
-            field(&mut bytes, 1, &rs);
-            bytes
+        // The sample's first span with one more attribute, encoded as given.
+        let with_attribute = |attribute: &[u8]| {
+            let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
+            field(&mut span, 9, attribute);
+            request_of_span(&span)
         };
         // KeyValue.key_strindex (3) is an int32: length-delimited is an error.
         let mut attribute = Vec::new();
         field(&mut attribute, 1, b"k");
         field(&mut attribute, 3, b"not a varint");
-        let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
-        field(&mut span, 9, &attribute);
-        let bytes = wrap_span(&span);
-        assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_err());
-        let error = spans_to_arrow_from_protobuf(&bytes, &ConvertLimits::default(), 1).expect_err("refused");
-        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+        refused_like_prost(&with_attribute(&attribute));
 
         // An array value replaced by a later string: prost checks the array.
         let mut value = Vec::new();
@@ -552,12 +543,7 @@ mod equivalence_tests {
         let mut attribute = Vec::new();
         field(&mut attribute, 1, b"k");
         field(&mut attribute, 2, &value);
-        let mut span = request.resource_spans[0].scope_spans[0].spans[0].encode_to_vec();
-        field(&mut span, 9, &attribute);
-        let bytes = wrap_span(&span);
-        assert!(ExportTraceServiceRequest::decode(bytes.as_slice()).is_err());
-        let error = spans_to_arrow_from_protobuf(&bytes, &ConvertLimits::default(), 1).expect_err("refused");
-        assert!(matches!(error, ModelError::InvalidProtobuf(_)), "{error}");
+        refused_like_prost(&with_attribute(&attribute));
 
         // Resource.entity_refs (3): prost decodes (and checks) them.
         let mut entity = Vec::new();
