@@ -238,6 +238,31 @@ async fn partial_success_counts_rejected_spans() {
 }
 
 #[tokio::test]
+async fn spans_storage_refuses_are_rejected_in_partial_success_with_invalid_ones() {
+    let writer = TestWriter::new(2);
+    writer.limit_spans_per_trace(2);
+    let server = Running::start(writer.clone()).await;
+    let mut client = client(&server).await;
+    let mut zero_span = span(9, 9);
+    zero_span.span_id = vec![0; 8];
+    // Trace 1 (3 spans) and trace 2 (4 spans) land on either shard; the
+    // limit keeps 2 of each, and the invalid span is rejected before storage.
+    let spans = vec![span(1, 1), span(1, 2), span(1, 3), span(2, 4), span(2, 5), span(2, 6), span(2, 7), zero_span];
+    let response = export(&mut client, request(spans)).await.expect("export");
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 4, "1 invalid + 1 of trace 1 + 2 of trace 2");
+    assert!(partial.error_message.starts_with("4 span(s) rejected; first: "), "{}", partial.error_message);
+    assert_eq!(writer.span_count(), 4);
+
+    let over = export(&mut client, request(vec![span(1, 10)])).await.expect("export");
+    let partial = over.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("over the limit of 2 spans"), "{}", partial.error_message);
+    drop(client);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn undecodable_requests_are_invalid_argument() {
     check_undecodable_requests::<Traces>().await;
 }

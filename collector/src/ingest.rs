@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use skein_model::{ConvertLimits, ErrorClass, TenantWriters};
+use skein_model::{ConvertLimits, ErrorClass, TenantWriters, WriteReceipt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
@@ -98,9 +98,15 @@ impl Ingest {
         // All parts are written to completion, even when one fails early, so
         // no write is cancelled halfway; the first failure is reported.
         let writes = parts.into_iter().map(|(shard, batch)| S::write(writer.as_ref(), shard, batch));
+        let mut stored = WriteReceipt::STORED;
         for result in futures::future::join_all(writes).await {
-            result?;
+            stored.merge(result?);
         }
+        // Items storage left out under a tenant limit (a trace over its size
+        // limit) are rejected like invalid ones: the client must not retry.
+        let accepted = accepted.saturating_sub(stored.refused_rows);
+        let rejected = rejected + stored.refused_rows;
+        let first_error = first_error.or(stored.refusal);
 
         self.metrics.record_success(S::KIND, transport, accepted, rejected, truncated);
         if rejected > 0 {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use skein_model::cluster::{DEFAULT_RETRY_AFTER, PutCommand, StorageNodes, write_error_from_status};
 use skein_model::security::DEFAULT_TENANT;
-use skein_model::{RecordBatch, ShardWriter, Signal, TenantWriters, WriteError};
+use skein_model::{RecordBatch, ShardWriter, Signal, TenantWriters, WriteError, WriteReceipt};
 
 /// Writes each shard's rows of one tenant to its owner among `nodes`.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl RemoteShardWriter {
         Self { nodes, tenant: Arc::from(DEFAULT_TENANT) }
     }
 
-    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         let node = self.nodes.owner(shard).ok_or(WriteError::NoSuchShard(shard))?;
         let command = PutCommand {
             signal,
@@ -48,7 +48,7 @@ impl RemoteShardWriter {
             results.try_collect::<Vec<_>>().await
         };
         match answer.await {
-            Ok(_) => Ok(()),
+            Ok(results) => receipt_of(&results, &node.id),
             Err(FlightError::Tonic(status)) => Err(write_error_from_status(&status, &node.id, shard)),
             Err(other) => Err(WriteError::Unavailable {
                 reason: format!("writing to storage node {} (shard {shard}) failed: {other}", node.id),
@@ -64,9 +64,23 @@ impl ShardWriter for RemoteShardWriter {
         self.nodes.map().shard_count()
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.write_signal(signal, shard, batch).await
     }
+}
+
+/// The receipt in a `DoPut` answer: empty metadata means every row was
+/// stored. The rows are durable either way, so a receipt that cannot be
+/// read is an internal error, not a retryable one (a retry would be
+/// acknowledged as a duplicate).
+fn receipt_of(results: &[arrow_flight::PutResult], node: &str) -> Result<WriteReceipt, WriteError> {
+    let mut receipt = WriteReceipt::STORED;
+    for result in results.iter().filter(|r| !r.app_metadata.is_empty()) {
+        let part: WriteReceipt = serde_json::from_slice(&result.app_metadata)
+            .map_err(|e| WriteError::Internal(format!("storage node {node} sent an unreadable write receipt: {e}")))?;
+        receipt.merge(part);
+    }
+    Ok(receipt)
 }
 
 /// Each tenant's rows go to the same owners, into that tenant's storage there.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use skein_model::metrics::{metrics_to_arrow, metrics_to_arrow_from_protobuf};
 use skein_model::{
-    ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, logs_to_arrow,
+    ConvertLimits, ConvertedBatch, ModelError, RecordBatch, ShardWriter, WriteError, WriteReceipt, logs_to_arrow,
     logs_to_arrow_from_protobuf, spans_to_arrow, spans_to_arrow_from_protobuf,
 };
 
@@ -127,7 +127,11 @@ pub(crate) trait Signal: Send + Sync + 'static {
     }
 
     /// Durably writes one shard's part.
-    fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>>;
+    fn write(
+        writer: &dyn ShardWriter,
+        shard: usize,
+        batch: RecordBatch,
+    ) -> BoxFuture<'_, Result<WriteReceipt, WriteError>>;
 
     /// The export response, with `partial_success` set when given.
     fn response(partial: Option<PartialSuccess>) -> Self::Response;
@@ -161,7 +165,11 @@ impl Signal for Traces {
         Converted::from_protobuf(spans_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
-    fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
+    fn write(
+        writer: &dyn ShardWriter,
+        shard: usize,
+        batch: RecordBatch,
+    ) -> BoxFuture<'_, Result<WriteReceipt, WriteError>> {
         writer.write(skein_model::Signal::Spans, shard, batch)
     }
 
@@ -197,7 +205,11 @@ impl Signal for Metrics {
         Converted::from_protobuf(metrics_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
-    fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
+    fn write(
+        writer: &dyn ShardWriter,
+        shard: usize,
+        batch: RecordBatch,
+    ) -> BoxFuture<'_, Result<WriteReceipt, WriteError>> {
         writer.write(skein_model::Signal::Metrics, shard, batch)
     }
 
@@ -237,7 +249,11 @@ impl Signal for Logs {
         Converted::from_protobuf(logs_to_arrow_from_protobuf(body, limits, shard_count), shard_count)
     }
 
-    fn write(writer: &dyn ShardWriter, shard: usize, batch: RecordBatch) -> BoxFuture<'_, Result<(), WriteError>> {
+    fn write(
+        writer: &dyn ShardWriter,
+        shard: usize,
+        batch: RecordBatch,
+    ) -> BoxFuture<'_, Result<WriteReceipt, WriteError>> {
         writer.write(skein_model::Signal::Logs, shard, batch)
     }
 

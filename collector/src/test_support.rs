@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::registry::Registry;
-use skein_model::{RecordBatch, ShardWriter, Signal, SpanRecord, WriteError, records_from_batch};
+use skein_model::{RecordBatch, ShardWriter, Signal, SpanRecord, WriteError, WriteReceipt, records_from_batch};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -48,6 +48,9 @@ pub(crate) struct TestWriter {
     metrics: Mutex<Vec<(usize, RecordBatch)>>,
     logs: Mutex<Vec<(usize, RecordBatch)>>,
     failure: Mutex<Option<Failure>>,
+    /// Spans of one trace stored at most (storage's trace size limit); the
+    /// rest are refused in the receipt.
+    max_spans_per_trace: Mutex<Option<usize>>,
     calls: AtomicUsize,
     gate: Option<Gate>,
 }
@@ -69,6 +72,7 @@ impl TestWriter {
             metrics: Mutex::default(),
             logs: Mutex::default(),
             failure: Mutex::default(),
+            max_spans_per_trace: Mutex::default(),
             calls: AtomicUsize::new(0),
             gate,
         }
@@ -76,6 +80,12 @@ impl TestWriter {
 
     pub(crate) fn fail_with(&self, failure: Option<Failure>) {
         *self.failure.lock().expect("test writer lock") = failure;
+    }
+
+    /// Refuses spans past `max` per trace (over all writes), as storage's
+    /// `max_spans_per_trace` does, and reports them in the receipt.
+    pub(crate) fn limit_spans_per_trace(&self, max: usize) {
+        *self.max_spans_per_trace.lock().expect("test writer lock") = Some(max);
     }
 
     /// Waits until a write is held at the gate.
@@ -130,13 +140,13 @@ impl ShardWriter for TestWriter {
         self.shards
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.write_table(signal, shard, batch).await
     }
 }
 
 impl TestWriter {
-    async fn write_table(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_table(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(gate) = &self.gate {
             gate.entered.add_permits(1);
@@ -154,15 +164,47 @@ impl TestWriter {
             }),
             Some(Failure::Internal) => Err(WriteError::Internal("disk on fire".into())),
             None => {
+                let (batch, receipt) = match *self.max_spans_per_trace.lock().expect("test writer lock") {
+                    Some(max) if signal == Signal::Spans => self.cut_traces(batch, max),
+                    _ => (batch, WriteReceipt::STORED),
+                };
                 let batches = match signal {
                     Signal::Spans => &self.spans,
                     Signal::Metrics => &self.metrics,
                     Signal::Logs => &self.logs,
                 };
                 batches.lock().expect("test writer lock").push((shard, batch));
-                Ok(())
+                Ok(receipt)
             }
         }
+    }
+}
+
+impl TestWriter {
+    /// `batch` without the spans of traces that already hold `max` spans.
+    fn cut_traces(&self, batch: RecordBatch, max: usize) -> (RecordBatch, WriteReceipt) {
+        let stored: Vec<Vec<u8>> = self.records().into_iter().map(|r| r.span.trace_id).collect();
+        let mut counts = std::collections::HashMap::<Vec<u8>, usize>::new();
+        for id in stored {
+            *counts.entry(id).or_default() += 1;
+        }
+        let records = records_from_batch(&batch).expect("batch converts back");
+        let keep: Vec<bool> = records
+            .iter()
+            .map(|r| {
+                let count = counts.entry(r.span.trace_id.clone()).or_default();
+                *count += 1;
+                *count <= max
+            })
+            .collect();
+        let refused = keep.iter().filter(|k| !**k).count() as u64;
+        let kept = datafusion::arrow::compute::filter_record_batch(
+            &batch,
+            &datafusion::arrow::array::BooleanArray::from(keep),
+        )
+        .expect("filters");
+        let refusal = (refused > 0).then(|| format!("trace over the limit of {max} spans"));
+        (kept, WriteReceipt { refused_rows: refused, refusal })
     }
 }
 

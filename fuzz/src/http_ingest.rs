@@ -15,7 +15,7 @@ use flate2::write::GzEncoder;
 use prometheus_client::registry::Registry;
 use prost::Message;
 use skein_collector::{CollectorConfig, CollectorServer};
-use skein_model::{RecordBatch, ShardWriter, Signal, WriteError};
+use skein_model::{RecordBatch, ShardWriter, Signal, WriteError, WriteReceipt};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 
@@ -32,11 +32,11 @@ impl ShardWriter for CheckingWriter {
         SHARDS
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         assert!(shard < SHARDS, "a {signal} batch for shard {shard} of {SHARDS}");
         assert_eq!(batch.schema(), signal.schema(), "a {signal} batch not in the {signal} schema");
         assert!(batch.num_rows() > 0, "an empty {signal} batch was written");
-        Ok(())
+        Ok(WriteReceipt::STORED)
     }
 }
 

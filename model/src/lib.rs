@@ -101,26 +101,57 @@ impl WriteError {
     }
 }
 
+/// What a successful write kept. Storage may refuse single rows of a batch
+/// under a per-tenant limit (spans of a trace over
+/// `storage.max_spans_per_trace`) and store the rest; the refused rows are
+/// counted here so the collector reports them in OTLP `partial_success`
+/// (the client must not retry them). Sent between roles as the `DoPut`
+/// result's `app_metadata` (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WriteReceipt {
+    /// Rows of the batch that were not stored.
+    #[serde(default)]
+    pub refused_rows: u64,
+    /// Why, for the first refused row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+}
+
+impl WriteReceipt {
+    /// Every row stored.
+    pub const STORED: WriteReceipt = WriteReceipt { refused_rows: 0, refusal: None };
+
+    /// Adds another part's receipt; the first refusal reason is kept.
+    pub fn merge(&mut self, other: WriteReceipt) {
+        self.refused_rows += other.refused_rows;
+        if self.refusal.is_none() {
+            self.refusal = other.refusal;
+        }
+    }
+}
+
 /// The contract between the collector and storage: make a batch of one
 /// signal's rows durable on the shard that owns them. A write returns only
 /// once the batch survives a crash (it is in the shard's write-ahead log),
-/// so the collector can acknowledge the client.
+/// so the collector can acknowledge the client; its receipt says which rows
+/// a per-tenant limit refused.
 #[async_trait::async_trait]
 pub trait ShardWriter: Send + Sync + 'static {
     /// How many shards the trace-ID space is split into.
     fn shard_count(&self) -> usize;
 
     /// Durably writes `batch` (rows in [`Signal::schema`]) to `shard`.
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError>;
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError>;
 
     /// Durably writes `batch` (rows in [`span_schema`]) to `shard`.
-    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_spans(&self, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.write(Signal::Spans, shard, batch).await
     }
 
     /// Durably writes `batch` (metric data points, one row per point) to
     /// `shard`. Points are sharded by series, so a series lives on one shard.
-    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_metrics(&self, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.write(Signal::Metrics, shard, batch).await
     }
 }

@@ -21,6 +21,7 @@ pub mod client;
 pub mod cluster_up;
 pub mod config;
 pub mod drain;
+pub mod key;
 mod logging;
 mod node;
 pub mod roles;

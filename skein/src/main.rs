@@ -75,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Encryption keys for `[storage.encryption]`.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Load generator (any OTLP backend) and query benchmark (Skein).
     Bench {
         #[command(subcommand)]
@@ -86,6 +91,12 @@ enum Command {
 enum TokenCommand {
     /// Make a token, print it once, and append its hash to a tokens file.
     Create(skein::token::CreateArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Make a random AES-256 key and append it to a keys file (or print it).
+    Create(skein::key::CreateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         // The load generator is a client: it neither reads nor depends on the server's configuration.
         Command::Bench { command } => runtime("skein-bench")?.block_on(skein::bench::run(command)),
         Command::Token { command: TokenCommand::Create(args) } => skein::token::create(args),
+        Command::Key { command: KeyCommand::Create(args) } => skein::key::create(args),
         Command::Config => {
             let config = SkeinConfig::load(&cli.config)?;
             println!("{}", serde_json::to_string_pretty(&config)?);

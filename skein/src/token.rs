@@ -40,7 +40,7 @@ pub fn create(args: CreateArgs) -> anyhow::Result<()> {
     let scopes: BTreeSet<Scope> = args.scopes.into_iter().collect();
     let NewToken { token, entry } = create_token(&args.tenant, scopes, args.name, expires_at)?;
     if let Some(path) = &args.tokens_file {
-        append_entry(path, &entry.to_toml())?;
+        append_checked(path, &entry.to_toml(), "token", |text| Ok(TokensFile::parse(text).map(|_| ())?))?;
     }
     let scopes: Vec<&str> = entry.scopes.iter().map(|s| s.name()).collect();
     if args.json {
@@ -60,15 +60,21 @@ pub fn create(args: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Appends `entry` after checking that the file with it still loads.
-fn append_entry(path: &Path, entry: &str) -> anyhow::Result<()> {
+/// Appends `entry` (a new `what`) to the secrets file `path` after `check`
+/// accepted the file with it; the file is created readable by its owner only.
+pub(crate) fn append_checked(
+    path: &Path,
+    entry: &str,
+    what: &str,
+    check: impl FnOnce(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let existing = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    TokensFile::parse(&format!("{existing}{entry}"))
-        .with_context(|| format!("{} with the new token would not load; nothing was written", path.display()))?;
+    check(&format!("{existing}{entry}"))
+        .with_context(|| format!("{} with the new {what} would not load; nothing was written", path.display()))?;
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use skein_model::security::validate_tenant;
 
 use crate::bucket::ObjectStoreConfig;
+use crate::encryption::EncryptionConfig;
 
 /// Most shards one process may host (each has a WAL writer thread per signal).
 pub const MAX_SHARDS: usize = 1024;
@@ -55,6 +56,16 @@ pub struct StorageConfig {
     pub max_tenants: usize,
     /// Settings of single tenants, by name: `[storage.tenants.team-a]`.
     pub tenants: BTreeMap<String, TenantConfig>,
+    /// Most spans one trace may have; further spans are refused and
+    /// reported in OTLP `partial_success`. 0: no limit.
+    pub max_spans_per_trace: u64,
+    /// How long a trace's span count is kept after its last span (between
+    /// one and two windows): a trace idle for longer starts from zero.
+    #[serde(with = "humantime_serde")]
+    pub trace_limit_window: Duration,
+    /// Encryption at rest of Parquet files and WAL records; unset: none
+    /// (beyond the object store's server-side encryption).
+    pub encryption: Option<EncryptionConfig>,
 }
 
 /// One tenant's own settings; unset ones are the `[storage]` defaults.
@@ -64,6 +75,8 @@ pub struct TenantConfig {
     /// The tenant's retention instead of `storage.retention`.
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
+    /// The tenant's `storage.max_spans_per_trace` (0: no limit).
+    pub max_spans_per_trace: Option<u64>,
 }
 
 /// How small Parquet files are merged into few large, re-sorted ones.
@@ -148,6 +161,9 @@ impl Default for StorageConfig {
             compaction: CompactionConfig::default(),
             max_tenants: 32,
             tenants: BTreeMap::new(),
+            max_spans_per_trace: 0,
+            trace_limit_window: Duration::from_secs(5 * 60),
+            encryption: None,
         }
     }
 }
@@ -183,6 +199,12 @@ impl StorageConfig {
             return Err(format!("storage.row_group_rows must be between 1 and 16777216 (got {})", self.row_group_rows));
         }
         check_retention("storage.retention", self.retention)?;
+        if let Some(encryption) = &self.encryption {
+            encryption.validate()?;
+        }
+        if self.trace_limit_window.is_zero() {
+            return Err("storage.trace_limit_window must be greater than 0 (e.g. \"5m\")".into());
+        }
         if !(1..=MAX_TENANTS).contains(&self.max_tenants) {
             return Err(format!("storage.max_tenants must be between 1 and {MAX_TENANTS} (got {})", self.max_tenants));
         }
@@ -254,7 +276,10 @@ mod tests {
         );
         assert!(
             bad(|c| {
-                c.tenants.insert("a".into(), TenantConfig { retention: Some(Duration::from_secs(60)) });
+                c.tenants.insert(
+                    "a".into(),
+                    TenantConfig { retention: Some(Duration::from_secs(60)), ..TenantConfig::default() },
+                );
             })
             .contains("storage.tenants.a.retention must be at least 1h")
         );

@@ -36,6 +36,7 @@ use skein_model::ModelError;
 use tracing::{debug, warn};
 
 use crate::buffer::{DataFile, ShardBuffer, Snapshot, object_path};
+use crate::encryption::{TenantKeys, reader_options, with_keys};
 use crate::error::{IoContext, StorageError};
 use crate::manifest::TimeRange;
 use crate::parquet_files::strings;
@@ -82,19 +83,25 @@ pub(crate) fn sidecar_paths(parquet: &Path) -> impl Iterator<Item = PathBuf> + '
     SIDECAR_EXTENSIONS.iter().map(|extension| parquet.with_extension(extension))
 }
 
-fn readable(sidecar: &Path) -> bool {
-    std::fs::File::open(sidecar).is_ok_and(|f| ParquetRecordBatchReaderBuilder::try_new(f).is_ok())
+fn readable(sidecar: &Path, keys: Option<&Arc<TenantKeys>>) -> bool {
+    let Ok(options) = reader_options(keys) else { return false };
+    std::fs::File::open(sidecar)
+        .is_ok_and(|f| ParquetRecordBatchReaderBuilder::try_new_with_options(f, options).is_ok())
 }
 
 /// Reads `columns` of the span file `parquet`; `None` when it is gone
 /// (deleted by retention or a merge since the caller listed it).
-fn read_span_columns(parquet: &Path, columns: &[&str]) -> Result<Option<Vec<RecordBatch>>, StorageError> {
+fn read_span_columns(
+    parquet: &Path,
+    columns: &[&str],
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<Option<Vec<RecordBatch>>, StorageError> {
     let file = match std::fs::File::open(parquet) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).ctx(|| format!("opening {}", parquet.display())),
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options(keys)?)?;
     let arrow_schema = Arc::clone(builder.schema());
     let mut roots = columns.iter().map(|name| arrow_schema.index_of(name)).collect::<Result<Vec<_>, _>>()?;
     roots.sort_unstable();
@@ -106,21 +113,28 @@ fn read_span_columns(parquet: &Path, columns: &[&str]) -> Result<Option<Vec<Reco
 /// Writes derivation `D`'s sidecar of the span file `parquet` unless a
 /// readable one is there; `None` when the span file is gone (its rows are no
 /// longer in the table). Blocking.
-fn ensure_sidecar<D: Derivation>(parquet: &Path) -> Result<Option<PathBuf>, StorageError> {
+fn ensure_sidecar<D: Derivation>(
+    parquet: &Path,
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<Option<PathBuf>, StorageError> {
     let sidecar = sidecar_path::<D>(parquet);
-    if readable(&sidecar) {
+    if readable(&sidecar, keys) {
         return Ok(Some(sidecar));
     }
-    let Some(batches) = read_span_columns(parquet, D::SOURCE_COLUMNS)? else {
+    let Some(batches) = read_span_columns(parquet, D::SOURCE_COLUMNS, keys)? else {
         return Ok(None);
     };
-    write_sidecar::<D>(parquet, &batches)?;
+    write_sidecar::<D>(parquet, &batches, keys)?;
     Ok(Some(sidecar))
 }
 
 /// Derives `D`'s rows of `span_batches` (the rows of the span file
 /// `parquet`) and writes them as its sidecar. Blocking.
-fn write_sidecar<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) -> Result<(), StorageError> {
+fn write_sidecar<D: Derivation>(
+    parquet: &Path,
+    span_batches: &[RecordBatch],
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<(), StorageError> {
     let sidecar = sidecar_path::<D>(parquet);
     let rows = D::derive(span_batches)?;
     // Unique temporary names: two scans may derive the same file at once.
@@ -133,7 +147,7 @@ fn write_sidecar<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) ->
     ));
     let write = || -> Result<(), StorageError> {
         let out = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-        let mut writer = ArrowWriter::try_new(out, D::schema(), Some(D::writer_properties()?))?;
+        let mut writer = ArrowWriter::try_new(out, D::schema(), Some(with_keys(D::writer_properties()?, keys)?))?;
         writer.write(&rows)?;
         // Not synced: a sidecar a crash leaves unreadable is derived again.
         writer.into_inner()?;
@@ -150,24 +164,24 @@ fn write_sidecar<D: Derivation>(parquet: &Path, span_batches: &[RecordBatch]) ->
 /// Writes every derivation's sidecar of the span file `parquet` from its
 /// rows in memory, logging failures (the first scan that needs one derives
 /// it). Blocking.
-pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch]) {
-    write_or_warn::<SpanMetrics>(parquet, span_batches);
-    write_or_warn::<TraceParts>(parquet, span_batches);
+pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch], keys: Option<&Arc<TenantKeys>>) {
+    write_or_warn::<SpanMetrics>(parquet, span_batches, keys);
+    write_or_warn::<TraceParts>(parquet, span_batches, keys);
 }
 
 /// Writes the sidecars `files` lack, reading each span file once, logging
 /// failures (a scan retries them). Blocking; run after a merge so scans
 /// find them.
-pub(crate) fn ensure_sidecars(files: &[PathBuf]) {
+pub(crate) fn ensure_sidecars(files: &[PathBuf], keys: Option<&Arc<TenantKeys>>) {
     for file in files {
-        let missing_metrics = !readable(&sidecar_path::<SpanMetrics>(file));
-        let missing_parts = !readable(&sidecar_path::<TraceParts>(file));
+        let missing_metrics = !readable(&sidecar_path::<SpanMetrics>(file), keys);
+        let missing_parts = !readable(&sidecar_path::<TraceParts>(file), keys);
         if !missing_metrics && !missing_parts {
             continue;
         }
         let columns: Vec<&str> =
             SpanMetrics::SOURCE_COLUMNS.iter().chain(TraceParts::SOURCE_COLUMNS).copied().collect();
-        let batches = match read_span_columns(file, &columns) {
+        let batches = match read_span_columns(file, &columns, keys) {
             Ok(Some(batches)) => batches,
             Ok(None) => continue,
             Err(e) => {
@@ -176,17 +190,17 @@ pub(crate) fn ensure_sidecars(files: &[PathBuf]) {
             }
         };
         if missing_metrics {
-            write_or_warn::<SpanMetrics>(file, &batches);
+            write_or_warn::<SpanMetrics>(file, &batches, keys);
         }
         if missing_parts {
-            write_or_warn::<TraceParts>(file, &batches);
+            write_or_warn::<TraceParts>(file, &batches, keys);
         }
     }
 }
 
 /// Writes `D`'s sidecar of `file`, logging a failure (a scan retries it).
-fn write_or_warn<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
-    if let Err(e) = write_sidecar::<D>(file, batches) {
+fn write_or_warn<D: Derivation>(file: &Path, batches: &[RecordBatch], keys: Option<&Arc<TenantKeys>>) {
+    if let Err(e) = write_sidecar::<D>(file, batches, keys) {
         warn!(file = %file.display(), error = %e, what = D::WHAT, "could not derive; the next scan retries");
     }
 }
@@ -195,6 +209,8 @@ fn write_or_warn<D: Derivation>(file: &Path, batches: &[RecordBatch]) {
 /// its span files and the rows derived from its buffered spans.
 pub(crate) struct DerivedTable<D> {
     spans: Arc<ShardBuffer>,
+    /// The tenant's keys when its files are encrypted.
+    keys: Option<Arc<TenantKeys>>,
     /// The rows last derived from all buffered spans, with the buffer
     /// version they are of: scans of an unchanged buffer reuse them.
     buffered: parking_lot::Mutex<Option<(u64, RecordBatch)>>,
@@ -208,8 +224,8 @@ impl<D: Derivation> std::fmt::Debug for DerivedTable<D> {
 }
 
 impl<D: Derivation> DerivedTable<D> {
-    pub(crate) fn new(spans: Arc<ShardBuffer>) -> Self {
-        Self { spans, buffered: parking_lot::Mutex::new(None), derivation: PhantomData }
+    pub(crate) fn new(spans: Arc<ShardBuffer>, keys: Option<Arc<TenantKeys>>) -> Self {
+        Self { spans, keys, buffered: parking_lot::Mutex::new(None), derivation: PhantomData }
     }
 
     /// The rows derived from the buffered spans of `snapshot` that `filters`
@@ -280,10 +296,11 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
             .map(|f| local_path(f))
             .collect();
         // Sidecars are derived (when missing) and measured off the runtime.
+        let keys = self.keys.clone();
         let sidecars = tokio::task::spawn_blocking(move || {
             let mut sidecars = Vec::with_capacity(files.len());
             for file in &files {
-                if let Some(sidecar) = ensure_sidecar::<D>(file)? {
+                if let Some(sidecar) = ensure_sidecar::<D>(file, keys.as_ref())? {
                     let size = std::fs::metadata(&sidecar).ctx(|| format!("reading {}", sidecar.display()))?.len();
                     sidecars.push((object_path(&sidecar)?, size));
                 }
@@ -300,7 +317,12 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
         if !sidecars.is_empty() {
             let options = state.table_options().parquet.clone();
             // Rebuilt in place when unreadable: their metadata is not cached.
-            let scan = ParquetScan { schema: Arc::clone(&schema), options, cache_metadata: false };
+            let scan = ParquetScan {
+                schema: Arc::clone(&schema),
+                options,
+                cache_metadata: false,
+                decryption: self.keys.as_ref().map(|k| k.scan_decryption()),
+            };
             inputs.push(scan.plan(state, sidecars, projection, filters, limit)?);
         }
         if !snapshot.batches.is_empty() {

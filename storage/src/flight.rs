@@ -26,7 +26,7 @@ use skein_model::cluster::{
     write_error_to_status,
 };
 use skein_model::security::{SecureIncoming, TlsReloader};
-use skein_model::{ShardWriter, WriteError};
+use skein_model::{ShardWriter, WriteError, WriteReceipt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -129,7 +129,7 @@ impl StorageFlight {
         Ok(Box::pin(encoded.map_err(Status::from)))
     }
 
-    async fn put(&self, mut stream: Streaming<FlightData>) -> Result<(), Status> {
+    async fn put(&self, mut stream: Streaming<FlightData>) -> Result<WriteReceipt, Status> {
         let first = stream.message().await?.ok_or_else(|| Status::invalid_argument("empty DoPut stream"))?;
         let command: PutCommand = first
             .flight_descriptor
@@ -156,7 +156,7 @@ impl StorageFlight {
         let batch = concat_batches(&schema, &batches)
             .map_err(|e| Status::invalid_argument(format!("rows do not fit the {} schema: {e}", command.signal)))?;
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(WriteReceipt::STORED);
         }
         let written = storage.write(command.signal, command.shard, batch).await;
         written.map_err(|e| match e {
@@ -210,8 +210,17 @@ impl FlightService for StorageFlight {
     }
 
     async fn do_put(&self, request: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
-        self.put(request.into_inner()).await?;
-        let done = futures::stream::once(async { Ok(PutResult { app_metadata: Default::default() }) });
+        let receipt = self.put(request.into_inner()).await?;
+        // A write that stored every row answers with empty metadata, as
+        // before receipts existed.
+        let app_metadata = if receipt == WriteReceipt::STORED {
+            Default::default()
+        } else {
+            serde_json::to_vec(&receipt)
+                .map_err(|e| Status::internal(format!("encoding the write receipt: {e}")))?
+                .into()
+        };
+        let done = futures::stream::once(async { Ok(PutResult { app_metadata }) });
         Ok(Response::new(Box::pin(done)))
     }
 

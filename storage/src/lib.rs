@@ -34,7 +34,11 @@
 //! shard directories, WALs, manifests and object-store prefix), so tenants
 //! are kept apart below SQL; on a storage node each follows the node's
 //! shard ownership ([`keep_tenants_owned_shards`]) and the Flight service
-//! picks it by the tenant named in each `DoPut` and `DoGet`.
+//! picks it by the tenant named in each `DoPut` and `DoGet`. Before the
+//! WAL, a tenant's `max_spans_per_trace` leaves out spans of traces past it
+//! (module `trace_limit`; the write's receipt counts them). With
+//! `[storage.encryption]` each tenant's WAL records are sealed and its
+//! Parquet files encrypted with its keys (module `encryption`).
 //!
 //! With `[storage.object_store]` set, flushed data also goes to an object
 //! store (S3 or a directory, through `object_store`), which becomes its
@@ -115,6 +119,7 @@ mod compaction;
 mod config;
 mod dedup;
 mod derived;
+mod encryption;
 mod error;
 mod flight;
 mod fsutil;
@@ -132,6 +137,7 @@ mod signal;
 mod span_metrics;
 mod tenants;
 mod tidx;
+mod trace_limit;
 mod trace_parts;
 mod wal;
 mod writer;
@@ -147,12 +153,13 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::datasource::TableProvider;
 use prometheus_client::registry::Registry;
-use skein_model::{ShardWriter, WriteError};
+use skein_model::{ShardWriter, WriteError, WriteReceipt};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use bucket::{ObjectStoreConfig, ServerSideEncryption};
 pub use config::{CompactionConfig, MAX_SHARDS, MAX_TENANTS, StorageConfig, TenantConfig};
+pub use encryption::{ANY_TENANT, EncryptionConfig, Keyring, TenantKeys, new_secret};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
 pub use ownership::{keep_owned_shards, keep_tenants_owned_shards};
@@ -230,6 +237,8 @@ pub struct Storage {
     bucket: Option<Bucket>,
     /// Metrics and the compaction slot, shared with the other tenants' storages.
     process: ProcessShared,
+    /// The tenant's keys with `storage.encryption`.
+    keys: Option<Arc<TenantKeys>>,
     /// Indexed by shard ID; `None` for shards this node does not hold.
     open: parking_lot::RwLock<Vec<Option<Arc<OpenShard>>>>,
     /// Serializes acquire, release and close.
@@ -276,7 +285,11 @@ impl Storage {
         registry: &mut Registry,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
-        Self::open_shared(config, shard_ids, wal, ProcessShared::register(registry), shutdown).await
+        let keys = match &config.encryption {
+            Some(encryption) => Some(Keyring::load(encryption)?.for_tenant(skein_model::security::DEFAULT_TENANT)?),
+            None => None,
+        };
+        Self::open_shared(config, shard_ids, wal, ProcessShared::register(registry), keys, shutdown).await
     }
 
     /// As [`Storage::open_shards`], sharing metrics and the compaction slot
@@ -286,9 +299,13 @@ impl Storage {
         shard_ids: &[usize],
         wal: WalPlacement,
         process: ProcessShared,
+        keys: Option<Arc<TenantKeys>>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
+        if config.encryption.is_some() != keys.is_some() {
+            return Err(StorageError::Config("storage.encryption is set but no keys were loaded".into()));
+        }
         if let Some(&bad) = shard_ids.iter().find(|&&id| id >= config.shards) {
             return Err(StorageError::NoSuchShard(bad));
         }
@@ -318,6 +335,7 @@ impl Storage {
             open: parking_lot::RwLock::new(vec![None; config.shards]),
             changes: tokio::sync::Mutex::new(()),
             process,
+            keys,
             config,
             wal,
             bucket,
@@ -378,7 +396,15 @@ impl Storage {
         }
         let started = Instant::now();
         let open = |signal: Signal| {
-            Shard::open(id, signal, &self.config, self.bucket.as_ref(), self.wal, self.process.metrics.signal(signal))
+            Shard::open(
+                id,
+                signal,
+                &self.config,
+                self.bucket.as_ref(),
+                self.wal,
+                self.process.metrics.signal(signal),
+                self.keys.clone(),
+            )
         };
         let mut signals: Vec<Arc<Shard>> = Vec::with_capacity(Signal::ALL.len());
         for signal in Signal::ALL {
@@ -395,9 +421,15 @@ impl Storage {
         let spans = &signals[Signal::Spans.index()];
         let shard = Arc::new(OpenShard {
             id,
-            tables: signals.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer)))).collect(),
-            span_metrics_table: Arc::new(span_metrics::SpanMetricsTable::new(Arc::clone(&spans.buffer))),
-            trace_parts_table: Arc::new(trace_parts::TracePartsTable::new(Arc::clone(&spans.buffer))),
+            tables: signals.iter().map(|s| Arc::new(ShardTable::new(Arc::clone(&s.buffer), s.keys.clone()))).collect(),
+            span_metrics_table: Arc::new(span_metrics::SpanMetricsTable::new(
+                Arc::clone(&spans.buffer),
+                spans.keys.clone(),
+            )),
+            trace_parts_table: Arc::new(trace_parts::TracePartsTable::new(
+                Arc::clone(&spans.buffer),
+                spans.keys.clone(),
+            )),
             signals,
             tasks: self.tasks.child_token(),
             handles: parking_lot::Mutex::new(Vec::new()),
@@ -714,7 +746,7 @@ impl Storage {
         self.open_shard(shard).map(|s| Arc::clone(s.signal(signal)))
     }
 
-    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write_signal(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(closed_write_error());
         }
@@ -735,7 +767,7 @@ impl ShardWriter for Storage {
         self.shard_count
     }
 
-    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<(), WriteError> {
+    async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         self.write_signal(signal, shard, batch).await
     }
 }

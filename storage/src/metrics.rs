@@ -46,6 +46,7 @@ pub(crate) struct Metrics {
     rows_flushed: Family<SignalLabels, Counter>,
     flush_duration: HistogramFamily,
     writes_rejected: Family<RejectLabels, Counter>,
+    rows_refused: Family<RejectLabels, Counter>,
     duplicate_batches: Family<SignalLabels, Counter>,
     compactions: Family<SignalLabels, Counter>,
     files_compacted: Family<SignalLabels, Counter>,
@@ -69,6 +70,7 @@ pub(crate) struct SignalMetrics {
     pub rows_flushed: Counter,
     pub flush_duration: Histogram,
     writes_rejected: Family<RejectLabels, Counter>,
+    rows_refused: Family<RejectLabels, Counter>,
     /// Batches acknowledged without writing: repeats of a recent batch.
     pub duplicate_batches: Counter,
     pub compactions: Counter,
@@ -91,6 +93,7 @@ impl Metrics {
             rows_flushed: Family::default(),
             flush_duration: Family::new_with_constructor(flush_duration_histogram),
             writes_rejected: Family::default(),
+            rows_refused: Family::default(),
             duplicate_batches: Family::default(),
             compactions: Family::default(),
             files_compacted: Family::default(),
@@ -127,6 +130,11 @@ impl Metrics {
             "storage_writes_rejected",
             "Writes refused by storage, by reason",
             metrics.writes_rejected.clone(),
+        );
+        skein.register(
+            "storage_rows_refused",
+            "Rows of acknowledged writes that storage left out under a per-tenant limit, by reason",
+            metrics.rows_refused.clone(),
         );
         skein.register(
             "storage_duplicate_batches",
@@ -171,6 +179,7 @@ impl Metrics {
             rows_flushed: self.rows_flushed.get_or_create_owned(&labels),
             flush_duration: self.flush_duration.get_or_create_owned(&labels),
             writes_rejected: self.writes_rejected.clone(),
+            rows_refused: self.rows_refused.clone(),
             duplicate_batches: self.duplicate_batches.get_or_create_owned(&labels),
             compactions: self.compactions.get_or_create_owned(&labels),
             files_compacted: self.files_compacted.get_or_create_owned(&labels),
@@ -183,6 +192,11 @@ impl Metrics {
 impl SignalMetrics {
     pub fn rejected(&self, reason: &'static str) {
         self.writes_rejected.get_or_create(&RejectLabels { signal: self.signal, reason }).inc();
+    }
+
+    /// Counts `rows` of a write left out under a limit.
+    pub fn refused_rows(&self, reason: &'static str, rows: u64) {
+        self.rows_refused.get_or_create(&RejectLabels { signal: self.signal, reason }).inc_by(rows);
     }
 }
 

@@ -31,6 +31,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use tracing::debug;
 
+use crate::encryption::{TenantKeys, reader_options};
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
@@ -95,6 +96,7 @@ pub(crate) fn writer_properties(
     row_group_rows: usize,
     rows: usize,
     sorted_by: &[&str],
+    keys: Option<&Arc<TenantKeys>>,
 ) -> Result<WriterProperties, StorageError> {
     // Bloom filters are sized per row group and folded down once written.
     let ndv = rows.clamp(1, row_group_rows) as u64;
@@ -125,6 +127,9 @@ pub(crate) fn writer_properties(
             .set_column_bloom_filter_fpp(path.clone(), BLOOM_FILTER_FPP)
             .set_column_bloom_filter_max_ndv(path, ndv);
     }
+    if let Some(keys) = keys {
+        builder = keys.encrypt_parquet(builder)?;
+    }
     Ok(builder.build())
 }
 
@@ -138,9 +143,10 @@ pub(crate) fn write_partitions(
     batches: &[RecordBatch],
     row_group_rows: usize,
     name_prefix: &str,
+    keys: Option<&Arc<TenantKeys>>,
 ) -> Result<Vec<WrittenFile>, StorageError> {
     let mut created: Vec<PathBuf> = Vec::new();
-    let target = Target { spec, signal_dir, row_group_rows };
+    let target = Target { spec, signal_dir, row_group_rows, keys };
     let result = write_partitions_inner(&target, batches, name_prefix, &mut created);
     if result.is_err() {
         for path in &created {
@@ -155,6 +161,7 @@ struct Target<'a> {
     spec: &'a SignalSpec,
     signal_dir: &'a Path,
     row_group_rows: usize,
+    keys: Option<&'a Arc<TenantKeys>>,
 }
 
 fn write_partitions_inner(
@@ -247,7 +254,7 @@ fn write_file(
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let properties = writer_properties(spec, target.row_group_rows, rows, spec.sort_columns)?;
+    let properties = writer_properties(spec, target.row_group_rows, rows, spec.sort_columns, target.keys)?;
     let writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
     write_parallel(writer, &spec.schema, batches, target.row_group_rows)?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
@@ -263,7 +270,7 @@ fn write_file(
     };
     publish(&tmp, &path, index.as_ref(), created)?;
     if spec.signal == Signal::Spans {
-        crate::derived::write_sidecars(&path, batches);
+        crate::derived::write_sidecars(&path, batches, target.keys);
     }
     debug!(
         signal = %spec.signal,
@@ -323,9 +330,13 @@ pub(crate) fn widen_ranges(
 
 /// Rebuilds the trace index of a Parquet file from its trace-ID `column`
 /// (when the sidecar is missing or damaged).
-pub(crate) fn rebuild_index(path: &Path, column: &str) -> Result<TraceIndex, StorageError> {
+pub(crate) fn rebuild_index(
+    path: &Path,
+    column: &str,
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<TraceIndex, StorageError> {
     let file = File::open(path).ctx(|| format!("opening {}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options(keys)?)?;
     let index =
         builder.schema().index_of(column).map_err(|_| StorageError::corrupt(path, format!("no {column} column")))?;
     let mask = datafusion::parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), [index]);
@@ -342,8 +353,14 @@ pub(crate) fn rebuild_index(path: &Path, column: &str) -> Result<TraceIndex, Sto
 /// Reads a whole Parquet file back (tests).
 #[cfg(test)]
 pub(crate) fn read_file(path: &Path) -> Vec<RecordBatch> {
+    read_encrypted_file(path, None)
+}
+
+/// Reads a whole Parquet file back, decrypting with `keys` (tests).
+#[cfg(test)]
+pub(crate) fn read_encrypted_file(path: &Path, keys: Option<&Arc<TenantKeys>>) -> Vec<RecordBatch> {
     let file = File::open(path).expect("opens parquet file");
-    ParquetRecordBatchReaderBuilder::try_new(file)
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options(keys).expect("reader options"))
         .expect("reads footer")
         .build()
         .expect("builds reader")

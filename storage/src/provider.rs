@@ -22,6 +22,7 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, Pa
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::parquet_encryption::EncryptionFactory;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::physical_expr::{PhysicalExpr, conjunction};
@@ -31,6 +32,7 @@ use datafusion::physical_plan::union::UnionExec;
 use tracing::debug;
 
 use crate::buffer::{DataFile, ShardBuffer};
+use crate::encryption::TenantKeys;
 use crate::pruning::Pruning;
 use crate::signal::{Signal, SignalExt};
 use crate::tidx::trace_key;
@@ -40,6 +42,8 @@ use crate::tidx::trace_key;
 /// `skein_model::metrics::metric_schema`).
 pub struct ShardTable {
     buffer: Arc<ShardBuffer>,
+    /// The tenant's keys when its files are encrypted.
+    keys: Option<Arc<TenantKeys>>,
 }
 
 impl std::fmt::Debug for ShardTable {
@@ -49,8 +53,8 @@ impl std::fmt::Debug for ShardTable {
 }
 
 impl ShardTable {
-    pub(crate) fn new(buffer: Arc<ShardBuffer>) -> Self {
-        Self { buffer }
+    pub(crate) fn new(buffer: Arc<ShardBuffer>, keys: Option<Arc<TenantKeys>>) -> Self {
+        Self { buffer, keys }
     }
 
     pub fn shard(&self) -> usize {
@@ -89,7 +93,12 @@ impl ShardTable {
         options.global.pushdown_filters = true;
         options.global.reorder_filters = true;
         let files = files.iter().map(|f| (f.location.clone(), f.meta.size_bytes)).collect();
-        let scan = ParquetScan { schema: self.schema(), options, cache_metadata: true };
+        let scan = ParquetScan {
+            schema: self.schema(),
+            options,
+            cache_metadata: true,
+            decryption: self.keys.as_ref().map(|k| k.scan_decryption()),
+        };
         scan.plan(state, files, projection, filters, limit)
     }
 }
@@ -99,8 +108,11 @@ pub(crate) struct ParquetScan {
     pub schema: SchemaRef,
     /// How the files are read; pruning on and view types off are added.
     pub options: TableParquetOptions,
-    /// Keep the files' metadata in the runtime's cache (immutable files).
+    /// Keep the files' metadata in the runtime's cache (immutable files;
+    /// DataFusion does not cache the metadata of encrypted files).
     pub cache_metadata: bool,
+    /// How encrypted files are decrypted.
+    pub decryption: Option<Arc<dyn EncryptionFactory>>,
 }
 
 impl ParquetScan {
@@ -125,6 +137,9 @@ impl ParquetScan {
                 runtime.cache_manager.get_file_metadata_cache(),
             );
             source = source.with_parquet_file_reader_factory(Arc::new(reader_factory));
+        }
+        if let Some(decryption) = self.decryption {
+            source = source.with_encryption_factory(decryption);
         }
         if let Some(predicate) = physical_predicate(state, filters, &self.schema)? {
             source = source.with_predicate(predicate);

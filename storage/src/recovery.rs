@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::buffer::DataFile;
 use crate::dedup::batch_key;
+use crate::encryption::{TenantKeys, open_record};
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir};
 use crate::manifest::Manifest;
@@ -47,7 +48,16 @@ pub(crate) struct Replayed {
 
 impl Replayed {
     /// Decodes one record of the log at `origin` (named in errors).
-    pub fn push_record(&mut self, payload: &[u8], spec: &SignalSpec, origin: &Path) -> Result<(), StorageError> {
+    /// Sealed records are opened with `keys` first.
+    pub fn push_record(
+        &mut self,
+        record: &[u8],
+        spec: &SignalSpec,
+        origin: &Path,
+        keys: Option<&TenantKeys>,
+    ) -> Result<(), StorageError> {
+        let payload = open_record(record, keys).map_err(|reason| StorageError::corrupt(origin, reason))?;
+        let payload = payload.as_ref();
         let decoded = decode_batches(payload, &spec.schema).map_err(|reason| StorageError::corrupt(origin, reason))?;
         // The record's size is accounted to its first batch.
         let mut bytes = payload.len() as u64;
@@ -61,7 +71,12 @@ impl Replayed {
 
 /// Brings the signal directory `dir` of shard `shard` to a consistent state
 /// and reads it back.
-pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Recovered, StorageError> {
+pub(crate) fn recover(
+    shard: usize,
+    spec: &SignalSpec,
+    dir: &Path,
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<Recovered, StorageError> {
     let signal = spec.signal;
     let wal_dir = dir.join(WAL_DIR);
     create_dir_durable(&wal_dir).ctx(|| format!("creating {}", wal_dir.display()))?;
@@ -79,7 +94,7 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
             continue;
         }
         let index = match spec.trace_index_column {
-            Some(column) => Some(load_or_rebuild_index(shard, &path, column)?),
+            Some(column) => Some(load_or_rebuild_index(shard, &path, column, keys)?),
             None => None,
         };
         files.push(Arc::new(DataFile::new(dir, meta.clone(), index)?));
@@ -102,7 +117,7 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
             obsolete = true;
             continue;
         }
-        let replay = replay_segment(&path, |payload| replayed.push_record(payload, spec, &path))?;
+        let replay = replay_segment(&path, |record| replayed.push_record(record, spec, &path, keys.map(Arc::as_ref)))?;
         wal_bytes += replay.valid_bytes;
         records += replay.records;
     }
@@ -125,13 +140,18 @@ pub(crate) fn recover(shard: usize, spec: &SignalSpec, dir: &Path) -> Result<Rec
     Ok(Recovered { manifest, files, replayed, next_seq: last_seq + 1, wal_bytes })
 }
 
-fn load_or_rebuild_index(shard: usize, parquet: &Path, column: &str) -> Result<TraceIndex, StorageError> {
+fn load_or_rebuild_index(
+    shard: usize,
+    parquet: &Path,
+    column: &str,
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<TraceIndex, StorageError> {
     let sidecar = sidecar_path(parquet);
     match TraceIndex::read(&sidecar) {
         Ok(index) => Ok(index),
         Err(e) => {
             warn!(shard, file = %parquet.display(), error = %e, "trace index unreadable; rebuilding it");
-            let index = rebuild_index(parquet, column)?;
+            let index = rebuild_index(parquet, column, keys)?;
             index.write(&sidecar)?;
             if let Some(parent) = sidecar.parent() {
                 fsync_dir(parent).ctx(|| format!("syncing {}", parent.display()))?;

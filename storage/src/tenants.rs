@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::bucket::Bucket;
+use crate::encryption::Keyring;
 use crate::error::{IoContext, closed_write_error};
 use crate::metrics::ProcessShared;
 use crate::{Storage, StorageConfig, StorageError, WalPlacement};
@@ -57,6 +58,8 @@ pub struct TenantStorages {
     node: NodeShards,
     /// The root of the object store, to find tenants there.
     bucket: Option<Bucket>,
+    /// Every tenant's keys, with `storage.encryption`.
+    keyring: Option<Keyring>,
     draining: AtomicBool,
     process: ProcessShared,
     shutdown: CancellationToken,
@@ -100,6 +103,7 @@ impl TenantStorages {
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
+        let keyring = config.encryption.as_ref().map(Keyring::load).transpose()?;
         let bucket = match &config.object_store {
             Some(object_store) => Some(Bucket::connect(object_store).await?),
             None => None,
@@ -109,6 +113,7 @@ impl TenantStorages {
             config,
             node,
             bucket,
+            keyring,
             draining: AtomicBool::new(false),
             shutdown,
             open: parking_lot::RwLock::new(BTreeMap::new()),
@@ -191,9 +196,16 @@ impl TenantStorages {
         let config = self.tenant_config(tenant);
         let data_dir = config.data_dir.clone();
         let shards = (self.node.owned)();
-        let storage =
-            Storage::open_shared(config, &shards, self.node.wal, self.process.clone(), self.shutdown.child_token())
-                .await?;
+        let keys = self.keyring.as_ref().map(|keyring| keyring.for_tenant(tenant)).transpose()?;
+        let storage = Storage::open_shared(
+            config,
+            &shards,
+            self.node.wal,
+            self.process.clone(),
+            keys,
+            self.shutdown.child_token(),
+        )
+        .await?;
         if self.is_draining() {
             storage.start_draining();
         }
@@ -213,12 +225,14 @@ impl TenantStorages {
     }
 
     /// `[storage]` for one tenant: its own directory and object-store
-    /// prefix, and its retention where `[storage.tenants.<name>]` sets one.
+    /// prefix, and its retention and trace size limit where
+    /// `[storage.tenants.<name>]` sets them.
     fn tenant_config(&self, tenant: &str) -> StorageConfig {
         let mut config = self.config.clone();
         config.tenants = BTreeMap::new();
-        if let Some(retention) = self.config.tenants.get(tenant).and_then(|t| t.retention) {
-            config.retention = Some(retention);
+        if let Some(own) = self.config.tenants.get(tenant) {
+            config.retention = own.retention.or(config.retention);
+            config.max_spans_per_trace = own.max_spans_per_trace.unwrap_or(config.max_spans_per_trace);
         }
         if tenant == DEFAULT_TENANT {
             return config;

@@ -307,6 +307,34 @@ async fn a_hung_storage_node_gets_retryable_answers_not_a_hang() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_over_its_size_limit_is_cut_where_it_is_stored_whichever_collector_sends_it() {
+    let cluster = ProcessClusterBuilder::new()
+        .collectors(2)
+        .storage(2)
+        .query(1)
+        .shards(4)
+        .env("SKEIN_STORAGE__MAX_SPANS_PER_TRACE", "4")
+        .start();
+    cluster.wait_healthy().await;
+    let client = skein::client::http_client();
+    let (status, body, _) = post(&client, &format!("{}/v1/traces", cluster.otlp_http(0)), &trace_request(7, 3)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("partialSuccess"), "3 of 4 spans: all stored: {body}");
+
+    // The other collector cannot know the trace's count; its owner does.
+    let (status, body, _) = post(&client, &format!("{}/v1/traces", cluster.otlp_http(1)), &trace_request(7, 6)).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("json");
+    let partial = &answer["partialSuccess"];
+    let rejected =
+        partial["rejectedSpans"].as_str().map_or_else(|| partial["rejectedSpans"].as_i64(), |s| s.parse().ok());
+    assert_eq!(rejected, Some(5), "{body}");
+    let message = partial["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains(&trace_id(7)) && message.contains("max_spans_per_trace"), "{body}");
+    assert_eq!(count(&client, &cluster.query_url(0), "SELECT count(*) FROM spans").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_with_a_different_shard_count_are_refused() {
     let cluster = ProcessClusterBuilder::new().collectors(1).storage(1).query(1).shards(4).start();
     cluster.wait_healthy().await;

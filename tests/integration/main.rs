@@ -11,6 +11,7 @@ mod cluster_tls;
 mod compaction;
 mod crash;
 mod deploy;
+mod encryption;
 mod failover;
 mod js_sdk;
 mod otlp_json;

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::encryption::TenantKeys;
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
@@ -31,6 +32,9 @@ use crate::tidx::TraceIndexBuilder;
 /// that part near the sort's memory cap.
 const BATCH_ROWS: usize = 2048;
 
+/// The name the merge's runtime knows the tenant's decryption by.
+const DECRYPTION_FACTORY: &str = "skein-tenant-keys";
+
 /// What a merge reads and where it writes.
 pub(crate) struct MergeJob {
     pub spec: &'static SignalSpec,
@@ -42,6 +46,8 @@ pub(crate) struct MergeJob {
     pub target_file_bytes: u64,
     pub memory_bytes: u64,
     pub row_group_rows: usize,
+    /// The tenant's keys: inputs are decrypted and outputs encrypted.
+    pub keys: Option<Arc<TenantKeys>>,
 }
 
 /// Merges the job's inputs into new files, sorted by the signal's
@@ -86,6 +92,10 @@ async fn stream_sorted(
     let usize_bytes = usize::try_from(job.memory_bytes).unwrap_or(usize::MAX);
     let runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(usize_bytes))).build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    if let Some(keys) = &job.keys {
+        ctx.runtime_env().register_parquet_encryption_factory(DECRYPTION_FACTORY, keys.scan_decryption());
+        ctx.state_ref().write().table_options_mut().parquet.crypto.factory_id = Some(DECRYPTION_FACTORY.to_owned());
+    }
     let paths: Vec<String> =
         job.inputs.iter().map(|f| job.signal_dir.join(&f.path).to_string_lossy().into_owned()).collect();
     let order = job.spec.compaction_sort_columns.iter().map(|c| col(*c).sort(true, false)).collect();
@@ -162,8 +172,13 @@ impl<'a> Outputs<'a> {
         let tmp = tmp_path(&path);
         self.created.push(tmp.clone());
         let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-        let properties =
-            writer_properties(job.spec, job.row_group_rows, job.row_group_rows, job.spec.compaction_sort_columns)?;
+        let properties = writer_properties(
+            job.spec,
+            job.row_group_rows,
+            job.row_group_rows,
+            job.spec.compaction_sort_columns,
+            job.keys.as_ref(),
+        )?;
         let writer = ArrowWriter::try_new(file, Arc::clone(&job.spec.schema), Some(properties))?;
         let index = job.spec.trace_index_column.map(|_| TraceIndexBuilder::default());
         Ok(OpenFile { relative, path, tmp, writer, rows: 0, ranges: BTreeMap::new(), index })

@@ -58,6 +58,7 @@ impl Shard {
             target_file_bytes: config.target_file_bytes,
             memory_bytes: config.memory_bytes,
             row_group_rows: self.row_group_rows,
+            keys: self.keys.clone(),
         };
         let written = merge(job, stop.clone()).await?;
         let outputs: Vec<FileMeta> = written.iter().map(|w| w.meta.clone()).collect();

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::RecordBatch;
-use skein_model::WriteError;
+use skein_model::{WriteError, WriteReceipt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -34,6 +34,7 @@ use crate::bucket::{Bucket, SignalBucket, sidecar_of};
 use crate::buffer::{DataFile, FlushDue, ShardBuffer};
 use crate::config::StorageConfig;
 use crate::dedup::{RecentBatches, batch_key};
+use crate::encryption::TenantKeys;
 use crate::error::{IoContext, OVERLOADED_RETRY_AFTER, StorageError, UNAVAILABLE_RETRY_AFTER, closed_write_error};
 use crate::fsutil::remove_empty_dirs;
 use crate::layout::signal_dir;
@@ -43,6 +44,7 @@ use crate::parquet_files::{NS_PER_HOUR, write_partitions};
 use crate::recovery::{Recovered, WAL_DIR, recover};
 use crate::signal::{Signal, SignalExt, SignalSpec};
 use crate::tidx::sidecar_path;
+use crate::trace_limit::{Admission, TraceSpanCounts};
 use crate::wal::{MAX_RECORD_BYTES, delete_segments_up_to, encode_batch, parse_frames};
 use crate::writer::{AppendRequest, Command, WalRefusal, WalSink, WalWriter};
 
@@ -96,6 +98,11 @@ pub(crate) struct Shard {
     fenced: Arc<AtomicBool>,
     /// Keys of recently acknowledged batches, to store a retried batch once.
     recent: parking_lot::Mutex<RecentBatches>,
+    /// Spans per trace, when the tenant has `max_spans_per_trace` (spans only).
+    trace_counts: Option<parking_lot::Mutex<TraceSpanCounts>>,
+    /// The tenant's keys with `storage.encryption`: WAL records are sealed
+    /// and Parquet files encrypted with them.
+    pub keys: Option<Arc<TenantKeys>>,
     /// The manifest as on disk; its lock serializes commits (flushes,
     /// compactions, retention).
     manifest: tokio::sync::Mutex<Manifest>,
@@ -106,6 +113,10 @@ pub(crate) struct Shard {
     metrics: SignalMetrics,
     #[cfg(test)]
     pub fail_point: parking_lot::Mutex<Option<FailPoint>>,
+}
+
+fn encode_for_wal(batch: &RecordBatch) -> Result<Vec<u8>, WriteError> {
+    encode_batch(batch).map_err(|e| WriteError::Internal(format!("encoding batch: {e}")))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -125,6 +136,7 @@ impl Shard {
         bucket: Option<&Bucket>,
         wal: WalPlacement,
         metrics: SignalMetrics,
+        keys: Option<Arc<TenantKeys>>,
     ) -> Result<Arc<Self>, StorageError> {
         let spec = signal.spec();
         let dir = signal_dir(&config.data_dir, id, spec);
@@ -134,13 +146,13 @@ impl Shard {
             bucket.reconcile(&dir, spec, wal_in_bucket).await?;
         }
         let mut recovered = {
-            let dir = dir.clone();
-            blocking(move || recover(id, spec, &dir)).await?
+            let (dir, keys) = (dir.clone(), keys.clone());
+            blocking(move || recover(id, spec, &dir, keys.as_ref())).await?
         };
         let sink = match (&bucket, wal) {
             (_, WalPlacement::LocalDisk) => WalSink::Local { dir: dir.join(WAL_DIR), segment: None },
             (Some(bucket), WalPlacement::ObjectStore) => {
-                replay_from_bucket(bucket, spec, &mut recovered).await?;
+                replay_from_bucket(bucket, spec, &mut recovered, keys.as_deref()).await?;
                 WalSink::Remote { bucket: bucket.clone(), runtime: tokio::runtime::Handle::current() }
             }
             (None, WalPlacement::ObjectStore) => {
@@ -158,9 +170,17 @@ impl Shard {
             recovered.files,
             metrics.clone(),
         ));
+        let now = Instant::now();
+        let trace_counts = (signal == Signal::Spans && config.max_spans_per_trace > 0).then(|| {
+            let mut counts =
+                TraceSpanCounts::new(config.max_spans_per_trace, config.trace_limit_window, config.shards, now);
+            for (batch, _) in &recovered.replayed.batches {
+                counts.note(batch, now);
+            }
+            parking_lot::Mutex::new(counts)
+        });
         buffer.append(recovered.replayed.batches);
         let mut recent = RecentBatches::default();
-        let now = Instant::now();
         for key in recovered.replayed.keys {
             recent.insert(key, now);
         }
@@ -181,6 +201,8 @@ impl Shard {
             wal_in_bucket,
             fenced,
             recent: parking_lot::Mutex::new(recent),
+            trace_counts,
+            keys,
             manifest: tokio::sync::Mutex::new(recovered.manifest),
             retired: parking_lot::Mutex::new(Vec::new()),
             row_group_rows: config.row_group_rows,
@@ -221,10 +243,12 @@ impl Shard {
         }
     }
 
-    /// Makes `batch` durable in the WAL, then visible in the buffer.
-    pub async fn write(&self, batch: RecordBatch) -> Result<(), WriteError> {
+    /// Makes `batch` durable in the WAL, then visible in the buffer. Spans
+    /// over the tenant's trace size limit are left out and counted in the
+    /// receipt.
+    pub async fn write(&self, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {
         if batch.num_rows() == 0 {
-            return Ok(());
+            return Ok(WriteReceipt::STORED);
         }
         if batch.schema().fields() != self.spec.schema.fields() {
             return Err(WriteError::Internal(format!("batch does not have the {} schema", self.spec.signal)));
@@ -240,19 +264,74 @@ impl Shard {
             debug!(shard = self.id, signal = %self.spec.signal, buffered, limit = self.max_buffer_bytes, "flush is behind, refusing writes");
             return Err(WriteError::Overloaded { retry_after: OVERLOADED_RETRY_AFTER });
         }
-        let payload = encode_batch(&batch).map_err(|e| WriteError::Internal(format!("encoding batch: {e}")))?;
+        let mut payload = encode_for_wal(&batch)?;
+        // The key is the batch as sent, so a retry is recognised even when
+        // the trace limit stored only part of it.
+        let key = batch_key(&payload);
+        if self.recent.lock().contains(key, Instant::now()) {
+            // Already durable: a client retried a request that partly failed.
+            self.metrics.duplicate_batches.inc();
+            return Ok(WriteReceipt::STORED);
+        }
+        let (batch, admission) = match &self.trace_counts {
+            None => (batch, None),
+            Some(counts) => {
+                let admission = counts
+                    .lock()
+                    .admit(batch, Instant::now())
+                    .map_err(|e| WriteError::Internal(format!("counting spans per trace: {e}")))?;
+                (admission.batch.clone(), Some(admission))
+            }
+        };
+        let receipt = self.receipt(admission.as_ref());
+        if receipt.refused_rows > 0 {
+            if batch.num_rows() == 0 {
+                return Ok(receipt);
+            }
+            payload = encode_for_wal(&batch)?;
+        }
+        if let Some(keys) = &self.keys {
+            payload =
+                keys.seal_record(payload).map_err(|e| WriteError::Internal(format!("encrypting a batch: {e}")))?;
+        }
         if payload.len() > MAX_RECORD_BYTES {
+            if let (Some(admission), Some(counts)) = (&admission, &self.trace_counts) {
+                counts.lock().release(admission);
+            }
             return Err(WriteError::Internal(format!(
                 "batch of {} bytes is over the {MAX_RECORD_BYTES}-byte write-ahead log record limit",
                 payload.len()
             )));
         }
-        let key = batch_key(&payload);
-        if self.recent.lock().contains(key, Instant::now()) {
-            // Already durable: a client retried a request that partly failed.
-            self.metrics.duplicate_batches.inc();
-            return Ok(());
+        let result = self.append(payload, batch, key).await;
+        if let (Err(_), Some(admission), Some(counts)) = (&result, &admission, &self.trace_counts) {
+            counts.lock().release(admission);
         }
+        result.map(|()| receipt)
+    }
+
+    /// The receipt of a write the trace size limit may have cut.
+    fn receipt(&self, admission: Option<&Admission>) -> WriteReceipt {
+        let Some(admission) = admission.filter(|a| a.refused_rows > 0) else {
+            return WriteReceipt::STORED;
+        };
+        let max_spans = admission.max_spans;
+        self.metrics.refused_rows("trace_too_large", admission.refused_rows);
+        if let Some(trace_id) = &admission.newly_over {
+            info!(shard = self.id, trace_id = %trace_id, max_spans, "trace reached its size limit; refusing its further spans");
+        }
+        WriteReceipt {
+            refused_rows: admission.refused_rows,
+            refusal: admission.first_refused.as_ref().map(|trace_id| {
+                format!(
+                    "trace {trace_id} is over the limit of {max_spans} spans per trace (storage.max_spans_per_trace)"
+                )
+            }),
+        }
+    }
+
+    /// Appends one encoded batch to the WAL and waits until it is durable.
+    async fn append(&self, payload: Vec<u8>, batch: RecordBatch, key: u128) -> Result<(), WriteError> {
         let (ack, acked) = oneshot::channel();
         match self.tx.try_send(Command::Append(AppendRequest { payload, batch, ack })) {
             Ok(()) => {}
@@ -303,9 +382,10 @@ impl Shard {
         let batches: Vec<RecordBatch> = frozen.iter().flat_map(|f| f.batches.iter().cloned()).collect();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let written = {
-            let (spec, dir, row_group_rows) = (self.spec, self.dir.clone(), self.row_group_rows);
+            let (spec, dir, row_group_rows, keys) =
+                (self.spec, self.dir.clone(), self.row_group_rows, self.keys.clone());
             let prefix = format!("{checkpoint:020}-{:x}", unix_nanos(SystemTime::now()));
-            blocking(move || write_partitions(spec, &dir, &batches, row_group_rows, &prefix)).await?
+            blocking(move || write_partitions(spec, &dir, &batches, row_group_rows, &prefix, keys.as_ref())).await?
         };
         #[cfg(test)]
         self.check_fail_point(FailPoint::ParquetWritten)?;
@@ -399,8 +479,9 @@ impl Shard {
             return;
         }
         let paths: Vec<PathBuf> = files.iter().map(|f| self.dir.join(&f.path)).collect();
+        let keys = self.keys.clone();
         let _ = blocking(move || {
-            crate::derived::ensure_sidecars(&paths);
+            crate::derived::ensure_sidecars(&paths, keys.as_ref());
             Ok(())
         })
         .await;
@@ -556,6 +637,7 @@ async fn replay_from_bucket(
     bucket: &SignalBucket,
     spec: &'static SignalSpec,
     recovered: &mut Recovered,
+    keys: Option<&TenantKeys>,
 ) -> Result<(), StorageError> {
     let manifest = &recovered.manifest;
     let (objects, fence) = bucket.fence_wal(manifest.wal_checkpoint, manifest.generation).await?;
@@ -565,7 +647,7 @@ async fn replay_from_bucket(
             continue;
         }
         let origin = PathBuf::from(format!("wal object {seq} of shard {}", bucket.shard()));
-        parse_frames(&bytes, |payload| recovered.replayed.push_record(payload, spec, &origin))?
+        parse_frames(&bytes, |payload| recovered.replayed.push_record(payload, spec, &origin, keys))?
             .map_err(|reason| StorageError::corrupt(&origin, reason))?;
         recovered.wal_bytes += bytes.len() as u64;
     }

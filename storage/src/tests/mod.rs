@@ -4,6 +4,7 @@
 mod bucket;
 mod compaction;
 mod durability;
+mod encryption;
 mod failover;
 mod limits;
 mod logs;
@@ -13,6 +14,7 @@ mod metrics;
 mod query;
 mod span_metrics;
 mod tenants;
+mod trace_limit;
 mod trace_parts;
 
 use std::path::{Path, PathBuf};

@@ -82,7 +82,7 @@ async fn tenants_past_the_limit_are_refused_and_retention_is_per_tenant() {
     let config = StorageConfig {
         max_tenants: 2,
         retention: Some(Duration::from_secs(30 * 86_400)),
-        tenants: [("short".to_owned(), TenantConfig { retention: Some(week) })].into(),
+        tenants: [("short".to_owned(), TenantConfig { retention: Some(week), ..TenantConfig::default() })].into(),
         ..quiet_config(dir.path())
     };
     let tenants = open_tenants(config).await;
