@@ -52,6 +52,7 @@ pub(crate) struct Metrics {
     files_compacted: Family<SignalLabels, Counter>,
     compaction_bytes_written: Family<SignalLabels, Counter>,
     compaction_duration: HistogramFamily,
+    copies_dropped: Family<SignalLabels, Counter>,
 }
 
 /// The metrics of one signal, shared by all its shards.
@@ -78,6 +79,8 @@ pub(crate) struct SignalMetrics {
     pub files_compacted: Counter,
     pub compaction_bytes_written: Counter,
     pub compaction_duration: Histogram,
+    /// Repeated rows (one span stored twice) compactions left out.
+    pub copies_dropped: Counter,
 }
 
 impl Metrics {
@@ -99,6 +102,7 @@ impl Metrics {
             files_compacted: Family::default(),
             compaction_bytes_written: Family::default(),
             compaction_duration: Family::new_with_constructor(compaction_duration_histogram),
+            copies_dropped: Family::default(),
         };
         let skein = registry.sub_registry_with_prefix("skein");
         skein.register("wal_bytes", "Bytes of write-ahead log segments on disk", metrics.wal_bytes.clone());
@@ -157,6 +161,11 @@ impl Metrics {
             "Time to merge and commit one compaction",
             metrics.compaction_duration.clone(),
         );
+        skein.register(
+            "storage_compaction_copies_dropped",
+            "Repeated rows (a span stored twice by a late client retry) that compactions kept once",
+            metrics.copies_dropped.clone(),
+        );
         // Every signal's series exist from the start, at zero.
         for signal in Signal::ALL {
             metrics.signal(signal);
@@ -185,6 +194,7 @@ impl Metrics {
             files_compacted: self.files_compacted.get_or_create_owned(&labels),
             compaction_bytes_written: self.compaction_bytes_written.get_or_create_owned(&labels),
             compaction_duration: self.compaction_duration.get_or_create_owned(&labels),
+            copies_dropped: self.copies_dropped.get_or_create_owned(&labels),
         }
     }
 }

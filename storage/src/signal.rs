@@ -32,7 +32,14 @@ impl SignalExt for Signal {
                 schema: span_schema(),
                 partition_column: span_col::START_TIME,
                 sort_columns: &[],
-                compaction_sort_columns: &[span_col::SERVICE_NAME, span_col::TRACE_ID, span_col::START_TIME],
+                // The span ID last, so copies of one span (a client's retry
+                // stored twice) are adjacent and the merge keeps one.
+                compaction_sort_columns: &[
+                    span_col::SERVICE_NAME,
+                    span_col::TRACE_ID,
+                    span_col::START_TIME,
+                    span_col::SPAN_ID,
+                ],
                 bloom_columns: &[span_col::TRACE_ID, span_col::SERVICE_NAME, span_col::NAME],
                 range_columns: &[span_col::START_TIME, span_col::END_TIME],
                 trace_index_column: Some(span_col::TRACE_ID),

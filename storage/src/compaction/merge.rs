@@ -10,12 +10,14 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 use futures::StreamExt;
+use skein_model::schema::col as span_col;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +26,7 @@ use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
 use crate::parquet_files::{WrittenFile, partition_dir, publish, strings, widen_ranges, writer_properties};
-use crate::signal::SignalSpec;
+use crate::signal::{Signal, SignalSpec};
 use crate::tidx::TraceIndexBuilder;
 
 /// Rows per batch read and sorted. Span rows are about 1 KiB in memory,
@@ -101,6 +103,7 @@ async fn stream_sorted(
     let order = job.spec.compaction_sort_columns.iter().map(|c| col(*c).sort(true, false)).collect();
     let frame = ctx.read_parquet(paths, ParquetReadOptions::default().schema(&job.spec.schema)).await?.sort(order)?;
     let mut stream = frame.execute_stream().await?;
+    let mut copies = (job.spec.signal == Signal::Spans).then(SpanCopies::default);
     loop {
         let next = tokio::select! {
             biased;
@@ -108,9 +111,44 @@ async fn stream_sorted(
             next = stream.next() => next,
         };
         match next {
-            Some(batch) => outputs.write(batch?)?,
+            Some(batch) => {
+                let batch = match &mut copies {
+                    Some(copies) => copies.drop_repeats(batch?)?,
+                    None => batch?,
+                };
+                outputs.write(batch)?
+            }
             None => return Ok(()),
         }
+    }
+}
+
+/// Drops repeated spans from the merge's sorted stream: a retry the
+/// write-time dedup did not catch (after its window, or a flush and a
+/// restart) stored a span twice, and the sort puts the copies side by side.
+/// A span is a repeat when its trace and span ID equal the previous row's.
+#[derive(Default)]
+struct SpanCopies {
+    last: Option<(String, String)>,
+}
+
+impl SpanCopies {
+    fn drop_repeats(&mut self, batch: RecordBatch) -> Result<RecordBatch, StorageError> {
+        let traces = strings(&batch, span_col::TRACE_ID)?;
+        let spans = strings(&batch, span_col::SPAN_ID)?;
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for row in 0..batch.num_rows() {
+            let (trace, span) = (traces.value(row), spans.value(row));
+            let repeat = self.last.as_ref().is_some_and(|(t, s)| t == trace && s == span);
+            keep.push(!repeat);
+            if !repeat {
+                self.last = Some((trace.to_owned(), span.to_owned()));
+            }
+        }
+        if keep.iter().all(|k| *k) {
+            return Ok(batch);
+        }
+        Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
     }
 }
 

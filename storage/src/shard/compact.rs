@@ -117,7 +117,10 @@ impl Shard {
         drop(manifest);
 
         let rows = outputs.iter().map(|f| f.rows).sum();
+        // Rows the merge left out: repeated spans (see `compaction::merge`).
+        let copies_dropped = inputs.iter().map(|f| f.rows).sum::<u64>().saturating_sub(rows);
         let compacted = Compacted { inputs: inputs.len(), outputs: outputs.len(), rows };
+        self.metrics.copies_dropped.inc_by(copies_dropped);
         self.metrics.compactions.inc();
         self.metrics.files_compacted.inc_by(inputs.len() as u64);
         self.metrics.compaction_bytes_written.inc_by(outputs.iter().map(|f| f.size_bytes).sum());
@@ -129,6 +132,7 @@ impl Shard {
             inputs = compacted.inputs,
             outputs = compacted.outputs,
             rows,
+            copies_dropped,
             input_bytes = inputs.iter().map(|f| f.size_bytes).sum::<u64>(),
             output_bytes = outputs.iter().map(|f| f.size_bytes).sum::<u64>(),
             millis = started.elapsed().as_millis() as u64,

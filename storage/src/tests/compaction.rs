@@ -105,6 +105,38 @@ async fn compaction_merges_each_hour_into_one_sorted_file_with_every_row_once() 
 }
 
 #[tokio::test]
+async fn a_span_stored_twice_by_a_late_retry_is_kept_once_by_compaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut registry = Registry::default();
+    let config = compacting(quiet_config(dir.path()));
+    let storage = Storage::open(config.clone(), &mut registry, CancellationToken::new()).await.expect("opens");
+    let batch = batch_of(trace_spans(1, 4, BASE_NS));
+    write(&storage, batch.clone()).await;
+    storage.flush_all().await.expect("flushes");
+    storage.close().await.expect("closes");
+    drop(storage);
+
+    // After a flush and a restart the write-time dedup has forgotten the
+    // batch: the client's retry is stored again, next to a new span.
+    let storage = Storage::open(config, &mut registry, CancellationToken::new()).await.expect("reopens");
+    let mut retried = trace_spans(1, 4, BASE_NS);
+    retried.extend(trace_spans(2, 1, BASE_NS + 5_000));
+    write(&storage, batch_of(retried)).await;
+    storage.flush_all().await.expect("flushes");
+    assert_eq!(all_records(&storage).await.len(), 9, "stored twice before compaction");
+
+    assert_eq!(storage.compact_now().await.expect("compacts"), 1);
+    let after = all_records(&storage).await;
+    let mut expected = records(&[batch]);
+    expected.extend(records(&[batch_of(trace_spans(2, 1, BASE_NS + 5_000))]));
+    expected.sort_by(|a, b| (&a.span.trace_id, &a.span.span_id).cmp(&(&b.span.trace_id, &b.span.span_id)));
+    assert_eq!(after, expected, "each span once, every field intact");
+    let mut exposition = String::new();
+    prometheus_client::encoding::text::encode(&mut exposition, &registry).expect("encodes");
+    assert!(exposition.contains(r#"skein_storage_compaction_copies_dropped_total{signal="spans"} 4"#), "{exposition}");
+}
+
+#[tokio::test]
 async fn a_crash_before_the_commit_keeps_the_inputs_and_drops_the_outputs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = open(compacting(quiet_config(dir.path()))).await;
