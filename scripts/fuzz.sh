@@ -9,7 +9,7 @@
 #   scripts/fuzz.sh otlp_traces_protobuf -max_total_time=600 -jobs=2
 #
 # Targets: otlp_traces_protobuf otlp_metrics_protobuf otlp_logs_protobuf
-# otlp_http sql query_params tokens_file. The corpus grows in
+# otlp_http sql query_params tokens_file keys_file wal_record. The corpus grows in
 # fuzz/corpus/<target>/ (seeded from the target's fixtures); a finding is
 # written to fuzz/artifacts/<target>/; once fixed, copy it into
 # fuzz/regressions/<target>/ so `cargo test` replays it forever.

@@ -3,7 +3,8 @@
 //! checked against prost), OTLP/HTTP requests of every encoding through the
 //! collector's routes, SQL through the query service's planner, safety
 //! checks and execution, the parameters of the search, metrics, logs, Tempo,
-//! Jaeger and Prometheus endpoints, and the tokens file.
+//! Jaeger and Prometheus endpoints, the tokens file, and encryption at rest
+//! (the keys file, and WAL records as read back from disk or the bucket).
 //!
 //! Each target is a plain `fn(&[u8])` that panics on a finding: a crash, a
 //! 5xx answer to malformed input, or a broken invariant. Data flows from
@@ -19,6 +20,7 @@
 
 mod fixtures;
 mod http_ingest;
+mod keys;
 pub mod mutate;
 mod protobuf;
 mod query_api;
@@ -41,6 +43,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "sql", run: query_api::sql, seeds: query_api::sql_seeds },
     Target { name: "query_params", run: query_api::query_params, seeds: query_api::query_params_seeds },
     Target { name: "tokens_file", run: tokens::tokens_file, seeds: tokens::tokens_file_seeds },
+    Target { name: "keys_file", run: keys::keys_file, seeds: keys::keys_file_seeds },
+    Target { name: "wal_record", run: keys::wal_record, seeds: keys::wal_record_seeds },
 ];
 
 /// The target named `name`.

@@ -72,6 +72,8 @@ fn every_target_has_a_test() {
         "sql",
         "query_params",
         "tokens_file",
+        "keys_file",
+        "wal_record",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(names, tests);
@@ -110,6 +112,16 @@ fn query_params() {
 #[test]
 fn tokens_file() {
     fuzz("tokens_file");
+}
+
+#[test]
+fn keys_file() {
+    fuzz("keys_file");
+}
+
+#[test]
+fn wal_record() {
+    fuzz("wal_record");
 }
 
 #[test]

@@ -11,6 +11,9 @@
 //!   filling the buffer is setup and is not timed. It also prints the bytes
 //!   on disk per span once.
 //!
+//! Each also runs with `[storage.encryption]` on (`_encrypted`): sealed WAL
+//! records and Parquet modular encryption.
+//!
 //! Data goes to a temporary directory (set `TMPDIR` to bench another disk).
 //! Run with `cargo bench -p skein-storage --bench storage_paths`.
 
@@ -28,7 +31,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prometheus_client::registry::Registry;
 use skein_model::{ConvertLimits, ShardWriter, spans_to_arrow};
-use skein_storage::{Storage, StorageConfig};
+use skein_storage::{EncryptionConfig, Storage, StorageConfig, new_secret};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -48,9 +51,17 @@ fn runtime() -> Runtime {
 
 /// One shard whose background flush never fires during a bench: flushes
 /// happen only when the bench asks for them.
-fn open_storage(runtime: &Runtime) -> (TempDir, Arc<Storage>) {
+fn open_storage(runtime: &Runtime, encrypted: bool) -> (TempDir, Arc<Storage>) {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let encryption = encrypted.then(|| {
+        let keys_file = dir.path().join("keys.toml");
+        let secret = new_secret().expect("secret");
+        std::fs::write(&keys_file, format!("[[keys]]\nid = \"bench\"\ntenant = \"*\"\nsecret = \"{secret}\"\n"))
+            .expect("keys file");
+        EncryptionConfig { keys_file: Some(keys_file), keys_env: None }
+    });
     let config = StorageConfig {
+        encryption,
         data_dir: dir.path().to_path_buf(),
         shards: 1,
         flush_max_bytes: 1 << 30,
@@ -135,6 +146,21 @@ fn distinct_requests(count: usize) -> Vec<ExportTraceServiceRequest> {
     requests
 }
 
+/// `batch` with its span start times moved by `n` ns: the same data, but
+/// a distinct write, which storage's retry dedup (a repeat of a recent
+/// batch is acknowledged without writing) does not skip. Made outside the
+/// measured time.
+fn distinct(batch: &RecordBatch, n: u64) -> RecordBatch {
+    use datafusion::arrow::array::{DurationNanosecondArray, Scalar};
+    let column = batch.schema().index_of("start_time").expect("start_time column");
+    let shift = Scalar::new(DurationNanosecondArray::from(vec![n as i64]));
+    let moved =
+        datafusion::arrow::compute::kernels::numeric::add(batch.column(column), &shift).expect("shifts start times");
+    let mut columns = batch.columns().to_vec();
+    columns[column] = moved;
+    RecordBatch::try_new(batch.schema(), columns).expect("same schema")
+}
+
 /// Writes `batches` to shard 0 from concurrent tasks, as concurrent
 /// exporters would; returns once all are durable.
 async fn write_concurrently(storage: &Arc<Storage>, batches: impl IntoIterator<Item = RecordBatch>) {
@@ -187,29 +213,47 @@ fn column_bytes(dir: &Path) -> std::collections::HashMap<String, u64> {
     totals
 }
 
+/// The time `iters` durable writes of distinct copies of `batch` take, one
+/// at a time; the buffer is flushed every `FLUSH_EVERY` writes, untimed.
+fn time_writes(
+    runtime: &Runtime,
+    storage: &Arc<Storage>,
+    batch: &RecordBatch,
+    iters: u64,
+    next: &dyn Fn() -> u64,
+) -> Duration {
+    let mut measured = Duration::ZERO;
+    for i in 1..=iters {
+        let batch = distinct(batch, next());
+        let started = Instant::now();
+        runtime.block_on(storage.write_spans(0, batch)).expect("durable write");
+        measured += started.elapsed();
+        if i % FLUSH_EVERY == 0 {
+            runtime.block_on(storage.flush_all()).expect("flush");
+        }
+    }
+    measured
+}
+
 fn wal_append(c: &mut Criterion) {
     let runtime = runtime();
-    let (_dir, storage) = open_storage(&runtime);
+    let (_dir, storage) = open_storage(&runtime, false);
+    let (_encrypted_dir, encrypted) = open_storage(&runtime, true);
     let batch = to_batch(&request(SPANS));
     let flush_now = || runtime.block_on(storage.flush_all()).expect("flush");
+    let counter = std::cell::Cell::new(0u64);
+    let next = || {
+        counter.set(counter.get() + 1);
+        counter.get()
+    };
 
     let mut group = c.benchmark_group("wal_append");
     group.throughput(Throughput::Elements(SPANS as u64));
-    group.bench_function("512_spans", |b| {
-        b.iter_custom(|iters| {
-            let mut measured = Duration::ZERO;
-            for i in 1..=iters {
-                let batch = batch.clone();
-                let started = Instant::now();
-                runtime.block_on(storage.write_spans(0, batch)).expect("durable write");
-                measured += started.elapsed();
-                if i % FLUSH_EVERY == 0 {
-                    flush_now();
-                }
-            }
-            measured
-        })
+    group.bench_function("512_spans_encrypted", |b| {
+        b.iter_custom(|iters| time_writes(&runtime, &encrypted, &batch, iters, &next))
     });
+    runtime.block_on(encrypted.close()).expect("storage closes");
+    group.bench_function("512_spans", |b| b.iter_custom(|iters| time_writes(&runtime, &storage, &batch, iters, &next)));
 
     // About 8 ms an iteration: fewer samples keep the run near its target time.
     group.sample_size(20);
@@ -218,7 +262,7 @@ fn wal_append(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut measured = Duration::ZERO;
             for i in 1..=iters {
-                let batches = vec![batch.clone(); WRITERS];
+                let batches: Vec<RecordBatch> = (0..WRITERS).map(|_| distinct(&batch, next())).collect();
                 let started = Instant::now();
                 runtime.block_on(write_concurrently(&storage, batches));
                 measured += started.elapsed();
@@ -235,10 +279,16 @@ fn wal_append(c: &mut Criterion) {
 
 fn parquet_flush(c: &mut Criterion) {
     let runtime = runtime();
-    let (dir, storage) = open_storage(&runtime);
+    let (dir, storage) = open_storage(&runtime, false);
     let batches: Vec<RecordBatch> = distinct_requests(FLUSH_BATCHES).iter().map(to_batch).collect();
     let spans = (FLUSH_BATCHES * SPANS) as u64;
-    let fill = || runtime.block_on(write_concurrently(&storage, batches.iter().cloned()));
+    let counter = std::cell::Cell::new(0u64);
+    let fill_distinct = |storage: &Arc<Storage>| {
+        counter.set(counter.get() + 1);
+        let round = counter.get();
+        runtime.block_on(write_concurrently(storage, batches.iter().map(|b| distinct(b, round))));
+    };
+    let fill = || fill_distinct(&storage);
 
     // One flush of a fresh data directory for the size figures.
     fill();
@@ -267,8 +317,15 @@ fn parquet_flush(c: &mut Criterion) {
     group.bench_function("64x512_spans", |b| {
         b.iter_batched(fill, |()| runtime.block_on(storage.flush_all()).expect("flush"), BatchSize::PerIteration)
     });
-    group.finish();
     runtime.block_on(storage.close()).expect("storage closes");
+
+    let (_encrypted_dir, encrypted) = open_storage(&runtime, true);
+    let fill = || fill_distinct(&encrypted);
+    group.bench_function("64x512_spans_encrypted", |b| {
+        b.iter_batched(fill, |()| runtime.block_on(encrypted.flush_all()).expect("flush"), BatchSize::PerIteration)
+    });
+    group.finish();
+    runtime.block_on(encrypted.close()).expect("storage closes");
 }
 
 criterion_group!(benches, wal_append, parquet_flush);

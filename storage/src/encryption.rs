@@ -218,7 +218,7 @@ impl TenantKeys {
 
     /// Seals one WAL record: magic, version, key ID, nonce, then the
     /// ciphertext and tag; the header is authenticated too.
-    pub(crate) fn seal_record(&self, mut plaintext: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+    pub fn seal_record(&self, mut plaintext: Vec<u8>) -> Result<Vec<u8>, StorageError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -268,10 +268,7 @@ pub(crate) fn reader_options(keys: Option<&Arc<TenantKeys>>) -> Result<ArrowRead
 
 /// A WAL record as written: sealed records are opened with `keys`, plain
 /// ones (written before encryption was on) pass as they are.
-pub(crate) fn open_record<'a>(
-    record: &'a [u8],
-    keys: Option<&TenantKeys>,
-) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+pub fn open_record<'a>(record: &'a [u8], keys: Option<&TenantKeys>) -> Result<std::borrow::Cow<'a, [u8]>, String> {
     if !record.starts_with(RECORD_MAGIC) {
         return Ok(std::borrow::Cow::Borrowed(record));
     }

@@ -197,6 +197,7 @@ impl TenantStorages {
         let data_dir = config.data_dir.clone();
         let shards = (self.node.owned)();
         let keys = self.keyring.as_ref().map(|keyring| keyring.for_tenant(tenant)).transpose()?;
+        let encryption_key = keys.as_ref().map(|k| k.active_key_id().to_owned());
         let storage = Storage::open_shared(
             config,
             &shards,
@@ -209,7 +210,7 @@ impl TenantStorages {
         if self.is_draining() {
             storage.start_draining();
         }
-        info!(tenant, data_dir = %data_dir.display(), shards = shards.len(), "tenant storage open");
+        info!(tenant, data_dir = %data_dir.display(), shards = shards.len(), encryption_key = ?encryption_key, "tenant storage open");
         let tenants = {
             let mut open = self.open.write();
             open.insert(Arc::from(tenant), Arc::clone(&storage));
