@@ -235,13 +235,29 @@ impl TenantKeys {
         Ok(record)
     }
 
-    fn key(&self, id: &str) -> Result<&DataKey, String> {
-        self.readable.get(id).map(|k| k.as_ref()).ok_or_else(|| {
-            format!(
-                "encrypted with key {id:?}, which tenant {:?} has not (still) got in storage.encryption's keys",
-                self.tenant
-            )
-        })
+    fn key(&self, id: &str) -> Result<&DataKey, RecordError> {
+        self.readable
+            .get(id)
+            .map(|k| k.as_ref())
+            .ok_or_else(|| RecordError::UnknownKey { id: id.to_owned(), tenant: self.tenant.clone() })
+    }
+}
+
+/// Why a sealed WAL record (or an encrypted file) cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the record is encrypted but storage.encryption is not set")]
+    KeysNeeded,
+    #[error("encrypted with key {id:?}, which tenant {tenant:?} has not (still) got in storage.encryption's keys")]
+    UnknownKey { id: String, tenant: String },
+    #[error("{0}")]
+    Damaged(String),
+}
+
+impl RecordError {
+    /// A configuration problem (a key is missing), not damaged data.
+    pub fn is_missing_key(&self) -> bool {
+        matches!(self, RecordError::KeysNeeded | RecordError::UnknownKey { .. })
     }
 }
 
@@ -268,33 +284,36 @@ pub(crate) fn reader_options(keys: Option<&Arc<TenantKeys>>) -> Result<ArrowRead
 
 /// A WAL record as written: sealed records are opened with `keys`, plain
 /// ones (written before encryption was on) pass as they are.
-pub fn open_record<'a>(record: &'a [u8], keys: Option<&TenantKeys>) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+pub fn open_record<'a>(record: &'a [u8], keys: Option<&TenantKeys>) -> Result<std::borrow::Cow<'a, [u8]>, RecordError> {
     if !record.starts_with(RECORD_MAGIC) {
         return Ok(std::borrow::Cow::Borrowed(record));
     }
-    let keys = keys.ok_or("the record is encrypted but storage.encryption is not set")?;
+    let damaged = |reason: &str| RecordError::Damaged(reason.to_owned());
+    let keys = keys.ok_or(RecordError::KeysNeeded)?;
     let rest = &record[RECORD_MAGIC.len()..];
-    let (&version, rest) = rest.split_first().ok_or("the encrypted record is cut short")?;
+    let (&version, rest) = rest.split_first().ok_or_else(|| damaged("the encrypted record is cut short"))?;
     if version != RECORD_VERSION {
-        return Err(format!("encrypted record version {version} is not known to this Skein"));
+        return Err(RecordError::Damaged(format!("encrypted record version {version} is not known to this Skein")));
     }
-    let (&id_len, rest) = rest.split_first().ok_or("the encrypted record is cut short")?;
+    let (&id_len, rest) = rest.split_first().ok_or_else(|| damaged("the encrypted record is cut short"))?;
     let id_len = usize::from(id_len);
     if rest.len() < id_len + NONCE_LEN {
-        return Err("the encrypted record is cut short".into());
+        return Err(damaged("the encrypted record is cut short"));
     }
     let (id, rest) = rest.split_at(id_len);
-    let id = std::str::from_utf8(id).map_err(|_| "the encrypted record's key id is not UTF-8")?;
+    let id = std::str::from_utf8(id).map_err(|_| damaged("the encrypted record's key id is not UTF-8"))?;
     let (nonce, sealed) = rest.split_at(NONCE_LEN);
     let key = keys.key(id)?;
     let header = record_header(id);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| "bad nonce")?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| damaged("bad nonce"))?;
     let mut buffer = sealed.to_vec();
     let plain_len = key
         .sealing
         .open_in_place(nonce, Aad::from(&header), &mut buffer)
         .map_err(|_| {
-            format!("the record does not decrypt with key {id:?} (damaged, or a different key under that id)")
+            RecordError::Damaged(format!(
+                "the record does not decrypt with key {id:?} (damaged, or a different key under that id)"
+            ))
         })?
         .len();
     buffer.truncate(plain_len);
@@ -318,7 +337,7 @@ impl KeyRetriever for Retriever {
     fn retrieve_key(&self, key_metadata: &[u8]) -> datafusion::parquet::errors::Result<Vec<u8>> {
         let id = std::str::from_utf8(key_metadata)
             .map_err(|_| ParquetError::General("the file's key id is not UTF-8".into()))?;
-        let key = self.0.key(id).map_err(|reason| ParquetError::General(format!("Parquet file {reason}")))?;
+        let key = self.0.key(id).map_err(|e| ParquetError::General(format!("Parquet file {e}")))?;
         Ok(key.secret.to_vec())
     }
 }
@@ -381,8 +400,10 @@ mod tests {
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert!(open_record(&flipped, Some(&keys)).expect_err("tampered").contains("does not decrypt"));
-        assert!(open_record(&sealed, None).expect_err("no keys").contains("storage.encryption is not set"));
+        let tampered = open_record(&flipped, Some(&keys)).expect_err("tampered");
+        assert!(!tampered.is_missing_key() && tampered.to_string().contains("does not decrypt"), "{tampered}");
+        let no_keys = open_record(&sealed, None).expect_err("no keys");
+        assert!(no_keys.is_missing_key() && no_keys.to_string().contains("storage.encryption is not set"));
         assert_eq!(open_record(&plain, None).expect("plain passes").as_ref(), plain.as_slice());
     }
 
@@ -398,7 +419,8 @@ mod tests {
 
         // Another tenant's own key is not readable by this one.
         let acme = ring.for_tenant("acme").expect("keys").seal_record(b"y".to_vec()).expect("seals");
-        assert!(open_record(&acme, Some(&old)).expect_err("not its key").contains("\"acme-1\""));
+        let not_its_key = open_record(&acme, Some(&old)).expect_err("not its key");
+        assert!(not_its_key.is_missing_key() && not_its_key.to_string().contains("\"acme-1\""), "{not_its_key}");
     }
 
     #[test]

@@ -159,7 +159,7 @@ use tracing::{error, info, warn};
 
 pub use bucket::{ObjectStoreConfig, ServerSideEncryption};
 pub use config::{CompactionConfig, MAX_SHARDS, MAX_TENANTS, StorageConfig, TenantConfig};
-pub use encryption::{ANY_TENANT, EncryptionConfig, Keyring, TenantKeys, new_secret, open_record};
+pub use encryption::{ANY_TENANT, EncryptionConfig, Keyring, RecordError, TenantKeys, new_secret, open_record};
 pub use error::StorageError;
 pub use flight::{InternalServer, StorageFlight};
 pub use ownership::{keep_owned_shards, keep_tenants_owned_shards};

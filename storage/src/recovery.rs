@@ -56,7 +56,14 @@ impl Replayed {
         origin: &Path,
         keys: Option<&TenantKeys>,
     ) -> Result<(), StorageError> {
-        let payload = open_record(record, keys).map_err(|reason| StorageError::corrupt(origin, reason))?;
+        let payload = open_record(record, keys).map_err(|e| {
+            // A missing key is the configuration's fault: the data is intact.
+            if e.is_missing_key() {
+                StorageError::Config(format!("{}: {e}", origin.display()))
+            } else {
+                StorageError::corrupt(origin, e.to_string())
+            }
+        })?;
         let payload = payload.as_ref();
         let decoded = decode_batches(payload, &spec.schema).map_err(|reason| StorageError::corrupt(origin, reason))?;
         // The record's size is accounted to its first batch.

@@ -146,9 +146,11 @@ async fn a_missing_key_stops_the_open_with_its_name() {
 
     let other = StorageConfig { data_dir: config.data_dir.clone(), ..encrypted(dir.path(), &[&key_entry("k2")]) };
     let err = Storage::open(other, &mut Registry::default(), CancellationToken::new()).await.expect_err("no k1");
-    assert!(err.to_string().contains("\"k1\""), "{err}");
+    // A configuration error, not "corrupt": the data is intact and waits for its key.
+    assert!(matches!(err, crate::StorageError::Config(_)) && err.to_string().contains("\"k1\""), "{err}");
 
     let plain = StorageConfig { encryption: None, ..config };
     let err = Storage::open(plain, &mut Registry::default(), CancellationToken::new()).await.expect_err("no keys");
+    assert!(matches!(err, crate::StorageError::Config(_)), "{err}");
     assert!(err.to_string().contains("storage.encryption is not set"), "{err}");
 }
