@@ -304,7 +304,10 @@ impl Storage {
     ) -> Result<Arc<Storage>, StorageError> {
         config.validate().map_err(StorageError::Config)?;
         if config.encryption.is_some() != keys.is_some() {
-            return Err(StorageError::Config("storage.encryption is set but no keys were loaded".into()));
+            return Err(StorageError::Config(
+                "the tenant's encryption keys do not match storage.encryption (set without keys, or keys without it)"
+                    .into(),
+            ));
         }
         if let Some(&bad) = shard_ids.iter().find(|&&id| id >= config.shards) {
             return Err(StorageError::NoSuchShard(bad));

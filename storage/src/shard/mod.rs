@@ -283,31 +283,38 @@ impl Shard {
                 (admission.batch.clone(), Some(admission))
             }
         };
-        let receipt = self.receipt(admission.as_ref());
-        if receipt.refused_rows > 0 {
-            if batch.num_rows() == 0 {
-                return Ok(receipt);
+        let refused_rows = admission.as_ref().map_or(0, |a| a.refused_rows);
+        if refused_rows > 0 && batch.num_rows() == 0 {
+            // Every row refused: nothing to write.
+            return Ok(self.receipt(admission.as_ref()));
+        }
+        let written = async {
+            if refused_rows > 0 {
+                payload = encode_for_wal(&batch)?;
             }
-            payload = encode_for_wal(&batch)?;
-        }
-        if let Some(keys) = &self.keys {
-            payload =
-                keys.seal_record(payload).map_err(|e| WriteError::Internal(format!("encrypting a batch: {e}")))?;
-        }
-        if payload.len() > MAX_RECORD_BYTES {
-            if let (Some(admission), Some(counts)) = (&admission, &self.trace_counts) {
-                counts.lock().release(admission);
+            if let Some(keys) = &self.keys {
+                payload =
+                    keys.seal_record(payload).map_err(|e| WriteError::Internal(format!("encrypting a batch: {e}")))?;
             }
-            return Err(WriteError::Internal(format!(
-                "batch of {} bytes is over the {MAX_RECORD_BYTES}-byte write-ahead log record limit",
-                payload.len()
-            )));
+            if payload.len() > MAX_RECORD_BYTES {
+                return Err(WriteError::Internal(format!(
+                    "batch of {} bytes is over the {MAX_RECORD_BYTES}-byte write-ahead log record limit",
+                    payload.len()
+                )));
+            }
+            self.append(payload, batch, key).await
         }
-        let result = self.append(payload, batch, key).await;
-        if let (Err(_), Some(admission), Some(counts)) = (&result, &admission, &self.trace_counts) {
-            counts.lock().release(admission);
+        .await;
+        match written {
+            Ok(()) => Ok(self.receipt(admission.as_ref())),
+            Err(e) => {
+                // Not stored: the client sends these spans again.
+                if let (Some(admission), Some(counts)) = (&admission, &self.trace_counts) {
+                    counts.lock().release(admission);
+                }
+                Err(e)
+            }
         }
-        result.map(|()| receipt)
     }
 
     /// The receipt of a write the trace size limit may have cut.
