@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Checks the Kubernetes manifests in deploy/kubernetes, offline:
 #
-#   1. render:     `kubectl kustomize deploy/kubernetes/base` must equal the
-#                  committed deploy/kubernetes/rendered.yaml (a diff if not);
+#   1. render:     `kubectl kustomize` of each kustomization must equal its
+#                  committed rendered copy (a diff if not): deploy/kubernetes/base
+#                  as deploy/kubernetes/rendered.yaml, the DNS-discovery
+#                  overlay deploy/kubernetes/dns as deploy/kubernetes/dns/rendered.yaml;
 #   2. schema:     every rendered document validates against the Kubernetes
 #                  OpenAPI schemas (kubernetes-validate --strict, bundled
 #                  schemas, for each version in $K8S_VERSIONS);
 #   3. consistency: the manifests agree with the Skein configuration they
-#                  carry (storage_nodes vs. StatefulSet pods and DNS names,
-#                  ports, probes, selectors, config keys).
+#                  carry (storage_nodes vs. StatefulSet pods and DNS names, or
+#                  storage_dns vs. the headless Service's SRV name; ports,
+#                  probes, selectors, config keys).
 #
 #   scripts/check-kubernetes.sh            # check; exits nonzero on any failure
 #   scripts/check-kubernetes.sh --update   # re-render rendered.yaml, then check
@@ -22,8 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BASE=deploy/kubernetes/base
-RENDERED=deploy/kubernetes/rendered.yaml
+# Each kustomization and its committed rendered copy.
+KUSTOMIZATIONS="deploy/kubernetes/base:deploy/kubernetes/rendered.yaml deploy/kubernetes/dns:deploy/kubernetes/dns/rendered.yaml"
 K8S_VERSIONS=${K8S_VERSIONS:-"1.30.0 1.37.0"}
 
 update=0
@@ -71,46 +74,49 @@ failed=0
 pass() { echo "ok: $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $1" >&2; failed=$((failed + 1)); }
 
-echo "--- render: kubectl kustomize $BASE"
-if ! "$KUBECTL" kustomize "$BASE" >"$tmp/rendered.yaml" 2>"$tmp/kustomize.err"; then
-    cat "$tmp/kustomize.err" >&2
-    fail "kubectl kustomize $BASE failed"
-    echo "kubernetes: $passed passed, $failed failed"
-    exit 1
-fi
-if [ "$update" = 1 ]; then
-    cp "$tmp/rendered.yaml" "$RENDERED"
-    echo "wrote $RENDERED"
-fi
-if diff -u --label "$RENDERED (committed)" --label "kubectl kustomize $BASE" \
-        "$RENDERED" "$tmp/rendered.yaml" >"$tmp/render.diff" 2>&1; then
-    pass "$RENDERED is up to date"
-else
-    cat "$tmp/render.diff" >&2
-    fail "$RENDERED differs from the output of 'kubectl kustomize $BASE' (diff above).
-      After editing $BASE, re-render it: scripts/check-kubernetes.sh --update"
-fi
+check_kustomization() {
+    local BASE=$1 RENDERED=$2 work
+    work=$tmp/$(basename "$BASE")
+    mkdir -p "$work"
+    echo "--- render: kubectl kustomize $BASE"
+    if ! "$KUBECTL" kustomize "$BASE" >"$work/rendered.yaml" 2>"$work/kustomize.err"; then
+        cat "$work/kustomize.err" >&2
+        fail "kubectl kustomize $BASE failed"
+        return
+    fi
+    if [ "$update" = 1 ]; then
+        cp "$work/rendered.yaml" "$RENDERED"
+        echo "wrote $RENDERED"
+    fi
+    if diff -u --label "$RENDERED (committed)" --label "kubectl kustomize $BASE" \
+            "$RENDERED" "$work/rendered.yaml" >"$work/render.diff" 2>&1; then
+        pass "$RENDERED is up to date"
+    else
+        cat "$work/render.diff" >&2
+        fail "$RENDERED differs from the output of 'kubectl kustomize $BASE' (diff above).
+          After editing $BASE, re-render it: scripts/check-kubernetes.sh --update"
+    fi
 
-# Validate the fresh render (what the manifests say now); when the render
-# check passed it is byte for byte the committed file.
-echo "--- schema: kubernetes-validate --strict, Kubernetes $K8S_VERSIONS"
-versions=()
-for v in $K8S_VERSIONS; do versions+=(-k "$v"); done
-set +e
-"$VALIDATE" --strict "${versions[@]}" "$tmp/rendered.yaml" >"$tmp/validate.out" 2>&1
-rc=$?
-set -e
-sed "s#$tmp/rendered.yaml#rendered#" "$tmp/validate.out"
-# A kind without a bundled schema is only a warning to kubernetes-validate;
-# here it is a failure, so nothing passes unchecked.
-if [ "$rc" -eq 0 ] && ! grep -q '^\(WARN\|ERROR\|FATAL\)' "$tmp/validate.out"; then
-    pass "every rendered document validates (strict) against Kubernetes $K8S_VERSIONS"
-else
-    fail "schema validation (see the WARN/ERROR lines above)"
-fi
+    # Validate the fresh render (what the manifests say now); when the render
+    # check passed it is byte for byte the committed file.
+    echo "--- schema: kubernetes-validate --strict, Kubernetes $K8S_VERSIONS"
+    versions=()
+    for v in $K8S_VERSIONS; do versions+=(-k "$v"); done
+    set +e
+    "$VALIDATE" --strict "${versions[@]}" "$work/rendered.yaml" >"$work/validate.out" 2>&1
+    rc=$?
+    set -e
+    sed "s#$work/rendered.yaml#$RENDERED#" "$work/validate.out"
+    # A kind without a bundled schema is only a warning to kubernetes-validate;
+    # here it is a failure, so nothing passes unchecked.
+    if [ "$rc" -eq 0 ] && ! grep -q '^\(WARN\|ERROR\|FATAL\)' "$work/validate.out"; then
+        pass "every rendered document validates (strict) against Kubernetes $K8S_VERSIONS"
+    else
+        fail "schema validation (see the WARN/ERROR lines above)"
+    fi
 
-echo "--- consistency: manifests against the Skein configuration they carry"
-if "$PY" - "$tmp/rendered.yaml" deploy/skein.toml <<'PY'; then
+    echo "--- consistency: manifests against the Skein configuration they carry"
+    if "$PY" - "$work/rendered.yaml" deploy/skein.toml <<'PY'; then
 import re
 import sys
 
@@ -175,6 +181,26 @@ if cfg.get("storage", {}).get("shards", 1) < 2:
 
 workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
 services = {s["metadata"]["name"]: s for s in by_kind.get("Service", [])}
+
+# How members find the storage nodes: skein.toml, unless the workloads'
+# environment overrides it (an overlay), the same way on every workload.
+overrides = {}
+for w in workloads:
+    (c,) = w["spec"]["template"]["spec"]["containers"]
+    for e in c.get("env", []):
+        if e["name"] in ("SKEIN_CLUSTER__STORAGE_DNS", "SKEIN_CLUSTER__STORAGE_NODES"):
+            overrides.setdefault(e["name"], {})[w["metadata"]["name"]] = e.get("value")
+for env_name, per in overrides.items():
+    if len(per) != len(workloads) or len(set(per.values())) != 1:
+        err(f"{env_name} must have one value on every workload, not {per}")
+storage_dns = cluster.get("storage_dns", "")
+storage_nodes = cluster.get("storage_nodes", [])
+if "SKEIN_CLUSTER__STORAGE_DNS" in overrides:
+    storage_dns = next(iter(overrides["SKEIN_CLUSTER__STORAGE_DNS"].values()))
+if "SKEIN_CLUSTER__STORAGE_NODES" in overrides:
+    storage_nodes = tomllib.loads("v = " + next(iter(overrides["SKEIN_CLUSTER__STORAGE_NODES"].values())))["v"]
+if storage_dns and storage_nodes:
+    err(f"both cluster.storage_nodes {storage_nodes} and cluster.storage_dns {storage_dns!r} are set")
 roles = {}
 for w in workloads:
     name = w["metadata"]["name"]
@@ -229,11 +255,24 @@ for w in workloads:
         svc = services.get(w["spec"]["serviceName"])
         if svc is None or svc["spec"].get("clusterIP") != "None":
             err(f"{name}: serviceName {w['spec']['serviceName']} is not a headless Service")
-        expected = [f"{name}-{i}={name}-{i}.{w['spec']['serviceName']}:{port(cluster['internal_listen'])}"
-                    for i in range(w["spec"]["replicas"])]
-        if cluster.get("storage_nodes") != expected:
-            err(f"cluster.storage_nodes {cluster.get('storage_nodes')} do not list the {w['spec']['replicas']} "
-                f"pods of {name}: expected {expected}")
+        if storage_dns:
+            # The SRV records of the headless Service's port that targets
+            # the internal port; ownership moves need the object store.
+            srv = [f"_{p['name']}._tcp.{w['spec']['serviceName']}" for p in (svc or {}).get("spec", {}).get("ports", [])
+                   if p.get("targetPort") == "internal" and p.get("name")]
+            if storage_dns not in srv:
+                err(f"cluster.storage_dns {storage_dns!r} is not the SRV name of {name}'s internal port: one of {srv}")
+            if svc and not svc["spec"].get("publishNotReadyAddresses"):
+                err(f"{name}: with storage_dns, Service {svc['metadata']['name']} must publish not-ready pods")
+            secrets = [f["secretRef"] for f in c.get("envFrom", []) if "secretRef" in f]
+            if not secrets or any(ref.get("optional", False) for ref in secrets):
+                err(f"{name}: with storage_dns, the object-store Secret must be required (optional: false)")
+        else:
+            expected = [f"{name}-{i}={name}-{i}.{w['spec']['serviceName']}:{port(cluster['internal_listen'])}"
+                        for i in range(w["spec"]["replicas"])]
+            if storage_nodes != expected:
+                err(f"cluster.storage_nodes {storage_nodes} do not list the {w['spec']['replicas']} "
+                    f"pods of {name}: expected {expected}")
         if not w["spec"].get("volumeClaimTemplates"):
             err(f"{name}: storage needs a volumeClaimTemplate")
         elif not any(cfg["storage"]["data_dir"].startswith(mounts.get(t["metadata"]["name"], "?") + "/")
@@ -269,25 +308,38 @@ for e in errors:
     print("  " + e, file=sys.stderr)
 sys.exit(1 if errors else 0)
 PY
-    pass "manifests agree with their Skein configuration"
-else
-    fail "consistency (see above)"
-fi
+        pass "manifests agree with their Skein configuration"
+    else
+        fail "consistency (see above)"
+    fi
 
-if [ -n "${SKEIN_BIN:-}" ]; then
-    echo "--- config: $SKEIN_BIN accepts the rendered configuration"
-    "$PY" -c 'import sys, yaml
+    if [ -n "${SKEIN_BIN:-}" ]; then
+        echo "--- config: $SKEIN_BIN accepts the rendered configuration"
+        "$PY" -c 'import sys, yaml
 for d in yaml.safe_load_all(open(sys.argv[1])):
     if d and d["kind"] == "ConfigMap" and "skein.toml" in d.get("data", {}):
-        open(sys.argv[2], "w").write(d["data"]["skein.toml"])' "$tmp/rendered.yaml" "$tmp/skein.toml"
-    if env -i PATH="$PATH" SKEIN_CONFIG="$tmp/skein.toml" SKEIN_CLUSTER__NODE_ID=skein-storage-0 \
-            "$SKEIN_BIN" config >"$tmp/config.out" 2>&1; then
-        pass "$SKEIN_BIN config loads skein.toml as a storage pod would"
-    else
-        cat "$tmp/config.out" >&2
-        fail "$SKEIN_BIN refuses the rendered skein.toml"
+        open(sys.argv[2], "w").write(d["data"]["skein.toml"])' "$work/rendered.yaml" "$work/skein.toml"
+        # The storage pod's own SKEIN_CLUSTER__* values (an overlay's) too.
+        "$PY" -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "StatefulSet":
+        for e in d["spec"]["template"]["spec"]["containers"][0].get("env", []):
+            if e["name"].startswith("SKEIN_CLUSTER__") and "value" in e:
+                print(e["name"] + "=" + e["value"])' "$work/rendered.yaml" >"$work/cluster.env"
+        mapfile -t cluster_env <"$work/cluster.env"
+        if env -i PATH="$PATH" SKEIN_CONFIG="$work/skein.toml" SKEIN_CLUSTER__NODE_ID=skein-storage-0 "${cluster_env[@]}" \
+                "$SKEIN_BIN" config >"$work/config.out" 2>&1; then
+            pass "$SKEIN_BIN config loads skein.toml as a storage pod would"
+        else
+            cat "$work/config.out" >&2
+            fail "$SKEIN_BIN refuses the rendered skein.toml"
+        fi
     fi
-fi
+}
+
+for pair in $KUSTOMIZATIONS; do
+    check_kustomization "${pair%%:*}" "${pair#*:}"
+done
 
 echo "kubernetes: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -35,7 +35,7 @@ impl RemoteShardWriter {
         let command = PutCommand {
             signal,
             shard,
-            shard_count: self.nodes.map().shard_count(),
+            shard_count: self.nodes.shard_count(),
             node_id: node.id.clone(),
             tenant: self.tenant.to_string(),
         };
@@ -61,7 +61,7 @@ impl RemoteShardWriter {
 #[async_trait]
 impl ShardWriter for RemoteShardWriter {
     fn shard_count(&self) -> usize {
-        self.nodes.map().shard_count()
+        self.nodes.shard_count()
     }
 
     async fn write(&self, signal: Signal, shard: usize, batch: RecordBatch) -> Result<WriteReceipt, WriteError> {

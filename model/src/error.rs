@@ -17,6 +17,10 @@ pub enum ModelError {
     InvalidProtobuf(#[from] prost::DecodeError),
     #[error("invalid shard map: {0}")]
     InvalidShardMap(String),
+    #[error("storage node discovery: {0}")]
+    Discovery(String),
+    #[error("cluster.storage_dns {name:?}: {what}")]
+    DnsSetup { name: String, what: &'static str, source: Option<Box<dyn std::error::Error + Send + Sync>> },
     #[error("tls{}: {source}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
     Tls { path: Option<std::path::PathBuf>, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("cannot read the tokens file {}: {source}", path.display())]

@@ -60,7 +60,7 @@ impl RemoteShardTable {
     pub fn all(table: impl Into<TableKind>, nodes: &Arc<StorageNodes>, tenant: &str) -> Vec<Arc<dyn TableProvider>> {
         let table = table.into();
         let tenant: Arc<str> = Arc::from(tenant);
-        (0..nodes.map().shard_count())
+        (0..nodes.shard_count())
             .map(|shard| {
                 Arc::new(Self::new(table, shard, Arc::clone(nodes), Arc::clone(&tenant))) as Arc<dyn TableProvider>
             })
@@ -139,7 +139,7 @@ impl TableProvider for RemoteShardTable {
         let ticket = ScanTicket {
             table: self.table,
             shard: self.shard,
-            shard_count: self.nodes.map().shard_count(),
+            shard_count: self.nodes.shard_count(),
             node_id: node.id.clone(),
             projection: wire_projection,
             filters: encoded,

@@ -54,6 +54,20 @@ pub struct ClusterConfig {
     /// Every storage node as `id=host:port` (its internal port). Collectors
     /// and query nodes need the addresses; storage nodes only the IDs.
     pub storage_nodes: Vec<String>,
+    /// Instead of `storage_nodes`: an SRV name whose records list the
+    /// storage nodes' internal ports (a Kubernetes headless Service, e.g.
+    /// `_internal._tcp.skein-storage.skein.svc.cluster.local`), looked up
+    /// again every `dns_refresh`. A node's ID is the first label of its SRV
+    /// target (the pod name in a StatefulSet). Needs storage.object_store on
+    /// storage nodes: membership changes move shards, which only the WAL in
+    /// the object store allows.
+    pub storage_dns: String,
+    /// How often `storage_dns` is looked up again.
+    #[serde(with = "humantime_serde")]
+    pub dns_refresh: Duration,
+    /// DNS servers (`ip:port`) asked for `storage_dns`; empty: the system's
+    /// (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
     /// Storage role: Arrow Flight (writes, scans, node info) and gRPC health.
     pub internal_listen: SocketAddr,
     /// Storage role: HTTP `/healthz`, `/readyz` and `/metrics`.
@@ -83,6 +97,9 @@ impl Default for ClusterConfig {
         Self {
             node_id: String::new(),
             storage_nodes: Vec::new(),
+            storage_dns: String::new(),
+            dns_refresh: Duration::from_secs(10),
+            dns_servers: Vec::new(),
             internal_listen: SocketAddr::from(([0, 0, 0, 0], 7400)),
             admin_listen: SocketAddr::from(([0, 0, 0, 0], 7401)),
             health_interval: Duration::from_secs(2),
@@ -123,7 +140,11 @@ impl ClusterConfig {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         self.storage_ids()?;
+        if !self.storage_dns.is_empty() && !self.storage_nodes.is_empty() {
+            bail!("cluster.storage_nodes and cluster.storage_dns are both set: give the storage nodes one way");
+        }
         for (name, value) in [
+            ("dns_refresh", self.dns_refresh),
             ("health_interval", self.health_interval),
             ("connect_timeout", self.connect_timeout),
             ("request_timeout", self.request_timeout),
@@ -195,6 +216,12 @@ pub struct ConfigFlags {
     /// Every storage node, comma-separated `id=host:port` entries.
     #[arg(long, global = true, value_delimiter = ',')]
     pub storage_nodes: Option<Vec<String>>,
+    /// Find the storage nodes in DNS: an SRV name (cluster.storage_dns).
+    #[arg(long, global = true, conflicts_with = "storage_nodes")]
+    pub storage_dns: Option<String>,
+    /// DNS servers for --storage-dns, comma-separated `ip:port` (default: the system's).
+    #[arg(long, global = true, value_delimiter = ',', requires = "storage_dns")]
+    pub dns_servers: Option<Vec<String>>,
     /// Storage role: internal (Arrow Flight) listen address.
     #[arg(long, global = true)]
     pub internal_listen: Option<String>,
@@ -247,6 +274,12 @@ impl ConfigFlags {
         }
         if let Some(v) = &self.storage_nodes {
             set("cluster", "storage_nodes", serde_json::json!(v));
+        }
+        if let Some(v) = &self.storage_dns {
+            set("cluster", "storage_dns", serde_json::json!(v));
+        }
+        if let Some(v) = &self.dns_servers {
+            set("cluster", "dns_servers", serde_json::json!(v));
         }
         if let Some(v) = &self.internal_listen {
             set("cluster", "internal_listen", serde_json::json!(v));
@@ -423,6 +456,24 @@ mod tests {
             jail.set_env("SKEIN_QUERY__NOPE", "1");
             let err = SkeinConfig::load_from(&ConfigFlags::default(), Env::prefixed("SKEIN_")).expect_err("refused");
             assert!(format!("{err:#}").contains("nope"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn storage_nodes_come_from_a_list_or_dns_not_both() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "skein.toml",
+                "[cluster]\nstorage_dns = \"_internal._tcp.skein-storage\"\ndns_servers = [\"10.0.0.10:53\"]\n",
+            )?;
+            let flags = ConfigFlags { config: Some("skein.toml".into()), ..ConfigFlags::default() };
+            let config = SkeinConfig::load_from(&flags, no_env()).expect("dns discovery loads");
+            assert_eq!(config.cluster.dns_servers, ["10.0.0.10:53".parse::<SocketAddr>().expect("an address")]);
+            assert_eq!(config.cluster.dns_refresh, Duration::from_secs(10));
+            let both = ConfigFlags { storage_nodes: Some(vec!["s-0=127.0.0.1:7400".into()]), ..flags };
+            let err = SkeinConfig::load_from(&both, no_env()).expect_err("both refused");
+            assert!(format!("{err:#}").contains("storage_nodes and cluster.storage_dns are both set"), "{err:#}");
             Ok(())
         });
     }

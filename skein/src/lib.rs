@@ -23,6 +23,7 @@ pub mod config;
 pub mod drain;
 pub mod key;
 mod logging;
+mod membership;
 mod node;
 pub mod roles;
 mod seaweedfs;

@@ -12,8 +12,7 @@ use anyhow::{Context, bail};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use skein_collector::{CollectorServer, RemoteShardWriter};
-use skein_model::cluster::{NodeTimeouts, StorageNodes};
-use skein_model::security::{Authenticator, ClusterTls, Scope, SecureIncoming};
+use skein_model::security::{Authenticator, Scope, SecureIncoming};
 use skein_model::{ShardMap, TenantWriters};
 use skein_query::{QueryError, QueryServer, RemoteTenantTables, SecureListener, Topology};
 use skein_storage::{
@@ -23,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin;
-use crate::config::{ClusterConfig, SkeinConfig};
+use crate::config::SkeinConfig;
+use crate::membership::{self, Membership};
 use crate::supervisor::Supervisor;
 
 /// How long a storage node's `/readyz` waits for the object store.
@@ -63,39 +63,6 @@ pub struct Started {
     pub supervisor: Supervisor,
 }
 
-fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
-    NodeTimeouts {
-        connect: cluster.connect_timeout,
-        request: cluster.request_timeout,
-        failover_after: cluster.failover_after,
-    }
-}
-
-fn storage_nodes(
-    config: &SkeinConfig,
-    tls: Option<&Arc<ClusterTls>>,
-    registry: &mut Registry,
-) -> anyhow::Result<Arc<StorageNodes>> {
-    let entries = config.cluster.storage_addresses()?;
-    StorageNodes::new(config.storage.shards, &entries, timeouts(&config.cluster), tls, registry)
-        .context("invalid cluster.storage_nodes")
-}
-
-/// Checks `nodes` until `stopping` is cancelled, which happens on SIGTERM or
-/// at the supervisor's step after the roles added before it stopped.
-fn check_health_until_stopped(
-    supervisor: &mut Supervisor,
-    nodes: &Arc<StorageNodes>,
-    config: &SkeinConfig,
-    stopping: CancellationToken,
-) {
-    let health = nodes.spawn_health_checks(config.cluster.health_interval, stopping.clone());
-    supervisor.then("health checks", async move {
-        stopping.cancel();
-        health.await.context("health checks panicked")
-    });
-}
-
 /// A storage node: opens the shards it owns and serves them on its
 /// internal port; `/healthz`, `/readyz` and `/metrics` on its admin port.
 pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
@@ -103,30 +70,41 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     if node_id.is_empty() {
         bail!("the storage role needs cluster.node_id (or --node-id): one of cluster.storage_nodes");
     }
-    let ids = config.cluster.storage_ids()?;
-    if !ids.contains(&node_id) {
-        bail!("cluster.node_id {node_id:?} is not in cluster.storage_nodes ({})", ids.join(", "));
-    }
-    let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
-    let owned = map.shards_of(&node_id);
     let mut registry = Registry::default();
     let cluster_tls = config.cluster_tls(shutdown)?;
     // Failover needs the WAL where another node can replay it, and the
     // peers' addresses to see which of them are alive.
-    let peers = if config.storage.object_store.is_none() {
-        info!("shards do not fail over: without storage.object_store the write-ahead log is on this node's disk");
-        None
-    } else if config.cluster.storage_addresses().is_err() {
-        warn!("shards do not fail over: cluster.storage_nodes has no addresses (list every node as id=host:port)");
-        None
+    let (peers, owned) = if membership::uses_dns(&config.cluster) {
+        if config.storage.object_store.is_none() {
+            bail!(
+                "cluster.storage_dns needs storage.object_store on storage nodes: nodes that join or leave move \
+                 shards, which needs the write-ahead log in the object store"
+            );
+        }
+        let peers = Membership::start(config, cluster_tls.as_ref(), &mut registry, Some(&node_id)).await?;
+        (Some(peers), Vec::new())
     } else {
-        Some(storage_nodes(config, cluster_tls.as_ref(), &mut registry)?)
+        let ids = config.cluster.storage_ids()?;
+        if !ids.contains(&node_id) {
+            bail!("cluster.node_id {node_id:?} is not in cluster.storage_nodes ({})", ids.join(", "));
+        }
+        let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
+        let owned = map.shards_of(&node_id);
+        if config.storage.object_store.is_none() {
+            info!("shards do not fail over: without storage.object_store the write-ahead log is on this node's disk");
+            (None, owned)
+        } else if config.cluster.storage_addresses().is_err() {
+            warn!("shards do not fail over: cluster.storage_nodes has no addresses (list every node as id=host:port)");
+            (None, owned)
+        } else {
+            (Some(Membership::start(config, cluster_tls.as_ref(), &mut registry, Some(&node_id)).await?), owned)
+        }
     };
     // Each tenant's storage opens the shards this node owns now: its live
     // share when shards fail over, else its share of the map.
     let node = match &peers {
         Some(peers) => {
-            let (peers, id) = (Arc::clone(peers), node_id.clone());
+            let (peers, id) = (Arc::clone(&peers.nodes), node_id.clone());
             NodeShards { wal: WalPlacement::ObjectStore, owned: Arc::new(move || peers.own_shards(&id)) }
         }
         None => NodeShards { wal: WalPlacement::LocalDisk, owned: Arc::new(move || owned.clone()) },
@@ -159,14 +137,14 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     if let Some(peers) = &peers {
         // First to stop: no shard changes hands while the node drains.
         let (storage, watched, id, interval) =
-            (Arc::clone(&storage), Arc::clone(peers), node_id.clone(), config.cluster.health_interval);
+            (Arc::clone(&storage), Arc::clone(&peers.nodes), node_id.clone(), config.cluster.health_interval);
         // After that the others would take the shards over anyway.
         let hand_off_within = config.cluster.failover_after;
         supervisor.spawn("shard ownership", move |stop: CancellationToken| async move {
             keep_tenants_owned_shards(storage, watched, id, interval, hand_off_within, stop).await;
             anyhow::Ok(())
         });
-        check_health_until_stopped(&mut supervisor, peers, config, stopping.child_token());
+        peers.watch_until_stopped(&mut supervisor, config, stopping.child_token());
     }
     // Stop taking writes (collectors get UNAVAILABLE and retry), then flush.
     supervisor.spawn("internal port", move |stop: CancellationToken| internal.serve(stop));
@@ -248,7 +226,8 @@ async fn require_admin(
 /// A collector: OTLP in, each shard's rows to the storage node that owns it.
 pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
-    let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
+    let membership = Membership::start(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry, None).await?;
+    let nodes = Arc::clone(&membership.nodes);
     let writers: Arc<dyn TenantWriters> = Arc::new(RemoteShardWriter::new(Arc::clone(&nodes)));
     let security = config.listener_security(shutdown)?;
     let collector = CollectorServer::bind_tenants(config.collector.clone(), writers, &mut registry)
@@ -264,7 +243,7 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
     };
     let mut supervisor = Supervisor::new();
     supervisor.spawn("collector", move |stop: CancellationToken| collector.run(stop));
-    check_health_until_stopped(&mut supervisor, &nodes, config, stopping);
+    membership.watch_until_stopped(&mut supervisor, config, stopping);
     info!(otlp_grpc = ?addresses.otlp_grpc, otlp_http = ?addresses.otlp_http, storage_nodes = nodes.nodes().len(), "skein collector ready");
     Ok(Started { addresses, supervisor })
 }
@@ -273,7 +252,8 @@ pub async fn start_collector(config: &SkeinConfig, shutdown: &CancellationToken)
 /// storage nodes over Arrow Flight.
 pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> anyhow::Result<Started> {
     let mut registry = Registry::default();
-    let nodes = storage_nodes(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry)?;
+    let membership = Membership::start(config, config.cluster_tls(shutdown)?.as_ref(), &mut registry, None).await?;
+    let nodes = Arc::clone(&membership.nodes);
     let tables = Arc::new(RemoteTenantTables(Arc::clone(&nodes)));
     let topology = Topology::Cluster(Arc::clone(&nodes));
     let query = QueryServer::bind_tenants(config.query.clone(), tables, registry, topology)
@@ -283,7 +263,7 @@ pub async fn start_query(config: &SkeinConfig, shutdown: &CancellationToken) -> 
     let addresses = RoleAddresses { query: Some(query.local_addr()), ..RoleAddresses::default() };
     let mut supervisor = Supervisor::new();
     supervisor.spawn("query", move |stop: CancellationToken| query.run(stop));
-    check_health_until_stopped(&mut supervisor, &nodes, config, shutdown.child_token());
+    membership.watch_until_stopped(&mut supervisor, config, shutdown.child_token());
     info!(query = ?addresses.query, storage_nodes = nodes.nodes().len(), "skein query ready");
     Ok(Started { addresses, supervisor })
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::cluster::{count, get, post, sql, trace_id, trace_request};
 use crate::support::cluster::{ProcessCluster, ProcessClusterBuilder};
 use crate::support::seaweedfs::SeaweedFs;
+use skein_model::cluster::test_dns::TestDns;
 
 /// One OTLP/JSON export of `count` traces from `first` on (4 spans each):
 /// their shards differ, so a request can succeed on some shards and fail
@@ -44,7 +45,11 @@ impl Rig {
         for (key, value) in env {
             builder = builder.env(key, value);
         }
-        let cluster = builder.start();
+        Self::over(weed, builder.start()).await
+    }
+
+    /// The rig of a started `cluster` with its WAL in `weed`, once it settled.
+    async fn over(weed: SeaweedFs, cluster: ProcessCluster) -> Self {
         cluster.wait_healthy().await;
         let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
         Self { _weed: weed, cluster, client: skein::client::http_client(), url, query, traces: 0 }
@@ -201,21 +206,24 @@ async fn draining_a_storage_node_moves_its_shards_without_loss_or_a_failover_wai
     assert_eq!(rig.owned_shards().await, vec![8, 0, 0], "storage-0 owns every shard");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn adding_a_storage_node_moves_shards_to_it_without_loss() {
-    let weed = SeaweedFs::start().await;
-    let cluster = ProcessClusterBuilder::new()
+/// One collector, two storage nodes and a third held back to be added, one
+/// query node; the WAL in `weed`, failover after 3 s.
+fn growing_cluster(weed: &SeaweedFs) -> ProcessClusterBuilder {
+    ProcessClusterBuilder::new()
         .collectors(1)
         .storage(2)
         .added_storage(1)
         .query(1)
         .shards(8)
-        .object_store(&weed)
+        .object_store(weed)
         .env("SKEIN_CLUSTER__FAILOVER_AFTER", "3s")
-        .start();
-    cluster.wait_healthy().await;
-    let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
-    let mut rig = Rig { _weed: weed, cluster, client: skein::client::http_client(), url, query, traces: 0 };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_storage_node_moves_shards_to_it_without_loss() {
+    let weed = SeaweedFs::start().await;
+    let cluster = growing_cluster(&weed).start();
+    let mut rig = Rig::over(weed, cluster).await;
     rig.send(4, Instant::now() + Duration::from_secs(120)).await;
     assert_eq!(rig.owned_shards().await.len(), 2);
 
@@ -250,5 +258,43 @@ async fn adding_a_storage_node_moves_shards_to_it_without_loss() {
 
     // Writes after the move land on all three; every span is stored once.
     rig.send(6, Instant::now() + Duration::from_secs(60)).await;
+    rig.check_every_span_once().await;
+}
+
+/// With `cluster.storage_dns` every member follows the SRV records, as a
+/// StatefulSet scaled up and down changes them: a node that appears joins
+/// and takes its share of the shards, a node that drains and disappears
+/// leaves, and no member restarts. Queries meanwhile answer with every
+/// acknowledged span or a 503, and at the end each span is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_nodes_found_in_dns_join_and_leave_without_restarts() {
+    let weed = SeaweedFs::start().await;
+    let dns = TestDns::start("skein.test").await.expect("a dns server");
+    let cluster = growing_cluster(&weed).env("SKEIN_CLUSTER__DNS_REFRESH", "300ms").start_with_dns(&dns).await;
+    let mut rig = Rig::over(weed, cluster).await;
+    rig.send(4, Instant::now() + Duration::from_secs(120)).await;
+    assert_eq!(rig.owned_shards().await.len(), 2);
+
+    // Scaled up: the new node is published and started, nothing else.
+    rig.cluster.add_storage_nodes_by_dns(&dns).await;
+    for _ in 0..5 {
+        rig.count_is_complete_or_refused().await;
+    }
+    rig.cluster.wait_healthy().await;
+    let owned = rig.owned_shards().await;
+    assert_eq!((owned.len(), owned.iter().sum::<usize>()), (3, 8), "{owned:?}");
+    assert!(owned[2] > 0, "the new node owns shards: {owned:?}");
+    rig.send(6, Instant::now() + Duration::from_secs(60)).await;
+    rig.check_every_span_once().await;
+
+    // Scaled down: the node leaves DNS and drains on SIGTERM; the others
+    // take its shards and drop it once it stopped answering.
+    rig.cluster.publish_storage_nodes(&dns, &["storage-0", "storage-1"]).await;
+    let mut gone = rig.cluster.storage.pop().expect("the added node");
+    gone.terminate();
+    rig.cluster.wait_healthy().await;
+    let owned = rig.owned_shards().await;
+    assert_eq!((owned.len(), owned.iter().sum::<usize>()), (2, 8), "{owned:?}");
+    rig.send(4, Instant::now() + Duration::from_secs(60)).await;
     rig.check_every_span_once().await;
 }

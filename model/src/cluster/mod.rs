@@ -18,12 +18,16 @@
 //! configuration (typed, FAILED_PRECONDITION) instead of storing rows on
 //! the wrong shard.
 
+mod discovery;
 mod nodes;
+#[cfg(any(test, feature = "test-dns"))]
+pub mod test_dns;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use discovery::{DiscoveredNode, DnsDiscovery};
 pub use nodes::{MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node};
 
 use crate::security::DEFAULT_TENANT;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use skein_model::cluster::test_dns::TestDns;
+
 use super::seaweedfs::{BUCKET, SeaweedFs};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -39,6 +41,12 @@ impl Member {
         let ready_file = run_dir.join(format!("{name}.json"));
         let log_file = capture.then(|| run_dir.join(format!("{name}.log")));
         Self { name: name.to_owned(), args, env, ready_file, log_file, child: None, addresses: Value::Null }
+    }
+
+    /// The value of `flag` in the member's arguments.
+    fn arg(&self, flag: &str) -> String {
+        let i = self.args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{} has no {flag}", self.name));
+        self.args[i + 1].clone()
     }
 
     /// Changes the value of `flag` for the next start.
@@ -180,6 +188,17 @@ pub struct ProcessClusterBuilder {
     captured_log_filter: Option<String>,
     /// Storage nodes added later ([`ProcessCluster::add_storage_nodes`]).
     added_storage: usize,
+    /// Members find the storage nodes as SRV records on this DNS server
+    /// ([`ProcessClusterBuilder::start_with_dns`]) instead of a list.
+    dns: Option<std::net::SocketAddr>,
+}
+
+/// The SRV name storage nodes are published under in DNS-discovery tests.
+pub const STORAGE_SRV: &str = "_internal._tcp.storage.skein.test";
+
+/// Storage node `id`'s SRV target.
+fn storage_host(id: &str) -> String {
+    format!("{id}.storage.skein.test")
 }
 
 impl ProcessClusterBuilder {
@@ -193,7 +212,24 @@ impl ProcessClusterBuilder {
             env: Vec::new(),
             captured_log_filter: None,
             added_storage: 0,
+            dns: None,
         }
+    }
+
+    /// Starts the cluster with every member finding the storage nodes in
+    /// `dns` (`--storage-dns`): the storage nodes started now are published
+    /// first, those of [`ProcessClusterBuilder::added_storage`] by
+    /// [`ProcessCluster::add_storage_nodes_by_dns`].
+    pub async fn start_with_dns(mut self, dns: &TestDns) -> ProcessCluster {
+        assert!(self.object_store.is_some(), "storage nodes found in dns need an object store");
+        self.dns = Some(dns.addr());
+        let (ids, internal) = self.storage_addresses();
+        let now: Vec<(String, u16)> =
+            ids.iter().zip(&internal).take(self.storage).map(|(id, a)| (storage_host(id), port(a))).collect();
+        publish(dns, &now).await;
+        let mut cluster = self.start_members(ids, internal);
+        cluster.dns_mode = true;
+        cluster
     }
 
     /// `n` more storage nodes (with an object store) that are neither
@@ -244,6 +280,24 @@ impl ProcessClusterBuilder {
 
     /// Starts storage nodes, then collectors and query nodes with their addresses.
     pub fn start(self) -> ProcessCluster {
+        assert!(self.dns.is_none());
+        let (ids, internal) = self.storage_addresses();
+        self.start_members(ids, internal)
+    }
+
+    /// Every storage node's ID and internal address (those added later too).
+    fn storage_addresses(&self) -> (Vec<String>, Vec<String>) {
+        let ids: Vec<String> = (0..self.storage + self.added_storage).map(|i| format!("storage-{i}")).collect();
+        // With an object store, shards fail over, and storage nodes watch
+        // each other: each needs its peers' addresses before any starts.
+        let internal: Vec<String> = match &self.object_store {
+            Some(_) => reserve_loopback_ports(ids.len()),
+            None => vec!["127.0.0.1:0".to_owned(); ids.len()],
+        };
+        (ids, internal)
+    }
+
+    fn start_members(self, ids: Vec<String>, internal: Vec<String>) -> ProcessCluster {
         let temp = tempfile::tempdir().expect("temp dir");
         let run_dir = temp.path().join("run");
         std::fs::create_dir_all(&run_dir).expect("run dir");
@@ -252,13 +306,6 @@ impl ProcessClusterBuilder {
         let common = |role: &str| -> Vec<String> {
             vec!["--shards".into(), self.shards.to_string(), "--log-filter".into(), filter.clone(), role.into()]
         };
-        let ids: Vec<String> = (0..self.storage + self.added_storage).map(|i| format!("storage-{i}")).collect();
-        // With an object store, shards fail over, and storage nodes watch
-        // each other: each needs its peers' addresses before any starts.
-        let internal: Vec<String> = match &self.object_store {
-            Some(_) => reserve_loopback_ports(ids.len()),
-            None => vec!["127.0.0.1:0".to_owned(); ids.len()],
-        };
         let mut storage_list = match &self.object_store {
             Some(_) => ids.iter().zip(&internal).map(|(id, address)| format!("{id}={address}")).collect::<Vec<_>>(),
             None => ids.clone(),
@@ -266,23 +313,29 @@ impl ProcessClusterBuilder {
         assert!(self.added_storage == 0 || self.object_store.is_some(), "adding storage nodes needs an object store");
         let grown_list = storage_list.join(",");
         storage_list.truncate(self.storage);
+        let membership = |list: &str| -> Vec<String> {
+            match self.dns {
+                Some(server) => {
+                    vec!["--storage-dns".into(), STORAGE_SRV.into(), "--dns-servers".into(), server.to_string()]
+                }
+                None => vec!["--storage-nodes".into(), list.into()],
+            }
+        };
         let mut storage: Vec<Member> = ids
             .iter()
             .zip(&internal)
             .enumerate()
             .map(|(i, (id, internal))| {
-                let mut args: Vec<String> = vec![
-                    "--node-id".into(),
-                    id.clone(),
-                    "--storage-nodes".into(),
-                    storage_list.join(","),
+                let mut args: Vec<String> = vec!["--node-id".into(), id.clone()];
+                args.extend(membership(&storage_list.join(",")));
+                args.extend([
                     "--data-dir".into(),
                     temp.path().join(id).display().to_string(),
                     "--internal-listen".into(),
                     internal.clone(),
                     "--admin-listen".into(),
                     "127.0.0.1:0".into(),
-                ];
+                ]);
                 let mut env = self.env.clone();
                 if let Some(endpoint) = &self.object_store {
                     let prefix = temp.path().file_name().and_then(|n| n.to_str()).unwrap_or("cluster");
@@ -301,7 +354,9 @@ impl ProcessClusterBuilder {
                     Member::spawn(id, args, env, &run_dir, capture)
                 } else {
                     let mut added = Member::new(id, args, env, &run_dir, capture);
-                    added.set_arg("--storage-nodes", &grown_list);
+                    if self.dns.is_none() {
+                        added.set_arg("--storage-nodes", &grown_list);
+                    }
                     added
                 }
             })
@@ -310,7 +365,7 @@ impl ProcessClusterBuilder {
         let storage_nodes: Vec<String> =
             storage.iter().map(|m| format!("{}={}", m.name, m.address("internal"))).collect();
         let frontend = |extra: &[&str], role: &str| -> Vec<String> {
-            let mut args: Vec<String> = vec!["--storage-nodes".into(), storage_nodes.join(",")];
+            let mut args = membership(&storage_nodes.join(","));
             args.extend(extra.iter().map(|s| (*s).to_owned()));
             args.extend(common(role));
             args
@@ -330,7 +385,18 @@ impl ProcessClusterBuilder {
             .collect();
         let extra_collector =
             frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-        ProcessCluster { storage, collectors, query, temp, run_dir, extra_collector, capture, added, grown_list }
+        ProcessCluster {
+            storage,
+            collectors,
+            query,
+            temp,
+            run_dir,
+            extra_collector,
+            capture,
+            added,
+            grown_list,
+            dns_mode: false,
+        }
     }
 }
 
@@ -338,6 +404,19 @@ impl ProcessClusterBuilder {
 /// only way to tell every storage node its peers before any of them runs.
 /// Another process could take one in between; the member's start would
 /// then fail loudly, not flakily pass.
+/// Makes `dns` list exactly `targets` (host, port) as the storage nodes, at 127.0.0.1.
+async fn publish(dns: &TestDns, targets: &[(String, u16)]) {
+    let srv: Vec<(&str, u16)> = targets.iter().map(|(h, p)| (h.as_str(), *p)).collect();
+    dns.set_srv(STORAGE_SRV, &srv).await;
+    for (host, _) in targets {
+        dns.set_a(host, std::net::Ipv4Addr::LOCALHOST).await;
+    }
+}
+
+fn port(address: &str) -> u16 {
+    address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or_else(|| panic!("no port in {address}"))
+}
+
 fn reserve_loopback_ports(count: usize) -> Vec<String> {
     let listeners: Vec<std::net::TcpListener> =
         (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
@@ -357,6 +436,8 @@ pub struct ProcessCluster {
     /// Storage nodes not started yet, and the list with them.
     added: Vec<Member>,
     grown_list: String,
+    /// Whether members find the storage nodes in DNS.
+    dns_mode: bool,
 }
 
 impl ProcessCluster {
@@ -388,6 +469,36 @@ impl ProcessCluster {
         }
         self.wait_healthy().await;
         between("after adding the storage nodes".to_owned()).await;
+    }
+
+    /// Adds the storage nodes held back by [`ProcessClusterBuilder::added_storage`]
+    /// the way a StatefulSet scaled up does with DNS discovery: they are
+    /// published in `dns` and started; no member restarts.
+    pub async fn add_storage_nodes_by_dns(&mut self, dns: &TestDns) {
+        assert!(self.dns_mode, "the cluster was started with start_with_dns");
+        let added = std::mem::take(&mut self.added);
+        let all: Vec<(String, u16)> = self
+            .storage
+            .iter()
+            .chain(&added)
+            .map(|m| (storage_host(&m.name), port(&m.arg("--internal-listen"))))
+            .collect();
+        publish(dns, &all).await;
+        for mut member in added {
+            member.start();
+            self.storage.push(member);
+        }
+    }
+
+    /// Publishes only `ids` of the storage nodes in `dns`.
+    pub async fn publish_storage_nodes(&self, dns: &TestDns, ids: &[&str]) {
+        let all: Vec<(String, u16)> = self
+            .storage
+            .iter()
+            .filter(|m| ids.contains(&m.name.as_str()))
+            .map(|m| (storage_host(&m.name), port(&m.arg("--internal-listen"))))
+            .collect();
+        publish(dns, &all).await;
     }
 
     /// Storage node `i`'s data directory.
