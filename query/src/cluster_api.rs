@@ -62,10 +62,18 @@ async fn cluster_response(state: &AppState) -> Result<Response, QueryError> {
                     "shards": unflushed,
                 })
             }));
+            let discovery = nodes.discovery_state().map(|state| {
+                json!({
+                    "srv": state.srv_name,
+                    "looked_up_at_unix_ms": state.looked_up_at.duration_since(UNIX_EPOCH).ok().map(|d| d.as_millis() as u64),
+                    "error": state.error,
+                })
+            });
             json!({
                 "mode": "cluster",
                 "shard_count": shard_count,
                 "failover": nodes.failover_enabled(),
+                "discovery": discovery,
                 "members": members,
             })
         }

@@ -333,6 +333,12 @@ pub async fn status(query_url: &str, json: bool, security: &crate::client::Clien
         return Ok(());
     }
     println!("mode: {}   shards: {}", body["mode"].as_str().unwrap_or("?"), body["shard_count"]);
+    if let Some(srv) = body["discovery"]["srv"].as_str() {
+        match body["discovery"]["error"].as_str() {
+            None => println!("storage nodes from dns: {srv} (last lookup ok)"),
+            Some(error) => println!("storage nodes from dns: {srv} (LAST LOOKUP FAILED, members kept: {error})"),
+        }
+    }
     println!(
         "{:<10} {:<14} {:<22} {:<8} {:>6} {:>14}  error",
         "role", "node", "address", "health", "shards", "unflushed"

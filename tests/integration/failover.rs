@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cluster::{count, get, post, sql, trace_id, trace_request};
-use crate::support::cluster::{ProcessCluster, ProcessClusterBuilder};
+use crate::support::cluster::{ProcessCluster, ProcessClusterBuilder, STORAGE_SRV};
 use crate::support::seaweedfs::SeaweedFs;
 use skein_model::cluster::test_dns::TestDns;
 
@@ -274,6 +274,9 @@ async fn storage_nodes_found_in_dns_join_and_leave_without_restarts() {
     let mut rig = Rig::over(weed, cluster).await;
     rig.send(4, Instant::now() + Duration::from_secs(120)).await;
     assert_eq!(rig.owned_shards().await.len(), 2);
+    let (_, status) = get(&rig.client, &format!("{}/api/v1/cluster", rig.query)).await;
+    assert_eq!(status["discovery"]["srv"], STORAGE_SRV, "{status}");
+    assert_eq!(status["discovery"]["error"], Value::Null, "{status}");
 
     // Scaled up: the new node is published and started, nothing else.
     rig.cluster.add_storage_nodes_by_dns(&dns).await;

@@ -63,6 +63,15 @@ test('logs: histogram, severity filter, expand, into the trace and its span', ()
     const record = rows.filter({ hasText: errorBody }).first();
     assert.match(await record.textContent(), new RegExp(service));
 
+    // And by the span it was logged in: the record stays.
+    await page.getByLabel('Span ID').fill(spanId);
+    await page.getByRole('button', { name: 'Find logs' }).click();
+    await page.waitForURL(new RegExp(`span_id=${spanId}`));
+    await page.waitForFunction((text) => {
+      const all = [...document.querySelectorAll('[data-testid="log-row"]')];
+      return all.length > 0 && all.every((r) => r.textContent.includes(text));
+    }, errorBody);
+
     // Expand it: typed details and the IDs, the trace ID opens the trace.
     await record.getByRole('button', { expanded: false }).click();
     const detail = record.getByTestId('log-detail');

@@ -200,6 +200,8 @@ mod tests {
         let error = discovered("s-9").expect_err("refused");
         assert!(error.to_string().contains("\"s-9\" is not among the storage nodes"), "{error}");
         let nodes = discovered("s-1").expect("ok");
+        let state = nodes.discovery_state().expect("found in dns");
+        assert_eq!((state.srv_name.as_str(), state.error), (srv, None));
         assert_eq!(nodes.nodes().iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["s-0", "s-1"]);
 
         // No records: an error, so members are kept rather than dropped.

@@ -28,7 +28,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use discovery::{DiscoveredNode, DnsDiscovery};
-pub use nodes::{MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node};
+pub use nodes::{
+    DiscoveryState, MAX_MESSAGE_BYTES, NodeHealth, NodeTimeouts, StorageNode, StorageNodes, parse_storage_node,
+};
 
 use crate::security::DEFAULT_TENANT;
 use crate::{Signal, TableKind, WriteError};

@@ -145,6 +145,18 @@ struct NodeLabels {
     node: String,
 }
 
+/// Where the members come from when they are found in DNS, and how the
+/// last lookup went (for cluster status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryState {
+    /// The SRV name looked up.
+    pub srv_name: String,
+    /// When the last lookup finished.
+    pub looked_up_at: SystemTime,
+    /// Why the last lookup failed (the members stayed as they were).
+    pub error: Option<String>,
+}
+
 /// The storage nodes at one moment and the shard map over their IDs.
 #[derive(Debug)]
 struct Members {
@@ -161,6 +173,8 @@ pub struct StorageNodes {
     members: RwLock<Arc<Members>>,
     /// A storage node's own ID: a member whatever DNS says.
     pinned: Option<String>,
+    /// Set when the members are found in DNS.
+    discovery_state: RwLock<Option<DiscoveryState>>,
     up: Family<NodeLabels, Gauge<i64, AtomicI64>>,
     changes: Counter,
     member_count: Gauge<i64, AtomicI64>,
@@ -217,7 +231,19 @@ impl StorageNodes {
                 discovery.srv_name()
             )));
         }
-        Self::build(shard_count, &entries, pinned, timeouts, tls, registry)
+        let nodes = Self::build(shard_count, &entries, pinned, timeouts, tls, registry)?;
+        nodes.set_discovery_state(discovery, None);
+        Ok(nodes)
+    }
+
+    fn set_discovery_state(&self, discovery: &DnsDiscovery, error: Option<String>) {
+        *self.discovery_state.write() =
+            Some(DiscoveryState { srv_name: discovery.srv_name().to_owned(), looked_up_at: SystemTime::now(), error });
+    }
+
+    /// How the members are found in DNS, when they are.
+    pub fn discovery_state(&self) -> Option<DiscoveryState> {
+        self.discovery_state.read().clone()
     }
 
     fn build(
@@ -251,6 +277,7 @@ impl StorageNodes {
             shard_count,
             members: RwLock::new(Arc::new(Members { map: ShardMap::local(shard_count)?, nodes: Vec::new() })),
             pinned: pinned.map(str::to_owned),
+            discovery_state: RwLock::new(None),
             up,
             changes,
             member_count,
@@ -469,6 +496,7 @@ impl StorageNodes {
                     .resolve()
                     .await
                     .and_then(|found| nodes.apply_discovered(&found).map_err(|e| e.to_string()));
+                nodes.set_discovery_state(&discovery, outcome.as_ref().err().cloned());
                 let mut last_error = last_error.lock();
                 match outcome {
                     Ok(()) => {

@@ -26,6 +26,7 @@ export function LogsPage() {
       q: params.get('q') ?? undefined,
       attr: (params.get('attr') ?? '').split('\n').map((s) => s.trim()).filter(Boolean),
       trace_id: params.get('trace_id')?.trim() || undefined,
+      span_id: params.get('span_id')?.trim() || undefined,
       start: range.start,
       end: range.end,
     }),
@@ -85,6 +86,10 @@ export function LogsPage() {
           <input className="mono" value={form.trace_id} placeholder="32 hex digits" onChange={(e) => set('trace_id')(e.target.value)} />
         </label>
         <label>
+          Span ID
+          <input className="mono" value={form.span_id} placeholder="16 hex digits" onChange={(e) => set('span_id')(e.target.value)} />
+        </label>
+        <label>
           Time range
           <TimeRangePicker value={rangeValue} onChange={(v) => setForm({ ...form, ...v })} />
         </label>
@@ -132,6 +137,7 @@ function formFromParams(params: URLSearchParams) {
     q: get('q'),
     attr: get('attr'),
     trace_id: get('trace_id'),
+    span_id: get('span_id'),
     ...rangeFields(params),
     limit: get('limit') || DEFAULT_LIMIT,
   };
