@@ -30,7 +30,7 @@ pub struct Membership {
     discovery: Option<DnsDiscovery>,
 }
 
-pub fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
+fn timeouts(cluster: &ClusterConfig) -> NodeTimeouts {
     NodeTimeouts {
         connect: cluster.connect_timeout,
         request: cluster.request_timeout,

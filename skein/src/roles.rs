@@ -74,31 +74,34 @@ pub async fn start_storage(config: &SkeinConfig, shutdown: &CancellationToken) -
     let cluster_tls = config.cluster_tls(shutdown)?;
     // Failover needs the WAL where another node can replay it, and the
     // peers' addresses to see which of them are alive.
-    let (peers, owned) = if membership::uses_dns(&config.cluster) {
+    let (fails_over, owned) = if membership::uses_dns(&config.cluster) {
         if config.storage.object_store.is_none() {
             bail!(
                 "cluster.storage_dns needs storage.object_store on storage nodes: nodes that join or leave move \
                  shards, which needs the write-ahead log in the object store"
             );
         }
-        let peers = Membership::start(config, cluster_tls.as_ref(), &mut registry, Some(&node_id)).await?;
-        (Some(peers), Vec::new())
+        (true, Vec::new())
     } else {
         let ids = config.cluster.storage_ids()?;
         if !ids.contains(&node_id) {
             bail!("cluster.node_id {node_id:?} is not in cluster.storage_nodes ({})", ids.join(", "));
         }
         let map = ShardMap::new(config.storage.shards, ids).context("invalid cluster.storage_nodes")?;
-        let owned = map.shards_of(&node_id);
-        if config.storage.object_store.is_none() {
+        let fails_over = if config.storage.object_store.is_none() {
             info!("shards do not fail over: without storage.object_store the write-ahead log is on this node's disk");
-            (None, owned)
+            false
         } else if config.cluster.storage_addresses().is_err() {
             warn!("shards do not fail over: cluster.storage_nodes has no addresses (list every node as id=host:port)");
-            (None, owned)
+            false
         } else {
-            (Some(Membership::start(config, cluster_tls.as_ref(), &mut registry, Some(&node_id)).await?), owned)
-        }
+            true
+        };
+        (fails_over, map.shards_of(&node_id))
+    };
+    let peers = match fails_over {
+        true => Some(Membership::start(config, cluster_tls.as_ref(), &mut registry, Some(&node_id)).await?),
+        false => None,
     };
     // Each tenant's storage opens the shards this node owns now: its live
     // share when shards fail over, else its share of the map.

@@ -353,7 +353,11 @@ impl StorageNodes {
     /// The node that owns `shard` now: its first-ranked node, or while
     /// that one has failed (and shards fail over), the next live one.
     pub fn owner(&self, shard: usize) -> Option<Arc<StorageNode>> {
-        let members = self.members();
+        self.owner_among(&self.members(), shard)
+    }
+
+    /// [`StorageNodes::owner`] among `members`.
+    fn owner_among(&self, members: &Members, shard: usize) -> Option<Arc<StorageNode>> {
         let now = Instant::now();
         let index = members.map.live_owner_index(shard, |i| !self.has_failed(&members.nodes[i], now))?;
         members.nodes.get(index).cloned()
@@ -364,7 +368,8 @@ impl StorageNodes {
     /// the owner may not serve it yet; the node it moves from still does.
     pub fn scan_candidates(&self, shard: usize) -> Vec<Arc<StorageNode>> {
         let members = self.members();
-        let mut candidates: Vec<Arc<StorageNode>> = self.owner(shard).into_iter().collect();
+        // One snapshot for both: the owner and the order it is put first in.
+        let mut candidates: Vec<Arc<StorageNode>> = self.owner_among(&members, shard).into_iter().collect();
         for i in members.map.ranked(shard) {
             if candidates.iter().all(|c| c.id != members.nodes[i].id) {
                 candidates.push(Arc::clone(&members.nodes[i]));
@@ -488,30 +493,27 @@ impl StorageNodes {
         shutdown: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let nodes = Arc::clone(self);
-        let last_error = Arc::new(parking_lot::Mutex::new(None::<String>));
         every(interval, shutdown, move || {
-            let (nodes, discovery, last_error) = (Arc::clone(&nodes), discovery.clone(), Arc::clone(&last_error));
+            let (nodes, discovery) = (Arc::clone(&nodes), discovery.clone());
             async move {
                 let outcome = discovery
                     .resolve()
                     .await
                     .and_then(|found| nodes.apply_discovered(&found).map_err(|e| e.to_string()));
-                nodes.set_discovery_state(&discovery, outcome.as_ref().err().cloned());
-                let mut last_error = last_error.lock();
-                match outcome {
-                    Ok(()) => {
-                        if last_error.take().is_some() {
-                            info!(srv = %discovery.srv_name(), "storage node discovery works again");
-                        }
+                let last_error = nodes.discovery_state().and_then(|state| state.error);
+                match &outcome {
+                    Ok(()) if last_error.is_some() => {
+                        info!(srv = %discovery.srv_name(), "storage node discovery works again");
                     }
+                    Ok(()) => {}
                     Err(reason) => {
                         nodes.discovery_failures.inc();
-                        if last_error.as_ref() != Some(&reason) {
+                        if last_error.as_ref() != Some(reason) {
                             warn!(srv = %discovery.srv_name(), error = %reason, "storage node discovery failed; members unchanged");
                         }
-                        *last_error = Some(reason);
                     }
                 }
+                nodes.set_discovery_state(&discovery, outcome.err());
             }
         })
     }

@@ -43,10 +43,10 @@ impl Member {
         Self { name: name.to_owned(), args, env, ready_file, log_file, child: None, addresses: Value::Null }
     }
 
-    /// The value of `flag` in the member's arguments.
-    fn arg(&self, flag: &str) -> String {
-        let i = self.args.iter().position(|a| a == flag).unwrap_or_else(|| panic!("{} has no {flag}", self.name));
-        self.args[i + 1].clone()
+    /// A storage node's SRV target: host and internal port.
+    fn srv_target(&self) -> (String, u16) {
+        let i = self.args.iter().position(|a| a == "--internal-listen").expect("a storage node");
+        (storage_host(&self.name), port(&self.args[i + 1]))
     }
 
     /// Changes the value of `flag` for the next start.
@@ -227,9 +227,7 @@ impl ProcessClusterBuilder {
         let now: Vec<(String, u16)> =
             ids.iter().zip(&internal).take(self.storage).map(|(id, a)| (storage_host(id), port(a))).collect();
         publish(dns, &now).await;
-        let mut cluster = self.start_members(ids, internal);
-        cluster.dns_mode = true;
-        cluster
+        self.start_members(ids, internal)
     }
 
     /// `n` more storage nodes (with an object store) that are neither
@@ -385,18 +383,7 @@ impl ProcessClusterBuilder {
             .collect();
         let extra_collector =
             frontend(&["--otlp-grpc-listen", "127.0.0.1:0", "--otlp-http-listen", "127.0.0.1:0"], "collector");
-        ProcessCluster {
-            storage,
-            collectors,
-            query,
-            temp,
-            run_dir,
-            extra_collector,
-            capture,
-            added,
-            grown_list,
-            dns_mode: false,
-        }
+        ProcessCluster { storage, collectors, query, temp, run_dir, extra_collector, capture, added, grown_list }
     }
 }
 
@@ -436,8 +423,6 @@ pub struct ProcessCluster {
     /// Storage nodes not started yet, and the list with them.
     added: Vec<Member>,
     grown_list: String,
-    /// Whether members find the storage nodes in DNS.
-    dns_mode: bool,
 }
 
 impl ProcessCluster {
@@ -475,14 +460,12 @@ impl ProcessCluster {
     /// the way a StatefulSet scaled up does with DNS discovery: they are
     /// published in `dns` and started; no member restarts.
     pub async fn add_storage_nodes_by_dns(&mut self, dns: &TestDns) {
-        assert!(self.dns_mode, "the cluster was started with start_with_dns");
+        assert!(
+            self.storage.iter().chain(&self.added).all(|m| m.args.iter().any(|a| a == "--storage-dns")),
+            "the cluster was started with start_with_dns"
+        );
         let added = std::mem::take(&mut self.added);
-        let all: Vec<(String, u16)> = self
-            .storage
-            .iter()
-            .chain(&added)
-            .map(|m| (storage_host(&m.name), port(&m.arg("--internal-listen"))))
-            .collect();
+        let all: Vec<(String, u16)> = self.storage.iter().chain(&added).map(Member::srv_target).collect();
         publish(dns, &all).await;
         for mut member in added {
             member.start();
@@ -492,12 +475,8 @@ impl ProcessCluster {
 
     /// Publishes only `ids` of the storage nodes in `dns`.
     pub async fn publish_storage_nodes(&self, dns: &TestDns, ids: &[&str]) {
-        let all: Vec<(String, u16)> = self
-            .storage
-            .iter()
-            .filter(|m| ids.contains(&m.name.as_str()))
-            .map(|m| (storage_host(&m.name), port(&m.arg("--internal-listen"))))
-            .collect();
+        let all: Vec<(String, u16)> =
+            self.storage.iter().filter(|m| ids.contains(&m.name.as_str())).map(Member::srv_target).collect();
         publish(dns, &all).await;
     }
 
