@@ -55,6 +55,8 @@ mod sql_api;
 mod tempo;
 mod tenancy;
 mod trace_outline;
+mod trace_summary;
+mod trace_tree;
 mod traces;
 mod ui;
 mod views;
@@ -84,5 +86,6 @@ pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuer
 pub use services::Operation;
 pub use span_links::LinkingSpan;
 pub use tenancy::TenantTables;
-pub use trace_outline::{OutlineSpan, TraceOutline};
+pub use trace_outline::{OutlineSpan, OutlineWindow, TraceOutline};
+pub use trace_summary::{ErrorOrigin, LevelCount, ServiceCount, SummarySpan, TraceOverview};
 pub use views::{METRIC_VIEWS, SERVICE_GRAPH_VIEW};

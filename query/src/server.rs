@@ -30,7 +30,7 @@ use crate::metrics::QueryMetrics;
 use crate::tenancy::{TenantEngines, TenantTables};
 use crate::{
     QueryConfig, QueryEngine, QueryError, Tables, jaeger, logs_api, metric_exemplars, metrics_api, prom, search,
-    service_stats, services, span_links, sql_api, tempo, trace_outline, traces, ui,
+    service_stats, services, span_links, sql_api, tempo, trace_outline, trace_summary, traces, ui,
 };
 
 const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -313,6 +313,7 @@ fn router(state: Arc<AppState>, security: &ListenerSecurity) -> Router {
         .route("/api/v1/sql", post(sql_api::post_sql))
         .route("/api/v1/traces/{trace_id}", get(traces::get_trace))
         .route("/api/v1/traces/{trace_id}/outline", get(trace_outline::get_outline))
+        .route("/api/v1/traces/{trace_id}/summary", get(trace_summary::get_summary))
         .route("/api/v1/traces/{trace_id}/spans/{span_id}", get(trace_outline::get_span))
         .route("/api/v1/traces/{trace_id}/spans/{span_id}/linked_from", get(span_links::get_linked_from))
         .route("/api/v1/search", get(search::search))

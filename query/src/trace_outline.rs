@@ -1,10 +1,12 @@
-//! A large trace in two parts, so a browser never decodes 100k full spans:
-//! `GET /api/v1/traces/{id}/outline` is the skeleton of every span (IDs,
-//! parent, name, service, kind, times, status, link and event counts: about
-//! 150 bytes a span, read from a projection of the stored columns), and
+//! A large trace in parts, so a browser never decodes 100k full spans:
+//! `GET /api/v1/traces/{id}/outline` is the skeleton of the spans (IDs,
+//! parent, name, service, kind, times, status, link and event counts, place
+//! in the tree: about 200 bytes a span, read from a projection of the stored
+//! columns), whole or in windows that a browser loads as it opens subtrees
+//! (`max_spans`, `under`, `reveal`, `find`: see [`OutlineWindow`]), and
 //! `GET /api/v1/traces/{id}/spans/{span_id}` is one span in full.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use axum::extract::Path;
 use axum::http::Uri;
@@ -20,6 +22,7 @@ use skein_model::{ids, records_from_batch, shard_for_trace};
 
 use crate::params::Params;
 use crate::tenancy::TenantState;
+use crate::trace_tree::TraceTree;
 use crate::{QueryEngine, QueryError};
 
 /// The columns the outline reads.
@@ -37,7 +40,7 @@ const OUTLINE_COLUMNS: [&str; 10] = [
 ];
 
 /// One span of an outline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutlineSpan {
     pub span_id: String,
@@ -52,9 +55,16 @@ pub struct OutlineSpan {
     pub error: bool,
     pub link_count: usize,
     pub event_count: usize,
+    /// Levels below its root (0 for roots and for spans whose parent is missing).
+    pub depth: usize,
+    /// Children in the whole trace, loaded in this window or not.
+    pub child_count: usize,
+    /// Spans below it in the whole trace.
+    pub descendant_count: usize,
 }
 
-/// Every span of a trace without attributes, ordered by start time.
+/// The spans of a trace without attributes, ordered by start time: all of
+/// them, or a window. The counts and services are the whole trace's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TraceOutline {
@@ -66,11 +76,100 @@ pub struct TraceOutline {
     pub span_count: usize,
     pub error_count: usize,
     pub services: BTreeSet<String>,
+    /// Whether `spans` leaves out spans of the trace.
+    pub windowed: bool,
+    /// With `find`: the IDs of the matching spans (at most [`MAX_FOUND`]),
+    /// each in `spans` with its ancestors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_span_ids: Option<Vec<String>>,
+    /// With `find`: how many spans match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub found_count: Option<usize>,
+    /// With `critical_path`: the IDs of the spans on it (loaded in this
+    /// window or not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical_path_span_ids: Option<Vec<String>>,
     pub spans: Vec<OutlineSpan>,
 }
 
-fn as_string<S: serde::Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_string<S: serde::Serializer>(value: &i64, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+/// Found spans listed (and revealed) at most; more are counted.
+pub const MAX_FOUND: usize = 1000;
+/// Spans one request may reveal.
+const MAX_REVEAL: usize = 1000;
+/// The longest text `find` takes.
+const MAX_FIND_BYTES: usize = 256;
+
+/// Which spans of a trace an outline holds. The default is all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutlineWindow {
+    /// Only this span's descendants (16 hex digits).
+    pub under: Option<String>,
+    /// Every root (or every child of `under`), then whole levels below while
+    /// the total stays within this; all levels when `None`.
+    pub max_spans: Option<usize>,
+    /// Span IDs to include with all their ancestors, whatever the window
+    /// (unknown IDs are ignored).
+    pub reveal: Vec<String>,
+    /// Spans whose name or service contains this text (case-insensitive), or
+    /// whose ID starts with it, are listed and revealed.
+    pub find: Option<String>,
+    /// Whether the spans on the critical path are listed.
+    pub critical_path: bool,
+}
+
+impl OutlineWindow {
+    fn from_params(params: &Params) -> Result<Self, QueryError> {
+        params.only(&["under", "max_spans", "reveal", "find", "critical_path"])?;
+        let under = params.single("under")?.map(span_id_param).transpose()?;
+        let max_spans = match params.single("max_spans")? {
+            None => None,
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(QueryError::InvalidRequest(format!(
+                        "invalid max_spans {text:?}: expected a positive whole number"
+                    )));
+                }
+            },
+        };
+        let mut reveal = Vec::new();
+        for list in params.all("reveal") {
+            for id in list.split(',').filter(|id| !id.is_empty()) {
+                reveal.push(span_id_param(id)?);
+            }
+        }
+        if reveal.len() > MAX_REVEAL {
+            return Err(QueryError::InvalidRequest(format!(
+                "reveal names {} spans; at most {MAX_REVEAL} are allowed",
+                reveal.len()
+            )));
+        }
+        let find = params.single("find")?.map(str::trim).filter(|text| !text.is_empty()).map(str::to_lowercase);
+        if find.as_ref().is_some_and(|text| text.len() > MAX_FIND_BYTES) {
+            return Err(QueryError::InvalidRequest(format!("find is longer than {MAX_FIND_BYTES} bytes")));
+        }
+        let critical_path = match params.single("critical_path")? {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(QueryError::InvalidRequest(format!(
+                    "invalid critical_path {other:?}: expected true or false"
+                )));
+            }
+        };
+        Ok(OutlineWindow { under, max_spans, reveal, find, critical_path })
+    }
+}
+
+/// Whether `span` matches a (lowercased) `find` text.
+fn found(span: &OutlineSpan, text: &str) -> bool {
+    span.name.to_lowercase().contains(text)
+        || span.service_name.to_lowercase().contains(text)
+        || span.span_id.starts_with(text)
 }
 
 impl QueryEngine {
@@ -103,8 +202,9 @@ impl QueryEngine {
         .await
     }
 
-    /// The outline of one trace; `None` when the trace is unknown.
-    pub async fn trace_outline(&self, trace_id: &str) -> Result<Option<TraceOutline>, QueryError> {
+    /// Every span of one trace without attributes, in start order, and its
+    /// tree; `None` when the trace is unknown.
+    pub(crate) async fn trace_spans(&self, trace_id: &str) -> Result<Option<TraceSpans>, QueryError> {
         let batches = self.trace_rows(trace_id, None, Some(&OUTLINE_COLUMNS)).await?;
         let mut spans = Vec::new();
         let mut starts = Vec::new();
@@ -117,19 +217,78 @@ impl QueryEngine {
         let end = spans.iter().zip(&starts).map(|(s, start)| start.saturating_add(s.duration_nanos)).max();
         let mut sorted = Vec::with_capacity(spans.len());
         for index in order {
-            let mut span = spans[index].clone();
+            let mut span = std::mem::take(&mut spans[index]);
             span.start_offset_nanos = starts[index] - first;
             sorted.push(span);
         }
-        Ok(Some(TraceOutline {
+        let tree = TraceTree::new(&sorted);
+        for (i, span) in sorted.iter_mut().enumerate() {
+            span.depth = tree.depth(i);
+            span.child_count = tree.children(i).len();
+            span.descendant_count = tree.descendants(i);
+        }
+        Ok(Some(TraceSpans {
             trace_id: trace_id.to_owned(),
             start_time_unix_nano: first,
             duration_nanos: end.unwrap_or(first) - first,
-            span_count: sorted.len(),
-            error_count: sorted.iter().filter(|s| s.error).count(),
-            services: sorted.iter().map(|s| s.service_name.clone()).collect(),
             spans: sorted,
+            tree,
         }))
+    }
+
+    /// The outline of one trace, whole or the `window`; `None` when the
+    /// trace is unknown, a `NotFound` error when `under` is not in it.
+    pub async fn trace_outline(
+        &self,
+        trace_id: &str,
+        window: &OutlineWindow,
+    ) -> Result<Option<TraceOutline>, QueryError> {
+        let Some(trace) = self.trace_spans(trace_id).await? else { return Ok(None) };
+        let (under, mut reveal) = {
+            let position: HashMap<&str, usize> =
+                trace.spans.iter().enumerate().map(|(i, s)| (s.span_id.as_str(), i)).collect();
+            let under = match &window.under {
+                None => None,
+                Some(id) => Some(
+                    *position
+                        .get(id.as_str())
+                        .ok_or_else(|| QueryError::NotFound(format!("span {id} of trace {trace_id} not found")))?,
+                ),
+            };
+            let reveal: Vec<usize> = window.reveal.iter().filter_map(|id| position.get(id.as_str()).copied()).collect();
+            (under, reveal)
+        };
+        let found = window.find.as_ref().map(|text| {
+            let hits: Vec<usize> = (0..trace.spans.len()).filter(|&i| found(&trace.spans[i], text)).collect();
+            reveal.extend(hits.iter().take(MAX_FOUND));
+            hits
+        });
+        // Listed, not revealed: in a trace of sequential work the path is
+        // most of the trace, and a client highlights spans as it loads them.
+        let critical = window.critical_path.then(|| trace.tree.critical_path(&trace.spans));
+        let everything = under.is_none() && window.max_spans.is_none();
+        let chosen = if everything {
+            (0..trace.spans.len()).collect()
+        } else {
+            trace.tree.window(under, window.max_spans.unwrap_or(usize::MAX), &reveal)
+        };
+        let mut outline = TraceOutline {
+            trace_id: trace.trace_id,
+            start_time_unix_nano: trace.start_time_unix_nano,
+            duration_nanos: trace.duration_nanos,
+            span_count: trace.spans.len(),
+            error_count: trace.spans.iter().filter(|s| s.error).count(),
+            services: trace.spans.iter().map(|s| s.service_name.clone()).collect(),
+            windowed: chosen.len() < trace.spans.len(),
+            found_count: found.as_ref().map(Vec::len),
+            found_span_ids: found
+                .map(|hits| hits.iter().take(MAX_FOUND).map(|&i| trace.spans[i].span_id.clone()).collect()),
+            critical_path_span_ids: critical.map(|path| path.iter().map(|&i| trace.spans[i].span_id.clone()).collect()),
+            spans: Vec::with_capacity(chosen.len()),
+        };
+        let mut spans: Vec<Option<OutlineSpan>> = trace.spans.into_iter().map(Some).collect();
+        outline.spans.extend(chosen.into_iter().filter_map(|i| spans[i].take()));
+        Ok(Some(outline))
     }
 
     /// One span of one trace as Skein JSON; `None` when it is not stored.
@@ -186,6 +345,9 @@ fn read_outline_rows(
             error: status.value(row) == "error",
             link_count: links[row],
             event_count: events[row],
+            depth: 0,
+            child_count: 0,
+            descendant_count: 0,
         });
     }
     Ok(())
@@ -209,7 +371,25 @@ fn list_lengths(batch: &RecordBatch, name: &str) -> Result<Vec<usize>, QueryErro
     Ok((0..list.len()).map(|row| if list.is_valid(row) { list.value_length(row) as usize } else { 0 }).collect())
 }
 
-fn trace_id_param(trace_id: &str) -> Result<String, QueryError> {
+/// The spans of one trace in start order, with their tree.
+pub(crate) struct TraceSpans {
+    pub trace_id: String,
+    pub start_time_unix_nano: i64,
+    pub duration_nanos: i64,
+    pub spans: Vec<OutlineSpan>,
+    pub tree: TraceTree,
+}
+
+/// A span ID from a request, lowercased: 16 hex digits.
+pub(crate) fn span_id_param(span_id: &str) -> Result<String, QueryError> {
+    let span = span_id.to_ascii_lowercase();
+    if span.len() != 16 || !span.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(QueryError::InvalidRequest(format!("invalid span ID {span_id:?}: expected 16 hex digits")));
+    }
+    Ok(span)
+}
+
+pub(crate) fn trace_id_param(trace_id: &str) -> Result<String, QueryError> {
     ids::normalize_trace_id(trace_id).ok_or_else(|| {
         QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}: expected up to 32 hex digits, not all zero"))
     })
@@ -218,9 +398,9 @@ fn trace_id_param(trace_id: &str) -> Result<String, QueryError> {
 pub(crate) async fn get_outline(TenantState(state): TenantState, Path(trace_id): Path<String>, uri: Uri) -> Response {
     state
         .observe("trace_outline", async {
-            Params::from_uri(&uri)?.only(&[])?;
+            let window = OutlineWindow::from_params(&Params::from_uri(&uri)?)?;
             let id = trace_id_param(&trace_id)?;
-            match state.engine.trace_outline(&id).await? {
+            match state.engine.trace_outline(&id, &window).await? {
                 Some(outline) => Ok(axum::Json(outline).into_response()),
                 None => Err(QueryError::NotFound(format!("trace {id} not found"))),
             }
@@ -237,10 +417,7 @@ pub(crate) async fn get_span(
         .observe("trace_span", async {
             Params::from_uri(&uri)?.only(&[])?;
             let id = trace_id_param(&trace_id)?;
-            let span = span_id.to_ascii_lowercase();
-            if span.len() != 16 || !span.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(QueryError::InvalidRequest(format!("invalid span ID {span_id:?}: expected 16 hex digits")));
-            }
+            let span = span_id_param(&span_id)?;
             match state.engine.trace_span(&id, &span).await? {
                 Some(json) => Ok(axum::Json(json).into_response()),
                 None => Err(QueryError::NotFound(format!("span {span} of trace {id} not found"))),
@@ -297,5 +474,74 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let (status, _, _) = get(&format!("/api/v1/traces/{}/outline", "f".repeat(32))).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    const ROOT: &str = "0101010101010101";
+    const CHARGE: &str = "0202020202020202";
+
+    async fn outline(query: &str) -> Value {
+        let (status, _, body) = get(&format!("/api/v1/traces/{T1}/outline?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    fn span_ids(outline: &Value) -> Vec<&str> {
+        outline["spans"].as_array().expect("spans").iter().map(|s| s["spanId"].as_str().expect("id")).collect()
+    }
+
+    #[tokio::test]
+    async fn windows_hold_levels_subtrees_and_revealed_spans() {
+        let whole = outline("").await;
+        assert_eq!(whole["windowed"], false);
+        assert_eq!(span_ids(&whole), [ROOT, CHARGE]);
+        assert_eq!(
+            (&whole["spans"][0]["depth"], &whole["spans"][0]["childCount"], &whole["spans"][0]["descendantCount"]),
+            (&serde_json::json!(0), &serde_json::json!(1), &serde_json::json!(1))
+        );
+        assert_eq!(whole["spans"][1]["depth"], 1);
+
+        // The top level only; the counts stay the whole trace's.
+        let top = outline("max_spans=1").await;
+        assert_eq!(
+            (span_ids(&top), &top["windowed"], &top["spanCount"]),
+            (vec![ROOT], &Value::Bool(true), &whole["spanCount"])
+        );
+        assert_eq!(top["services"], whole["services"]);
+        // Opening the root's subtree.
+        assert_eq!(span_ids(&outline(&format!("under={ROOT}&max_spans=1")).await), [CHARGE]);
+        // A chosen span comes with its ancestors.
+        assert_eq!(span_ids(&outline(&format!("max_spans=1&reveal={}", CHARGE.to_uppercase())).await), [ROOT, CHARGE]);
+
+        let found = outline("max_spans=1&find=CHAR").await;
+        assert_eq!((span_ids(&found), &found["foundCount"]), (vec![ROOT, CHARGE], &serde_json::json!(1)));
+        assert_eq!(found["foundSpanIds"], serde_json::json!([CHARGE]));
+        let nothing = outline("max_spans=1&find=no-such-span").await;
+        assert_eq!((span_ids(&nothing), &nothing["foundCount"]), (vec![ROOT], &serde_json::json!(0)));
+
+        // The root (0..500 ms) waited for charge (100..400 ms).
+        let critical = outline("max_spans=1&critical_path=true").await;
+        assert_eq!(critical["criticalPathSpanIds"], serde_json::json!([ROOT, CHARGE]));
+        assert_eq!(span_ids(&critical), [ROOT]);
+    }
+
+    #[tokio::test]
+    async fn bad_windows_are_refused_with_the_reason() {
+        for (query, wanted) in [
+            ("max_spans=0", StatusCode::BAD_REQUEST),
+            ("max_spans=lots", StatusCode::BAD_REQUEST),
+            ("under=xyz", StatusCode::BAD_REQUEST),
+            ("reveal=0101,0202", StatusCode::BAD_REQUEST),
+            ("critical_path=maybe", StatusCode::BAD_REQUEST),
+            ("depth=3", StatusCode::BAD_REQUEST),
+            ("under=0303030303030303", StatusCode::NOT_FOUND),
+        ] {
+            let (status, _, body) = get(&format!("/api/v1/traces/{T1}/outline?{query}")).await;
+            assert_eq!(status, wanted, "{query}: {}", String::from_utf8_lossy(&body));
+            let json: Value = serde_json::from_slice(&body).expect("json");
+            assert!(json["error"]["message"].as_str().is_some_and(|e| !e.is_empty()), "{query}: {json}");
+        }
+        let many = vec![ROOT; 1001].join(",");
+        let (status, _, _) = get(&format!("/api/v1/traces/{T1}/outline?reveal={many}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }

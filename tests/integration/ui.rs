@@ -95,11 +95,26 @@ fn big_trace_spans(now_ns: u128) -> Vec<Value> {
     spans
 }
 
-async fn load_big_trace(node: &TestNode) -> (String, String) {
+/// Loads the large trace; returns what the browser tests need to know of it.
+async fn load_big_trace(node: &TestNode) -> Value {
     let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
     let spans = big_trace_spans(now_ns);
     let last = spans.last().expect("spans");
-    let last = (last["spanId"].as_str().expect("id").to_owned(), last["name"].as_str().expect("name").to_owned());
+    let last_chunk =
+        spans.iter().rfind(|s| s["name"].as_str().is_some_and(|n| n.starts_with("chunk"))).expect("chunks");
+    let errors: Vec<&Value> = spans.iter().filter(|s| s.get("status").is_some()).collect();
+    let facts = json!({
+        "traceId": BIG_TRACE,
+        "spanCount": spans.len(),
+        "children": BIG_CHILDREN,
+        "lastSpanId": last["spanId"],
+        "lastSpanName": last["name"],
+        "lastChunkId": last_chunk["spanId"],
+        "grandchildren": BIG_GRANDCHILDREN,
+        "errorCount": errors.len(),
+        "firstErrorName": errors.first().expect("errors")["name"],
+        "itemService": ITEM_SERVICE,
+    });
     // The items run in another service, so the service map has an edge.
     let service = |span: &Value| {
         if span["name"].as_str().is_some_and(|n| n.starts_with("item")) { ITEM_SERVICE } else { BATCH_SERVICE }
@@ -119,7 +134,7 @@ async fn load_big_trace(node: &TestNode) -> (String, String) {
         let (status, response) = node.post_otlp_json(&body).await;
         assert_eq!(status, 200, "large trace export: {response}");
     }
-    last
+    facts
 }
 
 /// Runs the browser tests against `node`; `data` tells them what was loaded.
@@ -250,7 +265,7 @@ async fn ui_end_to_end_in_chromium() {
     .expect("python clients");
     // The consumer span links to the root of a cart trace in another trace.
     let consumer = spans.iter().find(|s| s["name"] == "process order").expect("a linked consumer span");
-    let (last_span, last_name) = load_big_trace(&node).await;
+    let big_trace = load_big_trace(&node).await;
     // The SDK attached exemplars (with trace and span IDs) to the histogram.
     let (status, exemplars) = node.get("/api/v1/metrics/http.server.duration/exemplars").await;
     assert_eq!(status, 200, "{exemplars}");
@@ -274,8 +289,7 @@ async fn ui_end_to_end_in_chromium() {
     let data = json!({
         "linkedFrom": {"traceId": consumer["traceId"], "spanId": consumer["spanId"]},
         "linkTarget": {"traceId": consumer["links"][0]["traceId"], "spanId": consumer["links"][0]["spanId"]},
-        "bigTrace": {"traceId": BIG_TRACE, "spanCount": 1 + BIG_CHILDREN * (BIG_GRANDCHILDREN + 1),
-                     "lastSpanId": last_span, "lastSpanName": last_name},
+        "bigTrace": big_trace,
         "metric": "http.server.duration",
         "logs": {"traceId": logs.trace_id, "spanId": logs.span_id, "service": logs.service,
                  "errorBody": logs.error_body, "count": logs.count},

@@ -1,6 +1,7 @@
 // Search → open a trace → open a span → follow its link into another trace
 // → collapse and expand there → open a failing span → back; and a
-// 20,000-span trace that opens and scrolls to its last span.
+// 20,000-span trace that opens as a window of its top levels, loads a
+// subtree when it is opened, and finds and opens spans it has not loaded.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
@@ -114,8 +115,8 @@ test('search, open a trace, follow a span link, expand, back', () =>
     assert.deepEqual(page.errors, []);
   }));
 
-test('a 20,000-span trace opens and scrolls to its last span', () =>
-  withPage(browser, 'a-20-000-span-trace-opens-and-scrolls-to', async (page) => {
+test('a 20,000-span trace opens as a window and loads subtrees as they open', () =>
+  withPage(browser, 'a-20-000-span-trace-opens-as-a-window', async (page) => {
     // Long tasks are recorded for information (a benchmark, not an assertion).
     await page.addInitScript(() => {
       window.__longTasks = [];
@@ -124,31 +125,66 @@ test('a 20,000-span trace opens and scrolls to its last span', () =>
         buffered: true,
       });
     });
-    const { traceId, spanCount, lastSpanId, lastSpanName } = data.bigTrace;
-    await page.goto(`${base}/trace/${traceId}`);
-    await page.getByText(`${spanCount.toLocaleString('en-US')} spans`).waitFor();
+    const big = data.bigTrace;
+    const count = (n) => n.toLocaleString('en-US');
+    await page.goto(`${base}/trace/${big.traceId}`);
+    await page.getByText(`${count(big.spanCount)} spans`, { exact: true }).waitFor();
+    // Only the levels that fit the window come: the root and its chunks.
+    const loaded = page.getByTestId('loaded-spans');
+    await loaded.getByText(count(1 + big.children), { exact: true }).waitFor();
+    // The server's summary covers the whole trace.
+    await page.getByText(`${count(big.errorCount)} spans where errors start`).waitFor();
     const rows = page.getByRole('treeitem');
     await rows.first().waitFor();
     assert.ok((await rows.count()) < 200, 'only the rows on screen are in the DOM');
+
+    // Opening the last chunk loads its items.
+    const chunk = page.locator(`[data-span-id="${big.lastChunkId}"]`);
+    await chunk.getByRole('button', { name: `Expand ${big.grandchildren} children` }).click();
+    await loaded.getByText(count(1 + big.children + big.grandchildren), { exact: true }).waitFor();
 
     // Keyboard: focus the waterfall, End selects and shows the last span.
     await page.getByRole('tree', { name: 'Spans' }).focus();
     await page.keyboard.press('Home');
     await page.keyboard.press('End');
-    const last = page.locator(`[data-span-id="${lastSpanId}"]`);
+    const last = page.locator(`[data-span-id="${big.lastSpanId}"]`);
     await last.waitFor();
     assert.equal(await last.getAttribute('aria-selected'), 'true');
     assert.ok(await last.isVisible());
-    await page.getByRole('complementary', { name: 'Span detail' }).getByRole('heading', { name: lastSpanName }).waitFor();
+    const detail = page.getByRole('complementary', { name: 'Span detail' });
+    await detail.getByRole('heading', { name: big.lastSpanName }).waitFor();
     // Clock-skew adjustment is off until asked for, and says what it moved
     // (nothing here: every item fits inside its chunk).
     await page.getByLabel('Adjust clock skew').click();
     await page.waitForURL(/skew=1/);
     await page.getByText('(0 spans shifted)').waitFor();
-    // Find inside the trace by name.
-    await page.getByLabel('Find spans').fill('item 19.99');
-    await page.getByTestId('find-count').getByText('10 / 10').waitFor();
+
+    // Find asks the server, so spans of chunks not loaded are found too
+    // (item 0.99 and items 0.990 to 0.998), and Enter opens the first.
+    await page.getByLabel('Find spans').fill('item 0.99');
+    await page.getByTestId('find-count').getByText('– / 10').waitFor();
+    await page.getByLabel('Find spans').press('Enter');
+    await page.getByTestId('find-count').getByText('1 / 10').waitFor();
+    await detail.getByRole('heading', { name: 'item 0.99', exact: true }).waitFor();
+    assert.ok(await page.locator('.span-row.selected.hit').isVisible());
+
+    // A span where errors start, named by the summary, opens in place.
+    await page.getByRole('button', { name: `${big.itemService}: ${big.firstErrorName}`, exact: true }).click();
+    await detail.getByRole('heading', { name: big.firstErrorName, exact: true }).waitFor();
+    await page.waitForURL(/span=/);
+    // The critical path comes from the server too.
+    await page.getByLabel('Critical path').click();
+    await page.locator('.span-row.critical').first().waitFor();
+    // Loaded: the first window, the opened chunk, the 10 spans found and the
+    // error's span (their ancestors were loaded already); the critical path
+    // only highlights.
+    await loaded.getByText(count(1 + big.children + big.grandchildren + 10 + 1), { exact: true }).waitFor();
     await screenshot(page, 'trace-20k');
+
+    // A link to a span deep in a subtree not loaded opens the trace there.
+    await page.goto(`${base}/trace/${big.traceId}?span=${big.lastSpanId}`);
+    await detail.getByRole('heading', { name: big.lastSpanName }).waitFor();
+    assert.equal(await last.getAttribute('aria-selected'), 'true');
     const longTasks = await page.evaluate(() => window.__longTasks);
     console.log(`20k-span trace: ${longTasks.length} long tasks, longest ${Math.max(0, ...longTasks).toFixed(0)} ms`);
     assert.deepEqual(page.errors, []);

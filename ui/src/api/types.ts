@@ -32,8 +32,12 @@ export interface OutlineSpan {
   error: boolean;
   linkCount: number;
   eventCount: number;
+  /** Children and all spans below it in the whole trace, loaded or not. */
+  childCount?: number;
+  descendantCount?: number;
 }
 
+/** A trace's outline: all spans, or a window of them (`windowed`). Counts are the whole trace's. */
 export interface TraceOutline {
   traceId: string;
   startTimeUnixNano: string;
@@ -41,7 +45,36 @@ export interface TraceOutline {
   spanCount: number;
   errorCount: number;
   services: string[];
+  windowed?: boolean;
+  foundSpanIds?: string[];
+  foundCount?: number;
+  criticalPathSpanIds?: string[];
   spans: OutlineSpan[];
+}
+
+export interface SummarySpan {
+  spanId: string;
+  name: string;
+  serviceName: string;
+  startOffsetNanos: number;
+  durationNanos: number;
+  depth: number;
+  error: boolean;
+}
+
+/** `GET /api/v1/traces/{id}/summary`: a trace's shape, computed by the server. */
+export interface TraceOverview {
+  traceId: string;
+  spanCount: number;
+  errorCount: number;
+  orphanCount: number;
+  depth: number;
+  services: { serviceName: string; spanCount: number; errorCount: number }[];
+  levels: { depth: number; spanCount: number; errorCount: number }[];
+  criticalPathSpanCount: number;
+  criticalPath: SummarySpan[];
+  errorOriginCount: number;
+  errorOrigins: (SummarySpan & { ancestors: SummarySpan[] })[];
 }
 
 export interface TypedValue {

@@ -7,8 +7,10 @@ import {
   collapsedFromUrl,
   criticalPath,
   findSpans,
+  mergeSpans,
   reveal,
   toggledIds,
+  unloadedChildren,
   visibleRows,
 } from './tree';
 
@@ -108,5 +110,25 @@ describe('findSpans', () => {
     expect(findSpans(tree, 'DB')).toEqual([3]);
     expect(findSpans(tree, 'op c')).toEqual([4]);
     expect(findSpans(tree, ' ')).toEqual([]);
+  });
+});
+
+describe('windows of a large trace', () => {
+  const withCounts = (s: OutlineSpan, childCount: number) => ({ ...s, childCount, descendantCount: childCount });
+  const top = [withCounts(spans[0], 3)];
+  it('merge into one outline in start order, each span once', () => {
+    const merged = mergeSpans(top, [spans[4], spans[2], spans[0]]);
+    expect(merged.map((s) => s.spanId)).toEqual(['r', 'b', 'c']);
+    expect(mergeSpans(merged, [spans[2]])).toBe(merged);
+    // Equal starts are ordered by span ID, as the server orders them.
+    const tie = mergeSpans([span('q', null, 7, 1)], [span('p', null, 7, 1)]);
+    expect(tie.map((s) => s.spanId)).toEqual(['p', 'q']);
+  });
+
+  it('know which children are not loaded yet', () => {
+    expect(unloadedChildren(buildTree(top), 0)).toBe(3);
+    const tree = buildTree(mergeSpans(top, [spans[2]]));
+    expect(unloadedChildren(tree, 0)).toBe(2);
+    expect(unloadedChildren(tree, 1)).toBe(0);
   });
 });

@@ -48,6 +48,24 @@ export function buildTree(spans: OutlineSpan[]): SpanTree {
   return { spans, parent, depth, children, roots, orphans, index };
 }
 
+/**
+ * `loaded` with the spans of `more` it lacks, in the server's order (start,
+ * then span ID), so windows of a large trace merge into one outline.
+ */
+export function mergeSpans(loaded: OutlineSpan[], more: OutlineSpan[]): OutlineSpan[] {
+  const known = new Set(loaded.map((s) => s.spanId));
+  const added = more.filter((s) => !known.has(s.spanId));
+  if (!added.length) return loaded;
+  return [...loaded, ...added].sort(
+    (a, b) => a.startOffsetNanos - b.startOffsetNanos || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0),
+  );
+}
+
+/** Children of span `i` in the trace that are not loaded yet (windowed outlines). */
+export function unloadedChildren(tree: SpanTree, i: number): number {
+  return Math.max(0, (tree.spans[i].childCount ?? 0) - tree.children[i].length);
+}
+
 /** Span indices in tree order, skipping the descendants of collapsed spans. */
 export function visibleRows(tree: SpanTree, collapsed: ReadonlySet<number>): number[] {
   const rows: number[] = [];

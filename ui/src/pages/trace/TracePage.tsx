@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router-dom';
 import { getJson, request } from '../../api/client';
-import type { TraceLogsResponse, TraceOutline } from '../../api/types';
+import type { TraceLogsResponse, TraceOutline, TraceOverview } from '../../api/types';
 import { ErrorBox, Loading } from '../../components/Status';
 import { Time } from '../../components/Time';
 import { serviceColor } from '../../lib/colors';
@@ -20,15 +20,17 @@ import { adjustSkew } from '../../lib/skew';
 import { saveBlob } from '../../lib/download';
 import { useApi, type Loaded } from '../../lib/useApi';
 import { Minimap } from './Minimap';
+import { OverviewPanel } from './OverviewPanel';
 import { SpanDetail } from './SpanDetail';
 import { logsLabel, TraceLogs } from './TraceLogs';
 import { Waterfall } from './Waterfall';
+import { firstOutline, useTraceWindows } from './windows';
 
 export function TracePage() {
   const { traceId = '' } = useParams();
-  const outline = useApi(traceId, (signal) =>
-    getJson<TraceOutline>(`/api/v1/traces/${encodeURIComponent(traceId)}/outline`, signal),
-  );
+  const [params] = useSearchParams();
+  // A large trace opens as a window that also holds the span the URL names.
+  const outline = useApi(traceId, (signal) => firstOutline(traceId, params.get('span'), signal));
   // Requested beside the outline, not after it; a failure shows only where
   // the logs would be.
   const logs = useApi(traceId, (signal) =>
@@ -41,7 +43,10 @@ export function TracePage() {
 
 function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<TraceLogsResponse> }) {
   const [params, setParams] = useSearchParams();
-  const raw = useMemo(() => buildTree(outline.spans), [outline]);
+  const find = params.get('find') ?? '';
+  const showCritical = params.get('critical') === '1';
+  const windows = useTraceWindows(outline, find, showCritical);
+  const raw = useMemo(() => buildTree(windows.spans), [windows.spans]);
   // Raw times by default; adjusted ones only when asked for, with a count.
   const skew = params.get('skew') === '1';
   const adjusted = useMemo(() => (skew ? adjustSkew(raw) : null), [raw, skew]);
@@ -50,17 +55,25 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
   const selected = selectedId ? tree.index.get(selectedId) : undefined;
   // Collapsed subtrees live in the URL (a base and the spans flipped from
   // it), so a shared link or a reload shows the same tree.
-  const collapseBase = params.get('collapse');
+  const collapseBase = params.get('collapse') ?? (outline.windowed ? 'none' : null);
   const toggledParam = params.get('toggled') ?? '';
   const collapsed = useMemo(
     () => collapsedFromUrl(tree, collapseBase, toggledParam),
     [tree, collapseBase, toggledParam],
   );
   const showLogs = params.get('logs') === '1';
-  const showCritical = params.get('critical') === '1';
-  const critical = useMemo(() => (showCritical ? criticalPath(tree) : new Set<number>()), [tree, showCritical]);
-  const find = params.get('find') ?? '';
-  const hits = useMemo(() => findSpans(tree, find), [tree, find]);
+  // A window's critical path and matches come from the server (the whole
+  // trace); a whole trace's are computed here.
+  const critical = useMemo(
+    () => (showCritical ? (windows.critical(tree) ?? (outline.windowed ? new Set<number>() : criticalPath(tree))) : new Set<number>()),
+    [tree, showCritical, windows, outline.windowed],
+  );
+  const found = useMemo(() => windows.found(tree), [windows, tree]);
+  const hits = useMemo(
+    () => found?.hits ?? (outline.windowed ? [] : findSpans(tree, find)),
+    [found, tree, find, outline.windowed],
+  );
+  const hitTotal = found?.total ?? hits.length;
   const [viewport, setViewport] = useState<[number, number]>([0, 0]);
   const [scrollTo, setScrollTo] = useState<{ row: number } | null>(null);
 
@@ -122,6 +135,21 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
       { replace: true },
     );
   };
+  // Opening a subtree the window left out loads it; it shows open, since a
+  // window's base collapses nothing.
+  const loadChildren = (i: number) => void windows.loadChildren(tree.spans[i].spanId);
+  // A span named from the summary is loaded with its ancestors, then selected.
+  const revealSpan = (spanId: string) => {
+    void windows.reveal(spanId).then((done) => done && setParam('span', spanId, false));
+  };
+  const loadingRows = useMemo(() => {
+    const rows = new Set<number>();
+    for (const id of windows.loading) {
+      const i = tree.index.get(id);
+      if (i !== undefined) rows.add(i);
+    }
+    return rows;
+  }, [windows.loading, tree]);
   const hitPosition = selected !== undefined ? hits.indexOf(selected) : -1;
   const nextHit = (step: number) => {
     if (!hits.length) return;
@@ -130,7 +158,17 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
 
   return (
     <div className="trace-page">
-      <TraceHeader outline={outline} tree={tree} />
+      <TraceHeader outline={outline} tree={tree} overview={windows.overview} />
+      {windows.overview && (
+        <OverviewPanel
+          overview={windows.overview}
+          loadedSpans={tree.spans.length}
+          spanCount={outline.spanCount}
+          onReveal={revealSpan}
+          onShowCritical={() => setParam('critical', '1')}
+        />
+      )}
+      {windows.failure !== null && <ErrorBox error={windows.failure} />}
       <div className="trace-toolbar">
         <input
           type="search"
@@ -143,7 +181,7 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
         {find && (
           <span className="muted">
             <span data-testid="find-count" aria-live="polite">
-              {hits.length ? `${hitPosition + 1 || '–'} / ${formatCount(hits.length)}` : 'no match'}
+              {hitTotal ? `${hitPosition + 1 || '–'} / ${formatCount(hitTotal)}` : 'no match'}
             </span>
             <button onClick={() => nextHit(-1)} aria-label="Previous match">↑</button>
             <button onClick={() => nextHit(1)} aria-label="Next match">↓</button>
@@ -192,6 +230,8 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
           hits={hits}
           onViewport={setViewport}
           scrollTo={scrollTo}
+          onLoadChildren={loadChildren}
+          loading={loadingRows}
         />
         {selected !== undefined && (
           <SpanDetail
@@ -218,16 +258,32 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
   );
 }
 
-function TraceHeader({ outline, tree }: { outline: TraceOutline; tree: SpanTree }) {
+function TraceHeader({
+  outline,
+  tree,
+  overview,
+}: {
+  outline: TraceOutline;
+  tree: SpanTree;
+  overview: Loaded<TraceOverview> | null;
+}) {
   const root = tree.spans[tree.roots[0]];
-  const perService = spansPerService(tree);
+  // A window's counts per service and depth are the server's (the whole trace).
+  const whole = overview?.state === 'done' ? overview.data : undefined;
+  const perService: [string, number][] = whole
+    ? whole.services.map((s) => [s.serviceName, s.spanCount])
+    : outline.windowed
+      ? outline.services.map((s) => [s, NaN])
+      : spansPerService(tree);
+  const orphans = whole ? whole.orphanCount : tree.orphans;
+  const depth = whole ? whole.depth : tree.depth.reduce((a, b) => Math.max(a, b), 0) + 1;
   return (
     <section className="trace-header">
       <h2>
         {root ? `${root.serviceName}: ${root.name}` : outline.traceId}
-        {tree.orphans > 0 && (
+        {orphans > 0 && (
           <span className="badge warn" title="Some spans name a parent that was not received">
-            partial: {formatCount(tree.orphans)} spans without their parent
+            partial: {formatCount(orphans)} spans without their parent
           </span>
         )}
       </h2>
@@ -239,13 +295,13 @@ function TraceHeader({ outline, tree }: { outline: TraceOutline; tree: SpanTree 
         <span>{formatDuration(outline.durationNanos)}</span>
         <span>{formatCount(outline.spanCount)} spans</span>
         <span className={outline.errorCount ? 'err-text' : undefined}>{formatCount(outline.errorCount)} {outline.errorCount === 1 ? 'error' : 'errors'}</span>
-        <span>depth {tree.depth.reduce((a, b) => Math.max(a, b), 0) + 1}</span>
+        <span>depth {depth}</span>
       </div>
       <div className="services">
         {perService.map(([service, n]) => (
           <span key={service} className="svc-tag" style={{ borderColor: serviceColor(service) }}>
             <span className="svc-dot" style={{ background: serviceColor(service) }} />
-            {service} <small>{formatCount(n)}</small>
+            {service} {!Number.isNaN(n) && <small>{formatCount(n)}</small>}
           </span>
         ))}
       </div>

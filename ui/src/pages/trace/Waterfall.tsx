@@ -1,8 +1,8 @@
 import { useEffect, useMemo, type KeyboardEvent } from 'react';
 import { serviceColor } from '../../lib/colors';
-import { formatDuration } from '../../lib/format';
+import { formatCount, formatDuration } from '../../lib/format';
 import { toggled } from '../../lib/sets';
-import { visibleRows, type SpanTree } from '../../lib/tree';
+import { unloadedChildren, visibleRows, type SpanTree } from '../../lib/tree';
 import { useVirtualRows } from '../../lib/useVirtualRows';
 
 const ROW_HEIGHT = 24;
@@ -20,6 +20,10 @@ export interface WaterfallProps {
   /** Reports the first and last visible row, for the minimap. */
   onViewport: (rows: [number, number]) => void;
   scrollTo: { row: number } | null;
+  /** Loads the children of span `i` the outline window left out. */
+  onLoadChildren: (i: number) => void;
+  /** Spans whose children are being loaded. */
+  loading: ReadonlySet<number>;
 }
 
 /**
@@ -29,6 +33,7 @@ export interface WaterfallProps {
  */
 export function Waterfall(props: WaterfallProps) {
   const { tree, durationNanos, collapsed, setCollapsed, selected, onSelect, critical, hits, onViewport, scrollTo } = props;
+  const { onLoadChildren, loading } = props;
   const rows = useMemo(() => visibleRows(tree, collapsed), [tree, collapsed]);
   const rowOf = useMemo(() => {
     const map = new Map<number, number>();
@@ -50,7 +55,12 @@ export function Waterfall(props: WaterfallProps) {
     if (selectedRow !== undefined) virtual.scrollToIndex(selectedRow, { align: 'auto' });
   }, [selectedRow, virtual]);
 
-  const toggle = (i: number) => setCollapsed((c) => toggled(c, i));
+  // A span whose children were left out of the outline window loads them
+  // when opened; one whose children are loaded collapses and expands.
+  const toggle = (i: number) => {
+    if (!tree.children[i].length && unloadedChildren(tree, i)) onLoadChildren(i);
+    else setCollapsed((c) => toggled(c, i));
+  };
 
   const onKey = (e: KeyboardEvent) => {
     if (!rows.length) return;
@@ -78,7 +88,7 @@ export function Waterfall(props: WaterfallProps) {
         break;
       case 'ArrowRight':
         if (span === undefined) return move(0);
-        if (collapsed.has(span)) toggle(span);
+        if (collapsed.has(span) || (!tree.children[span].length && unloadedChildren(tree, span))) toggle(span);
         else if (tree.children[span].length) onSelect(tree.children[span][0]);
         break;
       case 'ArrowLeft':
@@ -87,7 +97,7 @@ export function Waterfall(props: WaterfallProps) {
         else if (tree.parent[span] !== -1) onSelect(tree.parent[span]);
         break;
       case 'Enter':
-        if (span !== undefined && tree.children[span].length) toggle(span);
+        if (span !== undefined && (tree.children[span].length || unloadedChildren(tree, span))) toggle(span);
         break;
       default:
         return;
@@ -120,8 +130,11 @@ export function Waterfall(props: WaterfallProps) {
           {items.map((item) => {
             const i = rows[item.index];
             const s = tree.spans[i];
-            const kids = tree.children[i].length;
-            const isCollapsed = collapsed.has(i);
+            const loadedKids = tree.children[i].length;
+            const unloaded = unloadedChildren(tree, i);
+            const kids = loadedKids + unloaded;
+            // Children not loaded at all show as a collapsed subtree.
+            const isCollapsed = collapsed.has(i) || (!loadedKids && unloaded > 0);
             const left = (100 * s.startOffsetNanos) / total;
             const width = Math.max((100 * s.durationNanos) / total, 0.1);
             const classes = ['span-row'];
@@ -146,6 +159,7 @@ export function Waterfall(props: WaterfallProps) {
                     <button
                       className="twisty"
                       aria-label={isCollapsed ? `Expand ${kids} children` : 'Collapse'}
+                      aria-busy={loading.has(i) || undefined}
                       onClick={(e) => {
                         e.stopPropagation();
                         toggle(i);
@@ -159,7 +173,23 @@ export function Waterfall(props: WaterfallProps) {
                   <span className="svc-dot" style={{ background: serviceColor(s.serviceName) }} />
                   <span className="svc-name">{s.serviceName}</span>
                   <span className="span-name">{s.name}</span>
-                  {isCollapsed && <span className="badge">{kids}</span>}
+                  {isCollapsed && (
+                    <span className="badge" title={loadedKids ? 'children' : 'spans below, not loaded yet'}>
+                      {loadedKids ? kids : formatCount(tree.spans[i].descendantCount ?? unloaded)}
+                    </span>
+                  )}
+                  {!isCollapsed && unloaded > 0 && (
+                    <button
+                      className="badge more"
+                      disabled={loading.has(i)}
+                      onClick={(e) => {
+                        e.stopPropagation();
+                        onLoadChildren(i);
+                      }}
+                    >
+                      {loading.has(i) ? 'loading…' : `+${formatCount(unloaded)} more`}
+                    </button>
+                  )}
                   {s.linkCount > 0 && <span className="badge" title="links">⛓ {s.linkCount}</span>}
                 </div>
                 <div className="time-col">
