@@ -51,6 +51,7 @@ fn query_api() -> &'static QueryApi {
                 span_metrics: storage.span_metrics_tables(),
                 logs: storage.log_tables(),
                 trace_parts: storage.trace_parts_tables(),
+                span_links: storage.span_links_tables(),
             };
             let config = QueryConfig {
                 listen: "127.0.0.1:0".parse().expect("address"),
@@ -154,7 +155,7 @@ pub fn sql_seeds() -> Vec<Vec<u8>> {
 
 /// The GET endpoints whose parameters are fuzzed; `{}` takes a fuzzed path
 /// segment.
-const ENDPOINTS: [&str; 20] = [
+const ENDPOINTS: [&str; 21] = [
     "/api/v1/search",
     "/api/v1/metrics/query_range",
     "/api/v1/service_stats",
@@ -175,6 +176,7 @@ const ENDPOINTS: [&str; 20] = [
     "/api/v1/series",
     "/jaeger/api/traces",
     "/api/v1/query_exemplars",
+    "/api/v1/traces/{}/summary",
 ];
 
 /// Percent-encodes all but unreserved characters, so the fuzzer works on
@@ -281,6 +283,9 @@ pub fn query_params_seeds() -> Vec<Vec<u8>> {
             "service=checkout&operation=charge&tags={\"http.route\":\"/checkout\"}&minDuration=1ms&limit=20&lookback=1h",
         ),
         seed(ENDPOINTS[19], "", "query=http_duration_bucket&start=1700000000&end=1700003600"),
+        seed(ENDPOINTS[10], TRACE_IDS[1], "max_spans=1&reveal=0000000000000202&find=a&critical_path=true"),
+        seed(ENDPOINTS[10], TRACE_IDS[1], "under=0000000000000201&max_spans=2"),
+        seed(ENDPOINTS[20], TRACE_IDS[0], ""),
     ]
 }
 

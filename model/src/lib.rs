@@ -34,6 +34,7 @@ pub mod schema;
 pub mod security;
 mod shard_map;
 mod signal;
+pub mod span_links;
 pub mod span_metrics;
 mod span_view;
 pub mod trace_json;
@@ -54,6 +55,7 @@ pub use otlp_to_arrow::{ConvertLimits, ConvertedBatch, SpanBatch, spans_to_arrow
 pub use schema::span_schema;
 pub use shard_map::ShardMap;
 pub use signal::{Signal, TableKind};
+pub use span_links::span_links_schema;
 pub use span_metrics::span_metrics_schema;
 pub use trace_parts::trace_parts_schema;
 

@@ -62,6 +62,9 @@ pub enum TableKind {
     /// One row per trace per span file or buffer
     /// ([`crate::trace_parts_schema`]), merged into trace summaries.
     TraceParts,
+    /// One row per span link, by the span it points at
+    /// ([`crate::span_links_schema`]).
+    SpanLinks,
 }
 
 impl TableKind {
@@ -73,6 +76,7 @@ impl TableKind {
             TableKind::Logs => "logs",
             TableKind::SpanMetrics => "span_metrics",
             TableKind::TraceParts => "trace_parts",
+            TableKind::SpanLinks => "span_links",
         }
     }
 
@@ -83,6 +87,7 @@ impl TableKind {
             TableKind::Logs => crate::log_schema(),
             TableKind::SpanMetrics => crate::span_metrics_schema(),
             TableKind::TraceParts => crate::trace_parts_schema(),
+            TableKind::SpanLinks => crate::span_links_schema(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The query engine: a fresh, limited DataFusion session per request over
-//! the federated `spans`, `metrics`, `logs` and `span_metrics` tables (and
-//! the views over them: per metric type, `service_graph`, `traces`), and the collection of results under the time, memory and row
+//! the federated `spans`, `metrics`, `logs`, `span_metrics` and `span_links`
+//! tables (and the views over them: per metric type, `service_graph`,
+//! `traces`), and the collection of results under the time, memory and row
 //! limits. The HTTP handlers and tests go through it.
 
 use std::future::Future;
@@ -31,6 +32,8 @@ pub const METRICS_TABLE: &str = "metrics";
 pub const LOGS_TABLE: &str = "logs";
 /// Name of the federated span-derived RED table in every session.
 pub const SPAN_METRICS_TABLE: &str = "span_metrics";
+/// Name of the federated span links table (one row per link, by target).
+pub const SPAN_LINKS_TABLE: &str = "span_links";
 
 /// What the engine reads: one table per shard and signal.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +49,8 @@ pub struct Tables {
     /// Every shard's trace parts (rows in `skein_model::trace_parts_schema()`),
     /// merged into the `traces` view.
     pub trace_parts: Vec<Arc<dyn TableProvider>>,
+    /// Every shard's span links by target (rows in `skein_model::span_links_schema()`).
+    pub span_links: Vec<Arc<dyn TableProvider>>,
 }
 
 /// How many memory consumers a memory error names.
@@ -69,6 +74,7 @@ pub struct QueryEngine {
     /// by search to rank traces without reading spans.
     trace_parts: Arc<FederatedTable>,
     logs: Arc<FederatedTable>,
+    span_links: Arc<FederatedTable>,
     /// The per-type views over `metrics`, `service_graph` over
     /// `span_metrics` and `traces` over the trace parts, planned once.
     views: Vec<(&'static str, Arc<dyn TableProvider>)>,
@@ -109,6 +115,7 @@ impl QueryEngine {
             span_metrics,
             trace_parts,
             logs: Arc::new(FederatedTable::logs(tables.logs)?),
+            span_links: Arc::new(FederatedTable::span_links(tables.span_links)?),
             views,
             runtime,
             timeout: config.timeout,
@@ -173,6 +180,7 @@ impl QueryEngine {
             (METRICS_TABLE, Arc::clone(&self.metrics) as Arc<dyn TableProvider>),
             (SPAN_METRICS_TABLE, Arc::clone(&self.span_metrics) as Arc<dyn TableProvider>),
             (LOGS_TABLE, Arc::clone(&self.logs) as Arc<dyn TableProvider>),
+            (SPAN_LINKS_TABLE, Arc::clone(&self.span_links) as Arc<dyn TableProvider>),
         ];
         ctx.register_udaf(duration_quantile::udaf());
         for (name, table) in tables.into_iter().chain(self.views.iter().map(|(name, view)| (*name, Arc::clone(view)))) {

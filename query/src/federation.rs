@@ -19,7 +19,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use futures::future::try_join_all;
-use skein_model::{log_schema, metric_schema, span_metrics_schema, span_schema, trace_parts_schema};
+use skein_model::{log_schema, metric_schema, span_links_schema, span_metrics_schema, span_schema, trace_parts_schema};
 
 use crate::QueryError;
 
@@ -49,6 +49,11 @@ impl FederatedTable {
     /// The `span_metrics` table over every shard's span metrics.
     pub fn span_metrics(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
         Self::new("span metrics", span_metrics_schema(), shards)
+    }
+
+    /// The `span_links` table over every shard's span links.
+    pub fn span_links(shards: Vec<Arc<dyn TableProvider>>) -> Result<Self, QueryError> {
+        Self::new("span links", span_links_schema(), shards)
     }
 
     /// The trace parts of every shard, merged by the `traces` view.

@@ -68,7 +68,9 @@ mod test_support;
 
 pub use cluster_api::Topology;
 pub use config::QueryConfig;
-pub use engine::{LOGS_TABLE, METRICS_TABLE, QueryEngine, QueryResult, SPAN_METRICS_TABLE, SPANS_TABLE, Tables};
+pub use engine::{
+    LOGS_TABLE, METRICS_TABLE, QueryEngine, QueryResult, SPAN_LINKS_TABLE, SPAN_METRICS_TABLE, SPANS_TABLE, Tables,
+};
 pub use error::QueryError;
 pub use federation::FederatedTable;
 pub use format::OutputFormat;

@@ -75,6 +75,7 @@ impl RemoteShardTable {
             span_metrics: Self::all(TableKind::SpanMetrics, nodes, tenant),
             logs: Self::all(skein_model::Signal::Logs, nodes, tenant),
             trace_parts: Self::all(TableKind::TraceParts, nodes, tenant),
+            span_links: Self::all(TableKind::SpanLinks, nodes, tenant),
         }
     }
 }

@@ -175,6 +175,18 @@ pub(crate) fn trace_part_shards() -> Vec<Arc<dyn TableProvider>> {
         .collect()
 }
 
+/// The span links of [`mem_shards`], derived per shard as storage does.
+pub(crate) fn span_link_shards() -> Vec<Arc<dyn TableProvider>> {
+    shard_batches()
+        .into_iter()
+        .map(|batches| {
+            let links = skein_model::span_links::derive(&batches).expect("derives");
+            Arc::new(MemTable::try_new(skein_model::span_links_schema(), vec![vec![links]]).expect("mem table"))
+                as Arc<dyn TableProvider>
+        })
+        .collect()
+}
+
 fn shard_batches() -> Vec<Vec<RecordBatch>> {
     let (a, b) = shard_requests();
     let mut shards: Vec<Vec<RecordBatch>> = vec![Vec::new(), Vec::new()];
@@ -279,6 +291,7 @@ pub(crate) fn mem_tables() -> Tables {
         span_metrics: span_metric_shards(),
         logs: crate::logs_api::test_fixtures::log_shards(),
         trace_parts: trace_part_shards(),
+        span_links: span_link_shards(),
     }
 }
 

@@ -122,6 +122,7 @@ impl TenantTables for StorageTables {
             span_metrics: storage.span_metrics_tables(),
             logs: storage.log_tables(),
             trace_parts: storage.trace_parts_tables(),
+            span_links: storage.span_links_tables(),
         })
     }
 }

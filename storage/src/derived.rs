@@ -1,6 +1,6 @@
 //! Tables derived from a shard's spans: `span_metrics` (module
-//! `span_metrics`) and `trace_parts` (module `trace_parts`), one
-//! [`Derivation`] each.
+//! `span_metrics`), `trace_parts` (module `trace_parts`) and `span_links`
+//! (module `span_links`), one [`Derivation`] each.
 //!
 //! Each span file gets one sidecar (Parquet) per derivation with the rows
 //! derived from it, written by the flush that made the file (from the rows
@@ -42,6 +42,7 @@ use crate::manifest::TimeRange;
 use crate::parquet_files::strings;
 use crate::provider::{ParquetScan, union_of};
 use crate::pruning::{Pruning, restricted_trace_ids};
+use crate::span_links::SpanLinks;
 use crate::span_metrics::SpanMetrics;
 use crate::trace_parts::TraceParts;
 
@@ -71,7 +72,7 @@ pub(crate) trait Derivation: Send + Sync + 'static {
 }
 
 /// The extensions of every derivation's sidecars.
-pub(crate) const SIDECAR_EXTENSIONS: [&str; 2] = [SpanMetrics::EXTENSION, TraceParts::EXTENSION];
+pub(crate) const SIDECAR_EXTENSIONS: [&str; 3] = [SpanMetrics::EXTENSION, TraceParts::EXTENSION, SpanLinks::EXTENSION];
 
 /// The sidecar of derivation `D` of a span file.
 fn sidecar_path<D: Derivation>(parquet: &Path) -> PathBuf {
@@ -167,6 +168,7 @@ fn write_sidecar<D: Derivation>(
 pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch], keys: Option<&Arc<TenantKeys>>) {
     write_or_warn::<SpanMetrics>(parquet, span_batches, keys);
     write_or_warn::<TraceParts>(parquet, span_batches, keys);
+    write_or_warn::<SpanLinks>(parquet, span_batches, keys);
 }
 
 /// Writes the sidecars `files` lack, reading each span file once, logging
@@ -174,13 +176,17 @@ pub(crate) fn write_sidecars(parquet: &Path, span_batches: &[RecordBatch], keys:
 /// find them.
 pub(crate) fn ensure_sidecars(files: &[PathBuf], keys: Option<&Arc<TenantKeys>>) {
     for file in files {
-        let missing_metrics = !readable(&sidecar_path::<SpanMetrics>(file), keys);
-        let missing_parts = !readable(&sidecar_path::<TraceParts>(file), keys);
-        if !missing_metrics && !missing_parts {
+        let missing = [
+            !readable(&sidecar_path::<SpanMetrics>(file), keys),
+            !readable(&sidecar_path::<TraceParts>(file), keys),
+            !readable(&sidecar_path::<SpanLinks>(file), keys),
+        ];
+        if !missing.contains(&true) {
             continue;
         }
+        let sources = [SpanMetrics::SOURCE_COLUMNS, TraceParts::SOURCE_COLUMNS, SpanLinks::SOURCE_COLUMNS];
         let columns: Vec<&str> =
-            SpanMetrics::SOURCE_COLUMNS.iter().chain(TraceParts::SOURCE_COLUMNS).copied().collect();
+            sources.iter().zip(missing).filter(|(_, missing)| *missing).flat_map(|(c, _)| c.iter().copied()).collect();
         let batches = match read_span_columns(file, &columns, keys) {
             Ok(Some(batches)) => batches,
             Ok(None) => continue,
@@ -189,11 +195,14 @@ pub(crate) fn ensure_sidecars(files: &[PathBuf], keys: Option<&Arc<TenantKeys>>)
                 continue;
             }
         };
-        if missing_metrics {
+        if missing[0] {
             write_or_warn::<SpanMetrics>(file, &batches, keys);
         }
-        if missing_parts {
+        if missing[1] {
             write_or_warn::<TraceParts>(file, &batches, keys);
+        }
+        if missing[2] {
+            write_or_warn::<SpanLinks>(file, &batches, keys);
         }
     }
 }

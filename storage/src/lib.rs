@@ -25,9 +25,10 @@
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
 //! files into few large ones sorted for lookups, committed through the same
-//! manifest. [`Storage::span_metrics_tables`] serves RED rows and
-//! [`Storage::trace_parts_tables`] per-trace parts of trace summaries, both
-//! derived from each span file (`.red` and `.tparts` sidecars written after
+//! manifest. [`Storage::span_metrics_tables`] serves RED rows,
+//! [`Storage::trace_parts_tables`] per-trace parts of trace summaries and
+//! [`Storage::span_links_tables`] span links by target, all derived from
+//! each span file (`.red`, `.tparts` and `.links` sidecars written after
 //! each flush and merge) and from the buffered spans (module `derived`).
 //!
 //! Every tenant has a `Storage` of its own ([`TenantStorages`]: its own
@@ -104,6 +105,9 @@
 //!         <same name>.tparts          spans only: one row per trace in the
 //!                                     file, sorted by trace ID (see
 //!                                     `trace_parts`)
+//!         <same name>.links           spans only: one row per span link,
+//!                                     sorted by the linked trace (see
+//!                                     `span_links`)
 //! ```
 //!
 //! Files under `date=…` directories that `manifest.json` does not list, and
@@ -134,6 +138,7 @@ mod pruning;
 mod recovery;
 mod shard;
 mod signal;
+mod span_links;
 mod span_metrics;
 mod tenants;
 mod tidx;
@@ -190,6 +195,7 @@ struct OpenShard {
     tables: Vec<Arc<ShardTable>>,
     span_metrics_table: Arc<span_metrics::SpanMetricsTable>,
     trace_parts_table: Arc<trace_parts::TracePartsTable>,
+    span_links_table: Arc<span_links::SpanLinksTable>,
     /// Stops this shard's flush loops (a child of the storage's token).
     tasks: CancellationToken,
     handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -433,6 +439,7 @@ impl Storage {
                 Arc::clone(&spans.buffer),
                 spans.keys.clone(),
             )),
+            span_links_table: Arc::new(span_links::SpanLinksTable::new(Arc::clone(&spans.buffer), spans.keys.clone())),
             signals,
             tasks: self.tasks.child_token(),
             handles: parking_lot::Mutex::new(Vec::new()),
@@ -583,6 +590,12 @@ impl Storage {
         self.open_shards_now().iter().map(|s| Arc::clone(&s.trace_parts_table) as Arc<dyn TableProvider>).collect()
     }
 
+    /// One table of span links by target per shard, schema
+    /// [`skein_model::span_links_schema`].
+    pub fn span_links_tables(&self) -> Vec<Arc<dyn TableProvider>> {
+        self.open_shards_now().iter().map(|s| Arc::clone(&s.span_links_table) as Arc<dyn TableProvider>).collect()
+    }
+
     /// The table `kind` of one shard; `None` for a shard this node does not hold.
     pub fn shard_provider(&self, kind: TableKind, shard: usize) -> Option<Arc<dyn TableProvider>> {
         let open = self.open_shard(shard)?;
@@ -592,6 +605,7 @@ impl Storage {
             TableKind::Logs => Arc::clone(open.table(Signal::Logs)) as Arc<dyn TableProvider>,
             TableKind::SpanMetrics => Arc::clone(&open.span_metrics_table) as Arc<dyn TableProvider>,
             TableKind::TraceParts => Arc::clone(&open.trace_parts_table) as Arc<dyn TableProvider>,
+            TableKind::SpanLinks => Arc::clone(&open.span_links_table) as Arc<dyn TableProvider>,
         })
     }
 

@@ -364,6 +364,7 @@ async fn sql_sees_the_metrics_table_and_its_views() {
             ["metrics_sum", "VIEW"],
             ["metrics_summary", "VIEW"],
             ["service_graph", "VIEW"],
+            ["span_links", "BASE TABLE"],
             ["span_metrics", "BASE TABLE"],
             ["spans", "BASE TABLE"],
             ["traces", "VIEW"]

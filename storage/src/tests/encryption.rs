@@ -74,7 +74,7 @@ async fn wal_records_and_parquet_files_are_encrypted_and_read_back_after_a_crash
     assert_eq!(files.len(), 1);
     assert!(!opens_without_keys(&files[0]), "span files need the key");
     let sidecars: Vec<_> = crate::derived::sidecar_paths(&files[0]).filter(|p| p.exists()).collect();
-    assert_eq!(sidecars.len(), 2, "span metrics and trace parts were derived");
+    assert_eq!(sidecars.len(), 3, "span metrics, trace parts and span links were derived");
     assert!(sidecars.iter().all(|s| !opens_without_keys(s)), "derived sidecars need the key too");
     let keys = keys_of(&config);
     let rows: usize =
@@ -86,10 +86,15 @@ async fn wal_records_and_parquet_files_are_encrypted_and_read_back_after_a_crash
     let ctx = SessionContext::new();
     ctx.register_table("span_metrics", Arc::clone(&storage.span_metrics_tables()[0])).expect("registers");
     ctx.register_table("trace_parts", Arc::clone(&storage.trace_parts_tables()[0])).expect("registers");
-    for sql in ["SELECT sum(calls) FROM span_metrics", "SELECT sum(span_count) FROM trace_parts"] {
+    ctx.register_table("span_links", Arc::clone(&storage.span_links_tables()[0])).expect("registers");
+    for (sql, wanted) in [
+        ("SELECT sum(calls) FROM span_metrics", "3"),
+        ("SELECT sum(span_count) FROM trace_parts", "3"),
+        ("SELECT count(*) FROM span_links", "0"),
+    ] {
         let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
         let value = datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0).expect("value");
-        assert_eq!(value, "3", "{sql}");
+        assert_eq!(value, wanted, "{sql}");
     }
 }
 

@@ -12,6 +12,7 @@ mod metric_data;
 mod metric_query;
 mod metrics;
 mod query;
+mod span_links;
 mod span_metrics;
 mod tenants;
 mod trace_limit;
