@@ -2,7 +2,8 @@
 # Runs one of skein-fuzz's targets under libFuzzer, coverage-guided, on
 # stable Rust: the fuzz/libfuzzer crate is built with LLVM's
 # sanitizer-coverage instrumentation (what cargo-fuzz passes, minus the
-# nightly-only sanitizers), assertions and overflow checks on.
+# nightly-only sanitizers) on the crates that parse the input, assertions
+# and overflow checks on.
 #
 #   scripts/fuzz.sh <target> [libFuzzer flags...]
 #   scripts/fuzz.sh sql -runs=1000000
@@ -17,18 +18,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ $# -lt 1 ]; then
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 target=$1
 shift
 
 host=$(rustc -vV | sed -n 's/^host: //p')
-# Instrument only the target's code: with --target, RUSTFLAGS skip build
-# scripts and proc macros, which are not linked with libFuzzer.
-export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
--Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
--Cllvm-args=-sanitizer-coverage-trace-compares"
+# Only the crates that parse fuzzed input are instrumented (see
+# scripts/fuzz-rustc.sh for which and why).
+export RUSTC_WRAPPER="$PWD/scripts/fuzz-rustc.sh"
+unset RUSTFLAGS
 export CARGO_TARGET_DIR="${SKEIN_FUZZ_TARGET_DIR:-target/fuzz}"
 # The same dependency versions as the workspace (libFuzzer's crate is added).
 cp Cargo.lock fuzz/libfuzzer/Cargo.lock
