@@ -318,10 +318,10 @@ pub fn write_json_atomically(path: &Path, value: &impl Serialize) -> anyhow::Res
 }
 
 /// `skein cluster status`: prints a query node's view of the cluster.
-pub async fn status(query_url: &str, json: bool, security: &crate::client::ClientSecurity) -> anyhow::Result<()> {
+pub async fn status(query_url: &str, json: bool, security: &skein_bench::client::ClientSecurity) -> anyhow::Result<()> {
     let url = format!("{}/api/v1/cluster", query_url.trim_end_matches('/'));
     let client =
-        security.http_client(crate::client::http_client_builder().timeout(std::time::Duration::from_secs(10)))?;
+        security.http_client(skein_bench::client::http_client_builder().timeout(std::time::Duration::from_secs(10)))?;
     let response = client.get(&url).send().await.with_context(|| format!("asking {url}"))?;
     let code = response.status();
     let body: Value = response.json().await.with_context(|| format!("reading the answer of {url}"))?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-use crate::client::ClientSecurity;
+use skein_bench::client::ClientSecurity;
 
 /// How often the node is asked whether it still holds shards.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -34,7 +34,7 @@ pub fn local_admin_url(listen: SocketAddr, tls: bool) -> String {
 /// (`--token` of the `admin` scope).
 pub async fn drain(admin_url: &str, timeout: Duration, security: &ClientSecurity) -> anyhow::Result<()> {
     let url = format!("{}/admin/drain", admin_url.trim_end_matches('/'));
-    let client = security.http_client(crate::client::http_client_builder().timeout(Duration::from_secs(10)))?;
+    let client = security.http_client(skein_bench::client::http_client_builder().timeout(Duration::from_secs(10)))?;
     let response = client.post(&url).send().await.with_context(|| format!("asking {url} to drain"))?;
     let code = response.status();
     let body = response.text().await.with_context(|| format!("reading the answer of {url}"))?;

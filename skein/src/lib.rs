@@ -16,8 +16,6 @@
 //! acknowledged is lost.
 
 mod admin;
-pub mod bench;
-pub mod client;
 pub mod cluster_up;
 pub mod config;
 pub mod drain;

@@ -50,7 +50,7 @@ struct StorageArgs {
     /// How --drain reaches the node: its CA with `[tls]`, a token of the
     /// `admin` scope with `[auth]`.
     #[command(flatten)]
-    security: skein::client::ClientSecurity,
+    security: skein_bench::client::ClientSecurity,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +83,7 @@ enum Command {
     /// Load generator (any OTLP backend) and query benchmark (Skein).
     Bench {
         #[command(subcommand)]
-        command: skein::bench::BenchCommand,
+        command: skein_bench::BenchCommand,
     },
 }
 
@@ -112,7 +112,7 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        security: skein::client::ClientSecurity,
+        security: skein_bench::client::ClientSecurity,
     },
 }
 
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::AllInOne(ReadyFile { ready_file: None })) {
         // The load generator is a client: it neither reads nor depends on the server's configuration.
-        Command::Bench { command } => runtime("skein-bench")?.block_on(skein::bench::run(command)),
+        Command::Bench { command } => Ok(runtime("skein-bench")?.block_on(skein_bench::run(command))?),
         Command::Token { command: TokenCommand::Create(args) } => skein::token::create(args),
         Command::Key { command: KeyCommand::Create(args) } => skein::key::create(args),
         Command::Config => {

@@ -122,7 +122,7 @@ async fn start_weed(weed: &Path, dir: &Path, log_dir: &Path) -> anyhow::Result<(
         .spawn()
         .with_context(|| format!("starting {}", weed.display()))?;
     let endpoint = format!("http://127.0.0.1:{}", ports[6]);
-    let client = crate::client::http_client();
+    let client = skein_bench::client::http_client();
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         // Creating an existing bucket is refused; either answer means the gateway is up.

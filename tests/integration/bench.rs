@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use serde_json::Value;
-use skein::bench::{IngestArgs, IngestReport, QueryArgs, Signal, ingest, parquet_bytes, query};
+use skein_bench::{IngestArgs, IngestReport, QueryArgs, Signal, ingest, parquet_bytes, query};
 
 use crate::support::{ClusterBuilder, TestNode};
 

@@ -146,7 +146,7 @@ async fn cluster_answers_equal_all_in_one() {
     let temp = tempfile::tempdir().expect("temp dir");
     let single = SkeinProcess::start(&temp.path().join("aio"));
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     for trace in 1..=40 {
         let body = trace_request(trace, 6);
         // Alternate collectors: they are interchangeable.
@@ -227,7 +227,7 @@ async fn send(client: &reqwest::Client, collector: &str, trace: u32) -> (u16, Op
 async fn killing_any_member_loses_nothing_acknowledged() {
     let mut cluster: ProcessCluster = ProcessClusterBuilder::new().collectors(2).storage(2).query(2).shards(8).start();
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let mut acked = 0i64;
     let mut refused = 0i64;
     let mut trace = 0;
@@ -292,7 +292,7 @@ async fn killing_any_member_loses_nothing_acknowledged() {
 async fn a_hung_storage_node_gets_retryable_answers_not_a_hang() {
     let cluster = ProcessClusterBuilder::new().collectors(1).storage(2).query(1).shards(4).start();
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     cluster.storage[0].signal("STOP");
     let started = Instant::now();
     let mut statuses = Vec::new();
@@ -316,7 +316,7 @@ async fn a_trace_over_its_size_limit_is_cut_where_it_is_stored_whichever_collect
         .env("SKEIN_STORAGE__MAX_SPANS_PER_TRACE", "4")
         .start();
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let (status, body, _) = post(&client, &format!("{}/v1/traces", cluster.otlp_http(0)), &trace_request(7, 3)).await;
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("partialSuccess"), "3 of 4 spans: all stored: {body}");
@@ -356,7 +356,7 @@ async fn members_with_a_different_shard_count_are_refused() {
     }
     let addresses: Value = serde_json::from_str(&std::fs::read_to_string(&ready).expect("ready")).expect("json");
     let url = format!("http://{}", addresses["otlp_http"].as_str().expect("otlp_http"));
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let (status, text, _) = post(&client, &format!("{url}/v1/traces"), &trace_request(1, 2)).await;
     let _ = child.kill();
     let _ = child.wait();
@@ -396,7 +396,7 @@ async fn cluster_up_starts_every_member_and_sigterm_stops_them() {
         let member = members.iter().find(|m| m["role"] == role).expect("member");
         format!("http://{}", member["addresses"][key].as_str().expect("address"))
     };
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let (status, text, _) =
         post(&client, &format!("{}/v1/traces", address("collector", "otlp_http")), &trace_request(3, 4)).await;
     assert_eq!(status, 200, "{text}");
@@ -434,7 +434,7 @@ async fn python_sdk_spans_reach_every_shard_through_a_collector() {
     .await
     .expect("python thread");
     assert_eq!(sdk_spans.len(), 6 * 5, "the script emits five spans per trace");
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let query = cluster.query_url(0);
     let stored = count(&client, &query, "SELECT count(*) FROM spans WHERE service_name = 'python-cluster'").await;
     let distinct = count(&client, &query, "SELECT count(DISTINCT span_id) FROM spans").await;
@@ -459,7 +459,7 @@ async fn flushed_data_lives_in_seaweedfs_and_outlives_a_storage_nodes_disk() {
     let mut cluster =
         ProcessClusterBuilder::new().collectors(1).storage(2).query(1).shards(4).object_store(&weed).start();
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     for trace in 1..=12 {
         assert_eq!(send(&client, &cluster.otlp_http(0), trace).await.0, 200);
     }

@@ -31,7 +31,7 @@ async fn cluster_members_talk_over_mtls_and_refuse_a_stranger() {
     cluster.storage[0].wait_for_log_line(&["storage internal port serving", "tls=true"]);
 
     // Writes (Flight DoPut), health (DoAction) and scans (DoGet) all cross mTLS.
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     for trace in 1..=4 {
         let (status, text, _) =
             post(&client, &format!("{}/v1/traces", cluster.otlp_http(0)), &trace_request(trace, 3)).await;

@@ -60,7 +60,7 @@ async fn background_compaction_merges_flushed_files_and_keeps_every_span() {
 async fn a_kill_during_compaction_loses_and_duplicates_nothing() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let no_compaction = [("SKEIN_STORAGE__COMPACTION__ENABLED", "false")];
     // Several flushed files per shard: each run's SIGTERM flushes one.
     let mut acked = 0i64;

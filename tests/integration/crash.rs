@@ -53,7 +53,7 @@ fn metrics_request(round: u32, points: u32) -> Value {
 }
 
 pub(crate) async fn count(query_url: &str, sql: &str) -> i64 {
-    let body: Value = skein::client::http_client()
+    let body: Value = skein_bench::client::http_client()
         .post(format!("{query_url}/api/v1/sql"))
         .json(&json!({ "sql": sql }))
         .send()
@@ -113,7 +113,7 @@ async fn acknowledged_spans_and_points_survive_sigkill_exactly_once() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data = temp.path().join("data");
     let process = SkeinProcess::start(&data);
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
 
     // A writer keeps sending while the process is killed; only what was
     // acknowledged before the kill is promised.

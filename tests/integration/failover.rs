@@ -52,7 +52,7 @@ impl Rig {
     async fn over(weed: SeaweedFs, cluster: ProcessCluster) -> Self {
         cluster.wait_healthy().await;
         let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
-        Self { _weed: weed, cluster, client: skein::client::http_client(), url, query, traces: 0 }
+        Self { _weed: weed, cluster, client: skein_bench::client::http_client(), url, query, traces: 0 }
     }
 
     /// Sends `exports` exports of 4 new traces each, each posted until it is

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::Value;
-use skein::bench::{IngestArgs, ingest as bench_ingest};
+use skein_bench::{IngestArgs, ingest as bench_ingest};
 
 use crate::support::cluster::ProcessClusterBuilder;
 use crate::support::python::send_traces_with_env;
@@ -167,7 +167,7 @@ async fn sdk_exports_over_tls_with_tokens_and_bad_tokens_are_refused() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"), "{}", String::from_utf8_lossy(&refused.stderr));
 
     // Clear text on the TLS port gets no answer.
-    let plain = skein::client::http_client().get(format!("http://{addr}/healthz")).send().await;
+    let plain = skein_bench::client::http_client().get(format!("http://{addr}/healthz")).send().await;
     assert!(plain.is_err(), "plain http on a tls port: {plain:?}");
 
     // Removing the query token from the file revokes it without a restart.
@@ -261,7 +261,7 @@ async fn objects_are_written_with_server_side_encryption() {
     node.flush().await;
     let keys = weed.keys("sse/").await;
     let parquet = keys.iter().find(|k| k.ends_with(".parquet")).unwrap_or_else(|| panic!("no Parquet file: {keys:?}"));
-    let head = skein::client::http_client()
+    let head = skein_bench::client::http_client()
         .head(format!("{}/{BUCKET}/{parquet}", weed.endpoint()))
         .send()
         .await
@@ -300,7 +300,7 @@ async fn a_storage_nodes_admin_port_speaks_tls_and_drain_needs_the_admin_scope()
 
     let health = https_request(admin, "GET", "/healthz", &ca.cert_file, None, None, None).await.expect("tls");
     assert_eq!(health.status, 200, "{}", health.body);
-    let clear = skein::client::http_client().get(format!("http://{admin}/healthz")).send().await;
+    let clear = skein_bench::client::http_client().get(format!("http://{admin}/healthz")).send().await;
     assert!(clear.is_err() || clear.is_ok_and(|r| !r.status().is_success()), "clear text must not be served");
     // No object store here: an authorized drain is refused as impossible (409).
     for (token, status) in [(None, 401), (Some(query_token.as_str()), 403), (Some(admin_token.as_str()), 409)] {

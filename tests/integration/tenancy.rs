@@ -272,7 +272,7 @@ async fn a_cluster_keeps_tenants_apart_and_fails_each_over_without_loss() {
         .env("SKEIN_CLUSTER__FAILOVER_AFTER", "5s")
         .start();
     cluster.wait_healthy().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let (url, query) = (format!("{}/v1/traces", cluster.otlp_http(0)), cluster.query_url(0));
     // The same trace IDs in every tenant, a different number of them each.
     let tenants = [("team-a", 6), ("team-b", 3), ("default", 2)];

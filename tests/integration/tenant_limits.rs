@@ -14,7 +14,7 @@ async fn a_tenant_over_its_rate_is_told_when_to_retry_and_loses_nothing_acknowle
     // One span per second: a burst of requests cannot all fit, however
     // slowly this machine sends them (20 of them would take 20 s to).
     let node = ClusterBuilder::new().configure(|c| c.collector.tenant_ingest.items_per_second = 1).start().await;
-    let client = skein::client::http_client();
+    let client = skein_bench::client::http_client();
     let (mut accepted, mut refused) = (0, 0);
     for trace in 1..=20 {
         let response = client

@@ -156,6 +156,12 @@ pub(crate) fn context(storage: &Storage) -> SessionContext {
     ctx
 }
 
+/// The rows of `sql` in `ctx`, as a table of text.
+pub(crate) async fn run(ctx: &SessionContext, sql: &str) -> String {
+    let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
+    datafusion::arrow::util::pretty::pretty_format_batches(&batches).expect("formats").to_string()
+}
+
 /// Distinct Parquet files the physical plan of `sql` will open.
 pub(crate) async fn planned_files(storage: &Storage, sql: &str) -> usize {
     planned_files_in(&context(storage), sql).await

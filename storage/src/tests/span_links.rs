@@ -15,11 +15,6 @@ const FROM_SPANS: &str = "SELECT link['trace_id'] AS linked_trace_id, link['span
 const FROM_LINKS: &str = "SELECT linked_trace_id, linked_span_id, trace_id, span_id, service_name, name, start_time \
      FROM span_links ORDER BY 1, 2, 3, 4, 7";
 
-async fn run(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
-    datafusion::arrow::util::pretty::pretty_format_batches(&batches).expect("formats").to_string()
-}
-
 fn links_context(storage: &Storage) -> SessionContext {
     let ctx = context(storage);
     ctx.register_table("span_links", Arc::clone(&storage.span_links_tables()[0])).expect("registers");

@@ -27,11 +27,6 @@ const ORPHANS_FROM_SPANS: &str = "SELECT trace_id, count(*) AS orphans FROM span
 const ORPHANS_FROM_PARTS: &str = "SELECT trace_id, sum(orphan_count) AS orphans FROM trace_parts \
      GROUP BY trace_id HAVING sum(orphan_count) > 0 ORDER BY trace_id";
 
-async fn run(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx.sql(sql).await.expect("plans").collect().await.expect("runs");
-    datafusion::arrow::util::pretty::pretty_format_batches(&batches).expect("formats").to_string()
-}
-
 fn parts_context(storage: &Storage) -> SessionContext {
     let ctx = context(storage);
     ctx.register_table("trace_parts", Arc::clone(&storage.trace_parts_tables()[0])).expect("registers");

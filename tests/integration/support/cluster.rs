@@ -507,7 +507,7 @@ impl ProcessCluster {
     pub async fn wait_healthy(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            let body: Value = skein::client::http_client()
+            let body: Value = skein_bench::client::http_client()
                 .get(format!("{}/api/v1/cluster", self.query_url(0)))
                 .send()
                 .await

@@ -71,7 +71,14 @@ impl ClusterBuilder {
         let addresses = node.addresses();
         let storage = node.storage().clone();
         let task = tokio::spawn(node.run());
-        TestNode { addresses, storage, shutdown, task: Some(task), _temp: temp, http: skein::client::http_client() }
+        TestNode {
+            addresses,
+            storage,
+            shutdown,
+            task: Some(task),
+            _temp: temp,
+            http: skein_bench::client::http_client(),
+        }
     }
 }
 

@@ -87,7 +87,7 @@ impl SeaweedFs {
     }
 
     async fn wait_for_bucket(&mut self) {
-        let client = skein::client::http_client();
+        let client = skein_bench::client::http_client();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let created = client.put(format!("{}/{BUCKET}", self.endpoint())).send().await;
@@ -113,7 +113,8 @@ impl SeaweedFs {
     /// Object keys under `prefix` in the test bucket (S3 ListObjectsV2).
     pub async fn keys(&self, prefix: &str) -> Vec<String> {
         let url = format!("{}/{BUCKET}?list-type=2&prefix={prefix}&max-keys=10000", self.endpoint());
-        let body = skein::client::http_client().get(url).send().await.expect("lists").text().await.expect("list body");
+        let body =
+            skein_bench::client::http_client().get(url).send().await.expect("lists").text().await.expect("list body");
         body.split("<Key>")
             .skip(1)
             .filter_map(|rest| rest.split_once("</Key>"))

@@ -3,7 +3,7 @@
 //! the protobuf wire format down the paths where they live. All of them
 //! have fixed widths, so rewriting never changes the message's layout.
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 
 /// What a found field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ const VARINT: u64 = 0;
 const FIXED64: u64 = 1;
 const LEN: u64 = 2;
 
-fn varint(buf: &[u8], pos: &mut usize) -> anyhow::Result<u64> {
+fn varint(buf: &[u8], pos: &mut usize) -> crate::Result<u64> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *buf.get(*pos).context("truncated varint")?;
@@ -50,8 +50,8 @@ fn for_fields(
     start: usize,
     end: usize,
     out: &mut Fields,
-    mut f: impl FnMut(&Raw, &mut Fields) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut f: impl FnMut(&Raw, &mut Fields) -> crate::Result<()>,
+) -> crate::Result<()> {
     let mut pos = start;
     while pos < end {
         let key = varint(buf, &mut pos)?;
@@ -67,7 +67,7 @@ fn for_fields(
                 pos += 8;
             }
             LEN => {
-                let len = usize::try_from(varint(buf, &mut pos)?)?;
+                let len = usize::try_from(varint(buf, &mut pos)?).context("a length beyond the address space")?;
                 payload_start = pos;
                 pos = pos.checked_add(len).context("length overflows")?;
             }
@@ -91,8 +91,8 @@ fn for_messages(
     msg: &Raw,
     number: u64,
     out: &mut Fields,
-    mut f: impl FnMut(&Raw, &mut Fields) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut f: impl FnMut(&Raw, &mut Fields) -> crate::Result<()>,
+) -> crate::Result<()> {
     for_fields(buf, msg.start, msg.end, out, |field, out| {
         if field.number == number && field.wire_type == LEN { f(field, out) } else { Ok(()) }
     })
@@ -104,7 +104,7 @@ fn whole(buf: &[u8]) -> Raw {
 
 /// ExportTraceServiceRequest.resource_spans(1) → ResourceSpans.scope_spans(2)
 /// → ScopeSpans.spans(2) → Span.
-pub fn walk_traces(buf: &[u8], out: &mut Fields) -> anyhow::Result<()> {
+pub fn walk_traces(buf: &[u8], out: &mut Fields) -> crate::Result<()> {
     for_messages(buf, &whole(buf), 1, out, |rs, out| {
         for_messages(buf, rs, 2, out, |ss, out| for_messages(buf, ss, 2, out, |span, out| walk_span(buf, span, out)))
     })
@@ -112,7 +112,7 @@ pub fn walk_traces(buf: &[u8], out: &mut Fields) -> anyhow::Result<()> {
 
 /// Span: trace_id(1), span_id(2), parent_span_id(4), start(7), end(8),
 /// events(11) with time(1), links(13) with trace_id(1) and span_id(2).
-fn walk_span(buf: &[u8], span: &Raw, out: &mut Fields) -> anyhow::Result<()> {
+fn walk_span(buf: &[u8], span: &Raw, out: &mut Fields) -> crate::Result<()> {
     for_fields(buf, span.start, span.end, out, |field, out| {
         match (field.number, field.wire_type, field.end - field.start) {
             (1, LEN, 16) => out.push((field.start, Field::TraceId)),
@@ -141,7 +141,7 @@ fn walk_span(buf: &[u8], span: &Raw, out: &mut Fields) -> anyhow::Result<()> {
 /// ExportMetricsServiceRequest.resource_metrics(1) → ResourceMetrics.
 /// scope_metrics(2) → ScopeMetrics.metrics(2) → Metric.{gauge(5), sum(7),
 /// histogram(9), exponential_histogram(10), summary(11)} → data_points(1).
-pub fn walk_metrics(buf: &[u8], out: &mut Fields) -> anyhow::Result<()> {
+pub fn walk_metrics(buf: &[u8], out: &mut Fields) -> crate::Result<()> {
     for_messages(buf, &whole(buf), 1, out, |rm, out| {
         for_messages(buf, rm, 2, out, |sm, out| {
             for_messages(buf, sm, 2, out, |metric, out| {
@@ -163,7 +163,7 @@ pub fn walk_metrics(buf: &[u8], out: &mut Fields) -> anyhow::Result<()> {
 
 /// Every point type: start_time(2) and time(3); exemplars (field number by
 /// type) with time(2), span_id(4) and trace_id(5).
-fn walk_point(buf: &[u8], point: &Raw, exemplars: Option<u64>, out: &mut Fields) -> anyhow::Result<()> {
+fn walk_point(buf: &[u8], point: &Raw, exemplars: Option<u64>, out: &mut Fields) -> crate::Result<()> {
     for_fields(buf, point.start, point.end, out, |field, out| {
         match (field.number, field.wire_type) {
             (2 | 3, FIXED64) => out.push((field.start, Field::Time)),

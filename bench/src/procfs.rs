@@ -2,7 +2,7 @@
 //! (Linux only): `utime + stime` from `/proc/<pid>/stat` and `VmHWM` from
 //! `/proc/<pid>/status`.
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 
 /// Clock ticks per second of the times in /proc/<pid>/stat. This is the
 /// kernel's USER_HZ, fixed at 100 on every architecture Skein targets
@@ -19,7 +19,7 @@ pub struct ProcessSample {
 }
 
 /// Reads `pid`'s counters; fails clearly when the process does not exist.
-pub fn sample(pid: u32) -> anyhow::Result<ProcessSample> {
+pub fn sample(pid: u32) -> crate::Result<ProcessSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat (is process {pid} running on this machine?)"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -28,24 +28,24 @@ pub fn sample(pid: u32) -> anyhow::Result<ProcessSample> {
 }
 
 /// CPU seconds used by this process (the load generator itself).
-pub fn own_cpu_seconds() -> anyhow::Result<f64> {
+pub fn own_cpu_seconds() -> crate::Result<f64> {
     cpu_seconds(&std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?)
 }
 
 /// `utime` and `stime` are fields 14 and 15; the command name (field 2) is
 /// in parentheses and may itself hold spaces or parentheses, so fields are
 /// counted from the last `)`.
-fn cpu_seconds(stat: &str) -> anyhow::Result<f64> {
+fn cpu_seconds(stat: &str) -> crate::Result<f64> {
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("no ')' in /proc stat")?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // After the name: state is field 3, so field n is at index n - 3.
-    let tick = |n: usize| -> anyhow::Result<u64> {
+    let tick = |n: usize| -> crate::Result<u64> {
         fields.get(n - 3).context("/proc stat is too short")?.parse::<u64>().context("bad /proc stat number")
     };
     Ok((tick(14)? + tick(15)?) as f64 / USER_HZ)
 }
 
-fn peak_rss_bytes(status: &str) -> anyhow::Result<u64> {
+fn peak_rss_bytes(status: &str) -> crate::Result<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc status")?;
     let mut parts = line["VmHWM:".len()..].split_whitespace();
     let value: u64 = parts.next().context("empty VmHWM")?.parse().context("bad VmHWM")?;

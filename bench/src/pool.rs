@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use bytes::Bytes;
 use prost::Message;
 use rand::SeedableRng;
@@ -52,7 +52,7 @@ impl Template {
         traces: u32,
         spans: u32,
         items: usize,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let trace_locals: HashMap<[u8; 16], u32> = (1..=traces).map(|n| (ids.trace_id(0, n), n)).collect();
         let span_locals: HashMap<[u8; 8], u32> = (1..=spans).map(|n| (ids.span_id(0, n), n)).collect();
         let mut patches = Vec::with_capacity(fields.len());
@@ -77,13 +77,15 @@ impl Template {
     pub fn traces(
         request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
         ids: &IdScheme,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let spans: Vec<_> = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
         let traces = spans.iter().map(|s| s.trace_id.as_slice()).collect::<HashSet<_>>().len();
         let bytes = request.encode_to_vec();
         let mut fields = Vec::new();
         wire::walk_traces(&bytes, &mut fields).context("walking the encoded request")?;
-        Self::new(bytes, fields, ids, u32::try_from(traces)?, u32::try_from(spans.len())?, spans.len())
+        let traces = u32::try_from(traces).context("too many traces in one request")?;
+        let span_count = u32::try_from(spans.len()).context("too many spans in one request")?;
+        Self::new(bytes, fields, ids, traces, span_count, spans.len())
     }
 
     /// A metrics request of `points` data points whose exemplar `n` has
@@ -93,7 +95,7 @@ impl Template {
         ids: &IdScheme,
         points: usize,
         exemplars: u32,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let bytes = request.encode_to_vec();
         let mut fields = Vec::new();
         wire::walk_metrics(&bytes, &mut fields).context("walking the encoded request")?;
@@ -176,32 +178,32 @@ impl Pool {
         nonce: u64,
         now_ns: u64,
         replay: Option<Replay>,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let ids = IdScheme::new(nonce);
         let mut rng = StdRng::seed_from_u64(seed);
         let base_ns = now_ns.saturating_sub(replay.map_or(0, |r| r.spread_ns));
         let templates = (0..size)
             .map(|_| Template::traces(&generate_request(&mut rng, &ids, spans, base_ns), &ids))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         Ok(Self { templates, ids, clock: Clock::Wall { generated_at_ns: now_ns, replay } })
     }
 
     /// Generates the metrics `plan` asks for: consecutive requests of the
     /// shop's metrics timeline (see [`metrics_workload`]).
-    pub fn metrics(plan: &MetricsPlan, nonce: u64) -> anyhow::Result<Self> {
+    pub fn metrics(plan: &MetricsPlan, nonce: u64) -> crate::Result<Self> {
         let ids = IdScheme::new(nonce);
         let generated = metrics_workload::generate(plan, &ids);
         let templates = generated
             .requests
             .iter()
             .map(|r| Template::metrics(&r.request, &ids, r.points, r.exemplars))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         Ok(Self { templates, ids, clock: Clock::Passes { pass_ns: generated.pass_ns } })
     }
 
     /// The request for send number `epoch` (from 1) made at `now_ns`, and
     /// how many spans or data points it holds.
-    pub fn request(&self, epoch: u64, now_ns: u64) -> anyhow::Result<(Bytes, usize)> {
+    pub fn request(&self, epoch: u64, now_ns: u64) -> crate::Result<(Bytes, usize)> {
         if epoch == 0 || epoch > MAX_EPOCH {
             bail!("send number {epoch} is out of range 1..={MAX_EPOCH}");
         }

@@ -8,7 +8,7 @@
 use std::error::Error as _;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use bytes::{Buf, BufMut, Bytes};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -74,7 +74,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The URL requests go to: gRPC uses the endpoint as given; HTTP appends the
 /// signal's OTLP path (`/v1/traces`, `/v1/metrics`) unless the endpoint
 /// already has a path.
-pub fn target_url(protocol: Protocol, signal: Signal, endpoint: &str) -> anyhow::Result<String> {
+pub fn target_url(protocol: Protocol, signal: Signal, endpoint: &str) -> crate::Result<String> {
     let uri: http::Uri = endpoint.parse().with_context(|| format!("endpoint {endpoint:?} is not a URL"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
@@ -99,7 +99,7 @@ impl Exporter {
         url: &str,
         timeout: Duration,
         security: &ClientSecurity,
-    ) -> anyhow::Result<Self> {
+    ) -> crate::Result<Self> {
         let transport = match protocol {
             Protocol::Grpc => {
                 let channel = security
@@ -267,8 +267,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::bench::metrics_workload::MetricsPlan;
-    use crate::bench::pool::Pool;
+    use crate::metrics_workload::MetricsPlan;
+    use crate::pool::Pool;
 
     /// The generated OTLP metrics service, recording what it decodes and
     /// refusing one point per request.

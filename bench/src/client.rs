@@ -1,12 +1,12 @@
-//! How Skein's own clients (`skein bench`, `skein cluster status`) reach a
-//! Skein with `[tls]` and `[auth]`: `--ca` or `--insecure` for `https://`
-//! endpoints, `--token` for the bearer token. Both HTTP (reqwest) and gRPC
-//! (tonic, through a rustls connector) use the same rustls client config.
+//! How Skein's own clients (`skein bench`, `skein cluster status`, `skein
+//! storage --drain`) reach a Skein with `[tls]` and `[auth]`: `--ca` or
+//! `--insecure` for `https://` endpoints, `--token` for the bearer token.
+//! Both HTTP (reqwest) and gRPC (tonic, through a rustls connector) use the
+//! same rustls client config.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use http::{HeaderMap, HeaderValue, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -14,6 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
+
+use crate::error::{Context, bail};
 
 /// Makes ring the process's rustls provider (once): reqwest is built with
 /// rustls but without a provider of its own, and asks for the process
@@ -59,7 +61,7 @@ impl ClientSecurity {
     }
 
     /// The `Authorization` header, when a token is given.
-    fn headers(&self) -> anyhow::Result<HeaderMap> {
+    fn headers(&self) -> crate::Result<HeaderMap> {
         let mut headers = HeaderMap::new();
         if let Some(authorization) = self.authorization() {
             let mut value = HeaderValue::from_str(&authorization).context("--token is not a valid header value")?;
@@ -70,7 +72,7 @@ impl ClientSecurity {
     }
 
     /// An HTTP client that speaks TLS as these flags say and sends the token.
-    pub fn http_client(&self, builder: reqwest::ClientBuilder) -> anyhow::Result<reqwest::Client> {
+    pub fn http_client(&self, builder: reqwest::ClientBuilder) -> crate::Result<reqwest::Client> {
         install_crypto_provider();
         builder
             .use_preconfigured_tls(self.tls_config(vec![b"http/1.1".to_vec()])?)
@@ -80,7 +82,7 @@ impl ClientSecurity {
     }
 
     /// The rustls client config: `--ca`, `--insecure` or the system's roots.
-    pub fn tls_config(&self, alpn: Vec<Vec<u8>>) -> anyhow::Result<ClientConfig> {
+    pub fn tls_config(&self, alpn: Vec<Vec<u8>>) -> crate::Result<ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -97,7 +99,7 @@ impl ClientSecurity {
         Ok(config)
     }
 
-    fn roots(&self) -> anyhow::Result<RootCertStore> {
+    fn roots(&self) -> crate::Result<RootCertStore> {
         let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(path) => {
@@ -125,11 +127,12 @@ impl ClientSecurity {
         &self,
         endpoint: &str,
         configure: impl FnOnce(tonic::transport::Endpoint) -> tonic::transport::Endpoint,
-    ) -> anyhow::Result<tonic::transport::Channel> {
+    ) -> crate::Result<tonic::transport::Channel> {
         let uri: Uri = endpoint.parse().with_context(|| format!("endpoint {endpoint:?} is not a URL"))?;
         if uri.scheme_str() != Some("https") {
-            let endpoint = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?;
-            return Ok(configure(endpoint).connect().await?);
+            let endpoint = tonic::transport::Endpoint::from_shared(endpoint.to_owned())
+                .with_context(|| format!("endpoint {endpoint:?} is not a gRPC endpoint"))?;
+            return configure(endpoint).connect().await.with_context(|| format!("cannot connect to {uri}"));
         }
         // tonic is built without its TLS features: TLS comes from our own
         // connector, so the URI it sees says http.
@@ -149,8 +152,9 @@ impl ClientSecurity {
             }
         });
         let plain = format!("http://{}", uri.authority().context("endpoint has no host")?);
-        let endpoint = tonic::transport::Endpoint::from_shared(plain)?;
-        Ok(configure(endpoint).connect_with_connector(connect).await?)
+        let endpoint = tonic::transport::Endpoint::from_shared(plain)
+            .with_context(|| format!("endpoint {endpoint:?} is not a gRPC endpoint"))?;
+        configure(endpoint).connect_with_connector(connect).await.with_context(|| format!("cannot connect to {uri}"))
     }
 }
 

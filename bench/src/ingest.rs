@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use crate::error::Context;
 use tokio::task::JoinSet;
 
 use super::ids::{MAX_LOCAL, mix};
@@ -210,8 +210,8 @@ impl WorkerStats {
 
 /// Runs the load and returns its report. Fails before sending if the
 /// arguments are invalid or a gRPC connection cannot be opened.
-pub async fn ingest(args: IngestArgs) -> anyhow::Result<IngestReport> {
-    args.validate().map_err(anyhow::Error::msg)?;
+pub async fn ingest(args: IngestArgs) -> crate::Result<IngestReport> {
+    args.validate().map_err(crate::BenchError::Invalid)?;
     let signal = args.signal;
     let url = target_url(args.protocol, signal, args.endpoint())?;
     let mut exporters = Vec::with_capacity(args.connections);
@@ -317,7 +317,7 @@ async fn worker(
     counters: Arc<Counters>,
     pace: Option<(Instant, Duration)>,
     deadline: Instant,
-) -> anyhow::Result<WorkerStats> {
+) -> crate::Result<WorkerStats> {
     let mut stats = WorkerStats::default();
     let mut next = pace.map(|(first, _)| first);
     loop {
@@ -374,17 +374,17 @@ pub(crate) fn unix_now_ns() -> u64 {
 /// `dir`: the files below a folder named after the signal (`spans/` or
 /// `metrics/` in each shard), and for traces also the files below neither
 /// (the layout from before the metrics signal).
-pub async fn parquet_bytes(dir: PathBuf, signal: Signal) -> anyhow::Result<u64> {
+pub async fn parquet_bytes(dir: PathBuf, signal: Signal) -> crate::Result<u64> {
     tokio::task::spawn_blocking(move || sum_parquet(&dir, signal, None)).await.context("measuring parquet files")?
 }
 
 /// `owner` is the signal whose folder `dir` is in, if any.
-fn sum_parquet(dir: &Path, signal: Signal, owner: Option<Signal>) -> anyhow::Result<u64> {
+fn sum_parquet(dir: &Path, signal: Signal, owner: Option<Signal>) -> crate::Result<u64> {
     let mut total = 0;
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading data directory {}", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("reading data directory {}", dir.display()))?;
-        let kind = entry.file_type()?;
+        let kind = entry.file_type().with_context(|| format!("reading data directory {}", dir.display()))?;
         let path = entry.path();
         if kind.is_dir() {
             let name = entry.file_name();

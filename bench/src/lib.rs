@@ -1,4 +1,7 @@
-//! `skein bench`: a load generator and a query benchmark.
+//! `skein bench`: a load generator and a query benchmark, and ([`client`])
+//! how Skein's own clients (`skein bench`, `skein cluster status`, `skein
+//! storage --drain`) reach a Skein with TLS and tokens. The `skein` binary
+//! only parses the command line and calls [`run`].
 //!
 //! `ingest` speaks plain OTLP (gRPC or HTTP), so it can load any OTLP
 //! backend: it pre-encodes a pool of realistic shop traces ([`workload`])
@@ -11,6 +14,8 @@
 //! search and SQL API. Both are library calls returning report structs, so
 //! tests drive them in-process.
 
+pub mod client;
+mod error;
 mod ids;
 mod ingest;
 mod metrics_catalog;
@@ -30,8 +35,9 @@ mod workload;
 #[cfg(test)]
 mod metrics_tests;
 
-use anyhow::bail;
+use crate::error::{Context, bail};
 
+pub use error::{BenchError, Result};
 pub use ingest::{IngestArgs, Rate, ingest, parquet_bytes};
 pub use query::{QueryArgs, query};
 pub use report::{IngestReport, QueryReport};
@@ -49,7 +55,7 @@ pub enum BenchCommand {
 
 /// Runs a bench command and prints its report: text on stdout, or one JSON
 /// object with `--json`. Fails when nothing was acknowledged or a query failed.
-pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Ingest(args) => {
             let json = args.json;
@@ -71,9 +77,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print<R: serde::Serialize>(json: bool, report: &R, render: impl Fn(&R) -> String) -> anyhow::Result<()> {
+fn print<R: serde::Serialize>(json: bool, report: &R, render: impl Fn(&R) -> String) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string(report)?);
+        println!("{}", serde_json::to_string(report).context("encoding the report as JSON")?);
     } else {
         print!("{}", render(report));
     }

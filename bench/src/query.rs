@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use crate::error::{Context, bail};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Url;
@@ -162,7 +162,7 @@ struct Api {
 }
 
 impl Api {
-    fn url(&self, path: &str) -> anyhow::Result<Url> {
+    fn url(&self, path: &str) -> crate::Result<Url> {
         self.base.join(path).with_context(|| format!("building a URL for {path}"))
     }
 
@@ -199,12 +199,12 @@ impl Api {
         }
     }
 
-    fn sql(&self, sql: &str) -> anyhow::Result<reqwest::RequestBuilder> {
+    fn sql(&self, sql: &str) -> crate::Result<reqwest::RequestBuilder> {
         Ok(self.client.post(self.url("/api/v1/sql")?).json(&serde_json::json!({ "sql": sql })))
     }
 
     /// Known trace IDs; any failure here ends the bench with its reason.
-    async fn trace_ids(&self) -> anyhow::Result<Vec<String>> {
+    async fn trace_ids(&self) -> crate::Result<Vec<String>> {
         let sql = format!("SELECT DISTINCT trace_id FROM spans LIMIT {KNOWN_IDS}");
         let response =
             self.sql(&sql)?.send().await.with_context(|| format!("cannot reach the query API at {}", self.base))?;
@@ -225,8 +225,8 @@ impl Api {
 
 /// Runs the query bench and returns its report. Fails if the API cannot be
 /// reached or holds no traces; later failures are counted in the report.
-pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
-    args.validate().map_err(anyhow::Error::msg)?;
+pub async fn query(args: QueryArgs) -> crate::Result<QueryReport> {
+    args.validate().map_err(crate::BenchError::Invalid)?;
     let base = Url::parse(&args.endpoint).with_context(|| format!("--endpoint {:?} is not a URL", args.endpoint))?;
     if !matches!(base.scheme(), "http" | "https") {
         bail!("--endpoint must be an http:// or https:// URL, got {:?}", args.endpoint);
@@ -247,7 +247,7 @@ pub async fn query(args: QueryArgs) -> anyhow::Result<QueryReport> {
     }
 
     let window_start = unix_now_ns().saturating_sub(u64::try_from(args.window.as_nanos()).unwrap_or(u64::MAX));
-    let search_url = |service: &str| -> anyhow::Result<Url> {
+    let search_url = |service: &str| -> crate::Result<Url> {
         let mut url = api.url("/api/v1/search")?;
         url.query_pairs_mut()
             .append_pair("service", service)
