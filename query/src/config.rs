@@ -27,6 +27,11 @@ pub struct QueryConfig {
     /// Most rows `/api/v1/sql` returns (and most spans one trace lookup
     /// reads); larger results are refused with an error, not truncated.
     pub max_result_rows: usize,
+    /// Most spans of one trace its outline windows and summary read: the
+    /// server holds their skeleton (about 300 bytes a span) so the browser
+    /// need not. A whole trace, or its whole outline, stays within
+    /// `max_result_rows`.
+    pub max_trace_spans: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Traces returned by `/api/v1/search` when no `limit` is given.
@@ -62,6 +67,7 @@ impl Default for QueryConfig {
             timeout: Duration::from_secs(30),
             memory_limit_bytes: 1024 * 1024 * 1024,
             max_result_rows: 100_000,
+            max_trace_spans: 500_000,
             max_body_bytes: 1024 * 1024,
             search_default_limit: 20,
             search_max_limit: 1000,
@@ -92,6 +98,9 @@ impl QueryConfig {
         }
         if self.max_result_rows == 0 {
             return Err("max_result_rows must be at least 1".into());
+        }
+        if self.max_trace_spans == 0 {
+            return Err("max_trace_spans must be at least 1".into());
         }
         if self.max_concurrent_requests_per_token == 0 {
             return Err("max_concurrent_requests_per_token must be at least 1".into());
@@ -156,6 +165,7 @@ mod tests {
             (QueryConfig { timeout: Duration::ZERO, ..Default::default() }, "timeout"),
             (QueryConfig { memory_limit_bytes: 10, ..Default::default() }, "memory_limit_bytes"),
             (QueryConfig { max_result_rows: 0, ..Default::default() }, "max_result_rows"),
+            (QueryConfig { max_trace_spans: 0, ..Default::default() }, "max_trace_spans"),
             (QueryConfig { max_body_bytes: 1, ..Default::default() }, "max_body_bytes"),
             (QueryConfig { search_max_limit: 0, ..Default::default() }, "search_max_limit"),
             (QueryConfig { search_default_limit: 5000, ..Default::default() }, "search_default_limit"),

@@ -84,6 +84,7 @@ pub struct QueryEngine {
     timeout: Duration,
     memory_limit: usize,
     max_result_rows: usize,
+    max_trace_spans: usize,
     metrics_max_series: usize,
     metrics_max_points: usize,
     stop: CancellationToken,
@@ -121,6 +122,7 @@ impl QueryEngine {
             timeout: config.timeout,
             memory_limit: config.memory_limit_bytes,
             max_result_rows: config.max_result_rows,
+            max_trace_spans: config.max_trace_spans,
             metrics_max_series: config.metrics_max_series,
             metrics_max_points: config.metrics_max_points,
             stop: CancellationToken::new(),
@@ -148,6 +150,11 @@ impl QueryEngine {
 
     pub fn max_result_rows(&self) -> usize {
         self.max_result_rows
+    }
+
+    /// Most spans of one trace an outline window or summary reads.
+    pub fn max_trace_spans(&self) -> usize {
+        self.max_trace_spans
     }
 
     pub(crate) fn metrics_max_series(&self) -> usize {

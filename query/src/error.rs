@@ -45,6 +45,11 @@ pub enum QueryError {
         "query returns more than {limit} rows (query.max_result_rows); add a LIMIT or aggregate, the result is not truncated"
     )]
     TooManyRows { limit: usize },
+    /// A trace with more spans than one read of it may hold.
+    #[error(
+        "the trace has more than {limit} spans (query.{key}); ask for a window of its outline (max_spans, under) or its summary"
+    )]
+    TraceTooLarge { limit: usize, key: &'static str },
     /// A metric range query over more data than its configured limit.
     #[error(
         "the query needs more than {limit} {what} (query.{key}); narrow the time range, add label matchers or use a larger step"
@@ -89,9 +94,10 @@ impl QueryError {
             QueryError::NotFound(_) => ErrorClass::NotFound,
             QueryError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
             QueryError::Timeout { .. } => ErrorClass::Timeout,
-            QueryError::MemoryExhausted { .. } | QueryError::TooManyRows { .. } | QueryError::TooMuchData { .. } => {
-                ErrorClass::QueryTooExpensive
-            }
+            QueryError::MemoryExhausted { .. }
+            | QueryError::TooManyRows { .. }
+            | QueryError::TraceTooLarge { .. }
+            | QueryError::TooMuchData { .. } => ErrorClass::QueryTooExpensive,
             QueryError::Auth(e) => e.class(),
             QueryError::Tenant(e) => e.class(),
             QueryError::TenantStorage { class, .. } => class.clone(),

@@ -174,12 +174,14 @@ fn found(span: &OutlineSpan, text: &str) -> bool {
 
 impl QueryEngine {
     /// The rows of one trace (`trace_id` in stored form) matching `extra`,
-    /// with `columns` only (all when `None`); asks only the owning shard.
+    /// with `columns` only (all when `None`), at most `max_rows`; asks only
+    /// the owning shard.
     async fn trace_rows(
         &self,
         trace_id: &str,
         extra: Option<Expr>,
         columns: Option<&[&str]>,
+        max_rows: usize,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         let id_bytes = const_hex::decode(trace_id)
             .map_err(|_| QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}")))?;
@@ -197,15 +199,25 @@ impl QueryEngine {
             if let Some(columns) = columns {
                 frame = frame.select_columns(columns).map_err(|e| self.datafusion_error(e))?;
             }
-            Ok(self.collect(frame, self.max_result_rows()).await?.batches)
+            Ok(self.collect(frame, max_rows).await?.batches)
         })
         .await
     }
 
     /// Every span of one trace without attributes, in start order, and its
-    /// tree; `None` when the trace is unknown.
-    pub(crate) async fn trace_spans(&self, trace_id: &str) -> Result<Option<TraceSpans>, QueryError> {
-        let batches = self.trace_rows(trace_id, None, Some(&OUTLINE_COLUMNS)).await?;
+    /// tree; `None` when the trace is unknown. A trace of more than
+    /// `max_spans` (the setting `key`) is refused.
+    pub(crate) async fn trace_spans(
+        &self,
+        trace_id: &str,
+        max_spans: usize,
+        key: &'static str,
+    ) -> Result<Option<TraceSpans>, QueryError> {
+        let batches =
+            self.trace_rows(trace_id, None, Some(&OUTLINE_COLUMNS), max_spans).await.map_err(|e| match e {
+                QueryError::TooManyRows { limit } => QueryError::TraceTooLarge { limit, key },
+                other => other,
+            })?;
         let mut spans = Vec::new();
         let mut starts = Vec::new();
         for batch in &batches {
@@ -243,7 +255,14 @@ impl QueryEngine {
         trace_id: &str,
         window: &OutlineWindow,
     ) -> Result<Option<TraceOutline>, QueryError> {
-        let Some(trace) = self.trace_spans(trace_id).await? else { return Ok(None) };
+        // A window may be of a trace too big to send whole.
+        let whole = window.under.is_none() && window.max_spans.is_none();
+        let (max_spans, key) = if whole {
+            (self.max_result_rows(), "max_result_rows")
+        } else {
+            (self.max_trace_spans(), "max_trace_spans")
+        };
+        let Some(trace) = self.trace_spans(trace_id, max_spans, key).await? else { return Ok(None) };
         let (under, mut reveal) = {
             let position: HashMap<&str, usize> =
                 trace.spans.iter().enumerate().map(|(i, s)| (s.span_id.as_str(), i)).collect();
@@ -266,8 +285,7 @@ impl QueryEngine {
         // Listed, not revealed: in a trace of sequential work the path is
         // most of the trace, and a client highlights spans as it loads them.
         let critical = window.critical_path.then(|| trace.tree.critical_path(&trace.spans));
-        let everything = under.is_none() && window.max_spans.is_none();
-        let chosen = if everything {
+        let chosen = if whole {
             (0..trace.spans.len()).collect()
         } else {
             trace.tree.window(under, window.max_spans.unwrap_or(usize::MAX), &reveal)
@@ -293,7 +311,9 @@ impl QueryEngine {
 
     /// One span of one trace as Skein JSON; `None` when it is not stored.
     pub async fn trace_span(&self, trace_id: &str, span_id: &str) -> Result<Option<serde_json::Value>, QueryError> {
-        let batches = self.trace_rows(trace_id, Some(col(span_col::SPAN_ID).eq(lit(span_id))), None).await?;
+        let batches = self
+            .trace_rows(trace_id, Some(col(span_col::SPAN_ID).eq(lit(span_id))), None, self.max_result_rows())
+            .await?;
         for batch in &batches {
             if let Some(record) = records_from_batch(batch)?.first() {
                 return Ok(Some(span_to_json(record)));
@@ -522,6 +542,25 @@ mod tests {
         let critical = outline("max_spans=1&critical_path=true").await;
         assert_eq!(critical["criticalPathSpanIds"], serde_json::json!([ROOT, CHARGE]));
         assert_eq!(span_ids(&critical), [ROOT]);
+    }
+
+    #[tokio::test]
+    async fn windows_and_summaries_read_traces_too_big_to_send_whole() {
+        let answer = |max_result_rows, max_trace_spans, path: String| async move {
+            let config = crate::QueryConfig { max_result_rows, max_trace_spans, ..crate::test_support::test_config() };
+            let (status, _, body) =
+                crate::test_support::request(crate::server::test_router(config), "GET", &path, String::new()).await;
+            (status, String::from_utf8_lossy(&body).into_owned())
+        };
+        // T1 has two spans: more than one result row, but a window's read may hold them.
+        let (status, body) = answer(1, 2, format!("/api/v1/traces/{T1}/outline")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("max_result_rows") && body.contains("max_spans"), "{body}");
+        assert_eq!(answer(1, 2, format!("/api/v1/traces/{T1}/outline?max_spans=1")).await.0, StatusCode::OK);
+        assert_eq!(answer(1, 2, format!("/api/v1/traces/{T1}/summary")).await.0, StatusCode::OK);
+        let (status, body) = answer(1, 1, format!("/api/v1/traces/{T1}/outline?max_spans=1")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("max_trace_spans"), "{body}");
     }
 
     #[tokio::test]

@@ -105,7 +105,8 @@ pub struct ErrorOrigin {
 impl QueryEngine {
     /// The summary of one trace; `None` when the trace is unknown.
     pub async fn trace_summary(&self, trace_id: &str) -> Result<Option<TraceOverview>, QueryError> {
-        Ok(self.trace_spans(trace_id).await?.map(|trace| summarize(&trace)))
+        let trace = self.trace_spans(trace_id, self.max_trace_spans(), "max_trace_spans").await?;
+        Ok(trace.map(|trace| summarize(&trace)))
     }
 }
 
