@@ -5,19 +5,18 @@
 
 use axum::extract::Path;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::{SortExpr, col, lit};
 use serde::Serialize;
-use skein_model::ids;
 use skein_model::schema::col as span_col;
 use skein_model::span_links::col as link_col;
 
 use crate::engine::{SPAN_LINKS_TABLE, SPANS_TABLE};
 use crate::params::Params;
 use crate::tenancy::TenantState;
-use crate::trace_outline::{cast_column, span_id_param};
+use crate::trace_outline::{cast_column, json_or_not_found, span_id_param, trace_id_param};
 use crate::{QueryEngine, QueryError};
 
 /// Most linking spans returned.
@@ -123,15 +122,13 @@ pub(crate) async fn get_linked_from(
     state
         .observe("linked_from", async {
             Params::from_uri(&uri)?.only(&[])?;
-            let trace = ids::normalize_trace_id(&trace_id)
-                .ok_or_else(|| QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}")))?;
+            let trace = trace_id_param(&trace_id)?;
             let span = span_id_param(&span_id)?;
-            match state.engine.linked_from(&trace, &span).await? {
-                Some((spans, truncated)) => {
-                    Ok(axum::Json(serde_json::json!({ "spans": spans, "truncated": truncated })).into_response())
-                }
-                None => Err(QueryError::NotFound(format!("span {span} of trace {trace} not found"))),
-            }
+            let linked = state.engine.linked_from(&trace, &span).await?;
+            json_or_not_found(
+                linked.map(|(spans, truncated)| serde_json::json!({ "spans": spans, "truncated": truncated })),
+                || format!("span {span} of trace {trace} not found"),
+            )
         })
         .await
 }

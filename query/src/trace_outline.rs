@@ -415,15 +415,21 @@ pub(crate) fn trace_id_param(trace_id: &str) -> Result<String, QueryError> {
     })
 }
 
+/// `value` as a JSON response, or a 404 saying what is `missing`: the shape
+/// of every lookup of a trace or a span.
+pub(crate) fn json_or_not_found<T: serde::Serialize>(
+    value: Option<T>,
+    missing: impl FnOnce() -> String,
+) -> Result<Response, QueryError> {
+    value.map(|v| axum::Json(v).into_response()).ok_or_else(|| QueryError::NotFound(missing()))
+}
+
 pub(crate) async fn get_outline(TenantState(state): TenantState, Path(trace_id): Path<String>, uri: Uri) -> Response {
     state
         .observe("trace_outline", async {
             let window = OutlineWindow::from_params(&Params::from_uri(&uri)?)?;
             let id = trace_id_param(&trace_id)?;
-            match state.engine.trace_outline(&id, &window).await? {
-                Some(outline) => Ok(axum::Json(outline).into_response()),
-                None => Err(QueryError::NotFound(format!("trace {id} not found"))),
-            }
+            json_or_not_found(state.engine.trace_outline(&id, &window).await?, || format!("trace {id} not found"))
         })
         .await
 }
@@ -438,10 +444,9 @@ pub(crate) async fn get_span(
             Params::from_uri(&uri)?.only(&[])?;
             let id = trace_id_param(&trace_id)?;
             let span = span_id_param(&span_id)?;
-            match state.engine.trace_span(&id, &span).await? {
-                Some(json) => Ok(axum::Json(json).into_response()),
-                None => Err(QueryError::NotFound(format!("span {span} of trace {id} not found"))),
-            }
+            json_or_not_found(state.engine.trace_span(&id, &span).await?, || {
+                format!("span {span} of trace {id} not found")
+            })
         })
         .await
 }

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use axum::extract::Path;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 
 use crate::params::Params;
 use crate::tenancy::TenantState;
-use crate::trace_outline::{OutlineSpan, TraceSpans, as_string, trace_id_param};
+use crate::trace_outline::{OutlineSpan, TraceSpans, as_string, json_or_not_found, trace_id_param};
 use crate::{QueryEngine, QueryError};
 
 /// Spans of the critical path listed at most (all are counted).
@@ -166,10 +166,7 @@ pub(crate) async fn get_summary(TenantState(state): TenantState, Path(trace_id):
         .observe("trace_summary", async {
             Params::from_uri(&uri)?.only(&[])?;
             let id = trace_id_param(&trace_id)?;
-            match state.engine.trace_summary(&id).await? {
-                Some(summary) => Ok(axum::Json(summary).into_response()),
-                None => Err(QueryError::NotFound(format!("trace {id} not found"))),
-            }
+            json_or_not_found(state.engine.trace_summary(&id).await?, || format!("trace {id} not found"))
         })
         .await
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::logical_expr::{col, lit};
 use skein_model::schema::col as span_col;
 use skein_model::trace_json::trace_to_json;
-use skein_model::{SpanRecord, ids, records_from_batch, records_to_request, shard_for_trace};
+use skein_model::{SpanRecord, records_from_batch, records_to_request, shard_for_trace};
 
 use crate::params::{Params, otlp_format};
 use crate::server::AppState;
@@ -50,9 +50,7 @@ pub(crate) async fn get_trace(TenantState(state): TenantState, Path(trace_id): P
 
 async fn trace_response(state: &AppState, trace_id: &str, uri: &Uri) -> Result<Response, QueryError> {
     let otlp = otlp_format(&Params::from_uri(uri)?)?;
-    let id = ids::normalize_trace_id(trace_id).ok_or_else(|| {
-        QueryError::InvalidRequest(format!("invalid trace ID {trace_id:?}: expected up to 32 hex digits, not all zero"))
-    })?;
+    let id = crate::trace_outline::trace_id_param(trace_id)?;
     let records = state.engine.trace(&id).await?;
     if records.is_empty() {
         return Err(QueryError::NotFound(format!("trace {id} not found")));

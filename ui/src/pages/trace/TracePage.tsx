@@ -181,7 +181,11 @@ function TraceView({ outline, logs }: { outline: TraceOutline; logs: Loaded<Trac
         {find && (
           <span className="muted">
             <span data-testid="find-count" aria-live="polite">
-              {hitTotal ? `${hitPosition + 1 || '–'} / ${formatCount(hitTotal)}` : 'no match'}
+              {windows.searching
+                ? 'searching…'
+                : hitTotal
+                  ? `${hitPosition + 1 || '–'} / ${formatCount(hitTotal)}`
+                  : 'no match'}
             </span>
             <button onClick={() => nextHit(-1)} aria-label="Previous match">↑</button>
             <button onClick={() => nextHit(1)} aria-label="Next match">↓</button>

@@ -37,6 +37,8 @@ export interface TraceWindows {
   loading: ReadonlySet<string>;
   /** The last failed load, shown until the next one works. */
   failure: unknown;
+  /** Whether the server is still counting the matches of `find` in a windowed trace. */
+  searching: boolean;
   /** Span indices matching `find` and their total (in the whole trace when windowed). */
   found: (tree: SpanTree) => { hits: number[]; total: number } | null;
   /** Span indices on the critical path, when windowed. */
@@ -113,6 +115,7 @@ export function useTraceWindows(outline: TraceOutline, find: string, showCritica
       windowed && criticalWindow ? new Set(indices(tree, criticalWindow.criticalPathSpanIds ?? [])) : null,
     [windowed, criticalWindow],
   );
+  const searching = windowed && needle !== '' && foundWindow === null && failure === null;
   return useMemo(
     () => ({
       spans,
@@ -121,10 +124,11 @@ export function useTraceWindows(outline: TraceOutline, find: string, showCritica
       reveal,
       loading,
       failure,
+      searching,
       found,
       critical,
     }),
-    [spans, windowed, overview, loadChildren, reveal, loading, failure, found, critical],
+    [spans, windowed, overview, loadChildren, reveal, loading, failure, searching, found, critical],
   );
 }
 
