@@ -3,12 +3,13 @@
 //!
 //! Rows are split by the hour of the signal's partition column (spans:
 //! `start_time`, metrics: `time`) into `date=YYYY-MM-DD/hour=HH/<name>.parquet`
-//! under the signal directory. Spans keep their arrival order (the buffered
-//! batches are encoded as they are, without a copy; a trace's spans arrive
-//! close together, and lookups by trace ID go through the `.tidx` sidecar and
-//! the bloom filters). Metric points are sorted by `(metric_name, series_id,
-//! time)`, so a series is contiguous and row-group statistics on the metric
-//! name are tight. Nearly unique columns (span IDs, timestamps, durations)
+//! under the signal directory, in arrival order: the buffered batches are
+//! encoded as they are, without a copy. Sorting at flush (metric points by
+//! series, logs by service) cost a copy of every column, a third of the
+//! metrics ingest CPU, and blocked the buffer for it; compaction sorts each
+//! hour's rows anyway, and an OTLP request already keeps a metric's points
+//! together. Lookups by trace ID go through the `.tidx` sidecar and the
+//! bloom filters. Nearly unique columns (span IDs, timestamps, durations)
 //! skip the dictionary for an encoding that suits them, and nested columns
 //! skip statistics no query can use. Each file is written under a temporary
 //! name, synced and renamed, with its `.tidx` sidecar when the signal has a
@@ -20,9 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
-use datafusion::arrow::compute::{
-    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, max, min, take, take_record_batch,
-};
+use datafusion::arrow::compute::{filter_record_batch, max, min};
 use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
@@ -170,11 +169,7 @@ fn write_partitions_inner(
     name_prefix: &str,
     created: &mut Vec<PathBuf>,
 ) -> Result<Vec<WrittenFile>, StorageError> {
-    let hours = if target.spec.sort_columns.is_empty() {
-        split_by_hour(target.spec, batches)?
-    } else {
-        sort_by_hour(target.spec, batches)?
-    };
+    let hours = split_by_hour(target.spec, batches)?;
     let mut written = Vec::with_capacity(hours.len());
     for (hour, part) in hours {
         let relative = format!("{}/{name_prefix}-{:03}.parquet", partition_dir(hour), written.len());
@@ -206,38 +201,6 @@ fn split_by_hour(spec: &SignalSpec, batches: &[RecordBatch]) -> Result<BTreeMap<
     Ok(hours)
 }
 
-/// The rows of each hour sorted by the signal's sort columns (one copy).
-fn sort_by_hour(spec: &SignalSpec, batches: &[RecordBatch]) -> Result<BTreeMap<i64, Vec<RecordBatch>>, StorageError> {
-    let all = concat_batches(&spec.schema, batches)?;
-    let mut parts = BTreeMap::new();
-    if all.num_rows() == 0 {
-        return Ok(parts);
-    }
-    let hours: Int64Array = timestamps(&all, spec.partition_column)?.unary(|ns| ns.div_euclid(NS_PER_HOUR));
-    let mut sort_columns = vec![SortColumn { values: Arc::new(hours.clone()), options: None }];
-    for column in spec.sort_columns {
-        let values = Arc::clone(all.column(spec.schema.index_of(column)?));
-        sort_columns.push(SortColumn { values, options: None });
-    }
-    let order = lexsort_to_indices(&sort_columns, None)?;
-    let sorted = take_record_batch(&all, &order)?;
-    let sorted_hours = take(&hours, &order, None)?;
-    let sorted_hours: &Int64Array = sorted_hours.as_primitive();
-    drop(all);
-
-    let mut start = 0;
-    while start < sorted.num_rows() {
-        let hour = sorted_hours.value(start);
-        let mut end = start + 1;
-        while end < sorted.num_rows() && sorted_hours.value(end) == hour {
-            end += 1;
-        }
-        parts.insert(hour, vec![sorted.slice(start, end - start)]);
-        start = end;
-    }
-    Ok(parts)
-}
-
 fn write_file(
     target: &Target<'_>,
     relative: &str,
@@ -254,7 +217,7 @@ fn write_file(
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let properties = writer_properties(spec, target.row_group_rows, rows, spec.sort_columns, target.keys)?;
+    let properties = writer_properties(spec, target.row_group_rows, rows, &[], target.keys)?;
     let writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
     write_parallel(writer, &spec.schema, batches, target.row_group_rows)?;
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;

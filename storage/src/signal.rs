@@ -31,7 +31,6 @@ impl SignalExt for Signal {
                 dir: "spans",
                 schema: span_schema(),
                 partition_column: span_col::START_TIME,
-                sort_columns: &[],
                 // The span ID last, so copies of one span (a client's retry
                 // stored twice) are adjacent and the merge keeps one.
                 compaction_sort_columns: &[
@@ -71,7 +70,6 @@ impl SignalExt for Signal {
                 dir: "metrics",
                 schema: metric_schema(),
                 partition_column: PARTITION_TIME_COLUMN,
-                sort_columns: &SORT_COLUMNS,
                 compaction_sort_columns: &SORT_COLUMNS,
                 bloom_columns: &BLOOM_FILTER_COLUMNS,
                 range_columns: &[metric_col::TIME, metric_col::START_TIME],
@@ -84,7 +82,6 @@ impl SignalExt for Signal {
                 dir: "logs",
                 schema: log_schema(),
                 partition_column: log_col::TIMESTAMP,
-                sort_columns: &skein_model::logs::schema::SORT_COLUMNS,
                 compaction_sort_columns: &skein_model::logs::schema::SORT_COLUMNS,
                 bloom_columns: &skein_model::logs::schema::BLOOM_FILTER_COLUMNS,
                 range_columns: &[log_col::TIMESTAMP],
@@ -117,15 +114,11 @@ pub(crate) struct SignalSpec {
     pub schema: SchemaRef,
     /// Non-null nanosecond timestamp column whose hour partitions the files.
     pub partition_column: &'static str,
-    /// Row order within a file (after the hour): what the common queries
-    /// select on first, so row-group statistics on it are tight. Empty:
-    /// arrival order, written without a copy (spans: a lookup by trace ID
-    /// goes through the trace index and bloom filters, not the order, and
-    /// the spans of a trace arrive close together anyway).
-    pub sort_columns: &'static [&'static str],
-    /// Row order of compacted files. Spans: by service (searches select on
-    /// it), then trace, so a trace's spans sit together and the trace-ID
-    /// column gets statistics worth keeping (page pruning of lookups).
+    /// Row order of compacted files (flushes keep arrival order): what the
+    /// common queries select on first, so row-group statistics on it are
+    /// tight. Spans: by service (searches select on it), then trace, so a
+    /// trace's spans sit together and the trace-ID column gets statistics
+    /// worth keeping (page pruning of lookups); metric points by series.
     pub compaction_sort_columns: &'static [&'static str],
     pub bloom_columns: &'static [&'static str],
     /// Nanosecond timestamp columns whose per-file min/max the manifest keeps
@@ -150,12 +143,7 @@ mod tests {
             let spec = signal.spec();
             assert_eq!(spec.signal, signal);
             let schema = signal.schema();
-            let columns = spec
-                .sort_columns
-                .iter()
-                .chain(spec.compaction_sort_columns)
-                .chain(spec.bloom_columns)
-                .chain(spec.range_columns);
+            let columns = spec.compaction_sort_columns.iter().chain(spec.bloom_columns).chain(spec.range_columns);
             for column in columns.chain([&spec.partition_column]).chain(spec.trace_index_column.as_ref()) {
                 assert!(schema.index_of(column).is_ok(), "{signal}: no column {column}");
             }

@@ -94,14 +94,7 @@ async fn logs_survive_a_crash_and_flush_to_indexed_parquet() {
     assert_eq!(files_with_suffix(&logs_dir(dir.path()), ".tidx").len(), 1, "logs get a trace index");
     assert_eq!(stored(&storage).await, expected(&sent), "read back from parquet");
 
-    // Sorted by service, then time.
     let ctx = log_context(&storage);
-    let batches = ctx.sql("SELECT service_name FROM logs").await.expect("plans").collect().await.expect("runs");
-    let services: Vec<String> = batches.iter().flat_map(log_rows_services).collect();
-    let mut sorted = services.clone();
-    sorted.sort();
-    assert_eq!(services, sorted);
-
     // A second file without trace 1: a lookup of trace 1 opens one file
     // only (records without a trace do not make the index incomplete).
     write_logs(&storage, &logs_request("worker", 3, 4, BASE_NS + 10_000)).await;
@@ -113,7 +106,37 @@ async fn logs_survive_a_crash_and_flush_to_indexed_parquet() {
     assert_eq!(found.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
 }
 
+#[tokio::test]
+async fn logs_are_flushed_in_arrival_order_and_compacted_sorted_by_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = open(super::compaction::compacting(quiet_config(dir.path()))).await;
+    let file_services = || {
+        let files = files_with_suffix(&logs_dir(dir.path()), ".parquet");
+        files.iter().map(|f| crate::parquet_files::read_file(f).iter().flat_map(log_rows_services).collect()).collect()
+    };
+    let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<String>>();
+
+    let sent = [
+        logs_request("cart", 1, 2, BASE_NS),
+        logs_request("api", 2, 2, BASE_NS + 500),
+        logs_request("billing", 3, 1, BASE_NS + 900),
+    ];
+    write_logs(&storage, &sent[0]).await;
+    write_logs(&storage, &sent[1]).await;
+    storage.flush_all().await.expect("flushes");
+    let flushed: Vec<Vec<String>> = file_services();
+    assert_eq!(flushed, [owned(&["cart", "cart", "api", "api"])], "a flush keeps arrival order");
+    write_logs(&storage, &sent[2]).await;
+    storage.flush_all().await.expect("flushes");
+
+    assert_eq!(storage.compact_now().await.expect("compacts"), 1);
+    let compacted: Vec<Vec<String>> = file_services();
+    assert_eq!(compacted, [owned(&["api", "api", "billing", "cart", "cart"])], "compaction sorts by service");
+    assert_eq!(stored(&storage).await, expected(&sent), "every record once");
+}
+
 fn log_rows_services(batch: &RecordBatch) -> Vec<String> {
     use datafusion::arrow::array::AsArray;
-    batch.column(0).as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()).collect()
+    let services = batch.column_by_name(skein_model::logs::schema::col::SERVICE_NAME).expect("service_name column");
+    services.as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_owned()).collect()
 }

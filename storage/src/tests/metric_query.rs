@@ -45,13 +45,14 @@ async fn points_are_visible_before_and_after_flush() {
 }
 
 #[tokio::test]
-async fn flush_writes_hour_partitioned_metric_files_sorted_by_series() {
+async fn flush_writes_hour_partitioned_metric_files_in_arrival_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = open(StorageConfig { row_group_rows: 4, ..quiet_config(dir.path()) }).await;
     // Two hours, written out of order.
-    write_metric_batch(&storage, metric_batch(mixed_metrics(BASE_NS + HOUR_NS))).await;
-    write_metric_batch(&storage, metric_batch(mixed_metrics(BASE_NS + 2_000))).await;
-    write_metric_batch(&storage, metric_batch(mixed_metrics(BASE_NS))).await;
+    let batches = [BASE_NS + HOUR_NS, BASE_NS + 2_000, BASE_NS].map(|ns| metric_batch(mixed_metrics(ns)));
+    for batch in &batches {
+        write_metric_batch(&storage, batch.clone()).await;
+    }
     storage.flush_all().await.expect("flushes");
 
     let files = files_with_suffix(&metrics_dir(dir.path()), ".parquet");
@@ -61,21 +62,22 @@ async fn flush_writes_hour_partitioned_metric_files_sorted_by_series() {
     assert!(files_with_suffix(&metrics_dir(dir.path()), ".tidx").is_empty());
     assert!(metrics_dir(dir.path()).join("manifest.json").is_file());
 
-    // Sorted by (metric_name, series_id, time).
-    let rows = crate::parquet_files::read_file(&files[0]);
-    let mut keys = Vec::new();
-    for batch in &rows {
-        let names = batch.column_by_name(mcol::METRIC_NAME).expect("name").as_string::<i32>();
-        let series = batch.column_by_name(mcol::SERIES_ID).expect("series").as_string::<i32>();
-        let times = batch.column_by_name(mcol::TIME).expect("time").as_primitive::<TimestampNanosecondType>();
-        for i in 0..batch.num_rows() {
-            keys.push((names.value(i).to_owned(), series.value(i).to_owned(), times.value(i)));
+    // Hour 22 holds the second and third batches as they came: no sort, no copy.
+    let keys = |batches: &[RecordBatch]| {
+        let mut keys = Vec::new();
+        for batch in batches {
+            let names = batch.column_by_name(mcol::METRIC_NAME).expect("name").as_string::<i32>();
+            let series = batch.column_by_name(mcol::SERIES_ID).expect("series").as_string::<i32>();
+            let times = batch.column_by_name(mcol::TIME).expect("time").as_primitive::<TimestampNanosecondType>();
+            for i in 0..batch.num_rows() {
+                keys.push((names.value(i).to_owned(), series.value(i).to_owned(), times.value(i)));
+            }
         }
-    }
-    assert_eq!(keys.len(), 16, "two batches of eight points in hour 22");
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(keys, sorted);
+        keys
+    };
+    let stored = keys(&crate::parquet_files::read_file(&files[0]));
+    assert_eq!(stored.len(), 16, "two batches of eight points in hour 22");
+    assert_eq!(stored, keys(&batches[1..]));
 
     let reader = SerializedFileReader::new(std::fs::File::open(&files[0]).expect("opens")).expect("reads");
     let metadata = reader.metadata();
