@@ -88,15 +88,15 @@
 //!                                     time, logs timestamp
 //!         <checkpoint:020>-<hex>-000.parquet
 //!                                     ZSTD, row groups of row_group_rows,
-//!                                     page-level stats and page index; spans
-//!                                     in arrival order (compacted: by service,
-//!                                     trace, start) with
-//!                                     bloom filters on trace_id, service_name
-//!                                     and name; metrics sorted by (metric_name,
-//!                                     series_id, time) with bloom filters on
-//!                                     metric_name and series_id; logs sorted
-//!                                     by (service_name, timestamp) with bloom
-//!                                     filters on trace_id and service_name
+//!                                     page-level stats and page index, rows
+//!                                     in arrival order (compacted: spans by
+//!                                     service, trace, start; metrics by
+//!                                     metric_name, series_id, time; logs by
+//!                                     service_name, timestamp); bloom filters
+//!                                     on trace_id, service_name and name
+//!                                     (spans), metric_name and series_id
+//!                                     (metrics), trace_id and service_name
+//!                                     (logs)
 //!         <same name>.tidx            spans and logs: trace-ID index sidecar, sorted
 //!                                     distinct 64-bit keys (high ^ low half of
 //!                                     the ID)

@@ -34,7 +34,7 @@ pub mod col {
     };
 }
 
-/// Row order within a flushed file: by service, then time, so row-group
+/// Row order within a compacted file: by service, then time, so row-group
 /// statistics prune the searches the UI runs (a service, a time range).
 pub const SORT_COLUMNS: [&str; 2] = [col::SERVICE_NAME, col::TIMESTAMP];
 

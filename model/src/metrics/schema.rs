@@ -81,8 +81,8 @@ pub mod temporality {
     pub const CUMULATIVE: &str = "cumulative";
 }
 
-/// Metric files are sorted by these columns: one series' points are
-/// contiguous and in time order, and a metric's series are adjacent.
+/// Compacted metric files are sorted by these columns: one series' points
+/// are contiguous and in time order, and a metric's series are adjacent.
 pub const SORT_COLUMNS: [&str; 3] = [col::METRIC_NAME, col::SERIES_ID, col::TIME];
 /// Columns with Parquet bloom filters (point lookups by name or series).
 pub const BLOOM_FILTER_COLUMNS: [&str; 2] = [col::METRIC_NAME, col::SERIES_ID];
