@@ -404,10 +404,10 @@ fn port(address: &str) -> u16 {
     address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or_else(|| panic!("no port in {address}"))
 }
 
+/// Internal addresses the storage nodes are told before they start (with
+/// an object store, each node lists its peers' addresses).
 fn reserve_loopback_ports(count: usize) -> Vec<String> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..count).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("bound").to_string()).collect()
+    super::free_loopback_ports(count).into_iter().map(|port| format!("127.0.0.1:{port}")).collect()
 }
 
 /// A running multi-process cluster.

@@ -14,6 +14,7 @@ pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
@@ -213,4 +214,31 @@ pub fn assert_golden(name: &str, actual: &Value) {
         .unwrap_or_else(|e| panic!("golden file {} missing ({e}); run with UPDATE_GOLDEN=1", path.display()));
     let expected: Value = serde_json::from_str(&expected).expect("golden is JSON");
     assert_eq!(actual, &expected, "{} differs; actual:\n{pretty}", path.display());
+}
+
+/// `count` distinct loopback ports, free right now, for a process that
+/// must be told its ports before it starts (SeaweedFS; cluster members that
+/// must know each other's addresses). Chosen ports are released before the
+/// process binds them, so they come from below the kernel's ephemeral
+/// range, where no concurrent test's port-0 bind can be handed one
+/// meanwhile, and from a counter, so two callers in this process never
+/// share one.
+pub fn free_loopback_ports(count: usize) -> Vec<u16> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    // Spread concurrent test runs on one machine apart.
+    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
+    let mut held = Vec::with_capacity(count);
+    while held.len() < count {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(port < ephemeral_low, "no free port left below the ephemeral range ({ephemeral_low})");
+        // Held until all are chosen, so they are distinct.
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    held.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
 }

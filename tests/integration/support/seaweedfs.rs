@@ -3,10 +3,8 @@
 //! one `weed server` process on free loopback ports, with its data in a
 //! temp dir, killed when dropped.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -30,37 +28,12 @@ fn weed_binary() -> PathBuf {
     }
 }
 
-/// `count` distinct loopback ports, free right now. SeaweedFS cannot be
-/// told to bind port 0 and report it, and it binds its ports over a second
-/// or so of start-up; so they come from below the kernel's ephemeral range,
-/// where no concurrent test's port-0 bind can be handed one meanwhile, and
-/// from a counter, so two SeaweedFS of this process never share one.
-fn free_ports(count: usize) -> Vec<u16> {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    // Spread concurrent test runs on one machine apart.
-    let base = 20_000 + (std::process::id() % 400) as u16 * 20;
-    let mut held = Vec::with_capacity(count);
-    while held.len() < count {
-        let port = base + NEXT.fetch_add(1, Ordering::Relaxed);
-        assert!(port < ephemeral_low, "no free port left below the ephemeral range ({ephemeral_low})");
-        // Held until all are chosen, so they are distinct.
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            held.push(listener);
-        }
-    }
-    held.iter().map(|l| l.local_addr().expect("local addr").port()).collect()
-}
-
 impl SeaweedFs {
     /// Starts SeaweedFS and waits (with a deadline) until its S3 gateway
     /// has created the test bucket.
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports = free_ports(8);
+        let ports = super::free_loopback_ports(8);
         let s3_port = ports[6];
         let flag = |name: &str, port: u16| format!("-{name}={port}");
         let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
