@@ -21,7 +21,9 @@
 //! [`Storage::tables`] (spans, metrics, logs): one DataFusion
 //! table per shard and signal that unions the Parquet files (pruned by time
 //! range and, for spans and logs, by a per-file trace-ID index, then by Parquet
-//! statistics, bloom filters and page indexes) with the buffered batches.
+//! statistics, bloom filters and page indexes) with the buffered batches;
+//! each span file's reader turns attribute lookups into reads of the file's
+//! attribute columns (module `attribute_columns`).
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
 //! files into few large ones sorted for lookups, committed through the same
@@ -96,7 +98,9 @@
 //!                                     on trace_id, service_name and name
 //!                                     (spans), metric_name and series_id
 //!                                     (metrics), trace_id and service_name
-//!                                     (logs)
+//!                                     (logs); span files end with their
+//!                                     attribute columns (`<map>.<key>`,
+//!                                     module `attribute_columns`)
 //!         <same name>.tidx            spans and logs: trace-ID index sidecar, sorted
 //!                                     distinct 64-bit keys (high ^ low half of
 //!                                     the ID)
@@ -117,6 +121,7 @@
 //! with `manifest.json` or `wal/` directly inside (the layout before
 //! metrics) is refused with [`StorageError::UnsupportedLayout`].
 
+mod attribute_columns;
 mod bucket;
 mod buffer;
 mod compaction;

@@ -11,7 +11,9 @@
 //! together. Lookups by trace ID go through the `.tidx` sidecar and the
 //! bloom filters. Nearly unique columns (span IDs, timestamps, durations)
 //! skip the dictionary for an encoding that suits them, and nested columns
-//! skip statistics no query can use. Each file is written under a temporary
+//! skip statistics no query can use. Span files also carry the attribute
+//! columns their rows call for (module `attribute_columns`). Each file is
+//! written under a temporary
 //! name, synced and renamed, with its `.tidx` sidecar when the signal has a
 //! trace index.
 
@@ -30,6 +32,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use datafusion::parquet::schema::types::ColumnPath;
 use tracing::debug;
 
+use crate::attribute_columns::AttributeLayout;
 use crate::encryption::{TenantKeys, reader_options};
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, fsync_dir, tmp_path};
@@ -89,9 +92,11 @@ pub(crate) fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a St
 
 /// How `spec`'s files are encoded. `sorted_by` names the columns the rows
 /// are sorted by: those get statistics even where arrival order would make
-/// them useless.
+/// them useless. Attribute columns (`layout`) get bloom filters: searches
+/// look for one value.
 pub(crate) fn writer_properties(
     spec: &SignalSpec,
+    layout: &AttributeLayout,
     row_group_rows: usize,
     rows: usize,
     sorted_by: &[&str],
@@ -119,8 +124,10 @@ pub(crate) fn writer_properties(
     for column in spec.unindexed_columns.iter().filter(|c| !sorted_by.contains(c)) {
         builder = builder.set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
-    for column in spec.bloom_columns {
-        let path = ColumnPath::from(*column);
+    let attribute_columns = layout.column_names();
+    let bloom_columns = spec.bloom_columns.iter().copied().chain(attribute_columns.iter().map(String::as_str));
+    for column in bloom_columns {
+        let path = ColumnPath::from(column);
         builder = builder
             .set_column_bloom_filter_enabled(path.clone(), true)
             .set_column_bloom_filter_fpp(path.clone(), BLOOM_FILTER_FPP)
@@ -217,9 +224,13 @@ fn write_file(
     let tmp = tmp_path(&path);
     created.push(tmp.clone());
     let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-    let properties = writer_properties(spec, target.row_group_rows, rows, &[], target.keys)?;
-    let writer = ArrowWriter::try_new(&file, Arc::clone(&spec.schema), Some(properties))?;
-    write_parallel(writer, &spec.schema, batches, target.row_group_rows)?;
+    let layout = AttributeLayout::learn(spec.attribute_maps, batches)?;
+    let file_schema = layout.file_schema(&spec.schema)?;
+    let file_batches = batches.iter().map(|b| layout.extend(&file_schema, b)).collect::<Result<Vec<_>, _>>()?;
+    let properties = writer_properties(spec, &layout, target.row_group_rows, rows, &[], target.keys)?;
+    let writer = ArrowWriter::try_new(&file, Arc::clone(&file_schema), Some(properties))?;
+    write_parallel(writer, &file_schema, &file_batches, target.row_group_rows)?;
+    drop(file_batches);
     file.sync_all().ctx(|| format!("syncing {}", tmp.display()))?;
     let size_bytes = file.metadata().ctx(|| format!("reading {}", tmp.display()))?.len();
     drop(file);

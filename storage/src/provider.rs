@@ -31,6 +31,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 use tracing::debug;
 
+use crate::attribute_columns::AttributeColumnsAdapterFactory;
 use crate::buffer::{DataFile, ShardBuffer};
 use crate::encryption::TenantKeys;
 use crate::pruning::Pruning;
@@ -156,6 +157,7 @@ impl ParquetScan {
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
+            .with_expr_adapter(Some(Arc::new(AttributeColumnsAdapterFactory)))
             .build();
         Ok(DataSourceExec::from_data_source(config))
     }

@@ -64,6 +64,7 @@ impl SignalExt for Signal {
                     span_col::SCOPE_ATTRIBUTE_TYPES,
                     span_col::SCOPE_SCHEMA_URL,
                 ],
+                attribute_maps: &[span_col::SPAN_ATTRIBUTES, span_col::RESOURCE_ATTRIBUTES],
             }),
             Signal::Metrics => METRICS.get_or_init(|| SignalSpec {
                 signal: self,
@@ -76,6 +77,8 @@ impl SignalExt for Signal {
                 trace_index_column: None,
                 plain_columns: &[],
                 unindexed_columns: &[],
+                // Metric queries select by name and series, not by one key.
+                attribute_maps: &[],
             }),
             Signal::Logs => LOGS.get_or_init(|| SignalSpec {
                 signal: self,
@@ -100,6 +103,7 @@ impl SignalExt for Signal {
                     log_col::SCOPE_ATTRIBUTE_TYPES,
                     log_col::SCOPE_SCHEMA_URL,
                 ],
+                attribute_maps: &[],
             }),
         }
     }
@@ -131,6 +135,9 @@ pub(crate) struct SignalSpec {
     pub plain_columns: &'static [(&'static str, Encoding)],
     /// Top-level columns without statistics (nested columns never get them).
     pub unindexed_columns: &'static [&'static str],
+    /// Attribute maps whose frequent keys files also store as columns
+    /// (module `attribute_columns`).
+    pub attribute_maps: &'static [&'static str],
 }
 
 #[cfg(test)]
@@ -143,7 +150,12 @@ mod tests {
             let spec = signal.spec();
             assert_eq!(spec.signal, signal);
             let schema = signal.schema();
-            let columns = spec.compaction_sort_columns.iter().chain(spec.bloom_columns).chain(spec.range_columns);
+            let columns = spec
+                .compaction_sort_columns
+                .iter()
+                .chain(spec.bloom_columns)
+                .chain(spec.range_columns)
+                .chain(spec.attribute_maps);
             for column in columns.chain([&spec.partition_column]).chain(spec.trace_index_column.as_ref()) {
                 assert!(schema.index_of(column).is_ok(), "{signal}: no column {column}");
             }

@@ -12,16 +12,21 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 use futures::StreamExt;
 use skein_model::schema::col as span_col;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::encryption::TenantKeys;
+use crate::attribute_columns::{AttributeColumnsAdapterFactory, AttributeLayout};
+use crate::encryption::{TenantKeys, reader_options};
 use crate::error::{IoContext, StorageError};
 use crate::fsutil::{create_dir_durable, tmp_path};
 use crate::manifest::{FileMeta, TimeRange};
@@ -72,7 +77,7 @@ pub(crate) async fn merge(job: MergeJob, stop: CancellationToken) -> Result<Vec<
 }
 
 async fn run(job: &MergeJob, stop: &CancellationToken) -> Result<Vec<WrittenFile>, StorageError> {
-    let mut outputs = Outputs::new(job);
+    let mut outputs = Outputs::new(job, input_layout(job)?)?;
     let result = stream_sorted(job, stop, &mut outputs).await;
     match result.and_then(|()| outputs.finish()) {
         Ok(written) => Ok(written),
@@ -98,10 +103,8 @@ async fn stream_sorted(
         ctx.runtime_env().register_parquet_encryption_factory(DECRYPTION_FACTORY, keys.scan_decryption());
         ctx.state_ref().write().table_options_mut().parquet.crypto.factory_id = Some(DECRYPTION_FACTORY.to_owned());
     }
-    let paths: Vec<String> =
-        job.inputs.iter().map(|f| job.signal_dir.join(&f.path).to_string_lossy().into_owned()).collect();
     let order = job.spec.compaction_sort_columns.iter().map(|c| col(*c).sort(true, false)).collect();
-    let frame = ctx.read_parquet(paths, ParquetReadOptions::default().schema(&job.spec.schema)).await?.sort(order)?;
+    let frame = ctx.read_table(input_table(&ctx, job)?)?.sort(order)?;
     let mut stream = frame.execute_stream().await?;
     let mut copies = (job.spec.signal == Signal::Spans).then(SpanCopies::default);
     loop {
@@ -121,6 +124,38 @@ async fn stream_sorted(
             None => return Ok(()),
         }
     }
+}
+
+/// The job's input files as one table of the signal schema, read like the
+/// shard tables read them (attribute maps put back together).
+fn input_table(ctx: &SessionContext, job: &MergeJob) -> Result<Arc<ListingTable>, StorageError> {
+    let urls = job
+        .inputs
+        .iter()
+        .map(|f| ListingTableUrl::parse(job.signal_dir.join(&f.path).to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = ParquetReadOptions::default().to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(Arc::clone(&job.spec.schema))
+        .with_expr_adapter_factory(Arc::new(AttributeColumnsAdapterFactory));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// The attribute columns of the merged files: those of the inputs (whose
+/// footers say which), so a merge keeps what each flush learned.
+fn input_layout(job: &MergeJob) -> Result<AttributeLayout, StorageError> {
+    if job.spec.attribute_maps.is_empty() {
+        return Ok(AttributeLayout::default());
+    }
+    let mut inputs = Vec::with_capacity(job.inputs.len());
+    for input in &job.inputs {
+        let path = job.signal_dir.join(&input.path);
+        let file = File::open(&path).ctx(|| format!("opening {}", path.display()))?;
+        let footer = ArrowReaderMetadata::load(&file, reader_options(job.keys.as_ref())?)?;
+        inputs.push((AttributeLayout::of_schema(job.spec.attribute_maps, footer.schema()), input.rows));
+    }
+    Ok(AttributeLayout::merge(&inputs))
 }
 
 /// Drops repeated spans from the merge's sorted stream: a retry the
@@ -155,6 +190,9 @@ impl SpanCopies {
 /// The output files of one merge: the one being written and those done.
 struct Outputs<'a> {
     job: &'a MergeJob,
+    /// The attribute columns every output file has.
+    layout: AttributeLayout,
+    file_schema: SchemaRef,
     current: Option<OpenFile>,
     written: Vec<WrittenFile>,
     /// Everything created on disk, removed if the merge fails.
@@ -172,8 +210,9 @@ struct OpenFile {
 }
 
 impl<'a> Outputs<'a> {
-    fn new(job: &'a MergeJob) -> Self {
-        Self { job, current: None, written: Vec::new(), created: Vec::new() }
+    fn new(job: &'a MergeJob, layout: AttributeLayout) -> Result<Self, StorageError> {
+        let file_schema = layout.file_schema(&job.spec.schema)?;
+        Ok(Self { job, layout, file_schema, current: None, written: Vec::new(), created: Vec::new() })
     }
 
     fn write(&mut self, batch: RecordBatch) -> Result<(), StorageError> {
@@ -183,11 +222,12 @@ impl<'a> Outputs<'a> {
         let spec = self.job.spec;
         // Same columns; the writer wants the signal schema's field metadata too.
         let batch = RecordBatch::try_new(Arc::clone(&spec.schema), batch.columns().to_vec())?;
+        let file_batch = self.layout.extend(&self.file_schema, &batch)?;
         if self.current.is_none() {
             self.current = Some(self.open()?);
         }
         let Some(file) = self.current.as_mut() else { return Ok(()) };
-        file.writer.write(&batch)?;
+        file.writer.write(&file_batch)?;
         file.rows += batch.num_rows() as u64;
         widen_ranges(spec, &mut file.ranges, &batch)?;
         if let (Some(index), Some(column)) = (&mut file.index, spec.trace_index_column) {
@@ -212,12 +252,13 @@ impl<'a> Outputs<'a> {
         let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
         let properties = writer_properties(
             job.spec,
+            &self.layout,
             job.row_group_rows,
             job.row_group_rows,
             job.spec.compaction_sort_columns,
             job.keys.as_ref(),
         )?;
-        let writer = ArrowWriter::try_new(file, Arc::clone(&job.spec.schema), Some(properties))?;
+        let writer = ArrowWriter::try_new(file, Arc::clone(&self.file_schema), Some(properties))?;
         let index = job.spec.trace_index_column.map(|_| TraceIndexBuilder::default());
         Ok(OpenFile { relative, path, tmp, writer, rows: 0, ranges: BTreeMap::new(), index })
     }

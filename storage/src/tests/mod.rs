@@ -1,6 +1,7 @@
 //! End-to-end tests of the storage role through its public API (plus the
 //! crate-internal crash and pause hooks), with real files in a temp dir.
 
+mod attribute_columns;
 mod bucket;
 mod compaction;
 mod durability;
