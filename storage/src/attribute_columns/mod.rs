@@ -2,8 +2,9 @@
 //! (`http.route`, `http.response.status_code`, `db.system.name`, ...) are
 //! also stored as Utf8 columns of their own, named `<map>.<key>`
 //! (`span_attributes.http.route`), so `span_attributes['http.route']` and
-//! attribute search read one dictionary-encoded column, with statistics and
-//! a bloom filter, instead of decoding every key and value of the map.
+//! attribute search read one dictionary-encoded column, with statistics
+//! (and, once merged, a bloom filter), instead of decoding every key and
+//! value of the map.
 //!
 //! Nothing is configured: each file learns its keys from its rows (a flush)
 //! or from its inputs (a merge). The map keeps every entry in order, but a
@@ -21,11 +22,13 @@
 mod restore;
 mod rewrite;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, MapArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+// hashbrown with foldhash: these maps hash every attribute key of a flush.
+use datafusion::common::HashMap;
 
 use crate::error::StorageError;
 pub(crate) use rewrite::AttributeColumnsAdapterFactory;
@@ -72,7 +75,7 @@ impl AttributeLayout {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut layouts = Vec::with_capacity(maps.len());
         for map in maps {
-            let mut counts: HashMap<&str, usize> = HashMap::new();
+            let mut counts: HashMap<&str, usize> = HashMap::default();
             for batch in batches {
                 let entries = map_column(batch, map)?;
                 let keys = entries.keys().as_string::<i32>();
@@ -117,7 +120,7 @@ impl AttributeLayout {
             .iter()
             .enumerate()
             .map(|(index, layout)| {
-                let mut covered: HashMap<&str, u64> = HashMap::new();
+                let mut covered: HashMap<&str, u64> = HashMap::default();
                 let mut keys = Some(BTreeSet::new());
                 for (input, rows) in inputs {
                     let Some(input) = input.maps.get(index).filter(|m| m.map == layout.map) else {

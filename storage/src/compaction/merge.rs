@@ -252,7 +252,7 @@ impl<'a> Outputs<'a> {
         let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
         let properties = writer_properties(
             job.spec,
-            &self.layout,
+            &self.layout.column_names(),
             job.row_group_rows,
             job.row_group_rows,
             job.spec.compaction_sort_columns,
