@@ -22,7 +22,7 @@
 //! table per shard and signal that unions the Parquet files (pruned by time
 //! range and, for spans and logs, by a per-file trace-ID index, then by Parquet
 //! statistics, bloom filters and page indexes) with the buffered batches;
-//! each span file's reader turns attribute lookups into reads of the file's
+//! each span and log file's reader turns attribute lookups into reads of the file's
 //! attribute columns (module `attribute_columns`).
 //! If `retention` is set, hour partitions older than it are dropped. In the
 //! background, compaction (module `compaction`) merges each hour's small
@@ -98,9 +98,10 @@
 //!                                     on trace_id, service_name and name
 //!                                     (spans), metric_name and series_id
 //!                                     (metrics), trace_id and service_name
-//!                                     (logs); span files end with their
-//!                                     attribute columns (`<map>.<key>`,
-//!                                     module `attribute_columns`)
+//!                                     (logs); span and log files end with
+//!                                     their attribute columns
+//!                                     (`<map>.<key>`, module
+//!                                     `attribute_columns`)
 //!         <same name>.tidx            spans and logs: trace-ID index sidecar, sorted
 //!                                     distinct 64-bit keys (high ^ low half of
 //!                                     the ID)

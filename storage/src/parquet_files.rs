@@ -11,7 +11,7 @@
 //! together. Lookups by trace ID go through the `.tidx` sidecar and the
 //! bloom filters. Nearly unique columns (span IDs, timestamps, durations)
 //! skip the dictionary for an encoding that suits them, and nested columns
-//! skip statistics no query can use. Span files also carry the attribute
+//! skip statistics no query can use. Span and log files also carry the attribute
 //! columns their rows call for (module `attribute_columns`). Each file is
 //! written under a temporary
 //! name, synced and renamed, with its `.tidx` sidecar when the signal has a

@@ -103,7 +103,7 @@ impl SignalExt for Signal {
                     log_col::SCOPE_ATTRIBUTE_TYPES,
                     log_col::SCOPE_SCHEMA_URL,
                 ],
-                attribute_maps: &[],
+                attribute_maps: &[log_col::LOG_ATTRIBUTES, log_col::RESOURCE_ATTRIBUTES],
             }),
         }
     }

@@ -25,6 +25,7 @@ fn logs_request(service: &str, trace: u32, n: u64, start_ns: u64) -> ExportLogsS
             severity_number: 9,
             body: Some(AnyValue { value: Some(Value::StringValue(format!("{service} line {i}"))) }),
             trace_id: if i % 2 == 0 { trace_id(trace) } else { Vec::new() },
+            attributes: vec![kv("http.route", &format!("/{service}")), kv("line", &i.to_string())],
             ..Default::default()
         })
         .collect();
@@ -129,10 +130,22 @@ async fn logs_are_flushed_in_arrival_order_and_compacted_sorted_by_service() {
     write_logs(&storage, &sent[2]).await;
     storage.flush_all().await.expect("flushes");
 
+    let ctx = log_context(&storage);
+    let by_route = "SELECT log_attributes['http.route'] AS route, resource_attributes['service.name'] AS service, \
+                    count(*) AS n FROM logs WHERE log_attributes['line'] = '1' GROUP BY 1, 2 ORDER BY 1";
+    let flushed_answer = run(&ctx, by_route).await;
+    assert_eq!(flushed_answer.matches("| 1 ").count(), 2, "{flushed_answer}");
+
     assert_eq!(storage.compact_now().await.expect("compacts"), 1);
     let compacted: Vec<Vec<String>> = file_services();
     assert_eq!(compacted, [owned(&["api", "api", "billing", "cart", "cart"])], "compaction sorts by service");
-    assert_eq!(stored(&storage).await, expected(&sent), "every record once");
+    assert_eq!(stored(&storage).await, expected(&sent), "every record once, attributes intact");
+    // Log files carry attribute columns too, and answer lookups alike.
+    let files = files_with_suffix(&logs_dir(dir.path()), ".parquet");
+    let schema = crate::parquet_files::read_file(&files[0])[0].schema();
+    assert!(schema.column_with_name("log_attributes.http.route").is_some(), "{schema:?}");
+    assert!(schema.column_with_name("resource_attributes.service.name").is_some(), "{schema:?}");
+    assert_eq!(run(&ctx, by_route).await, flushed_answer);
 }
 
 fn log_rows_services(batch: &RecordBatch) -> Vec<String> {
