@@ -3,8 +3,9 @@
 //! Two phases, both planned with DataFusion expressions (values are
 //! literals, never spliced into SQL):
 //! 1. candidates: the `limit` traces whose latest matching span is newest,
-//!    looked for in time windows going back from the end (1 s, then four
-//!    times longer each step) until enough are found. Filters (and each
+//!    looked for in time windows going back from the newest span at or
+//!    before the end (1 s, then four times longer each step) until enough
+//!    are found. Filters (and each
 //!    window's time bounds) reach the shards, so storage prunes files and
 //!    row groups: a common search reads the newest data only. A search
 //!    without span filters (the newest traces) ranks by the trace parts'
@@ -320,8 +321,17 @@ impl QueryEngine {
     async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<Rank>, QueryError> {
         let source = self.rank_source(ctx, query).await?;
         let mut anchor = query.end_ns.unwrap_or_else(now_ns);
-        if let Some(after) = &query.after {
-            anchor = anchor.min(after.latest_match_ns);
+        match &query.after {
+            Some(after) => anchor = anchor.min(after.latest_match_ns),
+            // Nothing starts after the newest span: windows start there, so
+            // a store whose data is minutes or days old is searched from
+            // its newest second, not through empty windows up to a window
+            // that holds everything. (The first window is open above.)
+            None => {
+                if let Some(newest) = self.newest_start(ctx, anchor).await? {
+                    anchor = anchor.min(newest);
+                }
+            }
         }
         let mut found: HashMap<String, i64> = HashMap::new();
         // Traces seen below the cursor whose latest match is above it.
@@ -371,6 +381,23 @@ impl QueryEngine {
         ranked.sort_by(|a, b| a.key().cmp(&b.key()));
         ranked.truncate(query.limit);
         Ok(ranked)
+    }
+
+    /// The start of the newest span among traces with a span starting at or
+    /// before `at` (the trace parts' latest starts; one column of one row
+    /// per trace and file).
+    async fn newest_start(&self, ctx: &SessionContext, at: i64) -> Result<Option<i64>, QueryError> {
+        const NEWEST: &str = "newest";
+        let frame = ctx
+            .read_table(self.trace_parts())
+            .and_then(|f| f.filter(col(part_col::START_TIME).lt_eq(timestamp(at))))
+            .and_then(|f| f.aggregate(vec![], vec![max(col(part_col::LATEST_START_TIME)).alias(NEWEST)]))
+            .map_err(|e| self.datafusion_error(e))?;
+        let result = self.collect(frame, 1).await?;
+        let Some(batch) = result.batches.first() else { return Ok(None) };
+        let newest = int64(batch.column(0))?;
+        let newest = newest.as_primitive::<Int64Type>();
+        Ok((newest.len() == 1 && newest.is_valid(0)).then(|| newest.value(0)))
     }
 
     /// Parts rank a search that every span in its range matches, unless a
@@ -645,6 +672,29 @@ mod tests {
 
     /// Traces by latest matching span, searched in growing windows back
     /// from `end`: T3 (matches at 20 s and 21 s), T2 (10 s), T1 (0 s).
+    #[tokio::test]
+    async fn windows_start_at_the_newest_span() {
+        let engine = crate::test_support::engine();
+        let ctx = engine.session().expect("session");
+        let at = |seconds: f64| BASE as i64 + (seconds * 1e9) as i64;
+        // T3's spans start at 20 s and 21 s, T2's at 10 s, T1's at 0 s.
+        let newest = |end: i64| {
+            let (engine, ctx) = (&engine, &ctx);
+            async move { engine.newest_start(ctx, end).await.expect("newest") }
+        };
+        let latest_of_t3 = newest(i64::MAX).await.expect("data");
+        assert!((at(21.0)..at(22.0)).contains(&latest_of_t3), "{latest_of_t3}");
+        // T3 has a span at or before 20.5 s: its latest counts.
+        assert_eq!(newest(at(20.5)).await, Some(latest_of_t3));
+        let before_t3 = newest(at(15.0)).await.expect("T2 and T1");
+        assert!((at(10.0)..at(15.0)).contains(&before_t3), "{before_t3}");
+        assert_eq!(newest(at(-1.0)).await, None);
+        // Data far older than now is found from its newest second on.
+        let ids = |page: SearchPage| page.traces.into_iter().map(|s| s.trace_id).collect::<Vec<_>>();
+        let long_after = SearchQuery { end_ns: Some(at(86_400.0 * 30.0)), ..SearchQuery::newest(2) };
+        assert_eq!(ids(engine.search(&long_after).await.expect("search")), [T3, T2]);
+    }
+
     #[tokio::test]
     async fn windows_find_the_traces_with_the_newest_matches() {
         let engine = crate::test_support::engine();
