@@ -102,8 +102,12 @@ impl AttributeLayout {
             .iter()
             .map(|map| {
                 let prefix = column_name(map, "");
-                let columns =
-                    schema.fields().iter().filter_map(|f| f.name().strip_prefix(prefix.as_str())).map(str::to_owned);
+                let columns = schema
+                    .fields()
+                    .iter()
+                    .filter(|f| f.data_type() == &DataType::Utf8)
+                    .filter_map(|f| f.name().strip_prefix(prefix.as_str()))
+                    .map(str::to_owned);
                 MapLayout { map: (*map).to_owned(), columns: columns.collect(), keys: listed_keys(schema, map) }
             })
             .collect();

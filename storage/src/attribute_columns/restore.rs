@@ -12,9 +12,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, MapArray, StringArray, StructArray};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Schema};
-// hashbrown with foldhash: these maps hash every attribute key of a flush.
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+// hashbrown with foldhash: these maps hash every attribute key of a flush.
 use datafusion::common::HashMap;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::ColumnarValue;

@@ -8,7 +8,7 @@
 //! only that column; a lookup that became NULL simplifies away (`NULL = 'x'`
 //! is false).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -23,7 +23,7 @@ use datafusion::physical_expr_adapter::{
 use datafusion::physical_plan::PhysicalExpr;
 
 use super::restore::RestoredMap;
-use super::{column_name, listed_keys};
+use super::{AttributeLayout, column_name};
 
 /// Builds the rewriter of each file: DataFusion's default adaptation to the
 /// file schema, then the attribute columns.
@@ -39,7 +39,7 @@ impl PhysicalExprAdapterFactory for AttributeColumnsAdapterFactory {
         let default =
             DefaultPhysicalExprAdapterFactory.create(logical_file_schema, Arc::clone(&physical_file_schema))?;
         let maps = FileMaps::of(&physical_file_schema);
-        Ok(Arc::new(AttributeColumnsAdapter { default, maps, file_schema: physical_file_schema }))
+        Ok(Arc::new(AttributeColumnsAdapter { default, maps }))
     }
 }
 
@@ -47,31 +47,33 @@ impl PhysicalExprAdapterFactory for AttributeColumnsAdapterFactory {
 struct AttributeColumnsAdapter {
     default: Arc<dyn PhysicalExprAdapter>,
     maps: FileMaps,
-    file_schema: SchemaRef,
 }
 
-/// The attribute columns of one file: per map column, its keys' columns
-/// (key, column index), in file order.
+/// The attribute layout of one file, read once per file: per map column,
+/// its keys' columns (key, column index) and its listed keys.
 #[derive(Debug, Default)]
-struct FileMaps(HashMap<String, Vec<(String, usize)>>);
+struct FileMaps(HashMap<String, FileMap>);
+
+#[derive(Debug)]
+struct FileMap {
+    columns: Vec<(String, usize)>,
+    keys: Option<BTreeSet<String>>,
+}
 
 impl FileMaps {
     fn of(schema: &SchemaRef) -> Self {
-        let mut maps = HashMap::new();
-        for field in schema.fields().iter().filter(|f| is_string_map(f.data_type())) {
-            let prefix = column_name(field.name(), "");
-            let columns: Vec<(String, usize)> = schema
-                .fields()
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.data_type() == &DataType::Utf8)
-                .filter_map(|(i, f)| f.name().strip_prefix(prefix.as_str()).map(|key| (key.to_owned(), i)))
+        let maps: Vec<&str> =
+            schema.fields().iter().filter(|f| is_string_map(f.data_type())).map(|f| f.name().as_str()).collect();
+        let layout = AttributeLayout::of_schema(&maps, schema);
+        let maps = layout.maps.into_iter().map(|map| {
+            let columns = map
+                .columns
+                .into_iter()
+                .filter_map(|key| schema.index_of(&column_name(&map.map, &key)).ok().map(|index| (key, index)))
                 .collect();
-            if !columns.is_empty() {
-                maps.insert(field.name().clone(), columns);
-            }
-        }
-        Self(maps)
+            (map.map, FileMap { columns, keys: map.keys })
+        });
+        Self(maps.collect())
     }
 }
 
@@ -96,7 +98,8 @@ impl PhysicalExprAdapter for AttributeColumnsAdapter {
                     });
                 }
                 if let Some(column) = expr.downcast_ref::<Column>()
-                    && let Some(columns) = self.maps.0.get(column.name())
+                    && let Some(columns) = self.maps.0.get(column.name()).map(|m| &m.columns)
+                    && !columns.is_empty()
                 {
                     let restored = RestoredMap {
                         map: Arc::clone(&expr),
@@ -133,11 +136,11 @@ impl AttributeColumnsAdapter {
     /// What reads `key` of `map` in this file instead of the map: its
     /// column, or NULL when the file lists the map's keys without it.
     fn lookup(&self, map: &Column, key: &str) -> Option<Arc<dyn PhysicalExpr>> {
-        let columns = self.maps.0.get(map.name()).map(Vec::as_slice).unwrap_or_default();
-        if let Some((_, index)) = columns.iter().find(|(k, _)| k == key) {
+        let file_map = self.maps.0.get(map.name())?;
+        if let Some((_, index)) = file_map.columns.iter().find(|(k, _)| k == key) {
             return Some(Arc::new(Column::new(&column_name(map.name(), key), *index)));
         }
-        let listed = listed_keys(&self.file_schema, map.name())?;
+        let listed = file_map.keys.as_ref()?;
         (!listed.contains(key)).then(|| Arc::new(Literal::new(ScalarValue::Utf8(None))) as Arc<dyn PhysicalExpr>)
     }
 }
