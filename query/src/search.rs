@@ -7,12 +7,15 @@
 //!    before the end (1 s, then four times longer each step) until enough
 //!    are found. Filters (and each
 //!    window's time bounds) reach the shards, so storage prunes files and
-//!    row groups: a common search reads the newest data only. A search
-//!    without span filters (the newest traces) ranks by the trace parts'
-//!    latest span starts instead of reading spans.
+//!    row groups: a common search reads the newest data only. After the
+//!    first window that finds nothing, one probe (any match further back?
+//!    one row is enough) ends a search that has nothing more to find. A
+//!    search without span filters (the newest traces) ranks by the trace
+//!    parts' latest span starts instead of reading spans.
 //! 2. summaries: the `traces` view's rows of exactly those traces
-//!    (`trace_id IN (...)`, which reaches each file's parts sidecar, sorted
-//!    by trace ID): root span, duration, counts, services, completeness.
+//!    (`trace_id IN (...)`, which reaches each file's parts sidecar through
+//!    its trace-ID bloom filters): root span, duration, counts, services,
+//!    completeness.
 //!
 //! A trace matches when any one of its spans matches all filters. Results
 //! are ranked by (latest matching span start, newest first; trace ID), a
@@ -333,6 +336,8 @@ impl QueryEngine {
                 }
             }
         }
+        // Whether the range below the windows so far was checked for a match.
+        let mut probed = false;
         let mut found: HashMap<String, i64> = HashMap::new();
         // Traces seen below the cursor whose latest match is above it.
         let mut earlier_pages: std::collections::HashSet<String> = std::collections::HashSet::new();
@@ -349,10 +354,12 @@ impl QueryEngine {
             let lower = (!last).then_some(lower);
             // After a cursor, a window may hold traces of earlier pages:
             // ask again for more until it has enough later ones or is spent.
+            let mut window_matched = false;
             loop {
                 let wanted = query.limit + earlier_pages.len();
                 let mut window = HashMap::new();
                 self.latest_matches(ctx, query, source, (lower, upper), wanted, &mut window).await?;
+                window_matched |= !window.is_empty();
                 let spent = window.len() < wanted;
                 for (id, latest) in window {
                     if !earlier_pages.contains(&id) {
@@ -373,6 +380,15 @@ impl QueryEngine {
             if found.len() >= query.limit || last {
                 break;
             }
+            // An empty window: if nothing at all matches further back, the
+            // longer windows need not run (a search matching nothing costs
+            // two queries, not one per window).
+            if !window_matched && !probed {
+                probed = true;
+                if !self.matches_before(ctx, query, source, lower).await? {
+                    break;
+                }
+            }
             upper = lower;
             width = width.saturating_mul(WINDOW_GROWTH);
         }
@@ -385,19 +401,43 @@ impl QueryEngine {
 
     /// The start of the newest span among traces with a span starting at or
     /// before `at` (the trace parts' latest starts; one column of one row
-    /// per trace and file).
+    /// per trace and file). A top-1, not a maximum: storage reads files
+    /// newest first, and the top-k's dynamic filter then skips the row
+    /// groups of older files.
     async fn newest_start(&self, ctx: &SessionContext, at: i64) -> Result<Option<i64>, QueryError> {
-        const NEWEST: &str = "newest";
         let frame = ctx
             .read_table(self.trace_parts())
             .and_then(|f| f.filter(col(part_col::START_TIME).lt_eq(timestamp(at))))
-            .and_then(|f| f.aggregate(vec![], vec![max(col(part_col::LATEST_START_TIME)).alias(NEWEST)]))
+            .and_then(|f| f.select_columns(&[part_col::LATEST_START_TIME]))
+            .and_then(|f| f.sort(vec![col(part_col::LATEST_START_TIME).sort(false, false)]))
+            .and_then(|f| f.limit(0, Some(1)))
             .map_err(|e| self.datafusion_error(e))?;
-        let result = self.collect(frame, 1).await?;
-        let Some(batch) = result.batches.first() else { return Ok(None) };
-        let newest = int64(batch.column(0))?;
-        let newest = newest.as_primitive::<Int64Type>();
-        Ok((newest.len() == 1 && newest.is_valid(0)).then(|| newest.value(0)))
+        first_timestamp(&self.collect(frame, 1).await?)
+    }
+
+    /// Whether anything matches `query` before `before` (a span, or a trace
+    /// part when parts rank): one row is enough, so the scan stops at the
+    /// first match, and when nothing matches, bloom filters and statistics
+    /// rule out most files unread.
+    async fn matches_before(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        source: RankSource,
+        before: Option<i64>,
+    ) -> Result<bool, QueryError> {
+        let df_error = |e| self.datafusion_error(e);
+        let (frame, mut filters) = match source {
+            RankSource::Spans => (ctx.table(SPANS_TABLE).await, query.span_filter().into_iter().collect()),
+            RankSource::Parts => (ctx.read_table(self.trace_parts()), query.time_bounds(part_col::LATEST_START_TIME)),
+        };
+        let mut frame = frame.map_err(df_error)?;
+        filters.extend(before.map(|before| col(source.time_column()).lt(timestamp(before))));
+        if let Some(filter) = conjunction(filters) {
+            frame = frame.filter(filter).map_err(df_error)?;
+        }
+        let frame = frame.select_columns(&[span_col::TRACE_ID]).and_then(|f| f.limit(0, Some(1))).map_err(df_error)?;
+        Ok(self.collect(frame, 1).await?.row_count > 0)
     }
 
     /// Parts rank a search that every span in its range matches, unless a
@@ -552,6 +592,15 @@ impl QueryEngine {
         }
         Ok(summaries)
     }
+}
+
+/// The first column's value in the first row of a one-row `result`, as
+/// nanoseconds.
+fn first_timestamp(result: &crate::QueryResult) -> Result<Option<i64>, QueryError> {
+    let Some(batch) = result.batches.first() else { return Ok(None) };
+    let values = int64(batch.column(0))?;
+    let values = values.as_primitive::<Int64Type>();
+    Ok((!values.is_empty() && values.is_valid(0)).then(|| values.value(0)))
 }
 
 fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, QueryError> {
@@ -714,6 +763,29 @@ mod tests {
         assert_eq!(ids(engine.search(&process).await.expect("search")), [T3]);
         let nothing = SearchQuery { span_name: Some("nope".into()), ..query(5) };
         assert!(engine.search(&nothing).await.expect("search").traces.is_empty());
+    }
+
+    /// The probe that ends a search early: anything matching before a time.
+    #[tokio::test]
+    async fn a_probe_tells_whether_anything_matches_further_back() {
+        let engine = crate::test_support::engine();
+        let ctx = engine.session().expect("session");
+        let at = |seconds: f64| BASE as i64 + (seconds * 1e9) as i64;
+        let named = |name: &str| SearchQuery { span_name: Some(name.into()), ..SearchQuery::newest(5) };
+        let probe = |query: SearchQuery, source: RankSource, seconds: f64| {
+            let (engine, ctx) = (&engine, &ctx);
+            async move { engine.matches_before(ctx, &query, source, Some(at(seconds))).await.expect("probes") }
+        };
+        // `GET /cart` starts at 10 s: before 10.5 s, not before 10 s.
+        assert!(probe(named("GET /cart"), RankSource::Spans, 10.5).await);
+        assert!(!probe(named("GET /cart"), RankSource::Spans, 10.0).await);
+        assert!(!probe(named("nope"), RankSource::Spans, 1e6).await);
+        // Trace parts: T1's latest span starts at 0.1 s.
+        assert!(probe(SearchQuery::newest(5), RankSource::Parts, 0.2).await);
+        assert!(!probe(SearchQuery::newest(5), RankSource::Parts, 0.1).await);
+        // The query's own start bounds the probe too.
+        let from_5s = SearchQuery { start_ns: Some(at(5.0)), ..named("POST /checkout") };
+        assert!(!probe(from_5s, RankSource::Spans, 1e6).await);
     }
 
     /// The trace IDs a search returns, in order.

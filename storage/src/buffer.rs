@@ -17,6 +17,7 @@ use datafusion::object_store::path::Path as ObjectPath;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
+use crate::derived::SeenSidecars;
 use crate::error::StorageError;
 use crate::manifest::FileMeta;
 use crate::metrics::{SignalMetrics, gauge_value};
@@ -31,12 +32,24 @@ pub(crate) struct DataFile {
     pub location: ObjectPath,
     /// The trace-ID index, for signals that have one.
     pub index: Option<TraceIndex>,
+    /// Its derived sidecars as scans last found them readable.
+    pub sidecars: SeenSidecars,
 }
 
 impl DataFile {
     pub fn new(signal_dir: &Path, meta: FileMeta, index: Option<TraceIndex>) -> Result<Self, StorageError> {
         let location = object_path(&signal_dir.join(&meta.path))?;
-        Ok(Self { meta, location, index })
+        Ok(Self { meta, location, index, sidecars: SeenSidecars::default() })
+    }
+
+    /// Orders `files` newest first by the maximum of the timestamp `column`
+    /// (files without a range first). Derived tables' scans read sidecars in
+    /// this order, so a top-k by time (search's newest trace part) finds its
+    /// rows early and its dynamic filter prunes the older files' row groups.
+    /// Span scans keep the manifest's order: newest first cost a SQL
+    /// aggregate over all spans a third more time (docs/benchmarks.md).
+    pub fn sort_newest_first(files: &mut [impl AsRef<DataFile>], column: &str) {
+        files.sort_by_key(|f| std::cmp::Reverse(f.as_ref().meta.ranges.get(column).map_or(i64::MAX, |r| r.max_ns)));
     }
 }
 

@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{BooleanArray, RecordBatch};
@@ -40,7 +41,7 @@ use crate::encryption::{TenantKeys, reader_options, with_keys};
 use crate::error::{IoContext, StorageError};
 use crate::manifest::TimeRange;
 use crate::parquet_files::strings;
-use crate::provider::{ParquetScan, union_of};
+use crate::provider::{ParquetScan, ScanFile, union_of};
 use crate::pruning::{Pruning, restricted_trace_ids};
 use crate::span_links::SpanLinks;
 use crate::span_metrics::SpanMetrics;
@@ -50,6 +51,8 @@ use crate::trace_parts::TraceParts;
 pub(crate) trait Derivation: Send + Sync + 'static {
     /// The sidecar's extension (`<span file stem>.<EXTENSION>`).
     const EXTENSION: &'static str;
+    /// Its index in [`SIDECAR_EXTENSIONS`] (and in [`SeenSidecars`]).
+    const SLOT: usize;
     /// What the rows are, for logs.
     const WHAT: &'static str;
     /// The span columns the rows are derived from.
@@ -73,6 +76,28 @@ pub(crate) trait Derivation: Send + Sync + 'static {
 
 /// The extensions of every derivation's sidecars.
 pub(crate) const SIDECAR_EXTENSIONS: [&str; 3] = [SpanMetrics::EXTENSION, TraceParts::EXTENSION, SpanLinks::EXTENSION];
+
+/// A sidecar's size and modification time: while both are unchanged, it is
+/// the file a scan found readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SidecarStamp {
+    size_bytes: u64,
+    modified: SystemTime,
+}
+
+impl SidecarStamp {
+    fn of(path: &Path) -> Result<Self, StorageError> {
+        let meta = std::fs::metadata(path).ctx(|| format!("reading {}", path.display()))?;
+        let modified = meta.modified().ctx(|| format!("reading the modification time of {}", path.display()))?;
+        Ok(Self { size_bytes: meta.len(), modified })
+    }
+}
+
+/// The stamps of a span file's sidecars as scans last found them readable,
+/// one slot per derivation: a scan re-reads a sidecar's footer to check it
+/// only when the sidecar changed on disk since (a `stat` instead).
+#[derive(Debug, Default)]
+pub(crate) struct SeenSidecars([parking_lot::Mutex<Option<SidecarStamp>>; SIDECAR_EXTENSIONS.len()]);
 
 /// The sidecar of derivation `D` of a span file.
 fn sidecar_path<D: Derivation>(parquet: &Path) -> PathBuf {
@@ -127,6 +152,29 @@ fn ensure_sidecar<D: Derivation>(
     };
     write_sidecar::<D>(parquet, &batches, keys)?;
     Ok(Some(sidecar))
+}
+
+/// The sidecar of `D` of the span file `file`, checked readable (derived
+/// again when it is not) and stamped; `None` when the span file is gone.
+/// Blocking.
+fn scannable_sidecar<D: Derivation>(
+    file: &DataFile,
+    keys: Option<&Arc<TenantKeys>>,
+) -> Result<Option<(PathBuf, SidecarStamp)>, StorageError> {
+    let parquet = local_path(file);
+    let sidecar = sidecar_path::<D>(&parquet);
+    let seen = &file.sidecars.0[D::SLOT];
+    if let Ok(stamp) = SidecarStamp::of(&sidecar)
+        && *seen.lock() == Some(stamp)
+    {
+        return Ok(Some((sidecar, stamp)));
+    }
+    let Some(sidecar) = ensure_sidecar::<D>(&parquet, keys)? else {
+        return Ok(None);
+    };
+    let stamp = SidecarStamp::of(&sidecar)?;
+    *seen.lock() = Some(stamp);
+    Ok(Some((sidecar, stamp)))
 }
 
 /// Derives `D`'s rows of `span_batches` (the rows of the span file
@@ -297,21 +345,25 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
         let snapshot = self.spans.snapshot();
         // Rows derived per trace hold their span file's traces: its trace index prunes them.
         let traces = D::TRACE_ID_COLUMN.map(|column| Pruning::traces_only(column, filters));
-        let files: Vec<PathBuf> = snapshot
+        let mut files: Vec<Arc<DataFile>> = snapshot
             .files
             .iter()
             .filter(|f| D::may_match(f.meta.ranges.get(skein_model::schema::col::START_TIME), filters))
             .filter(|f| traces.as_ref().is_none_or(|traces| traces.may_match(f)))
-            .map(|f| local_path(f))
+            .cloned()
             .collect();
-        // Sidecars are derived (when missing) and measured off the runtime.
+        DataFile::sort_newest_first(&mut files, skein_model::schema::col::START_TIME);
+        // Sidecars are checked (derived when missing) off the runtime.
         let keys = self.keys.clone();
         let sidecars = tokio::task::spawn_blocking(move || {
             let mut sidecars = Vec::with_capacity(files.len());
             for file in &files {
-                if let Some(sidecar) = ensure_sidecar::<D>(file, keys.as_ref())? {
-                    let size = std::fs::metadata(&sidecar).ctx(|| format!("reading {}", sidecar.display()))?.len();
-                    sidecars.push((object_path(&sidecar)?, size));
+                if let Some((sidecar, stamp)) = scannable_sidecar::<D>(file, keys.as_ref())? {
+                    sidecars.push(ScanFile {
+                        location: object_path(&sidecar)?,
+                        size_bytes: stamp.size_bytes,
+                        modified: Some(stamp.modified),
+                    });
                 }
             }
             Ok::<_, StorageError>(sidecars)
@@ -324,12 +376,16 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
         let schema = self.schema();
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::with_capacity(2);
         if !sidecars.is_empty() {
-            let options = state.table_options().parquet.clone();
-            // Rebuilt in place when unreadable: their metadata is not cached.
+            let mut options = state.table_options().parquet.clone();
+            // A lookup by trace ID (search summaries) keeps a few rows of a
+            // sidecar: decode the other columns of those rows only.
+            options.global.pushdown_filters = true;
+            options.global.reorder_filters = true;
+            // Sidecars rebuilt in place change size or time: cached metadata is checked against both.
             let scan = ParquetScan {
                 schema: Arc::clone(&schema),
                 options,
-                cache_metadata: false,
+                cache_metadata: true,
                 decryption: self.keys.as_ref().map(|k| k.scan_decryption()),
             };
             inputs.push(scan.plan(state, sidecars, projection, filters, limit)?);
@@ -342,5 +398,17 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
             inputs.push(DataSourceExec::from_data_source(memory));
         }
         union_of(inputs, &schema, projection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_index_the_extensions() {
+        assert_eq!(SIDECAR_EXTENSIONS[SpanMetrics::SLOT], SpanMetrics::EXTENSION);
+        assert_eq!(SIDECAR_EXTENSIONS[TraceParts::SLOT], TraceParts::EXTENSION);
+        assert_eq!(SIDECAR_EXTENSIONS[SpanLinks::SLOT], SpanLinks::EXTENSION);
     }
 }

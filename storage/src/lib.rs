@@ -108,7 +108,7 @@
 //!         <same name>.red             spans only: span metrics derived from
 //!                                     the file (see `span_metrics`)
 //!         <same name>.tparts          spans only: one row per trace in the
-//!                                     file, sorted by trace ID (see
+//!                                     file, by latest span start (see
 //!                                     `trace_parts`)
 //!         <same name>.links           spans only: one row per span link,
 //!                                     sorted by the linked trace (see

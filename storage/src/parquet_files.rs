@@ -45,7 +45,7 @@ pub(crate) const NS_PER_HOUR: i64 = 3_600_000_000_000;
 // Level 1: within 2% of level 3 in size on span data (the IDs, the bulk, are
 // random) at a lower flush cost.
 const ZSTD_LEVEL: i32 = 1;
-const BLOOM_FILTER_FPP: f64 = 0.01;
+pub(crate) const BLOOM_FILTER_FPP: f64 = 0.01;
 
 /// A file a flush wrote, with its sidecar index.
 pub(crate) struct WrittenFile {

@@ -93,7 +93,7 @@ impl ShardTable {
         // the filter columns first and only the matching rows of the rest.
         options.global.pushdown_filters = true;
         options.global.reorder_filters = true;
-        let files = files.iter().map(|f| (f.location.clone(), f.meta.size_bytes)).collect();
+        let files = files.iter().map(|f| ScanFile::immutable(f.location.clone(), f.meta.size_bytes)).collect();
         let scan = ParquetScan {
             schema: self.schema(),
             options,
@@ -101,6 +101,24 @@ impl ShardTable {
             decryption: self.keys.as_ref().map(|k| k.scan_decryption()),
         };
         scan.plan(state, files, projection, filters, limit)
+    }
+}
+
+/// One file of a [`ParquetScan`].
+#[derive(Debug, Clone)]
+pub(crate) struct ScanFile {
+    /// Location in the local file system store.
+    pub location: ObjectPath,
+    pub size_bytes: u64,
+    /// When it was last written, for files that may be rewritten in place
+    /// (sidecars): cached metadata is only reused while size and time match.
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl ScanFile {
+    /// A file never rewritten in place (span files): its size identifies it.
+    pub fn immutable(location: ObjectPath, size_bytes: u64) -> Self {
+        Self { location, size_bytes, modified: None }
     }
 }
 
@@ -117,11 +135,11 @@ pub(crate) struct ParquetScan {
 }
 
 impl ParquetScan {
-    /// Plans a scan of `files` (location in the local file system store, size).
+    /// Plans a scan of `files`.
     pub fn plan(
         mut self,
         state: &dyn Session,
-        files: Vec<(ObjectPath, u64)>,
+        files: Vec<ScanFile>,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -148,9 +166,12 @@ impl ParquetScan {
 
         let group_count = state.config().target_partitions().clamp(1, files.len());
         let mut groups = vec![Vec::new(); group_count];
-        for (i, (location, size)) in files.into_iter().enumerate() {
-            let mut partitioned = PartitionedFile::new(String::new(), size);
-            partitioned.object_meta.location = location;
+        for (i, file) in files.into_iter().enumerate() {
+            let mut partitioned = PartitionedFile::new(String::new(), file.size_bytes);
+            partitioned.object_meta.location = file.location;
+            if let Some(modified) = file.modified {
+                partitioned.object_meta.last_modified = chrono::DateTime::<chrono::Utc>::from(modified);
+            }
             groups[i % group_count].push(partitioned);
         }
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))

@@ -272,6 +272,7 @@ mod tests {
             },
             location: "x.parquet".into(),
             index: Some(TraceIndex::build([&ids])),
+            sidecars: Default::default(),
         }
     }
 
@@ -335,6 +336,7 @@ mod tests {
             meta: FileMeta { path: "x.parquet".into(), size_bytes: 1, rows: 1, hour: 0, ranges: ranges(r) },
             location: "x.parquet".into(),
             index: None,
+            sidecars: Default::default(),
         };
         let f = meta(&[(mcol::TIME, (100, 200)), (mcol::START_TIME, (50, 60))]);
         // Gauges only: start_time is null everywhere, so nothing is known about it.

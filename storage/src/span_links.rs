@@ -25,6 +25,7 @@ pub(crate) type SpanLinksTable = DerivedTable<SpanLinks>;
 
 impl Derivation for SpanLinks {
     const EXTENSION: &'static str = "links";
+    const SLOT: usize = 2;
     const WHAT: &'static str = "span links";
     const SOURCE_COLUMNS: &'static [&'static str] = &SOURCE_COLUMNS;
 

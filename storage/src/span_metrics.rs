@@ -24,6 +24,7 @@ pub(crate) type SpanMetricsTable = DerivedTable<SpanMetrics>;
 
 impl Derivation for SpanMetrics {
     const EXTENSION: &'static str = "red";
+    const SLOT: usize = 0;
     const WHAT: &'static str = "span metrics";
     const SOURCE_COLUMNS: &'static [&'static str] = &[
         span_col::TRACE_ID,

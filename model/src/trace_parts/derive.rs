@@ -81,8 +81,10 @@ impl<'a> SpanColumns<'a> {
 }
 
 /// The trace parts of `batches` (span rows; only [`SOURCE_COLUMNS`] need be
-/// present): one row per trace, sorted by trace ID. A parent is looked for
-/// among all of `batches`.
+/// present): one row per trace, newest last (by latest span start, then
+/// trace ID), so a file's row groups cover narrow time ranges and a search
+/// window reads the newest of them only. A parent is looked for among all
+/// of `batches`.
 pub fn derive(batches: &[RecordBatch]) -> Result<RecordBatch, ModelError> {
     let columns = batches.iter().map(SpanColumns::of).collect::<Result<Vec<_>, _>>()?;
     let mut span_ids: HashSet<(&str, &str)> = HashSet::new();
@@ -125,7 +127,7 @@ pub fn derive(batches: &[RecordBatch]) -> Result<RecordBatch, ModelError> {
         }
     }
     let mut rows: Vec<(&str, Part<'_>)> = parts.into_iter().collect();
-    rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    rows.sort_unstable_by(|a, b| (a.1.latest_start_ns, a.0).cmp(&(b.1.latest_start_ns, b.0)));
     to_batch(&rows)
 }
 

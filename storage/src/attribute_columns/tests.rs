@@ -12,7 +12,7 @@ use datafusion::prelude::SessionContext;
 use skein_model::schema::{MAP_ENTRIES, MAP_KEY, MAP_VALUE, attributes_type};
 
 use super::*;
-use crate::provider::ParquetScan;
+use crate::provider::{ParquetScan, ScanFile};
 
 const MAP: &str = "attrs";
 
@@ -161,7 +161,7 @@ async fn scan(path: &std::path::Path, filters: &[datafusion::logical_expr::Expr]
     let scan = ParquetScan { schema: table_schema(), options, cache_metadata: false, decryption: None };
     let location = ObjectPath::from_absolute_path(path).expect("absolute path");
     let size = std::fs::metadata(path).expect("metadata").len();
-    let plan = scan.plan(&ctx.state(), vec![(location, size)], None, filters, None).expect("plans");
+    let plan = scan.plan(&ctx.state(), vec![ScanFile::immutable(location, size)], None, filters, None).expect("plans");
     datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.expect("scans")
 }
 
