@@ -36,7 +36,7 @@ use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, col, lit};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use serde::Serialize;
 use skein_model::schema::col as span_col;
 use skein_model::trace_parts::col as part_col;
@@ -426,18 +426,36 @@ impl QueryEngine {
         source: RankSource,
         before: Option<i64>,
     ) -> Result<bool, QueryError> {
+        let before = before.map(|before| col(source.time_column()).lt(timestamp(before)));
+        let frame = self
+            .matching_rows(ctx, query, source, before)
+            .await?
+            .select_columns(&[span_col::TRACE_ID])
+            .and_then(|f| f.limit(0, Some(1)))
+            .map_err(|e| self.datafusion_error(e))?;
+        Ok(self.collect(frame, 1).await?.row_count > 0)
+    }
+
+    /// The rows of `source` that match `query` and `extra`: spans, or trace
+    /// parts within the query's time range when parts rank.
+    async fn matching_rows(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        source: RankSource,
+        extra: Option<Expr>,
+    ) -> Result<DataFrame, QueryError> {
         let df_error = |e| self.datafusion_error(e);
         let (frame, mut filters) = match source {
             RankSource::Spans => (ctx.table(SPANS_TABLE).await, query.span_filter().into_iter().collect()),
             RankSource::Parts => (ctx.read_table(self.trace_parts()), query.time_bounds(part_col::LATEST_START_TIME)),
         };
         let mut frame = frame.map_err(df_error)?;
-        filters.extend(before.map(|before| col(source.time_column()).lt(timestamp(before))));
+        filters.extend(extra);
         if let Some(filter) = conjunction(filters) {
             frame = frame.filter(filter).map_err(df_error)?;
         }
-        let frame = frame.select_columns(&[span_col::TRACE_ID]).and_then(|f| f.limit(0, Some(1))).map_err(df_error)?;
-        Ok(self.collect(frame, 1).await?.row_count > 0)
+        Ok(frame)
     }
 
     /// Parts rank a search that every span in its range matches, unless a
@@ -532,16 +550,9 @@ impl QueryEngine {
     ) -> Result<(), QueryError> {
         const LATEST: &str = "latest_start";
         let df_error = |e| self.datafusion_error(e);
-        let (frame, mut filters) = match source {
-            RankSource::Spans => (ctx.table(SPANS_TABLE).await, query.span_filter().into_iter().collect()),
-            RankSource::Parts => (ctx.read_table(self.trace_parts()), query.time_bounds(part_col::LATEST_START_TIME)),
-        };
-        let mut frame = frame.map_err(df_error)?;
-        filters.push(extra);
-        if let Some(filter) = conjunction(filters) {
-            frame = frame.filter(filter).map_err(df_error)?;
-        }
-        let frame = frame
+        let frame = self
+            .matching_rows(ctx, query, source, Some(extra))
+            .await?
             .aggregate(vec![col(span_col::TRACE_ID)], vec![max(col(source.time_column())).alias(LATEST)])
             .and_then(|f| f.sort(vec![col(LATEST).sort(false, false), col(span_col::TRACE_ID).sort(true, false)]))
             .and_then(|f| f.limit(0, Some(limit)))

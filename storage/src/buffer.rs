@@ -41,16 +41,6 @@ impl DataFile {
         let location = object_path(&signal_dir.join(&meta.path))?;
         Ok(Self { meta, location, index, sidecars: SeenSidecars::default() })
     }
-
-    /// Orders `files` newest first by the maximum of the timestamp `column`
-    /// (files without a range first). Derived tables' scans read sidecars in
-    /// this order, so a top-k by time (search's newest trace part) finds its
-    /// rows early and its dynamic filter prunes the older files' row groups.
-    /// Span scans keep the manifest's order: newest first cost a SQL
-    /// aggregate over all spans a third more time (docs/benchmarks.md).
-    pub fn sort_newest_first(files: &mut [impl AsRef<DataFile>], column: &str) {
-        files.sort_by_key(|f| std::cmp::Reverse(f.as_ref().meta.ranges.get(column).map_or(i64::MAX, |r| r.max_ns)));
-    }
 }
 
 /// The location of the local file `absolute` in DataFusion's

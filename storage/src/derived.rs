@@ -80,7 +80,7 @@ pub(crate) const SIDECAR_EXTENSIONS: [&str; 3] = [SpanMetrics::EXTENSION, TraceP
 /// A sidecar's size and modification time: while both are unchanged, it is
 /// the file a scan found readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SidecarStamp {
+struct SidecarStamp {
     size_bytes: u64,
     modified: SystemTime,
 }
@@ -315,6 +315,12 @@ fn spans_of_traces(batch: &RecordBatch, ids: &HashSet<&str>) -> Result<RecordBat
     Ok(filter_record_batch(batch, &keep)?)
 }
 
+/// The latest span start in a span file (`i64::MAX` when the manifest has
+/// no range: such a file may hold the newest spans).
+fn newest_span_start(file: &DataFile) -> i64 {
+    file.meta.ranges.get(skein_model::schema::col::START_TIME).map_or(i64::MAX, |range| range.max_ns)
+}
+
 /// Absolute path of a data file (its location is the absolute path in the
 /// local file system store).
 fn local_path(file: &DataFile) -> PathBuf {
@@ -352,7 +358,11 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
             .filter(|f| traces.as_ref().is_none_or(|traces| traces.may_match(f)))
             .cloned()
             .collect();
-        DataFile::sort_newest_first(&mut files, skein_model::schema::col::START_TIME);
+        // Newest first: a top-k by time (search's newest trace part) finds
+        // its rows early, and its dynamic filter prunes the older sidecars'
+        // row groups. (Span scans keep the manifest's order: newest first
+        // cost a SQL aggregate over all spans a third more time.)
+        files.sort_by_key(|f| std::cmp::Reverse(newest_span_start(f)));
         // Sidecars are checked (derived when missing) off the runtime.
         let keys = self.keys.clone();
         let sidecars = tokio::task::spawn_blocking(move || {
