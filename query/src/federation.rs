@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::Statistics;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -134,6 +135,24 @@ impl TableProvider for FederatedTable {
         Ok((0..filters.len()).map(|f| combine(per_shard.iter().map(|shard| shard[f].clone()))).collect())
     }
 
+    /// Each column's maximum over the shards, where every shard bounds it
+    /// (search starts at the newest data with it); nothing else is merged.
+    fn statistics(&self) -> Option<Statistics> {
+        let mut merged = Statistics::new_unknown(&self.schema);
+        let mut shards = self.shards.iter().map(|shard| shard.statistics());
+        let first = shards.next()??;
+        for (column, first) in merged.column_statistics.iter_mut().zip(first.column_statistics) {
+            column.max_value = first.max_value.to_inexact();
+        }
+        for shard in shards {
+            let shard = shard?;
+            for (column, other) in merged.column_statistics.iter_mut().zip(shard.column_statistics) {
+                column.max_value = column.max_value.max(&other.max_value).to_inexact();
+            }
+        }
+        Some(merged)
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
@@ -200,6 +219,29 @@ mod tests {
         assert_eq!(combine([Exact, Unsupported].into_iter()), Inexact);
         assert_eq!(combine([Unsupported, Unsupported].into_iter()), Unsupported);
         assert_eq!(combine(std::iter::empty()), Unsupported);
+    }
+
+    #[test]
+    fn statistics_bound_each_column_by_the_greatest_shard_bound() {
+        use datafusion::common::stats::Precision;
+        let (_, bounded) = crate::test_support::recording_parts_engine(true);
+        let (_, unbounded) = crate::test_support::recording_parts_engine(false);
+        let federate = |shards: [&Arc<crate::test_support::RecordingShard>; 2]| {
+            let shards = shards.into_iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
+            FederatedTable::trace_parts(shards).expect("federates")
+        };
+        let column = trace_parts_schema().index_of(skein_model::trace_parts::col::LATEST_START_TIME).expect("column");
+        let bound =
+            |table: &dyn TableProvider| table.statistics().map(|s| s.column_statistics[column].max_value.clone());
+        let shard_bounds: Vec<Precision<_>> =
+            bounded.iter().map(|shard| bound(shard.as_ref()).expect("a shard bound")).collect();
+        assert_ne!(shard_bounds[0], shard_bounds[1], "the shards' newest spans differ");
+        let greatest = shard_bounds[0].max(&shard_bounds[1]);
+        assert_eq!(bound(&federate([&bounded[0], &bounded[1]])), Some(greatest.clone()));
+        assert!(matches!(greatest, Precision::Inexact(_)), "{greatest:?}");
+        // A shard without statistics: no bound at all.
+        assert_eq!(bound(&federate([&bounded[0], &unbounded[1]])), None);
+        assert_eq!(bound(&federate([&unbounded[0], &unbounded[1]])), None);
     }
 
     #[tokio::test]

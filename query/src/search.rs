@@ -5,7 +5,9 @@
 //! 1. candidates: the `limit` traces whose latest matching span is newest,
 //!    looked for in time windows going back from the newest span at or
 //!    before the end (1 s, then four times longer each step) until enough
-//!    are found. Filters (and each
+//!    are found. Where that newest span is comes from the shards' table
+//!    statistics (each reports its newest span start) without a query
+//!    when all data is older than the end, the usual case. Filters (and each
 //!    window's time bounds) reach the shards, so storage prunes files and
 //!    row groups: a common search reads the newest data only. After the
 //!    first window that finds nothing, one probe (any match further back?
@@ -32,6 +34,7 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::common::ScalarValue;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::utils::conjunction;
@@ -405,6 +408,13 @@ impl QueryEngine {
     /// newest first, and the top-k's dynamic filter then skips the row
     /// groups of older files.
     async fn newest_start(&self, ctx: &SessionContext, at: i64) -> Result<Option<i64>, QueryError> {
+        // Usually all data is older than `at`: the newest span is then what
+        // the shards report, with no query.
+        if let Some(newest) = self.newest_span_start_bound()
+            && newest <= at
+        {
+            return Ok((newest != i64::MIN).then_some(newest));
+        }
         let frame = ctx
             .read_table(self.trace_parts())
             .and_then(|f| f.filter(col(part_col::START_TIME).lt_eq(timestamp(at))))
@@ -413,6 +423,19 @@ impl QueryEngine {
             .and_then(|f| f.limit(0, Some(1)))
             .map_err(|e| self.datafusion_error(e))?;
         first_timestamp(&self.collect(frame, 1).await?)
+    }
+
+    /// An upper bound of every span start, from the trace parts' statistics
+    /// (each shard's newest span start; `i64::MIN` when no shard holds a
+    /// span), when every shard reports one.
+    fn newest_span_start_bound(&self) -> Option<i64> {
+        let parts = self.trace_parts();
+        let column = parts.schema().index_of(part_col::LATEST_START_TIME).ok()?;
+        let statistics = parts.statistics()?;
+        match statistics.column_statistics.get(column)?.max_value.get_value()? {
+            ScalarValue::TimestampNanosecond(Some(newest), _) => Some(*newest),
+            _ => None,
+        }
     }
 
     /// Whether anything matches `query` before `before` (a span, or a trace
@@ -468,6 +491,11 @@ impl QueryEngine {
         let Some(end) = query.end_ns else {
             return Ok(RankSource::Parts);
         };
+        // No span starts after `end` (the usual case, `end` being now):
+        // nothing can straddle it.
+        if self.newest_span_start_bound().is_some_and(|newest| newest <= end) {
+            return Ok(RankSource::Parts);
+        }
         let straddling =
             col(part_col::START_TIME).lt_eq(timestamp(end)).and(col(part_col::LATEST_START_TIME).gt(timestamp(end)));
         let frame = ctx
@@ -753,6 +781,49 @@ mod tests {
         let ids = |page: SearchPage| page.traces.into_iter().map(|s| s.trace_id).collect::<Vec<_>>();
         let long_after = SearchQuery { end_ns: Some(at(86_400.0 * 30.0)), ..SearchQuery::newest(2) };
         assert_eq!(ids(engine.search(&long_after).await.expect("search")), [T3, T2]);
+    }
+
+    /// Shards that report their newest span start spare the search two
+    /// queries (is a trace part straddling the end? where is the newest
+    /// span?) and change no answer, whether the end is after the data,
+    /// inside it or before it.
+    #[tokio::test]
+    async fn the_shards_newest_start_spares_queries_not_answers() {
+        let (plain, plain_shards) = crate::test_support::recording_parts_engine(false);
+        let (bounded, bounded_shards) = crate::test_support::recording_parts_engine(true);
+        let at = |seconds: f64| BASE as i64 + (seconds * 1e9) as i64;
+        let scans = |shards: &[std::sync::Arc<crate::test_support::RecordingShard>]| {
+            shards.iter().map(|s| s.seen.lock().expect("lock").len()).sum::<usize>()
+        };
+        for end in [None, Some(at(3_600.0)), Some(at(20.5)), Some(at(15.0)), Some(at(-1.0))] {
+            for limit in [1, 2, 5] {
+                let query = SearchQuery { end_ns: end, ..SearchQuery::newest(limit) };
+                let (plain_before, bounded_before) = (scans(&plain_shards), scans(&bounded_shards));
+                assert_eq!(
+                    all_pages(&plain, query.clone()).await,
+                    all_pages(&bounded, query).await,
+                    "end {end:?} limit {limit}"
+                );
+                let (plain_scans, bounded_scans) =
+                    (scans(&plain_shards) - plain_before, scans(&bounded_shards) - bounded_before);
+                // Two shards; with an end, the straddler check is spared too.
+                if end.is_none() || end == Some(at(3_600.0)) {
+                    let spared = plain_shards.len() * if end.is_some() { 2 } else { 1 };
+                    if limit == 5 {
+                        // One page: the counts differ by the spared queries exactly.
+                        assert_eq!(bounded_scans + spared, plain_scans, "end {end:?}");
+                    }
+                } else {
+                    assert!(bounded_scans <= plain_scans, "end {end:?} limit {limit}");
+                }
+            }
+        }
+        let (bounded_ctx, plain_ctx) = (bounded.session().expect("session"), plain.session().expect("session"));
+        for end in [i64::MAX, at(20.5), at(15.0), at(-1.0)] {
+            let from_bound = bounded.newest_start(&bounded_ctx, end).await;
+            let from_query = plain.newest_start(&plain_ctx, end).await;
+            assert_eq!(from_bound.expect("newest"), from_query.expect("newest"), "end {end}");
+        }
     }
 
     #[tokio::test]

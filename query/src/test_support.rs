@@ -23,9 +23,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{SchemaRef, TimestampNanosecondType};
 use datafusion::catalog::{MemTable, Session, TableProvider};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, Statistics};
 use datafusion::error::Result as DataFusionResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
@@ -227,6 +229,8 @@ pub(crate) type SeenScan = (Option<Vec<usize>>, Vec<Expr>, Option<usize>);
 pub(crate) struct RecordingShard {
     inner: MemTable,
     pushdown: TableProviderFilterPushDown,
+    /// What `statistics` reports (storage reports bounds of some columns).
+    statistics: Option<Statistics>,
     pub(crate) seen: Mutex<Vec<SeenScan>>,
 }
 
@@ -240,6 +244,9 @@ impl TableProvider for RecordingShard {
     }
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DataFusionResult<Vec<TableProviderFilterPushDown>> {
         Ok(vec![self.pushdown.clone(); filters.len()])
+    }
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.clone()
     }
     async fn scan(
         &self,
@@ -260,7 +267,51 @@ pub(crate) fn recording(
     batches: Vec<RecordBatch>,
 ) -> Arc<RecordingShard> {
     let inner = MemTable::try_new(schema, vec![batches]).expect("mem table");
-    Arc::new(RecordingShard { inner, pushdown, seen: Mutex::new(Vec::new()) })
+    Arc::new(RecordingShard { inner, pushdown, statistics: None, seen: Mutex::new(Vec::new()) })
+}
+
+/// An engine over the test shards whose trace parts are recording shards,
+/// reporting as statistics the newest span start of their shard (as
+/// storage does) when `with_bounds`, and those shards.
+pub(crate) fn recording_parts_engine(with_bounds: bool) -> (QueryEngine, Vec<Arc<RecordingShard>>) {
+    let schema = skein_model::trace_parts_schema();
+    let shards: Vec<Arc<RecordingShard>> = shard_batches()
+        .iter()
+        .map(|batches| {
+            // One part per trace and batch, as storage has one per trace and file.
+            let parts: Vec<RecordBatch> = batches
+                .iter()
+                .map(|batch| skein_model::trace_parts::derive(std::slice::from_ref(batch)).expect("derives"))
+                .collect();
+            let statistics = with_bounds.then(|| newest_start_statistics(&schema, batches));
+            let inner = MemTable::try_new(Arc::clone(&schema), vec![parts]).expect("mem table");
+            let pushdown = TableProviderFilterPushDown::Inexact;
+            Arc::new(RecordingShard { inner, pushdown, statistics, seen: Mutex::new(Vec::new()) })
+        })
+        .collect();
+    let trace_parts = shards.iter().map(|s| Arc::clone(s) as Arc<dyn TableProvider>).collect();
+    let engine = QueryEngine::new(&test_config(), Tables { trace_parts, ..mem_tables() }).expect("engine");
+    (engine, shards)
+}
+
+/// Statistics of the trace parts of span batches `spans`: the newest span
+/// start bounds the span-start columns.
+fn newest_start_statistics(parts_schema: &SchemaRef, spans: &[RecordBatch]) -> Statistics {
+    let newest = spans
+        .iter()
+        .filter_map(|batch| {
+            let starts = batch.column_by_name(skein_model::schema::col::START_TIME).expect("start column");
+            datafusion::arrow::compute::max(starts.as_primitive::<TimestampNanosecondType>())
+        })
+        .max()
+        .unwrap_or(i64::MIN);
+    let mut statistics = Statistics::new_unknown(parts_schema);
+    for (field, column) in parts_schema.fields().iter().zip(&mut statistics.column_statistics) {
+        if field.name() == skein_model::trace_parts::col::LATEST_START_TIME {
+            column.max_value = Precision::Inexact(ScalarValue::TimestampNanosecond(Some(newest), None));
+        }
+    }
+    statistics
 }
 
 /// An engine over [`metric_batches`] in recording shards (every filter

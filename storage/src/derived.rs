@@ -24,6 +24,8 @@ use datafusion::arrow::array::{BooleanArray, RecordBatch};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, Statistics};
 use datafusion::datasource::TableProvider;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
@@ -40,7 +42,7 @@ use crate::buffer::{DataFile, ShardBuffer, Snapshot, object_path};
 use crate::encryption::{TenantKeys, reader_options, with_keys};
 use crate::error::{IoContext, StorageError};
 use crate::manifest::TimeRange;
-use crate::parquet_files::strings;
+use crate::parquet_files::{strings, timestamps};
 use crate::provider::{ParquetScan, ScanFile, union_of};
 use crate::pruning::{Pruning, restricted_trace_ids};
 use crate::span_links::SpanLinks;
@@ -60,6 +62,10 @@ pub(crate) trait Derivation: Send + Sync + 'static {
     /// The trace-ID column, when rows are derived per trace: a filter on it
     /// may then drop other traces' spans before deriving.
     const TRACE_ID_COLUMN: Option<&'static str>;
+    /// The columns whose every value is the start of one of the row's spans:
+    /// none exceeds the newest span start, which the table's statistics
+    /// report as their maximum.
+    const SPAN_START_COLUMNS: &'static [&'static str] = &[];
 
     fn schema() -> SchemaRef;
 
@@ -271,6 +277,8 @@ pub(crate) struct DerivedTable<D> {
     /// The rows last derived from all buffered spans, with the buffer
     /// version they are of: scans of an unchanged buffer reuse them.
     buffered: parking_lot::Mutex<Option<(u64, RecordBatch)>>,
+    /// The newest buffered span start, with the buffer version it is of.
+    buffered_newest_start: parking_lot::Mutex<Option<(u64, Option<i64>)>>,
     derivation: PhantomData<D>,
 }
 
@@ -282,7 +290,34 @@ impl<D: Derivation> std::fmt::Debug for DerivedTable<D> {
 
 impl<D: Derivation> DerivedTable<D> {
     pub(crate) fn new(spans: Arc<ShardBuffer>, keys: Option<Arc<TenantKeys>>) -> Self {
-        Self { spans, keys, buffered: parking_lot::Mutex::new(None), derivation: PhantomData }
+        Self {
+            spans,
+            keys,
+            buffered: parking_lot::Mutex::new(None),
+            buffered_newest_start: parking_lot::Mutex::new(None),
+            derivation: PhantomData,
+        }
+    }
+
+    /// The newest span start in the shard: files by their manifest ranges,
+    /// buffered spans by a pass over their start column (once per buffer
+    /// version). `None` when the shard holds no span.
+    fn newest_span_start(&self) -> Result<Option<i64>, StorageError> {
+        let snapshot = self.spans.snapshot();
+        let files = snapshot.files.iter().map(|f| newest_span_start(f)).max();
+        let cached = *self.buffered_newest_start.lock();
+        let buffered = match cached {
+            Some((version, newest)) if version == snapshot.batches_version => newest,
+            _ => {
+                let mut newest = None;
+                for batch in &snapshot.batches {
+                    newest = newest.max(newest_start_in(batch)?);
+                }
+                *self.buffered_newest_start.lock() = Some((snapshot.batches_version, newest));
+                newest
+            }
+        };
+        Ok(files.max(buffered))
     }
 
     /// The rows derived from the buffered spans of `snapshot` that `filters`
@@ -315,6 +350,11 @@ fn spans_of_traces(batch: &RecordBatch, ids: &HashSet<&str>) -> Result<RecordBat
     Ok(filter_record_batch(batch, &keep)?)
 }
 
+/// The latest span start among the rows of a span batch.
+fn newest_start_in(batch: &RecordBatch) -> Result<Option<i64>, StorageError> {
+    Ok(datafusion::arrow::compute::max(timestamps(batch, skein_model::schema::col::START_TIME)?))
+}
+
 /// The latest span start in a span file (`i64::MAX` when the manifest has
 /// no range: such a file may hold the newest spans).
 fn newest_span_start(file: &DataFile) -> i64 {
@@ -339,6 +379,31 @@ impl<D: Derivation> TableProvider for DerivedTable<D> {
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    /// An upper bound of the span-start columns (the newest span start), so
+    /// a search can start at the newest data without a query; nothing else.
+    fn statistics(&self) -> Option<Statistics> {
+        if D::SPAN_START_COLUMNS.is_empty() {
+            return None;
+        }
+        let newest = match self.newest_span_start() {
+            Ok(newest) => newest,
+            Err(e) => {
+                warn!(shard = self.spans.shard, error = %e, "could not find the newest span start");
+                return None;
+            }
+        };
+        let schema = D::schema();
+        let mut statistics = Statistics::new_unknown(&schema);
+        for (field, column) in schema.fields().iter().zip(&mut statistics.column_statistics) {
+            if D::SPAN_START_COLUMNS.contains(&field.name().as_str()) {
+                // No span at all: nothing exceeds any bound, `MIN` says so.
+                let bound = ScalarValue::TimestampNanosecond(Some(newest.unwrap_or(i64::MIN)), None);
+                column.max_value = Precision::Inexact(bound);
+            }
+        }
+        Some(statistics)
     }
 
     async fn scan(

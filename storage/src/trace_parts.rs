@@ -34,6 +34,9 @@ impl Derivation for TraceParts {
     const SOURCE_COLUMNS: &'static [&'static str] = &SOURCE_COLUMNS;
 
     const TRACE_ID_COLUMN: Option<&'static str> = Some(col::TRACE_ID);
+    /// Every time in a part but its end.
+    const SPAN_START_COLUMNS: &'static [&'static str] =
+        &[col::START_TIME, col::LATEST_START_TIME, col::ROOT_START_TIME];
 
     fn schema() -> SchemaRef {
         trace_parts_schema()
@@ -43,11 +46,10 @@ impl Derivation for TraceParts {
         skein_model::trace_parts::derive(spans)
     }
 
-    /// Every time in a part but its end is the start of one of its spans.
     fn may_match(span_starts: Option<&TimeRange>, filters: &[Expr]) -> bool {
         let Some(range) = span_starts else { return true };
-        [col::START_TIME, col::LATEST_START_TIME, col::ROOT_START_TIME]
-            .into_iter()
+        Self::SPAN_START_COLUMNS
+            .iter()
             .all(|column| Pruning::bounds_of(column, filters).overlaps(range.min_ns, range.max_ns))
     }
 

@@ -2,6 +2,9 @@
 //! sidecars: merged per trace, its parts always equal an aggregate over the
 //! trace's spans; the orphan count is exact once a trace's parts are one.
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::TimestampNanosecondType;
+
 use super::compaction::{compacting, write_flushed_files};
 use super::*;
 
@@ -38,6 +41,29 @@ async fn same_summaries(storage: &Storage) {
     let (spans, parts) = (run(&ctx, FROM_SPANS).await, run(&ctx, FROM_PARTS).await);
     assert!(spans.lines().count() > 8, "several traces: {spans}");
     assert_eq!(parts, spans);
+    let newest = ctx.sql("SELECT max(start_time) FROM spans").await.expect("plans").collect().await.expect("runs");
+    let newest = newest[0].column(0).as_primitive::<TimestampNanosecondType>().value(0);
+    assert_eq!(span_start_bounds(storage), vec![newest; 3], "the newest span start bounds the parts' start columns");
+}
+
+/// The upper bounds of the trace parts' span-start columns, as the table's
+/// statistics report them.
+fn span_start_bounds(storage: &Storage) -> Vec<i64> {
+    use datafusion::common::ScalarValue;
+    use datafusion::common::stats::Precision;
+    use skein_model::trace_parts::col;
+    let table = Arc::clone(&storage.trace_parts_tables()[0]);
+    let statistics = table.statistics().expect("trace parts have statistics");
+    [col::START_TIME, col::LATEST_START_TIME, col::ROOT_START_TIME]
+        .into_iter()
+        .map(|column| {
+            let index = table.schema().index_of(column).expect("column");
+            match &statistics.column_statistics[index].max_value {
+                Precision::Inexact(ScalarValue::TimestampNanosecond(Some(bound), None)) => *bound,
+                other => panic!("{column}: no bound: {other:?}"),
+            }
+        })
+        .collect()
 }
 
 /// Trace 60 in two writes: the root and a child, then (after a flush) a
@@ -65,6 +91,7 @@ fn split_trace() -> (RecordBatch, RecordBatch) {
 async fn trace_parts_follow_flushes_buffers_compaction_and_lost_sidecars() {
     let dir = tempfile::tempdir().expect("tempdir");
     let storage = open(compacting(quiet_config(dir.path()))).await;
+    assert_eq!(span_start_bounds(&storage), vec![i64::MIN; 3], "no span: nothing exceeds any bound");
     write_flushed_files(&storage).await;
     let spans = spans_dir(dir.path());
     assert_eq!(files_with_suffix(&spans, ".tparts").len(), 6, "each flushed file got its sidecar");
