@@ -51,6 +51,11 @@ pub enum StorageError {
          writes this shard, or an earlier commit of this node is unresolved); restart the node to reload the shard"
     )]
     ManifestConflict { shard: usize, key: String, store: String },
+    #[error(
+        "{path} is in use by another Skein process{}: stop it first, or give this one its own data directory",
+        holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
+    DataDirInUse { path: PathBuf, holder: Option<u32> },
     #[error("storage is closed")]
     Closed,
     #[error(
@@ -66,7 +71,9 @@ pub enum StorageError {
 impl StorageError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            StorageError::Config(_) | StorageError::UnsupportedLayout { .. } => ErrorClass::InvalidArgument,
+            StorageError::Config(_) | StorageError::UnsupportedLayout { .. } | StorageError::DataDirInUse { .. } => {
+                ErrorClass::InvalidArgument
+            }
             StorageError::Closed | StorageError::ObjectStore { .. } | StorageError::ObjectStoreTimeout { .. } => {
                 ErrorClass::Unavailable { retry_after: UNAVAILABLE_RETRY_AFTER }
             }

@@ -1,6 +1,6 @@
-//! The data directory's top level: shard directory names, and the checks
-//! made before any shard is opened (the shard count may not shrink; the
-//! layout of earlier versions is refused).
+//! The data directory's top level: shard directory names, its lock, and
+//! the checks made before any shard is opened (one process at a time; the
+//! shard count may not shrink; the layout of earlier versions is refused).
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,47 @@ pub(crate) fn parse_shard_dir_name(name: &str) -> Option<usize> {
 /// `<data_dir>/shard-NNNN/<signal>/`.
 pub(crate) fn signal_dir(data_dir: &Path, shard: usize, spec: &SignalSpec) -> PathBuf {
     data_dir.join(shard_dir_name(shard)).join(spec.dir)
+}
+
+/// The file a process holds an exclusive lock on while it uses the data
+/// directory; it holds the process ID, for the error the next one gets.
+const LOCK_FILE: &str = "LOCK";
+
+/// An exclusive advisory lock (`flock`) on a data directory, held until
+/// dropped. Two processes on one directory would both replay and append to
+/// the same write-ahead logs and rewrite the same manifests, losing or
+/// doubling acknowledged data; the kernel releases the lock when its holder
+/// dies, even by `kill -9`, so a crash never leaves a stale lock behind.
+#[derive(Debug)]
+pub(crate) struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    pub(crate) fn acquire(data_dir: &Path) -> Result<Self, StorageError> {
+        use std::io::Write;
+        let path = data_dir.join(LOCK_FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .ctx(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).ok().and_then(|text| text.trim().parse().ok());
+                return Err(StorageError::DataDirInUse { path: data_dir.to_owned(), holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).ctx(|| format!("locking {}", path.display()));
+            }
+        }
+        file.set_len(0).ctx(|| format!("writing {}", path.display()))?;
+        writeln!(file, "{}", std::process::id()).ctx(|| format!("writing {}", path.display()))?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Records the shard count a data directory was created with: the hash
@@ -98,6 +139,25 @@ fn check_not_old_layout(shard_dir: &Path) -> Result<(), StorageError> {
 mod tests {
     use super::*;
     use crate::signal::SignalExt;
+
+    #[test]
+    fn one_holder_of_a_data_directory_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let held = DataDirLock::acquire(dir.path()).expect("a free directory locks");
+        // Another open file description is refused, as another process is.
+        match DataDirLock::acquire(dir.path()) {
+            Err(e @ StorageError::DataDirInUse { .. }) => {
+                let StorageError::DataDirInUse { holder, .. } = &e else { unreachable!() };
+                assert_eq!(*holder, Some(std::process::id()));
+                assert!(
+                    e.to_string().contains(&format!("in use by another Skein process (pid {})", std::process::id()))
+                );
+            }
+            other => panic!("a held directory locked again: {other:?}"),
+        }
+        drop(held);
+        DataDirLock::acquire(dir.path()).expect("free again once released");
+    }
 
     #[test]
     fn shard_dir_names() {

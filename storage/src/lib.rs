@@ -265,6 +265,8 @@ pub struct Storage {
     /// Stops the background flush and retention tasks.
     tasks: CancellationToken,
     task_handles: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Held until closed (or dropped): no other process opens the directory.
+    data_dir_lock: parking_lot::Mutex<Option<layout::DataDirLock>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -328,6 +330,7 @@ impl Storage {
         std::fs::create_dir_all(&data_dir).ctx(|| format!("creating {}", data_dir.display()))?;
         // Absolute, because DataFusion's object store addresses files by absolute path.
         config.data_dir = std::fs::canonicalize(&data_dir).ctx(|| format!("resolving {}", data_dir.display()))?;
+        let data_dir_lock = layout::DataDirLock::acquire(&config.data_dir)?;
         layout::check_data_dir(&config.data_dir, config.shards)?;
 
         let bucket = match &config.object_store {
@@ -359,6 +362,7 @@ impl Storage {
             close_done: tokio::sync::Mutex::new(false),
             tasks: shutdown.child_token(),
             task_handles: parking_lot::Mutex::new(Vec::new()),
+            data_dir_lock: parking_lot::Mutex::new(Some(data_dir_lock)),
         });
         let mut shard_ids = shard_ids.to_vec();
         shard_ids.sort_unstable();
@@ -656,6 +660,8 @@ impl Storage {
         }
         self.flush_all().await?;
         *done = true;
+        // Nothing writes the directory any more; a successor may open it.
+        self.data_dir_lock.lock().take();
         info!("storage closed");
         Ok(())
     }

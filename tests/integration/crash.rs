@@ -150,6 +150,13 @@ async fn acknowledged_spans_and_points_survive_sigkill_exactly_once() {
     // Restart: the WAL is replayed.
     let process = SkeinProcess::start(&data);
     assert_exactly(&process, acked).await;
+    // A second process on the directory in use is refused before it
+    // touches it, naming the holder; the first serves on, nothing lost.
+    let (status, stderr) = process.start_another(&data);
+    assert!(!status.success(), "a second skein started on a data directory in use");
+    let holder = format!("is in use by another Skein process (pid {})", process.pid());
+    assert!(stderr.contains(&holder), "{stderr}");
+    assert_exactly(&process, acked).await;
     let after_replay = totals(&process).await;
 
     // SIGTERM flushes to Parquet; the next start must not replay it again.

@@ -126,6 +126,25 @@ async fn shard_count_is_fixed() {
     assert_eq!(storage.span_tables().len(), 2);
 }
 
+/// A second storage on a directory in use is refused before it reads or
+/// writes anything there; once the first is gone, the directory opens again
+/// with what was written.
+#[tokio::test]
+async fn one_storage_per_data_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = open(quiet_config(dir.path())).await;
+    write(&storage, batch_of(trace_spans(1, 3, BASE_NS))).await;
+    let err = Storage::open(quiet_config(dir.path()), &mut Registry::default(), CancellationToken::new())
+        .await
+        .expect_err("a directory in use");
+    assert!(matches!(err, StorageError::DataDirInUse { .. }), "{err}");
+    assert_eq!(err.class(), skein_model::ErrorClass::InvalidArgument);
+    storage.close().await.expect("closes");
+    drop(storage);
+    let storage = open(quiet_config(dir.path())).await;
+    assert_eq!(all_records(&storage).await.len(), 3, "nothing lost to the refused open");
+}
+
 #[tokio::test]
 async fn invalid_config_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
