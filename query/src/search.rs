@@ -325,7 +325,9 @@ impl QueryEngine {
     /// files only (files and row groups are pruned by time) instead of the
     /// whole range.
     async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<Rank>, QueryError> {
-        let source = self.rank_source(ctx, query).await?;
+        // One bound for both decisions below: each read snapshots every shard.
+        let newest_bound = self.newest_span_start_bound();
+        let source = self.rank_source(ctx, query, newest_bound).await?;
         let mut anchor = query.end_ns.unwrap_or_else(now_ns);
         match &query.after {
             Some(after) => anchor = anchor.min(after.latest_match_ns),
@@ -334,7 +336,7 @@ impl QueryEngine {
             // its newest second, not through empty windows up to a window
             // that holds everything. (The first window is open above.)
             None => {
-                if let Some(newest) = self.newest_start(ctx, anchor).await? {
+                if let Some(newest) = self.newest_start(ctx, anchor, newest_bound).await? {
                     anchor = anchor.min(newest);
                 }
             }
@@ -406,11 +408,17 @@ impl QueryEngine {
     /// before `at` (the trace parts' latest starts; one column of one row
     /// per trace and file). A top-1, not a maximum: storage reads files
     /// newest first, and the top-k's dynamic filter then skips the row
-    /// groups of older files.
-    async fn newest_start(&self, ctx: &SessionContext, at: i64) -> Result<Option<i64>, QueryError> {
+    /// groups of older files. `newest_bound` is
+    /// [`Self::newest_span_start_bound`].
+    async fn newest_start(
+        &self,
+        ctx: &SessionContext,
+        at: i64,
+        newest_bound: Option<i64>,
+    ) -> Result<Option<i64>, QueryError> {
         // Usually all data is older than `at`: the newest span is then what
         // the shards report, with no query.
-        if let Some(newest) = self.newest_span_start_bound()
+        if let Some(newest) = newest_bound
             && newest <= at
         {
             return Ok((newest != i64::MIN).then_some(newest));
@@ -484,7 +492,13 @@ impl QueryEngine {
     /// Parts rank a search that every span in its range matches, unless a
     /// part has spans on both sides of `end` (its latest start is after the
     /// range, the latest in the range is unknown): then spans do.
-    async fn rank_source(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<RankSource, QueryError> {
+    /// `newest_bound` is [`Self::newest_span_start_bound`].
+    async fn rank_source(
+        &self,
+        ctx: &SessionContext,
+        query: &SearchQuery,
+        newest_bound: Option<i64>,
+    ) -> Result<RankSource, QueryError> {
         if !query.matches_any_span() {
             return Ok(RankSource::Spans);
         }
@@ -493,7 +507,7 @@ impl QueryEngine {
         };
         // No span starts after `end` (the usual case, `end` being now):
         // nothing can straddle it.
-        if self.newest_span_start_bound().is_some_and(|newest| newest <= end) {
+        if newest_bound.is_some_and(|newest| newest <= end) {
             return Ok(RankSource::Parts);
         }
         let straddling =
@@ -744,7 +758,9 @@ mod tests {
             for start in [None, Some(base + 5_000_000_000)] {
                 for limit in [1, 2, 5] {
                     let newest = SearchQuery { start_ns: start, end_ns: end, ..SearchQuery::newest(limit) };
-                    sources.push(engine.rank_source(&ctx, &newest).await.expect("source"));
+                    sources.push(
+                        engine.rank_source(&ctx, &newest, engine.newest_span_start_bound()).await.expect("source"),
+                    );
                     // A filter every span passes forces the spans' ranking.
                     let from_spans = SearchQuery { filter: Some(lit(true)), ..newest.clone() };
                     assert_eq!(
@@ -768,7 +784,7 @@ mod tests {
         // T3's spans start at 20 s and 21 s, T2's at 10 s, T1's at 0 s.
         let newest = |end: i64| {
             let (engine, ctx) = (&engine, &ctx);
-            async move { engine.newest_start(ctx, end).await.expect("newest") }
+            async move { engine.newest_start(ctx, end, engine.newest_span_start_bound()).await.expect("newest") }
         };
         let latest_of_t3 = newest(i64::MAX).await.expect("data");
         assert!((at(21.0)..at(22.0)).contains(&latest_of_t3), "{latest_of_t3}");
@@ -820,8 +836,8 @@ mod tests {
         }
         let (bounded_ctx, plain_ctx) = (bounded.session().expect("session"), plain.session().expect("session"));
         for end in [i64::MAX, at(20.5), at(15.0), at(-1.0)] {
-            let from_bound = bounded.newest_start(&bounded_ctx, end).await;
-            let from_query = plain.newest_start(&plain_ctx, end).await;
+            let from_bound = bounded.newest_start(&bounded_ctx, end, bounded.newest_span_start_bound()).await;
+            let from_query = plain.newest_start(&plain_ctx, end, plain.newest_span_start_bound()).await;
             assert_eq!(from_bound.expect("newest"), from_query.expect("newest"), "end {end}");
         }
     }

@@ -167,10 +167,7 @@ pub(crate) fn trace_part_shards() -> Vec<Arc<dyn TableProvider>> {
     shard_batches()
         .into_iter()
         .map(|batches| {
-            let parts: Vec<RecordBatch> = batches
-                .iter()
-                .map(|batch| skein_model::trace_parts::derive(std::slice::from_ref(batch)).expect("derives"))
-                .collect();
+            let parts = parts_per_batch(&batches);
             Arc::new(MemTable::try_new(skein_model::trace_parts_schema(), vec![parts]).expect("mem table"))
                 as Arc<dyn TableProvider>
         })
@@ -186,6 +183,15 @@ pub(crate) fn span_link_shards() -> Vec<Arc<dyn TableProvider>> {
             Arc::new(MemTable::try_new(skein_model::span_links_schema(), vec![vec![links]]).expect("mem table"))
                 as Arc<dyn TableProvider>
         })
+        .collect()
+}
+
+/// The trace parts of span batches: one part per trace and batch, as
+/// storage has one per trace and file.
+fn parts_per_batch(batches: &[RecordBatch]) -> Vec<RecordBatch> {
+    batches
+        .iter()
+        .map(|batch| skein_model::trace_parts::derive(std::slice::from_ref(batch)).expect("derives"))
         .collect()
 }
 
@@ -278,11 +284,7 @@ pub(crate) fn recording_parts_engine(with_bounds: bool) -> (QueryEngine, Vec<Arc
     let shards: Vec<Arc<RecordingShard>> = shard_batches()
         .iter()
         .map(|batches| {
-            // One part per trace and batch, as storage has one per trace and file.
-            let parts: Vec<RecordBatch> = batches
-                .iter()
-                .map(|batch| skein_model::trace_parts::derive(std::slice::from_ref(batch)).expect("derives"))
-                .collect();
+            let parts = parts_per_batch(batches);
             let statistics = with_bounds.then(|| newest_start_statistics(&schema, batches));
             let inner = MemTable::try_new(Arc::clone(&schema), vec![parts]).expect("mem table");
             let pushdown = TableProviderFilterPushDown::Inexact;

@@ -258,6 +258,13 @@ impl ShardBuffer {
         Snapshot { files: Arc::clone(&state.files), batches, batches_version: state.batches_version }
     }
 
+    /// The files and the version of the buffered batches, without cloning
+    /// the batches: enough for what is cached per version.
+    pub fn files_and_batches_version(&self) -> (Arc<Vec<Arc<DataFile>>>, u64) {
+        let state = self.state.lock();
+        (Arc::clone(&state.files), state.batches_version)
+    }
+
     pub fn files(&self) -> Arc<Vec<Arc<DataFile>>> {
         Arc::clone(&self.state.lock().files)
     }

@@ -303,21 +303,20 @@ impl<D: Derivation> DerivedTable<D> {
     /// buffered spans by a pass over their start column (once per buffer
     /// version). `None` when the shard holds no span.
     fn newest_span_start(&self) -> Result<Option<i64>, StorageError> {
+        let newest_in_files = |files: &[Arc<DataFile>]| files.iter().map(|f| newest_span_start(f)).max();
+        let (files, version) = self.spans.files_and_batches_version();
+        if let Some((cached_version, buffered)) = *self.buffered_newest_start.lock()
+            && cached_version == version
+        {
+            return Ok(newest_in_files(&files).max(buffered));
+        }
         let snapshot = self.spans.snapshot();
-        let files = snapshot.files.iter().map(|f| newest_span_start(f)).max();
-        let cached = *self.buffered_newest_start.lock();
-        let buffered = match cached {
-            Some((version, newest)) if version == snapshot.batches_version => newest,
-            _ => {
-                let mut newest = None;
-                for batch in &snapshot.batches {
-                    newest = newest.max(newest_start_in(batch)?);
-                }
-                *self.buffered_newest_start.lock() = Some((snapshot.batches_version, newest));
-                newest
-            }
-        };
-        Ok(files.max(buffered))
+        let mut buffered = None;
+        for batch in &snapshot.batches {
+            buffered = buffered.max(newest_start_in(batch)?);
+        }
+        *self.buffered_newest_start.lock() = Some((snapshot.batches_version, buffered));
+        Ok(newest_in_files(&snapshot.files).max(buffered))
     }
 
     /// The rows derived from the buffered spans of `snapshot` that `filters`
