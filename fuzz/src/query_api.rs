@@ -52,6 +52,7 @@ fn query_api() -> &'static QueryApi {
                 logs: storage.log_tables(),
                 trace_parts: storage.trace_parts_tables(),
                 span_links: storage.span_links_tables(),
+                span_start_bounds: None,
             };
             let config = QueryConfig {
                 listen: "127.0.0.1:0".parse().expect("address"),

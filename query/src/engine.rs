@@ -51,6 +51,18 @@ pub struct Tables {
     pub trace_parts: Vec<Arc<dyn TableProvider>>,
     /// Every shard's span links by target (rows in `skein_model::span_links_schema()`).
     pub span_links: Vec<Arc<dyn TableProvider>>,
+    /// Where the newest span start comes from when the trace parts'
+    /// statistics cannot say (shards on other processes); `None`: from them.
+    pub span_start_bounds: Option<Arc<dyn SpanStartBounds>>,
+}
+
+/// Bounds every span start of the shards, for tables whose statistics
+/// cannot (a call per bound, as DataFusion's statistics are synchronous).
+#[async_trait::async_trait]
+pub trait SpanStartBounds: std::fmt::Debug + Send + Sync {
+    /// No span starts later (`i64::MIN`: there is no span); `None` when
+    /// that is not known now.
+    async fn newest_span_start(&self) -> Option<i64>;
 }
 
 /// How many memory consumers a memory error names.
@@ -73,6 +85,8 @@ pub struct QueryEngine {
     /// Every shard's trace parts: the `traces` view's source, read directly
     /// by search to rank traces without reading spans.
     trace_parts: Arc<FederatedTable>,
+    /// See [`Tables::span_start_bounds`].
+    span_start_bounds: Option<Arc<dyn SpanStartBounds>>,
     logs: Arc<FederatedTable>,
     span_links: Arc<FederatedTable>,
     /// The per-type views over `metrics`, `service_graph` over
@@ -115,6 +129,7 @@ impl QueryEngine {
             metrics,
             span_metrics,
             trace_parts,
+            span_start_bounds: tables.span_start_bounds,
             logs: Arc::new(FederatedTable::logs(tables.logs)?),
             span_links: Arc::new(FederatedTable::span_links(tables.span_links)?),
             views,
@@ -141,6 +156,16 @@ impl QueryEngine {
     /// The trace parts of every shard (not registered in SQL sessions).
     pub(crate) fn trace_parts(&self) -> Arc<dyn TableProvider> {
         Arc::clone(&self.trace_parts) as Arc<dyn TableProvider>
+    }
+
+    /// An upper bound of every span start (`i64::MIN` when there is no
+    /// span): from the shards' trace-part statistics, or from
+    /// [`Tables::span_start_bounds`]; `None` when unknown.
+    pub(crate) async fn newest_span_start_bound(&self) -> Option<i64> {
+        match &self.span_start_bounds {
+            Some(bounds) => bounds.newest_span_start().await,
+            None => skein_model::trace_parts::newest_span_start_bound(&self.trace_parts.statistics()?),
+        }
     }
 
     /// The log table of one shard (`shard < shard_count()`).

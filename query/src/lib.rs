@@ -69,7 +69,8 @@ mod test_support;
 pub use cluster_api::Topology;
 pub use config::QueryConfig;
 pub use engine::{
-    LOGS_TABLE, METRICS_TABLE, QueryEngine, QueryResult, SPAN_LINKS_TABLE, SPAN_METRICS_TABLE, SPANS_TABLE, Tables,
+    LOGS_TABLE, METRICS_TABLE, QueryEngine, QueryResult, SPAN_LINKS_TABLE, SPAN_METRICS_TABLE, SPANS_TABLE,
+    SpanStartBounds, Tables,
 };
 pub use error::QueryError;
 pub use federation::FederatedTable;
@@ -81,7 +82,7 @@ pub use metrics_api::{
     Aggregation, LabelMatcher, Labels, ListQuery, MetricInfo, MetricType, RangeQuery, RangeResult, RangeSeries,
     SeriesInfo, TimeBounds,
 };
-pub use remote::{RemoteShardTable, RemoteTenantTables, ShardUnavailable};
+pub use remote::{RemoteShardTable, RemoteSpanStartBounds, RemoteTenantTables, ShardUnavailable};
 pub use search::{Rank, SearchPage, SearchQuery, TraceSummary};
 pub use server::{QueryServer, SecureListener};
 pub use service_stats::{OperationStats, Red, ServiceEdge, ServiceNode, StatsQuery};

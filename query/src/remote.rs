@@ -6,7 +6,9 @@
 //! declared inexact, so they are applied again here and a filter the node
 //! could not use never changes the answer. A node that cannot be reached
 //! fails the query with [`ShardUnavailable`] (503), never a silently
-//! incomplete answer.
+//! incomplete answer. The newest span start, which DataFusion's synchronous
+//! statistics cannot fetch, comes from [`RemoteSpanStartBounds`]: one
+//! `DoAction` per storage node.
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use datafusion_proto::bytes::Serializeable;
 use futures::{StreamExt, TryStreamExt};
 use skein_model::TableKind;
-use skein_model::cluster::{ScanTicket, StorageNodes};
+use skein_model::cluster::{ScanTicket, SpanStartQuery, StorageNodes};
 
 /// A shard's storage node could not answer a scan.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,49 @@ impl RemoteShardTable {
             logs: Self::all(skein_model::Signal::Logs, nodes, tenant),
             trace_parts: Self::all(TableKind::TraceParts, nodes, tenant),
             span_links: Self::all(TableKind::SpanLinks, nodes, tenant),
+            span_start_bounds: Some(Arc::new(RemoteSpanStartBounds {
+                nodes: Arc::clone(nodes),
+                tenant: Arc::from(tenant),
+            })),
         }
+    }
+}
+
+/// The newest span start of a tenant's shards, asked of the storage nodes
+/// that own them (all at once, one call each).
+#[derive(Debug)]
+pub struct RemoteSpanStartBounds {
+    nodes: Arc<StorageNodes>,
+    tenant: Arc<str>,
+}
+
+#[async_trait]
+impl crate::SpanStartBounds for RemoteSpanStartBounds {
+    /// `None` when a shard has no owner or its owner cannot answer (it
+    /// may be moving): the search then finds the newest span by queries,
+    /// which know how to follow a moving shard.
+    async fn newest_span_start(&self) -> Option<i64> {
+        let mut by_owner: std::collections::BTreeMap<String, (Arc<skein_model::cluster::StorageNode>, Vec<usize>)> =
+            std::collections::BTreeMap::new();
+        for shard in 0..self.nodes.shard_count() {
+            let owner = self.nodes.owner(shard)?;
+            by_owner.entry(owner.id.clone()).or_insert_with(|| (owner, Vec::new())).1.push(shard);
+        }
+        let asks = by_owner.into_values().map(|(node, shards)| {
+            let query = SpanStartQuery {
+                shards,
+                shard_count: self.nodes.shard_count(),
+                node_id: node.id.clone(),
+                tenant: self.tenant.to_string(),
+            };
+            async move {
+                node.newest_span_start(&query).await.map(|bound| bound.newest_span_start_ns).map_err(|reason| {
+                    tracing::debug!(node = %node.id, %reason, "no span start bound from a storage node");
+                })
+            }
+        });
+        let bounds = futures::future::join_all(asks).await;
+        bounds.into_iter().try_fold(i64::MIN, |newest, bound| bound.ok().map(|bound| newest.max(bound)))
     }
 }
 
@@ -264,4 +308,111 @@ fn rebind(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let columns = if schema.fields().is_empty() { Vec::new() } else { batch.columns().to_vec() };
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     Ok(RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prometheus_client::registry::Registry;
+    use skein_model::cluster::{NodeTimeouts, SpanStartQuery, StorageNodes};
+    use skein_model::security::DEFAULT_TENANT;
+    use skein_model::{ConvertLimits, ShardWriter, Signal, spans_to_arrow};
+    use skein_storage::{InternalServer, StorageConfig, StorageFlight, TenantStorages};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::test_support::{shard_requests, test_config};
+    use crate::{QueryEngine, SearchQuery};
+
+    const SHARDS: usize = 2;
+
+    /// Writes a request's spans to their shards; returns their newest start.
+    async fn write(
+        storage: &skein_storage::Storage,
+        request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    ) -> i64 {
+        let converted = spans_to_arrow(request, &ConvertLimits::default(), SHARDS).expect("converts");
+        let mut newest = i64::MIN;
+        for (shard, batch) in converted.split_by_shard(SHARDS).expect("splits") {
+            let starts = batch.column_by_name(skein_model::schema::col::START_TIME).expect("start column");
+            let starts = datafusion::arrow::array::AsArray::as_primitive::<
+                datafusion::arrow::datatypes::TimestampNanosecondType,
+            >(starts);
+            newest = newest.max(datafusion::arrow::compute::max(starts).expect("spans"));
+            storage.write(Signal::Spans, shard, batch).await.expect("written");
+        }
+        newest
+    }
+
+    /// A query node asks a real storage node over Flight for the newest
+    /// span start of its shards: the bound is exact over flushed and
+    /// buffered spans, searches answer as over the local tables, and a
+    /// node asked for what it does not own refuses (the bound is then
+    /// unknown, and searches find the newest span by queries).
+    #[tokio::test]
+    async fn storage_nodes_bound_the_newest_span_start_over_flight() {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let config = StorageConfig { data_dir: data_dir.path().to_owned(), shards: SHARDS, ..StorageConfig::default() };
+        let tenants = TenantStorages::open(config, &mut Registry::default(), CancellationToken::new())
+            .await
+            .expect("storage opens");
+        let flight = StorageFlight::new(Arc::clone(&tenants), "s-1".into());
+        let server = InternalServer::bind("127.0.0.1:0".parse().expect("address"), flight, None).await.expect("binds");
+        let address = server.local_addr().to_string();
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(stop.clone()));
+        let second = Duration::from_secs(5);
+        let timeouts = NodeTimeouts { connect: second, request: second, failover_after: Duration::from_secs(3600) };
+        let entries = [("s-1".to_owned(), address)];
+        let nodes = StorageNodes::new(SHARDS, &entries, timeouts, None, &mut Registry::default()).expect("nodes");
+        nodes.check_all().await;
+        let remote =
+            QueryEngine::new(&test_config(), RemoteShardTable::tables(&nodes, DEFAULT_TENANT)).expect("engine");
+        assert_eq!(remote.newest_span_start_bound().await, Some(i64::MIN), "no span yet");
+
+        let storage = tenants.default_tenant();
+        let (a, b) = shard_requests();
+        let newest_flushed = write(&storage, &a).await;
+        storage.flush_all().await.expect("flushes");
+        assert_eq!(remote.newest_span_start_bound().await, Some(newest_flushed));
+        let newest = newest_flushed.max(write(&storage, &b).await);
+        assert_eq!(remote.newest_span_start_bound().await, Some(newest), "buffered spans count");
+
+        let local_tables = crate::Tables {
+            spans: storage.span_tables(),
+            span_metrics: storage.span_metrics_tables(),
+            trace_parts: storage.trace_parts_tables(),
+            span_links: storage.span_links_tables(),
+            ..crate::Tables::default()
+        };
+        let local = QueryEngine::new(&test_config(), local_tables).expect("engine");
+        for end in [None, Some(newest), Some(newest - 1), Some(newest_flushed - 1)] {
+            for limit in [1, 3] {
+                let query = SearchQuery { end_ns: end, ..SearchQuery::newest(limit) };
+                let (from_remote, from_local) = (remote.search(&query).await, local.search(&query).await);
+                assert_eq!(
+                    from_remote.expect("remote search"),
+                    from_local.expect("local search"),
+                    "end {end:?} limit {limit}"
+                );
+            }
+        }
+
+        let node = nodes.owner(0).expect("an owner");
+        let misaddressed = SpanStartQuery {
+            shards: vec![0],
+            shard_count: SHARDS,
+            node_id: "s-2".into(),
+            tenant: DEFAULT_TENANT.into(),
+        };
+        let refusal = node.newest_span_start(&misaddressed).await.expect_err("not this node's request");
+        assert!(refusal.contains("s-2"), "{refusal}");
+        let past_the_count = SpanStartQuery { shards: vec![SHARDS], node_id: "s-1".into(), ..misaddressed };
+        node.newest_span_start(&past_the_count).await.expect_err("no such shard");
+
+        stop.cancel();
+        serving.await.expect("joins").expect("served");
+        tenants.close().await.expect("closes");
+    }
 }

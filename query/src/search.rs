@@ -34,7 +34,6 @@ use axum::response::{IntoResponse, Response};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::ScalarValue;
 use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_aggregate::expr_fn::max;
 use datafusion::logical_expr::utils::conjunction;
@@ -326,7 +325,7 @@ impl QueryEngine {
     /// whole range.
     async fn candidate_traces(&self, ctx: &SessionContext, query: &SearchQuery) -> Result<Vec<Rank>, QueryError> {
         // One bound for both decisions below: each read snapshots every shard.
-        let newest_bound = self.newest_span_start_bound();
+        let newest_bound = self.newest_span_start_bound().await;
         let source = self.rank_source(ctx, query, newest_bound).await?;
         let mut anchor = query.end_ns.unwrap_or_else(now_ns);
         match &query.after {
@@ -409,7 +408,7 @@ impl QueryEngine {
     /// per trace and file). A top-1, not a maximum: storage reads files
     /// newest first, and the top-k's dynamic filter then skips the row
     /// groups of older files. `newest_bound` is
-    /// [`Self::newest_span_start_bound`].
+    /// [`QueryEngine::newest_span_start_bound`].
     async fn newest_start(
         &self,
         ctx: &SessionContext,
@@ -431,19 +430,6 @@ impl QueryEngine {
             .and_then(|f| f.limit(0, Some(1)))
             .map_err(|e| self.datafusion_error(e))?;
         first_timestamp(&self.collect(frame, 1).await?)
-    }
-
-    /// An upper bound of every span start, from the trace parts' statistics
-    /// (each shard's newest span start; `i64::MIN` when no shard holds a
-    /// span), when every shard reports one.
-    fn newest_span_start_bound(&self) -> Option<i64> {
-        let parts = self.trace_parts();
-        let column = parts.schema().index_of(part_col::LATEST_START_TIME).ok()?;
-        let statistics = parts.statistics()?;
-        match statistics.column_statistics.get(column)?.max_value.get_value()? {
-            ScalarValue::TimestampNanosecond(Some(newest), _) => Some(*newest),
-            _ => None,
-        }
     }
 
     /// Whether anything matches `query` before `before` (a span, or a trace
@@ -492,7 +478,7 @@ impl QueryEngine {
     /// Parts rank a search that every span in its range matches, unless a
     /// part has spans on both sides of `end` (its latest start is after the
     /// range, the latest in the range is unknown): then spans do.
-    /// `newest_bound` is [`Self::newest_span_start_bound`].
+    /// `newest_bound` is [`QueryEngine::newest_span_start_bound`].
     async fn rank_source(
         &self,
         ctx: &SessionContext,
@@ -759,7 +745,10 @@ mod tests {
                 for limit in [1, 2, 5] {
                     let newest = SearchQuery { start_ns: start, end_ns: end, ..SearchQuery::newest(limit) };
                     sources.push(
-                        engine.rank_source(&ctx, &newest, engine.newest_span_start_bound()).await.expect("source"),
+                        engine
+                            .rank_source(&ctx, &newest, engine.newest_span_start_bound().await)
+                            .await
+                            .expect("source"),
                     );
                     // A filter every span passes forces the spans' ranking.
                     let from_spans = SearchQuery { filter: Some(lit(true)), ..newest.clone() };
@@ -784,7 +773,7 @@ mod tests {
         // T3's spans start at 20 s and 21 s, T2's at 10 s, T1's at 0 s.
         let newest = |end: i64| {
             let (engine, ctx) = (&engine, &ctx);
-            async move { engine.newest_start(ctx, end, engine.newest_span_start_bound()).await.expect("newest") }
+            async move { engine.newest_start(ctx, end, engine.newest_span_start_bound().await).await.expect("newest") }
         };
         let latest_of_t3 = newest(i64::MAX).await.expect("data");
         assert!((at(21.0)..at(22.0)).contains(&latest_of_t3), "{latest_of_t3}");
@@ -836,8 +825,8 @@ mod tests {
         }
         let (bounded_ctx, plain_ctx) = (bounded.session().expect("session"), plain.session().expect("session"));
         for end in [i64::MAX, at(20.5), at(15.0), at(-1.0)] {
-            let from_bound = bounded.newest_start(&bounded_ctx, end, bounded.newest_span_start_bound()).await;
-            let from_query = plain.newest_start(&plain_ctx, end, plain.newest_span_start_bound()).await;
+            let from_bound = bounded.newest_start(&bounded_ctx, end, bounded.newest_span_start_bound().await).await;
+            let from_query = plain.newest_start(&plain_ctx, end, plain.newest_span_start_bound().await).await;
             assert_eq!(from_bound.expect("newest"), from_query.expect("newest"), "end {end}");
         }
     }

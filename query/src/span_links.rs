@@ -204,6 +204,7 @@ mod tests {
         let tables = Tables {
             spans: vec![table(span_schema(), batches)],
             span_links: vec![table(span_links_schema(), links)],
+            span_start_bounds: None,
             ..crate::test_support::mem_tables()
         };
         QueryEngine::new(&test_config(), tables).expect("engine")

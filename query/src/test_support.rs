@@ -345,6 +345,7 @@ pub(crate) fn mem_tables() -> Tables {
         logs: crate::logs_api::test_fixtures::log_shards(),
         trace_parts: trace_part_shards(),
         span_links: span_link_shards(),
+        span_start_bounds: None,
     }
 }
 

@@ -123,6 +123,7 @@ impl TenantTables for StorageTables {
             logs: storage.log_tables(),
             trace_parts: storage.trace_parts_tables(),
             span_links: storage.span_links_tables(),
+            span_start_bounds: None,
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The storage node's internal service: Arrow Flight for writes from
-//! collectors (`DoPut`), shard scans for query nodes (`DoGet`) and node
-//! info (`DoAction`), plus the gRPC health-checking protocol, on one port.
+//! collectors (`DoPut`), shard scans for query nodes (`DoGet`), node info
+//! and the newest span start of shards (`DoAction`), plus the gRPC health-checking protocol, on one port.
 //! The messages are defined in [`skein_model::cluster`].
 
 use std::net::SocketAddr;
@@ -22,11 +22,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_proto::bytes::Serializeable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use skein_model::cluster::{
-    ACTION_NODE_INFO, MAX_MESSAGE_BYTES, NodeInfo, PutCommand, ScanTicket, ShardInfo, check_addressing,
-    write_error_to_status,
+    ACTION_NEWEST_SPAN_START, ACTION_NODE_INFO, MAX_MESSAGE_BYTES, NodeInfo, PutCommand, ScanTicket, ShardInfo,
+    SpanStartBound, SpanStartQuery, check_addressing, write_error_to_status,
 };
 use skein_model::security::{SecureIncoming, TlsReloader};
-use skein_model::{ShardWriter, WriteError, WriteReceipt};
+use skein_model::{ShardWriter, TableKind, WriteError, WriteReceipt};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -83,6 +83,22 @@ impl StorageFlight {
             failover: storage.wal_placement() == crate::WalPlacement::ObjectStore,
             draining: self.tenants.is_draining() || storage.is_draining(),
         }
+    }
+
+    /// The newest span start in the shards `query` names, from each shard's
+    /// trace-part statistics (manifests and buffers; no file is read).
+    async fn newest_span_start(&self, query: SpanStartQuery) -> Result<SpanStartBound, Status> {
+        let mut newest = i64::MIN;
+        for &shard in &query.shards {
+            let storage = self.check(&query.tenant, &query.node_id, query.shard_count, shard).await?;
+            let bound = storage
+                .shard_provider(TableKind::TraceParts, shard)
+                .and_then(|parts| parts.statistics())
+                .and_then(|statistics| skein_model::trace_parts::newest_span_start_bound(&statistics))
+                .ok_or_else(|| Status::unavailable(format!("shard {shard} cannot bound its span starts now")))?;
+            newest = newest.max(bound);
+        }
+        Ok(SpanStartBound { newest_span_start_ns: newest })
     }
 
     fn scan_session() -> SessionContext {
@@ -232,17 +248,28 @@ impl FlightService for StorageFlight {
     }
 
     async fn do_action(&self, request: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
-        if request.get_ref().r#type != ACTION_NODE_INFO {
-            return Err(Status::invalid_argument(format!("unknown action {:?}", request.get_ref().r#type)));
-        }
-        let body = serde_json::to_vec(&self.node_info()).map_err(|e| Status::internal(e.to_string()))?;
+        let action = request.into_inner();
+        let body = match action.r#type.as_str() {
+            ACTION_NODE_INFO => serde_json::to_vec(&self.node_info()),
+            ACTION_NEWEST_SPAN_START => {
+                let query: SpanStartQuery = serde_json::from_slice(&action.body)
+                    .map_err(|e| Status::invalid_argument(format!("the body is not a span start query: {e}")))?;
+                serde_json::to_vec(&self.newest_span_start(query).await?)
+            }
+            other => return Err(Status::invalid_argument(format!("unknown action {other:?}"))),
+        };
+        let body = body.map_err(|e| Status::internal(e.to_string()))?;
         let result = arrow_flight::Result { body: body.into() };
         Ok(Response::new(Box::pin(futures::stream::once(async { Ok(result) }))))
     }
 
     async fn list_actions(&self, _request: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
-        let action = ActionType { r#type: ACTION_NODE_INFO.into(), description: "node ID, shards, lag".into() };
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(action) }))))
+        let actions = [
+            (ACTION_NODE_INFO, "node ID, shards, lag"),
+            (ACTION_NEWEST_SPAN_START, "an upper bound of the span starts in some shards"),
+        ]
+        .map(|(kind, description)| Ok(ActionType { r#type: kind.into(), description: description.into() }));
+        Ok(Response::new(Box::pin(futures::stream::iter(actions))))
     }
 }
 

@@ -12,6 +12,11 @@
 //! - **Node info** (`DoAction` [`ACTION_NODE_INFO`]): a JSON [`NodeInfo`]
 //!   with the node's ID, shard count and per-shard unflushed bytes, used for
 //!   health checks, the join-time shard count check and cluster status.
+//! - **Newest span start** (`DoAction` [`ACTION_NEWEST_SPAN_START`]): a JSON
+//!   [`SpanStartQuery`] naming shards the node owns; the answer, a JSON
+//!   [`SpanStartBound`], bounds every span start in them (from manifests and
+//!   buffers, no file read), so a query node's search skips the queries
+//!   that would find it.
 //!
 //! Every request carries the sender's shard count and the node ID it meant
 //! to reach, so a node refuses work from a member with a different cluster
@@ -37,6 +42,31 @@ use crate::{Signal, TableKind, WriteError};
 
 /// The `DoAction` type that returns [`NodeInfo`].
 pub const ACTION_NODE_INFO: &str = "node_info";
+
+/// The `DoAction` type that returns a [`SpanStartBound`].
+pub const ACTION_NEWEST_SPAN_START: &str = "newest_span_start";
+
+/// Which shards' newest span start is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanStartQuery {
+    /// The shards, each owned by the node asked.
+    pub shards: Vec<usize>,
+    pub shard_count: usize,
+    pub node_id: String,
+    /// The tenant whose spans count (absent: `default`).
+    #[serde(default = "default_tenant", skip_serializing_if = "is_default_tenant")]
+    pub tenant: String,
+}
+
+/// The answer to a [`SpanStartQuery`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpanStartBound {
+    /// No span in the shards starts later (ns since the epoch);
+    /// `i64::MIN` when they hold no span.
+    pub newest_span_start_ns: i64,
+}
 
 /// Which node and shard a `DoPut` stream is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

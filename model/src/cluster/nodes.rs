@@ -30,7 +30,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{error, info, warn};
 
 use super::discovery::{DiscoveredNode, DnsDiscovery};
-use super::{ACTION_NODE_INFO, NodeInfo};
+use super::{ACTION_NEWEST_SPAN_START, ACTION_NODE_INFO, NodeInfo, SpanStartBound, SpanStartQuery};
 use crate::security::ClusterTls;
 use crate::{ModelError, ShardMap};
 
@@ -109,8 +109,21 @@ impl StorageNode {
 
     /// Asks the node for its [`NodeInfo`].
     pub async fn node_info(&self) -> Result<NodeInfo, String> {
+        let body = self.action(ACTION_NODE_INFO, Vec::new()).await?;
+        serde_json::from_slice(&body).map_err(|e| format!("the node info does not parse: {e}"))
+    }
+
+    /// Asks the node how new the newest span of some shards it owns is.
+    pub async fn newest_span_start(&self, query: &SpanStartQuery) -> Result<SpanStartBound, String> {
+        let request = serde_json::to_vec(query).map_err(|e| format!("encoding the span start query: {e}"))?;
+        let body = self.action(ACTION_NEWEST_SPAN_START, request).await?;
+        serde_json::from_slice(&body).map_err(|e| format!("the span start bound does not parse: {e}"))
+    }
+
+    /// One `DoAction` call: its first result's body.
+    async fn action(&self, kind: &str, body: Vec<u8>) -> Result<Vec<u8>, String> {
         let mut client = self.flight();
-        let action = Action { r#type: ACTION_NODE_INFO.into(), body: Default::default() };
+        let action = Action { r#type: kind.into(), body: body.into() };
         let bodies: Vec<_> = client
             .do_action(action)
             .await
@@ -118,8 +131,8 @@ impl StorageNode {
             .try_collect()
             .await
             .map_err(|e| error_chain(&e))?;
-        let body = bodies.first().ok_or("the node sent no node info")?;
-        serde_json::from_slice(body).map_err(|e| format!("the node info does not parse: {e}"))
+        let first = bodies.into_iter().next().ok_or_else(|| format!("the node sent no answer to {kind}"))?;
+        Ok(first.to_vec())
     }
 }
 

@@ -16,6 +16,7 @@ mod derive;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{ScalarValue, Statistics};
 
 pub use derive::{SOURCE_COLUMNS, derive};
 
@@ -72,4 +73,15 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The schema of trace parts, in memory, in files and on the wire.
 pub fn trace_parts_schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
+}
+
+/// The newest span start that trace-part `statistics` bound: the maximum
+/// of [`col::LATEST_START_TIME`] (`i64::MIN` when the table holds no span),
+/// if they bound it.
+pub fn newest_span_start_bound(statistics: &Statistics) -> Option<i64> {
+    let column = SCHEMA.index_of(col::LATEST_START_TIME).ok()?;
+    match statistics.column_statistics.get(column)?.max_value.get_value()? {
+        ScalarValue::TimestampNanosecond(Some(newest), _) => Some(*newest),
+        _ => None,
+    }
 }
