@@ -198,7 +198,7 @@ impl TableProvider for FederatedTable {
                 .with_statistics_requests(args.statistics_requests());
             async move { shard.scan_with_args(state, shard_args).await.map(ScanResult::into_inner) }
         });
-        let plans = try_join_all(scans).await?;
+        let plans = crate::remote::one_scan_per_node(try_join_all(scans).await?);
         Ok(ScanResult::new(UnionExec::try_new(plans)?))
     }
 }

@@ -184,6 +184,7 @@ impl TableProvider for RemoteShardTable {
         let ticket = ScanTicket {
             table: self.table,
             shard: self.shard,
+            more_shards: Vec::new(),
             shard_count: self.nodes.shard_count(),
             node_id: node.id.clone(),
             projection: wire_projection,
@@ -195,8 +196,29 @@ impl TableProvider for RemoteShardTable {
     }
 }
 
-/// Streams one shard's rows from its storage node.
-#[derive(Debug)]
+/// The scans of `plans` with the shards of one storage node joined into one
+/// (one call per node, not one per shard), the other plans as they were.
+/// Scans join when they differ in nothing but the shard.
+pub(crate) fn one_scan_per_node(plans: Vec<Arc<dyn ExecutionPlan>>) -> Vec<Arc<dyn ExecutionPlan>> {
+    let mut joined: Vec<RemoteScanExec> = Vec::new();
+    let mut others = Vec::new();
+    for plan in plans {
+        let Some(scan) = plan.downcast_ref::<RemoteScanExec>() else {
+            others.push(plan);
+            continue;
+        };
+        match joined.iter_mut().find(|group| group.differs_only_in_shards(scan)) {
+            Some(group) => group.ticket.more_shards.push(scan.ticket.shard),
+            None => joined.push(scan.clone()),
+        }
+    }
+    others.extend(joined.into_iter().map(|scan| Arc::new(scan) as Arc<dyn ExecutionPlan>));
+    others
+}
+
+/// Streams the rows of one shard, or of several on one node, from the
+/// storage node that owns them.
+#[derive(Debug, Clone)]
 struct RemoteScanExec {
     ticket: ScanTicket,
     schema: SchemaRef,
@@ -206,6 +228,15 @@ struct RemoteScanExec {
 }
 
 impl RemoteScanExec {
+    /// Whether `other` scans the same node, table, columns, filters and
+    /// limit (its shards may differ).
+    fn differs_only_in_shards(&self, other: &RemoteScanExec) -> bool {
+        let shardless = |ticket: &ScanTicket| ScanTicket { shard: 0, more_shards: Vec::new(), ..ticket.clone() };
+        self.address == other.address
+            && self.schema == other.schema
+            && shardless(&self.ticket) == shardless(&other.ticket)
+    }
+
     fn new(ticket: ScanTicket, schema: SchemaRef, address: String, nodes: Arc<StorageNodes>) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
@@ -221,9 +252,9 @@ impl DisplayAs for RemoteScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "RemoteScanExec: table={}, shard={}, node={}, filters={}, limit={:?}",
+            "RemoteScanExec: table={}, shards={:?}, node={}, filters={}, limit={:?}",
             self.ticket.table,
-            self.ticket.shard,
+            self.ticket.shards().collect::<Vec<_>>(),
             self.ticket.node_id,
             self.ticket.filters.len(),
             self.ticket.limit
@@ -264,42 +295,87 @@ impl ExecutionPlan for RemoteScanExec {
             return Err(DataFusionError::Internal(format!("RemoteScanExec has one partition, not {partition}")));
         }
         let schema = Arc::clone(&self.schema);
-        let unavailable = {
-            let (shard, node, address) = (self.ticket.shard, self.ticket.node_id.clone(), self.address.clone());
-            move |reason: String| {
-                DataFusionError::External(Box::new(ShardUnavailable {
-                    shard,
-                    node: node.clone(),
-                    address: address.clone(),
-                    reason,
-                }))
-            }
+        let (ticket, nodes, address) = (self.ticket.clone(), Arc::clone(&self.nodes), self.address.clone());
+        let batches = if ticket.more_shards.is_empty() {
+            shard_rows(ticket, nodes, address)
+        } else {
+            joined_rows(ticket, nodes, address)
         };
-        let candidates = self.nodes.scan_candidates(self.ticket.shard);
-        let mut ticket = self.ticket.clone();
-        let on_error = unavailable.clone();
-        let batches = futures::stream::once(async move {
-            // The owner first; a node that answers it does not hold the shard
-            // (it is moving) sends us on to the next. Any other failure is final.
-            let mut refusals = Vec::new();
-            for node in candidates {
-                ticket.node_id = node.id.clone();
-                let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
-                match node.flight().do_get(Ticket::new(bytes)).await {
-                    Ok(stream) => return Ok(stream.map_err(move |e| unavailable(e.to_string()))),
-                    Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                        refusals.push(format!("{}: {}", node.id, status.message()));
-                    }
-                    Err(e) => return Err(on_error(e.to_string())),
-                }
-            }
-            Err(on_error(if refusals.is_empty() { "no storage node".into() } else { refusals.join("; ") }))
-        })
-        .try_flatten();
         let target = Arc::clone(&schema);
         let rebound = batches.map(move |batch| rebind(batch?, &target));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, rebound)))
     }
+}
+
+type Batches = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
+fn unavailable(shard: usize, node: &str, address: &str, reason: String) -> DataFusionError {
+    DataFusionError::External(Box::new(ShardUnavailable {
+        shard,
+        node: node.to_owned(),
+        address: address.to_owned(),
+        reason,
+    }))
+}
+
+/// One shard's rows: from its owner first; a node that answers it does not
+/// hold the shard (it is moving) sends us on to the next. Any other
+/// failure is final.
+fn shard_rows(mut ticket: ScanTicket, nodes: Arc<StorageNodes>, planned_address: String) -> Batches {
+    let candidates = nodes.scan_candidates(ticket.shard);
+    let planned_node = ticket.node_id.clone();
+    futures::stream::once(async move {
+        let mut refusals = Vec::new();
+        for node in candidates {
+            ticket.node_id = node.id.clone();
+            let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let (shard, id, address) = (ticket.shard, node.id.clone(), node.address.clone());
+            match node.flight().do_get(Ticket::new(bytes)).await {
+                Ok(stream) => {
+                    return Ok(stream.map_err(move |e| unavailable(shard, &id, &address, e.to_string())));
+                }
+                Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
+                    refusals.push(format!("{}: {}", node.id, status.message()));
+                }
+                Err(e) => return Err(unavailable(shard, &id, &address, e.to_string())),
+            }
+        }
+        let reason = if refusals.is_empty() { "no storage node".into() } else { refusals.join("; ") };
+        Err(unavailable(ticket.shard, &planned_node, &planned_address, reason))
+    })
+    .try_flatten()
+    .boxed()
+}
+
+/// The rows of several shards of one node, in one call. If the node no
+/// longer holds one of them (it is moving), shard by shard instead, each
+/// from whoever holds it now.
+fn joined_rows(ticket: ScanTicket, nodes: Arc<StorageNodes>, address: String) -> Batches {
+    let node = nodes.nodes().into_iter().find(|node| node.id == ticket.node_id);
+    futures::stream::once(async move {
+        let Some(node) = node else { return Ok(rows_shard_by_shard(ticket, nodes, address)) };
+        let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        match node.flight().do_get(Ticket::new(bytes)).await {
+            Ok(stream) => {
+                let (shard, id) = (ticket.shard, node.id.clone());
+                Ok(stream.map_err(move |e| unavailable(shard, &id, &address, e.to_string())).boxed())
+            }
+            Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
+                Ok(rows_shard_by_shard(ticket, nodes, address))
+            }
+            Err(e) => Err(unavailable(ticket.shard, &node.id, &address, e.to_string())),
+        }
+    })
+    .try_flatten()
+    .boxed()
+}
+
+fn rows_shard_by_shard(ticket: ScanTicket, nodes: Arc<StorageNodes>, address: String) -> Batches {
+    let tickets: Vec<ScanTicket> =
+        ticket.shards().map(|shard| ScanTicket { shard, more_shards: Vec::new(), ..ticket.clone() }).collect();
+    futures::stream::iter(tickets)
+        .flat_map(move |ticket| shard_rows(ticket, Arc::clone(&nodes), address.clone()))
+        .boxed()
 }
 
 /// A received batch in the scan's schema: same columns (field metadata
@@ -345,27 +421,53 @@ mod tests {
         newest
     }
 
-    /// A query node asks a real storage node over Flight for the newest
-    /// span start of its shards: the bound is exact over flushed and
-    /// buffered spans, searches answer as over the local tables, and a
-    /// node asked for what it does not own refuses (the bound is then
-    /// unknown, and searches find the newest span by queries).
+    fn timeouts() -> NodeTimeouts {
+        let second = Duration::from_secs(5);
+        NodeTimeouts { connect: second, request: second, failover_after: Duration::from_secs(3600) }
+    }
+
+    /// Serves `tenants` as storage node `id` on a free port: its address.
+    async fn serve(tenants: &Arc<TenantStorages>, id: &str, stop: &CancellationToken) -> String {
+        let flight = StorageFlight::new(Arc::clone(tenants), id.into());
+        let server = InternalServer::bind("127.0.0.1:0".parse().expect("address"), flight, None).await.expect("binds");
+        let address = server.local_addr().to_string();
+        tokio::spawn(server.serve(stop.clone()));
+        address
+    }
+
+    async fn search_pages(engine: &QueryEngine, newest: i64, flushed: i64) -> Vec<crate::SearchPage> {
+        let mut pages = Vec::new();
+        for end in [None, Some(newest), Some(newest - 1), Some(flushed - 1)] {
+            for limit in [1, 3] {
+                let query = SearchQuery { end_ns: end, ..SearchQuery::newest(limit) };
+                pages.push(engine.search(&query).await.expect("search"));
+            }
+        }
+        pages
+    }
+
+    async fn span_count(engine: &QueryEngine) -> String {
+        let result = engine.sql("SELECT count(*) AS n, count(DISTINCT trace_id) AS t FROM spans").await.expect("sql");
+        datafusion::arrow::util::pretty::pretty_format_batches(&result.batches).expect("formats").to_string()
+    }
+
+    /// A query node reads a real storage node over Flight: the shards it
+    /// owns in one scan per query (not one per shard), the newest span
+    /// start from one call (exact over flushed and buffered spans), with
+    /// answers equal to the local tables'. A node asked for what it does
+    /// not hold refuses; then scans go shard by shard to whoever holds
+    /// each, and the bound is unknown (searches find the newest span by
+    /// queries): answers stay the same.
     #[tokio::test]
-    async fn storage_nodes_bound_the_newest_span_start_over_flight() {
+    async fn storage_nodes_answer_scans_and_span_start_bounds_over_flight() {
         let data_dir = tempfile::tempdir().expect("temporary directory");
         let config = StorageConfig { data_dir: data_dir.path().to_owned(), shards: SHARDS, ..StorageConfig::default() };
         let tenants = TenantStorages::open(config, &mut Registry::default(), CancellationToken::new())
             .await
             .expect("storage opens");
-        let flight = StorageFlight::new(Arc::clone(&tenants), "s-1".into());
-        let server = InternalServer::bind("127.0.0.1:0".parse().expect("address"), flight, None).await.expect("binds");
-        let address = server.local_addr().to_string();
         let stop = CancellationToken::new();
-        let serving = tokio::spawn(server.serve(stop.clone()));
-        let second = Duration::from_secs(5);
-        let timeouts = NodeTimeouts { connect: second, request: second, failover_after: Duration::from_secs(3600) };
-        let entries = [("s-1".to_owned(), address)];
-        let nodes = StorageNodes::new(SHARDS, &entries, timeouts, None, &mut Registry::default()).expect("nodes");
+        let entries = [("s-1".to_owned(), serve(&tenants, "s-1", &stop).await)];
+        let nodes = StorageNodes::new(SHARDS, &entries, timeouts(), None, &mut Registry::default()).expect("nodes");
         nodes.check_all().await;
         let remote =
             QueryEngine::new(&test_config(), RemoteShardTable::tables(&nodes, DEFAULT_TENANT)).expect("engine");
@@ -387,17 +489,13 @@ mod tests {
             ..crate::Tables::default()
         };
         let local = QueryEngine::new(&test_config(), local_tables).expect("engine");
-        for end in [None, Some(newest), Some(newest - 1), Some(newest_flushed - 1)] {
-            for limit in [1, 3] {
-                let query = SearchQuery { end_ns: end, ..SearchQuery::newest(limit) };
-                let (from_remote, from_local) = (remote.search(&query).await, local.search(&query).await);
-                assert_eq!(
-                    from_remote.expect("remote search"),
-                    from_local.expect("local search"),
-                    "end {end:?} limit {limit}"
-                );
-            }
-        }
+        let expected = search_pages(&local, newest, newest_flushed).await;
+        assert_eq!(search_pages(&remote, newest, newest_flushed).await, expected);
+        assert_eq!(span_count(&remote).await, span_count(&local).await);
+        let plan = remote.sql("EXPLAIN SELECT count(*) FROM spans").await.expect("explain");
+        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan.batches).expect("formats").to_string();
+        assert_eq!(plan.matches("RemoteScanExec").count(), 1, "one scan for the node's two shards: {plan}");
+        assert!(plan.contains("shards=[0, 1]"), "{plan}");
 
         let node = nodes.owner(0).expect("an owner");
         let misaddressed = SpanStartQuery {
@@ -411,8 +509,41 @@ mod tests {
         let past_the_count = SpanStartQuery { shards: vec![SHARDS], node_id: "s-1".into(), ..misaddressed };
         node.newest_span_start(&past_the_count).await.expect_err("no such shard");
 
+        // A second node that the shard map gives every shard to (so its
+        // scans are joined) but that holds none.
+        let empty_id = (0..100)
+            .map(|n| format!("e-{n}"))
+            .find(|id| {
+                let entries = [("s-1".to_owned(), "127.0.0.1:1".to_owned()), (id.clone(), "127.0.0.1:1".to_owned())];
+                let nodes =
+                    StorageNodes::new(SHARDS, &entries, timeouts(), None, &mut Registry::default()).expect("ok");
+                (0..SHARDS).all(|shard| nodes.owner(shard).is_some_and(|owner| owner.id == *id))
+            })
+            .expect("an ID that ranks first for every shard");
+        let empty_dir = tempfile::tempdir().expect("temporary directory");
+        let holds_nothing =
+            skein_storage::NodeShards { wal: skein_storage::WalPlacement::LocalDisk, owned: Arc::new(Vec::new) };
+        let config =
+            StorageConfig { data_dir: empty_dir.path().to_owned(), shards: SHARDS, ..StorageConfig::default() };
+        let empty =
+            TenantStorages::open_node(config, holds_nothing, &mut Registry::default(), CancellationToken::new())
+                .await
+                .expect("storage opens");
+        let two = [
+            ("s-1".to_owned(), serve(&tenants, "s-1", &stop).await),
+            (empty_id.clone(), serve(&empty, &empty_id, &stop).await),
+        ];
+        let nodes = StorageNodes::new(SHARDS, &two, timeouts(), None, &mut Registry::default()).expect("nodes");
+        nodes.check_all().await;
+        assert!((0..SHARDS).all(|shard| nodes.owner(shard).is_some_and(|owner| owner.id == empty_id)));
+        let remote =
+            QueryEngine::new(&test_config(), RemoteShardTable::tables(&nodes, DEFAULT_TENANT)).expect("engine");
+        assert_eq!(remote.newest_span_start_bound().await, None, "s-2 cannot bound what it does not hold");
+        assert_eq!(search_pages(&remote, newest, newest_flushed).await, expected);
+        assert_eq!(span_count(&remote).await, span_count(&local).await);
+
         stop.cancel();
-        serving.await.expect("joins").expect("served");
         tenants.close().await.expect("closes");
+        empty.close().await.expect("closes");
     }
 }

@@ -18,7 +18,7 @@ use arrow_flight::{
 use base64::Engine as _;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion_proto::bytes::Serializeable;
 use futures::{Stream, StreamExt, TryStreamExt};
 use skein_model::cluster::{
@@ -108,36 +108,57 @@ impl StorageFlight {
         SessionContext::new_with_config(config)
     }
 
+    /// The rows of every shard `ticket` names, in one stream (one plan:
+    /// a union of the shards' scans, each filtered, projected and limited).
     async fn scan(&self, ticket: ScanTicket) -> Result<BoxStream<FlightData>, Status> {
-        let storage = self.check(&ticket.tenant, &ticket.node_id, ticket.shard_count, ticket.shard).await?;
-        let table = storage
-            .shard_provider(ticket.table, ticket.shard)
-            .ok_or_else(|| Status::failed_precondition(format!("shard {} is not open here", ticket.shard)))?;
         let ctx = Self::scan_session();
         let task_ctx = ctx.task_ctx();
-        let mut frame = ctx.read_table(table).map_err(datafusion_status)?;
+        let mut filters = Vec::with_capacity(ticket.filters.len());
         for encoded in &ticket.filters {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded)
                 .map_err(|e| Status::invalid_argument(format!("a scan filter is not base64: {e}")))?;
             let filter = Expr::from_bytes_with_ctx(&bytes, &task_ctx)
                 .map_err(|e| Status::invalid_argument(format!("a scan filter does not decode: {e}")))?;
-            frame = frame.filter(filter).map_err(datafusion_status)?;
+            filters.push(filter);
         }
-        if let Some(projection) = &ticket.projection {
-            let schema = ticket.table.schema();
-            let mut names = Vec::with_capacity(projection.len());
-            for &index in projection {
-                let field = schema.fields().get(index).ok_or_else(|| {
-                    Status::invalid_argument(format!("column {index} is past the {} schema", ticket.table))
-                })?;
-                names.push(field.name().as_str());
+        let columns = match &ticket.projection {
+            Some(projection) => {
+                let schema = ticket.table.schema();
+                let mut names = Vec::with_capacity(projection.len());
+                for &index in projection {
+                    let field = schema.fields().get(index).ok_or_else(|| {
+                        Status::invalid_argument(format!("column {index} is past the {} schema", ticket.table))
+                    })?;
+                    names.push(field.name().clone());
+                }
+                Some(names)
             }
-            frame = frame.select_columns(&names).map_err(datafusion_status)?;
+            None => None,
+        };
+        let mut union: Option<DataFrame> = None;
+        for shard in ticket.shards() {
+            let storage = self.check(&ticket.tenant, &ticket.node_id, ticket.shard_count, shard).await?;
+            let table = storage
+                .shard_provider(ticket.table, shard)
+                .ok_or_else(|| Status::failed_precondition(format!("shard {shard} is not open here")))?;
+            let mut frame = ctx.read_table(table).map_err(datafusion_status)?;
+            for filter in &filters {
+                frame = frame.filter(filter.clone()).map_err(datafusion_status)?;
+            }
+            if let Some(names) = &columns {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                frame = frame.select_columns(&names).map_err(datafusion_status)?;
+            }
+            if let Some(limit) = ticket.limit {
+                frame = frame.limit(0, Some(limit)).map_err(datafusion_status)?;
+            }
+            union = Some(match union {
+                Some(rows) => rows.union(frame).map_err(datafusion_status)?,
+                None => frame,
+            });
         }
-        if let Some(limit) = ticket.limit {
-            frame = frame.limit(0, Some(limit)).map_err(datafusion_status)?;
-        }
+        let frame = union.ok_or_else(|| Status::invalid_argument("the ticket names no shard"))?;
         let stream = frame.execute_stream().await.map_err(datafusion_status)?;
         let schema = stream.schema();
         let batches = stream.map_err(|e| FlightError::ExternalError(Box::new(e)));

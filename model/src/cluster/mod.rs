@@ -5,10 +5,10 @@
 //!   naming the signal, shard and expected owner; the stream carries the
 //!   rows (Arrow IPC, the signal's schema). The storage node answers once the
 //!   batch is in the shard's write-ahead log, exactly as a local write.
-//! - **Scan** (`DoGet`): the ticket is a JSON [`ScanTicket`] with the shard,
-//!   projection, filters (DataFusion logical expressions, protobuf-encoded)
-//!   and limit; the answer streams the matching rows of the shard's table
-//!   (buffered and flushed data).
+//! - **Scan** (`DoGet`): the ticket is a JSON [`ScanTicket`] with the shard
+//!   (or several shards of the node), projection, filters (DataFusion
+//!   logical expressions, protobuf-encoded) and limit; the answer streams
+//!   the matching rows of the shards' table (buffered and flushed data).
 //! - **Node info** (`DoAction` [`ACTION_NODE_INFO`]): a JSON [`NodeInfo`]
 //!   with the node's ID, shard count and per-shard unflushed bytes, used for
 //!   health checks, the join-time shard count check and cluster status.
@@ -83,6 +83,13 @@ pub struct PutCommand {
     pub tenant: String,
 }
 
+impl ScanTicket {
+    /// Every shard the ticket scans: `shard`, then `more_shards`.
+    pub fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::once(self.shard).chain(self.more_shards.iter().copied())
+    }
+}
+
 fn default_tenant() -> String {
     DEFAULT_TENANT.to_owned()
 }
@@ -91,12 +98,18 @@ fn is_default_tenant(tenant: &str) -> bool {
     tenant == DEFAULT_TENANT
 }
 
-/// A scan of one shard's table (a signal's, or one derived from it).
+/// A scan of one shard's table (a signal's, or one derived from it), or of
+/// several shards on one node in one stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanTicket {
     pub table: TableKind,
     pub shard: usize,
+    /// Further shards of the same node scanned alike, their rows in the
+    /// same stream: one call per node instead of one per shard. Left out
+    /// when empty, so a one-shard ticket reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_shards: Vec<usize>,
     pub shard_count: usize,
     pub node_id: String,
     /// Column indexes of the signal's schema to return; all when `None`.
@@ -254,6 +267,7 @@ mod tests {
         let ticket = ScanTicket {
             table: TableKind::SpanMetrics,
             shard: 3,
+            more_shards: Vec::new(),
             shard_count: 8,
             node_id: "s-1".into(),
             projection: Some(vec![0, 2]),
@@ -268,7 +282,12 @@ mod tests {
         // (which refuse unknown fields) still take it.
         let default = ScanTicket { tenant: DEFAULT_TENANT.into(), ..ticket };
         let json = serde_json::to_string(&default).expect("json");
-        assert!(!json.contains("tenant"), "{json}");
+        assert!(!json.contains("tenant") && !json.contains("more_shards"), "{json}");
         assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), default);
+        let several = ScanTicket { more_shards: vec![5, 7], ..default };
+        let json = serde_json::to_string(&several).expect("json");
+        assert!(json.contains(r#""more_shards":[5,7]"#), "{json}");
+        assert_eq!(serde_json::from_str::<ScanTicket>(&json).expect("parses"), several);
+        assert_eq!(several.shards().collect::<Vec<_>>(), [3, 5, 7]);
     }
 }
