@@ -32,7 +32,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use datafusion_proto::bytes::Serializeable;
 use futures::{StreamExt, TryStreamExt};
 use skein_model::TableKind;
-use skein_model::cluster::{ScanTicket, SpanStartQuery, StorageNodes};
+use skein_model::cluster::{ScanTicket, SpanStartQuery, StorageNode, StorageNodes};
 
 /// A shard's storage node could not answer a scan.
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +100,7 @@ impl crate::SpanStartBounds for RemoteSpanStartBounds {
     /// may be moving): the search then finds the newest span by queries,
     /// which know how to follow a moving shard.
     async fn newest_span_start(&self) -> Option<i64> {
-        let mut by_owner: std::collections::BTreeMap<String, (Arc<skein_model::cluster::StorageNode>, Vec<usize>)> =
+        let mut by_owner: std::collections::BTreeMap<String, (Arc<StorageNode>, Vec<usize>)> =
             std::collections::BTreeMap::new();
         for shard in 0..self.nodes.shard_count() {
             let owner = self.nodes.owner(shard)?;
@@ -328,16 +328,9 @@ fn shard_rows(mut ticket: ScanTicket, nodes: Arc<StorageNodes>, planned_address:
         let mut refusals = Vec::new();
         for node in candidates {
             ticket.node_id = node.id.clone();
-            let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let (shard, id, address) = (ticket.shard, node.id.clone(), node.address.clone());
-            match node.flight().do_get(Ticket::new(bytes)).await {
-                Ok(stream) => {
-                    return Ok(stream.map_err(move |e| unavailable(shard, &id, &address, e.to_string())));
-                }
-                Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                    refusals.push(format!("{}: {}", node.id, status.message()));
-                }
-                Err(e) => return Err(unavailable(shard, &id, &address, e.to_string())),
+            match ask(&node, &ticket).await? {
+                Answer::Rows(rows) => return Ok(rows),
+                Answer::NotHeld(refusal) => refusals.push(format!("{}: {refusal}", node.id)),
             }
         }
         let reason = if refusals.is_empty() { "no storage node".into() } else { refusals.join("; ") };
@@ -353,21 +346,39 @@ fn shard_rows(mut ticket: ScanTicket, nodes: Arc<StorageNodes>, planned_address:
 fn joined_rows(ticket: ScanTicket, nodes: Arc<StorageNodes>, address: String) -> Batches {
     let node = nodes.nodes().into_iter().find(|node| node.id == ticket.node_id);
     futures::stream::once(async move {
-        let Some(node) = node else { return Ok(rows_shard_by_shard(ticket, nodes, address)) };
-        let bytes = serde_json::to_vec(&ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        match node.flight().do_get(Ticket::new(bytes)).await {
-            Ok(stream) => {
-                let (shard, id) = (ticket.shard, node.id.clone());
-                Ok(stream.map_err(move |e| unavailable(shard, &id, &address, e.to_string())).boxed())
-            }
-            Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
-                Ok(rows_shard_by_shard(ticket, nodes, address))
-            }
-            Err(e) => Err(unavailable(ticket.shard, &node.id, &address, e.to_string())),
-        }
+        let answer = match &node {
+            Some(node) => ask(node, &ticket).await?,
+            None => Answer::NotHeld("not a member".into()),
+        };
+        Ok::<_, DataFusionError>(match answer {
+            Answer::Rows(rows) => rows,
+            Answer::NotHeld(_) => rows_shard_by_shard(ticket, nodes, address),
+        })
     })
     .try_flatten()
     .boxed()
+}
+
+/// What a storage node answers a scan.
+enum Answer {
+    Rows(Batches),
+    /// It does not hold a shard of the ticket (it is moving): why.
+    NotHeld(String),
+}
+
+/// Sends `ticket` to `node`. Any failure but "not held" is final.
+async fn ask(node: &StorageNode, ticket: &ScanTicket) -> Result<Answer> {
+    let bytes = serde_json::to_vec(ticket).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let (shard, id, address) = (ticket.shard, node.id.clone(), node.address.clone());
+    match node.flight().do_get(Ticket::new(bytes)).await {
+        Ok(stream) => {
+            Ok(Answer::Rows(stream.map_err(move |e| unavailable(shard, &id, &address, e.to_string())).boxed()))
+        }
+        Err(FlightError::Tonic(status)) if status.code() == tonic::Code::FailedPrecondition => {
+            Ok(Answer::NotHeld(status.message().to_owned()))
+        }
+        Err(e) => Err(unavailable(shard, &node.id, &node.address, e.to_string())),
+    }
 }
 
 fn rows_shard_by_shard(ticket: ScanTicket, nodes: Arc<StorageNodes>, address: String) -> Batches {

@@ -1,6 +1,7 @@
 //! The storage node's internal service: Arrow Flight for writes from
 //! collectors (`DoPut`), shard scans for query nodes (`DoGet`), node info
-//! and the newest span start of shards (`DoAction`), plus the gRPC health-checking protocol, on one port.
+//! and the newest span start of shards (`DoAction`), plus the gRPC
+//! health-checking protocol, on one port.
 //! The messages are defined in [`skein_model::cluster`].
 
 use std::net::SocketAddr;
@@ -34,6 +35,15 @@ use tracing::{info, warn};
 use crate::error::{IoContext, StorageError};
 use crate::tenants::tenant_write_error;
 use crate::{Storage, TenantStorages};
+
+/// What every shard of one scan ticket is read with.
+struct ShardScan<'a> {
+    ctx: &'a SessionContext,
+    ticket: &'a ScanTicket,
+    filters: &'a [Expr],
+    /// The projection's column names (used when the ticket has one).
+    columns: &'a [&'a str],
+}
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -122,48 +132,44 @@ impl StorageFlight {
                 .map_err(|e| Status::invalid_argument(format!("a scan filter does not decode: {e}")))?;
             filters.push(filter);
         }
-        let columns = match &ticket.projection {
-            Some(projection) => {
-                let schema = ticket.table.schema();
-                let mut names = Vec::with_capacity(projection.len());
-                for &index in projection {
-                    let field = schema.fields().get(index).ok_or_else(|| {
-                        Status::invalid_argument(format!("column {index} is past the {} schema", ticket.table))
-                    })?;
-                    names.push(field.name().clone());
-                }
-                Some(names)
-            }
-            None => None,
-        };
-        let mut union: Option<DataFrame> = None;
-        for shard in ticket.shards() {
-            let storage = self.check(&ticket.tenant, &ticket.node_id, ticket.shard_count, shard).await?;
-            let table = storage
-                .shard_provider(ticket.table, shard)
-                .ok_or_else(|| Status::failed_precondition(format!("shard {shard} is not open here")))?;
-            let mut frame = ctx.read_table(table).map_err(datafusion_status)?;
-            for filter in &filters {
-                frame = frame.filter(filter.clone()).map_err(datafusion_status)?;
-            }
-            if let Some(names) = &columns {
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                frame = frame.select_columns(&names).map_err(datafusion_status)?;
-            }
-            if let Some(limit) = ticket.limit {
-                frame = frame.limit(0, Some(limit)).map_err(datafusion_status)?;
-            }
-            union = Some(match union {
-                Some(rows) => rows.union(frame).map_err(datafusion_status)?,
-                None => frame,
-            });
+        let schema = ticket.table.schema();
+        let mut columns = Vec::new();
+        for &index in ticket.projection.iter().flatten() {
+            let field = schema.fields().get(index).ok_or_else(|| {
+                Status::invalid_argument(format!("column {index} is past the {} schema", ticket.table))
+            })?;
+            columns.push(field.name().as_str());
         }
-        let frame = union.ok_or_else(|| Status::invalid_argument("the ticket names no shard"))?;
+        let scan = ShardScan { ctx: &ctx, ticket: &ticket, filters: &filters, columns: &columns };
+        let mut frame = self.shard_frame(&scan, ticket.shard).await?;
+        for &shard in &ticket.more_shards {
+            frame = frame.union(self.shard_frame(&scan, shard).await?).map_err(datafusion_status)?;
+        }
         let stream = frame.execute_stream().await.map_err(datafusion_status)?;
         let schema = stream.schema();
         let batches = stream.map_err(|e| FlightError::ExternalError(Box::new(e)));
         let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches);
         Ok(Box::pin(encoded.map_err(Status::from)))
+    }
+
+    /// One shard's rows of `scan`: filtered, projected and limited.
+    async fn shard_frame(&self, scan: &ShardScan<'_>, shard: usize) -> Result<DataFrame, Status> {
+        let ticket = scan.ticket;
+        let storage = self.check(&ticket.tenant, &ticket.node_id, ticket.shard_count, shard).await?;
+        let table = storage
+            .shard_provider(ticket.table, shard)
+            .ok_or_else(|| Status::failed_precondition(format!("shard {shard} is not open here")))?;
+        let mut frame = scan.ctx.read_table(table).map_err(datafusion_status)?;
+        for filter in scan.filters {
+            frame = frame.filter(filter.clone()).map_err(datafusion_status)?;
+        }
+        if ticket.projection.is_some() {
+            frame = frame.select_columns(scan.columns).map_err(datafusion_status)?;
+        }
+        if let Some(limit) = ticket.limit {
+            frame = frame.limit(0, Some(limit)).map_err(datafusion_status)?;
+        }
+        Ok(frame)
     }
 
     async fn put(&self, mut stream: Streaming<FlightData>) -> Result<WriteReceipt, Status> {
